@@ -1,0 +1,1 @@
+"""boothbridge common layer: everything the functions share."""

@@ -1,0 +1,98 @@
+"""Runtime configuration: one Settings object, built once by the composition root and passed in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[3]
+DEFAULT_CATALOG = PROJECT_ROOT / "configs" / "providers.json"
+
+
+class Settings(BaseSettings):
+    """Every knob of the service, read from the environment (and `.env` when present).
+
+    Outside local mode the service refuses to start on defaults that would be unsafe in production:
+    an embedded database, local-folder media or an auto-generated credentials file.
+    """
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    app_env: Literal["local", "test", "production"] = "local"
+    data_dir: Path = Path(".data")
+
+    # Database: unset -> embedded PostgreSQL under data_dir/pg.
+    database_url: str | None = None
+    db_pool_size: int = Field(20, ge=1, le=200)
+
+    # Media: no S3 endpoint/bucket -> local folder MEDIA_ROOT (default data_dir/media).
+    media_root: Path | None = None
+    s3_endpoint_url: str | None = None
+    s3_bucket: str | None = None
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
+    s3_region: str = "us-east-1"
+
+    # Timing and retention.
+    t_sync_response: float = Field(48.0, gt=0, le=50)
+    result_ttl_sec: int = Field(72 * 3600, ge=60)
+    source_ttl_sec: int = Field(60, ge=1)
+    job_deadline_sec: float = Field(150.0, gt=0)
+
+    # Queue behaviour.
+    lease_sec: float = Field(30.0, gt=0)
+    heartbeat_sec: float = Field(10.0, gt=0)
+    max_attempts: int = Field(3, ge=1, le=10)
+    retry_base_sec: float = Field(0.5, gt=0)
+    retry_max_sec: float = Field(10.0, gt=0)
+    worker_concurrency: int = Field(16, ge=1, le=256)
+    fallback_poll_sec: float = Field(2.0, gt=0)
+    run_worker: bool = True
+    run_cleanup: bool = True
+    cleanup_interval_sec: float = Field(15.0, gt=0)
+
+    # Input validation.
+    max_upload_mb: float = Field(20.0, gt=0)
+    max_image_pixels: int = Field(60_000_000, ge=1)
+
+    # HTTP.
+    port: int = 8000
+    host: str = "127.0.0.1"
+    public_base_url: str = "http://localhost:8000"
+    jwt_ttl_sec: int = Field(3600, ge=60)
+
+    # Files.
+    credentials_path: Path = Path("secrets/runtime_credentials.json")
+    providers_config: Path = DEFAULT_CATALOG
+    # Extra provider implementations, "module:attribute" each (third-party providers, test doubles).
+    provider_plugins: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_defaults_in_production(self) -> Settings:
+        if self.app_env != "production":
+            return self
+        problems = []
+        if not self.database_url:
+            problems.append("DATABASE_URL must be set (no embedded PostgreSQL in production)")
+        if not (self.s3_bucket):
+            problems.append("S3_BUCKET must be set (no local-folder media in production)")
+        if self.public_base_url.startswith("http://localhost"):
+            problems.append("PUBLIC_BASE_URL must be the public address of the service")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def uses_s3(self) -> bool:
+        return bool(self.s3_bucket)
+
+    @property
+    def media_dir(self) -> Path:
+        return self.media_root if self.media_root is not None else self.data_dir / "media"
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
