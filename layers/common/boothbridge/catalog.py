@@ -1,0 +1,144 @@
+"""The provider/operation catalog (`configs/providers.json`, seed-003 format) and slot-settings validation."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema.exceptions import SchemaError
+
+MEDIA_FIELD_SUFFIX = "_media_id"
+
+
+@dataclass(frozen=True)
+class IngestLimits:
+    max_parallel_jobs: int
+    timeout_sec: float
+    allowed_mime: tuple[str, ...]
+    max_file_size_mb: float
+    requires_public_media: bool = False
+
+    @property
+    def max_file_size_bytes(self) -> int:
+        return int(self.max_file_size_mb * 1024 * 1024)
+
+
+@dataclass(frozen=True)
+class ProviderEntry:
+    id: str
+    title: str
+    ingest: IngestLimits
+    operations: tuple[str, ...]
+    description: str = ""
+    pricing: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OperationEntry:
+    id: str
+    title: str
+    description: str
+    required_settings: tuple[str, ...]
+    settings_schema: dict[str, Any]
+    provider_overrides: dict[str, Any]
+
+    def media_fields(self) -> list[str]:
+        """Top-level settings that name a stored image (`*_media_id`): resolved to bytes for the provider."""
+        props = self.settings_schema.get("properties", {})
+        return [name for name in props if name.endswith(MEDIA_FIELD_SUFFIX)]
+
+
+@dataclass(frozen=True)
+class FieldError:
+    path: str
+    message: str
+
+
+class CatalogError(ValueError):
+    """The catalog file is malformed (a deployment mistake: refuse to start)."""
+
+
+class Catalog:
+    """The parsed catalog. Immutable; built once per process."""
+
+    def __init__(self, providers: dict[str, ProviderEntry], operations: dict[str, OperationEntry]) -> None:
+        self.providers = providers
+        self.operations = operations
+        self._validators = {
+            op_id: Draft202012Validator(op.settings_schema, format_checker=FormatChecker())
+            for op_id, op in operations.items()
+        }
+
+    @classmethod
+    def load(cls, path: Path) -> Catalog:
+        try:
+            raw = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise CatalogError(f"cannot read provider catalog {path}: {exc}") from exc
+        return cls.parse(raw)
+
+    @classmethod
+    def parse(cls, raw: dict[str, Any]) -> Catalog:
+        try:
+            operations = {
+                op_id: OperationEntry(
+                    id=op_id,
+                    title=op["title"],
+                    description=op.get("description", ""),
+                    required_settings=tuple(op.get("required_settings", [])),
+                    settings_schema=op["settings_schema"],
+                    provider_overrides=op.get("provider_overrides", {}),
+                )
+                for op_id, op in raw["operations"].items()
+            }
+            providers = {}
+            for p in raw["providers"]:
+                ing = p["ingest"]
+                providers[p["id"]] = ProviderEntry(
+                    id=p["id"],
+                    title=p["title"],
+                    description=p.get("description", ""),
+                    ingest=IngestLimits(
+                        max_parallel_jobs=int(ing["max_parallel_jobs"]),
+                        timeout_sec=float(ing["timeout_sec"]),
+                        allowed_mime=tuple(ing["allowed_mime"]),
+                        max_file_size_mb=float(ing["max_file_size_mb"]),
+                        requires_public_media=bool(ing.get("requires_public_media", False)),
+                    ),
+                    operations=tuple(p["operations"]),
+                    pricing=p.get("pricing", {}),
+                )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CatalogError(f"malformed provider catalog: {exc!r}") from exc
+        for provider in providers.values():
+            missing = [op for op in provider.operations if op not in operations]
+            if missing:
+                raise CatalogError(f"provider {provider.id} lists unknown operations {missing}")
+        for op in operations.values():
+            try:
+                Draft202012Validator.check_schema(op.settings_schema)
+            except SchemaError as exc:
+                raise CatalogError(f"operation {op.id} has an invalid settings_schema: {exc.message}") from exc
+        return cls(providers, operations)
+
+    def provider(self, provider_id: str) -> ProviderEntry | None:
+        return self.providers.get(provider_id)
+
+    def operation(self, operation_id: str) -> OperationEntry | None:
+        return self.operations.get(operation_id)
+
+    def supports(self, provider_id: str, operation_id: str) -> bool:
+        provider = self.providers.get(provider_id)
+        return provider is not None and operation_id in provider.operations
+
+    def validate_settings(self, operation_id: str, settings: Any) -> list[FieldError]:
+        """All JSON-Schema violations of `settings` against the operation's `settings_schema`."""
+        validator = self._validators[operation_id]
+        errors = []
+        for err in sorted(validator.iter_errors(settings), key=lambda e: list(e.absolute_path)):
+            path = "/".join(str(p) for p in err.absolute_path)
+            errors.append(FieldError(path=path or "", message=err.message))
+        return errors

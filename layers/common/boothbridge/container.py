@@ -1,0 +1,119 @@
+"""The composition root: builds engine, storage, catalog, providers and the queue once per process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from boothbridge import credentials
+from boothbridge.catalog import Catalog
+from boothbridge.credentials import Credentials
+from boothbridge.db.engine import create_engine, libpq_url
+from boothbridge.jobs.notifications import NotificationHub
+from boothbridge.jobs.queue import JobQueue
+from boothbridge.jobs.runner import JobRunner, RetryPolicy
+from boothbridge.media.service import MediaService
+from boothbridge.media.store import ObjectStore
+from boothbridge.media.stores import build_object_store
+from boothbridge.providers.base import Provider
+from boothbridge.providers.registry import build_providers
+from boothbridge.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def resolve_database_url(settings: Settings) -> str:
+    """DATABASE_URL when set; otherwise start the embedded PostgreSQL under the data directory."""
+    if settings.database_url:
+        return settings.database_url
+    from boothbridge.db.embedded import start_embedded_postgres
+
+    return start_embedded_postgres(settings.data_dir)
+
+
+@dataclass
+class Container:
+    """Everything a function needs, built once. `close()` releases it in reverse order."""
+
+    settings: Settings
+    database_url: str
+    engine: AsyncEngine
+    store: ObjectStore
+    media: MediaService
+    catalog: Catalog
+    providers: dict[str, Provider]
+    queue: JobQueue
+    runner: JobRunner
+    credentials: Credentials
+    hub: NotificationHub | None = None
+
+    async def close(self) -> None:
+        if self.hub is not None:
+            await self.hub.stop()
+        for provider in self.providers.values():
+            await provider.close()
+        await self.store.close()
+        await self.engine.dispose()
+
+
+async def build_container(
+    settings: Settings,
+    *,
+    migrate: bool = False,
+    provision: bool = False,
+    listen: bool = True,
+    database_url: str | None = None,
+) -> Container:
+    """Build the process's container. `migrate`/`provision` are for the emulator's first start; on Lambda
+    migrations run at deploy time. `listen` starts the single LISTEN connection (needed by ingest waiters and
+    the in-process worker)."""
+    url = database_url or await asyncio.to_thread(resolve_database_url, settings)
+    if migrate:
+        from boothbridge.db.migrate import upgrade_to_head
+
+        await asyncio.to_thread(upgrade_to_head, url)
+    catalog = Catalog.load(settings.providers_config)
+    creds, created = credentials.load_or_create(
+        settings.credentials_path, allow_create=settings.app_env != "production"
+    )
+    if created:
+        log.warning("generated new credentials at %s", settings.credentials_path.resolve())
+    engine = create_engine(url, settings.db_pool_size)
+    if provision:
+        from boothbridge.provision import apply_credentials
+
+        await apply_credentials(engine, creds)
+    store = await build_object_store(settings)
+    media = MediaService(engine, store)
+    providers = build_providers(settings, catalog)
+    limits = {p.id: p.ingest.max_parallel_jobs for p in catalog.providers.values()}
+    queue = JobQueue(engine, limits, settings.lease_sec)
+    runner = JobRunner(
+        queue,
+        media,
+        providers,
+        catalog,
+        retry=RetryPolicy(settings.retry_base_sec, settings.retry_max_sec),
+        heartbeat_sec=settings.heartbeat_sec,
+        result_ttl_sec=settings.result_ttl_sec,
+    )
+    hub = None
+    if listen:
+        hub = NotificationHub(libpq_url(url))
+        await hub.start()
+    return Container(
+        settings=settings,
+        database_url=url,
+        engine=engine,
+        store=store,
+        media=media,
+        catalog=catalog,
+        providers=providers,
+        queue=queue,
+        runner=runner,
+        credentials=creds,
+        hub=hub,
+    )

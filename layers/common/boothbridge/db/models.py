@@ -1,0 +1,167 @@
+"""SQLAlchemy 2 models: the schema's description. Alembic migrations are its only source of change."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+JOB_STATUSES = ("queued", "running", "waiting_provider", "succeeded", "failed", "cancelled")
+ACTIVE_JOB_STATUSES = ("queued", "running", "waiting_provider")
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSONB, list[Any]: JSONB, datetime: DateTime(timezone=True)}
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    username: Mapped[str] = mapped_column(Text, unique=True)
+    hashed_password: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class Slot(Base):
+    __tablename__ = "slots"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), index=True)
+    name: Mapped[str] = mapped_column(Text, server_default="")
+    provider_id: Mapped[str | None] = mapped_column(Text)
+    operation_id: Mapped[str | None] = mapped_column(Text)
+    settings_json: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    # "error": answer 502/504; "original": answer 200 with the booth's own photo and X-Fallback: original.
+    failure_policy: Mapped[str] = mapped_column(Text, server_default="error")
+    version: Mapped[int] = mapped_column(Integer, server_default="1")
+    last_reset_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+    __table_args__ = (
+        CheckConstraint("failure_policy IN ('error', 'original')", name="slots_failure_policy_check"),
+    )
+
+
+class MediaObject(Base):
+    __tablename__ = "media_objects"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    storage_key: Mapped[str] = mapped_column(Text, unique=True)
+    mime: Mapped[str] = mapped_column(Text)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(Text, index=True)
+    kind: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # NULL = no expiry (templates referenced by slots).
+    expires_at: Mapped[datetime | None] = mapped_column(index=True)
+    job_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), index=True)
+
+    __table_args__ = (
+        CheckConstraint("kind IN ('source', 'result', 'template', 'public')", name="media_objects_kind_check"),
+    )
+
+
+class Job(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    slot_id: Mapped[str] = mapped_column(ForeignKey("slots.id", ondelete="RESTRICT"))
+    status: Mapped[str] = mapped_column(Text, server_default="queued")
+    provider_id: Mapped[str] = mapped_column(Text)
+    operation_id: Mapped[str] = mapped_column(Text)
+    # The slot's settings as they were when the photo arrived: a later edit does not change a job in flight.
+    settings_json: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    source_media_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    source_sha256: Mapped[str] = mapped_column(Text)
+    result_media_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    attempt: Mapped[int] = mapped_column(Integer, server_default="0")
+    max_attempts: Mapped[int] = mapped_column(Integer, server_default="3")
+    run_after: Mapped[datetime] = mapped_column(server_default=func.now())
+    deadline_at: Mapped[datetime] = mapped_column()
+    lease_owner: Mapped[str | None] = mapped_column(Text)
+    lease_expires_at: Mapped[datetime | None] = mapped_column()
+    provider_ref: Mapped[str | None] = mapped_column(Text)
+    error_code: Mapped[str | None] = mapped_column(Text)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    # One entry per failed attempt: {"attempt", "code", "message", "retryable", "at"}.
+    attempt_errors: Mapped[list[Any]] = mapped_column(server_default=text("'[]'::jsonb"))
+    cost: Mapped[float | None] = mapped_column(Numeric(12, 6))
+    request_meta: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    is_test: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    started_at: Mapped[datetime | None] = mapped_column()
+    finished_at: Mapped[datetime | None] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('queued', 'running', 'waiting_provider', 'succeeded', 'failed', 'cancelled')",
+            name="jobs_status_check",
+        ),
+        # The claim query's access path: ready work in arrival order.
+        Index("jobs_claimable_idx", "run_after", postgresql_where=text("status = 'queued'")),
+        Index("jobs_running_lease_idx", "lease_expires_at", postgresql_where=text("status = 'running'")),
+        # Retry-safety: at most one unfinished job per (slot, photo bytes); a re-post attaches to it.
+        Index(
+            "jobs_active_dedupe_uidx",
+            "slot_id",
+            "source_sha256",
+            unique=True,
+            postgresql_where=text("status IN ('queued', 'running', 'waiting_provider') AND NOT is_test"),
+        ),
+        Index("jobs_slot_sha_idx", "slot_id", "source_sha256", "created_at"),
+        Index("jobs_slot_created_idx", "slot_id", "created_at"),
+    )
+
+
+class ProcessingLog(Base):
+    __tablename__ = "processing_log"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    # NULL when the request named a slot that does not exist (the id asked for is kept in requested_slot).
+    slot_id: Mapped[str | None] = mapped_column(ForeignKey("slots.id", ondelete="SET NULL"))
+    requested_slot: Mapped[str] = mapped_column(Text)
+    job_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    status: Mapped[str] = mapped_column(Text)
+    http_status: Mapped[int] = mapped_column(Integer)
+    response_time_ms: Mapped[int] = mapped_column(Integer)
+    cost: Mapped[float | None] = mapped_column(Numeric(12, 6))
+    error_code: Mapped[str | None] = mapped_column(Text)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    fallback: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    is_test: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    # The booth's form fields (time, hash, id, name, model, version, ... and any unknown ones), never the password.
+    request_fields: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+
+    __table_args__ = (
+        CheckConstraint("status IN ('SUCCESS', 'ERROR', 'TIMEOUT')", name="processing_log_status_check"),
+        Index("processing_log_slot_created_idx", "slot_id", "created_at"),
+        Index("processing_log_created_idx", "created_at"),
+    )
+
+
+class AppSetting(Base):
+    __tablename__ = "app_settings"
+
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column()
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())

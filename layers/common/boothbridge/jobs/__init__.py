@@ -1,0 +1,1 @@
+"""The PostgreSQL job queue: enqueue, claim, lease, fenced completion, retries, completion waiting."""

@@ -1,0 +1,122 @@
+"""One LISTEN connection per process, fanning NOTIFYs out to in-process waiters.
+
+Lost wakeups are closed three ways: a waiter subscribes *before* it reads the job row (so a NOTIFY sent
+between the read and the wait still reaches it); every waiter also re-reads the row on a slow fallback
+timer; and when the LISTEN connection drops, every waiter is woken at once (and again after the reconnect),
+because notifications sent while we were disconnected are gone for good.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Callable, Iterator
+
+import psycopg
+
+from boothbridge.jobs.queue import CHANNEL_DONE, CHANNEL_NEW
+
+log = logging.getLogger(__name__)
+
+
+class NotificationHub:
+    """Owns the process's single LISTEN connection; hands out per-job wake events."""
+
+    def __init__(self, conninfo: str, reconnect_delay_sec: float = 0.5) -> None:
+        self._conninfo = conninfo
+        self._reconnect_delay = reconnect_delay_sec
+        self._waiters: dict[uuid.UUID, set[asyncio.Event]] = {}
+        self._new_job_callbacks: list[Callable[[], None]] = []
+        self._task: asyncio.Task[None] | None = None
+        self._conn: psycopg.AsyncConnection[object] | None = None
+        self._connected = asyncio.Event()
+        self.connects = 0  # how many times the LISTEN connection was (re)established
+
+    async def start(self, wait_connected_sec: float = 10.0) -> None:
+        self._task = asyncio.create_task(self._run(), name="notification-hub")
+        await asyncio.wait_for(self._connected.wait(), wait_connected_sec)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self._wake_all()
+
+    @property
+    def listen_connections(self) -> int:
+        """Open LISTEN connections held by this hub: 1 while connected, else 0 (never more)."""
+        return 1 if self._conn is not None and not self._conn.closed else 0
+
+    @property
+    def waiting(self) -> int:
+        return sum(len(events) for events in self._waiters.values())
+
+    def on_new_job(self, callback: Callable[[], None]) -> None:
+        """Call `callback` (sync, cheap) whenever work may have become claimable."""
+        self._new_job_callbacks.append(callback)
+
+    @contextlib.contextmanager
+    def subscribe(self, job_id: uuid.UUID) -> Iterator[asyncio.Event]:
+        """An event set whenever `job_id` may have ended. Subscribe first, then read the row."""
+        event = asyncio.Event()
+        self._waiters.setdefault(job_id, set()).add(event)
+        try:
+            yield event
+        finally:
+            events = self._waiters.get(job_id)
+            if events is not None:
+                events.discard(event)
+                if not events:
+                    del self._waiters[job_id]
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True) as conn:
+                    self._conn = conn
+                    await conn.execute(f"LISTEN {CHANNEL_DONE}")
+                    await conn.execute(f"LISTEN {CHANNEL_NEW}")
+                    self.connects += 1
+                    self._connected.set()
+                    # Anything that ended while we were not listening would be missed: wake everyone.
+                    self._wake_all()
+                    self._notify_new_job()
+                    async for note in conn.notifies():
+                        self._dispatch(note.channel, note.payload)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # connection lost or refused: keep retrying, never die
+                log.warning("LISTEN connection lost (%s); reconnecting", type(exc).__name__)
+            finally:
+                self._conn = None
+            self._wake_all()
+            await asyncio.sleep(self._reconnect_delay)
+
+    def _dispatch(self, channel: str, payload: str) -> None:
+        if channel == CHANNEL_NEW:
+            self._notify_new_job()
+            return
+        try:
+            job_id = uuid.UUID(payload)
+        except ValueError:
+            return
+        for event in self._waiters.get(job_id, ()):
+            event.set()
+
+    def _notify_new_job(self) -> None:
+        for callback in self._new_job_callbacks:
+            callback()
+
+    def _wake_all(self) -> None:
+        for events in self._waiters.values():
+            for event in events:
+                event.set()
+
+    async def drop_connection_for_test(self) -> None:
+        """Close the LISTEN connection as a network fault would (used by tests of the reconnect path)."""
+        if self._conn is not None:
+            await self._conn.close()

@@ -1,0 +1,172 @@
+"""Running one claimed job attempt: inputs from media storage, the provider call under a lease, the outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from boothbridge.catalog import Catalog
+from boothbridge.jobs.backoff import retry_delay, should_retry
+from boothbridge.jobs.model import JobRecord
+from boothbridge.jobs.queue import JobQueue
+from boothbridge.media.service import MediaExpired, MediaNotFound, MediaService
+from boothbridge.providers.base import ImageInput, Provider, ProviderError, ProviderRequest, ProviderResult
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    base_sec: float
+    max_sec: float
+
+
+@dataclass(frozen=True)
+class AttemptOutcome:
+    """What became of an attempt: succeeded / queued (retry in `retry_in` s) / failed / stale (fenced out)."""
+
+    status: str
+    retry_in: float | None = None
+
+
+class _LeaseLost(Exception):
+    pass
+
+
+class JobRunner:
+    """Runs claimed jobs. Shared by the local worker loop and the Lambda worker handler."""
+
+    def __init__(
+        self,
+        queue: JobQueue,
+        media: MediaService,
+        providers: Mapping[str, Provider],
+        catalog: Catalog,
+        *,
+        retry: RetryPolicy,
+        heartbeat_sec: float,
+        result_ttl_sec: int,
+    ) -> None:
+        self.queue = queue
+        self.media = media
+        self.providers = providers
+        self.catalog = catalog
+        self.retry = retry
+        self.heartbeat_sec = heartbeat_sec
+        self.result_ttl_sec = result_ttl_sec
+
+    async def run(self, job: JobRecord) -> AttemptOutcome:
+        try:
+            request, provider = await self._prepare(job)
+        except ProviderError as err:
+            return await self._failed(job, err)
+        try:
+            result = await self._call_under_lease(job, provider, request)
+        except _LeaseLost:
+            log.warning("job %s attempt %s lost its lease; result discarded", job.id, job.attempt)
+            return AttemptOutcome("stale")
+        except ProviderError as err:
+            return await self._failed(job, err)
+        except TimeoutError:
+            return await self._failed(
+                job, ProviderError("provider_timeout", "the provider did not answer in time", retryable=True)
+            )
+        except Exception:
+            log.exception("provider %s crashed on job %s", job.provider_id, job.id)
+            return await self._failed(
+                job, ProviderError("provider_internal_error", "the provider adapter failed", retryable=True)
+            )
+        return await self._succeeded(job, result)
+
+    async def _prepare(self, job: JobRecord) -> tuple[ProviderRequest, Provider]:
+        provider = self.providers.get(job.provider_id)
+        operation = self.catalog.operation(job.operation_id)
+        entry = self.catalog.provider(job.provider_id)
+        if provider is None or operation is None or entry is None:
+            raise ProviderError(
+                "provider_unavailable", f"provider {job.provider_id!r} is not available", retryable=False
+            )
+        try:
+            data, ref = await self.media.read(job.source_media_id)
+        except (MediaNotFound, MediaExpired) as exc:
+            raise ProviderError("source_expired", "the source photo is no longer stored", retryable=False) from exc
+        media: dict[str, ImageInput] = {}
+        for field in operation.media_fields():
+            media_id = job.settings_json.get(field)
+            if not media_id:
+                continue
+            try:
+                tdata, tref = await self.media.read(uuid.UUID(str(media_id)))
+            except (ValueError, MediaNotFound, MediaExpired) as exc:
+                raise ProviderError(
+                    "template_missing", f"the slot's image {field} is missing or expired", retryable=False
+                ) from exc
+            media[field] = ImageInput(tdata, tref.mime)
+        request = ProviderRequest(
+            job_id=str(job.id),
+            attempt=job.attempt,
+            operation_id=job.operation_id,
+            settings=job.settings_json,
+            source=ImageInput(data, ref.mime),
+            media=media,
+            timeout_sec=entry.ingest.timeout_sec,
+        )
+        return request, provider
+
+    async def _call_under_lease(
+        self, job: JobRecord, provider: Provider, request: ProviderRequest
+    ) -> ProviderResult:
+        """The provider call, with a heartbeat extending the lease; losing the lease cancels the call."""
+        call = asyncio.ensure_future(asyncio.wait_for(provider.run(request), request.timeout_sec))
+        lost = False
+
+        async def beat() -> None:
+            nonlocal lost
+            while True:
+                await asyncio.sleep(self.heartbeat_sec)
+                if not await self.queue.heartbeat(job.id, job.attempt):
+                    lost = True
+                    call.cancel()
+                    return
+
+        beater = asyncio.create_task(beat())
+        try:
+            return await call
+        except asyncio.CancelledError:
+            if lost:
+                raise _LeaseLost() from None
+            raise
+        finally:
+            beater.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beater
+
+    async def _succeeded(self, job: JobRecord, result: ProviderResult) -> AttemptOutcome:
+        ref = await self.media.write_bytes("result", result.image.data, result.image.mime)
+        expires = datetime.now(UTC) + timedelta(seconds=self.result_ttl_sec)
+        try:
+            done = await self.queue.complete(job.id, job.attempt, ref, expires, result.cost)
+        except BaseException:
+            await self.media.store.delete(ref.storage_key)
+            raise
+        if not done:
+            # A newer attempt owns the job (or it was cancelled): this late result must not overwrite it.
+            await self.media.store.delete(ref.storage_key)
+            log.warning("job %s attempt %s finished late; result discarded", job.id, job.attempt)
+            return AttemptOutcome("stale")
+        return AttemptOutcome("succeeded")
+
+    async def _failed(self, job: JobRecord, err: ProviderError) -> AttemptOutcome:
+        delay = retry_delay(job.attempt, self.retry.base_sec, self.retry.max_sec, err.retry_after)
+        to_deadline = (job.deadline_at - datetime.now(UTC)).total_seconds()
+        retry_in = delay if should_retry(err.retryable, job.attempt, job.max_attempts, delay, to_deadline) else None
+        status = await self.queue.fail_attempt(job.id, job.attempt, err.code, err.message, err.retryable, retry_in)
+        if status is None:
+            return AttemptOutcome("stale")
+        log.info("job %s attempt %s failed (%s); now %s", job.id, job.attempt, err.code, status)
+        return AttemptOutcome(status, retry_in)

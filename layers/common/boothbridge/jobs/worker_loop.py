@@ -1,0 +1,101 @@
+"""The in-process worker loop (local emulator, self-hosted): claim while there is room, run, repeat."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+
+from boothbridge.jobs.model import JobRecord
+from boothbridge.jobs.notifications import NotificationHub
+from boothbridge.jobs.queue import JobQueue
+from boothbridge.jobs.runner import JobRunner
+
+log = logging.getLogger(__name__)
+
+
+def worker_identity() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class WorkerLoop:
+    """Claims up to `concurrency` jobs at a time. Woken by NOTIFY bb_job_new through the hub, by a finished
+    job (a place freed), by a scheduled retry coming due, and otherwise every `poll_sec` as a fallback."""
+
+    def __init__(
+        self,
+        queue: JobQueue,
+        runner: JobRunner,
+        hub: NotificationHub | None,
+        *,
+        concurrency: int,
+        poll_sec: float,
+        owner: str | None = None,
+    ) -> None:
+        self.queue = queue
+        self.runner = runner
+        self.concurrency = concurrency
+        self.poll_sec = poll_sec
+        self.owner = owner or worker_identity()
+        self._wake = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loop_task: asyncio.Task[None] | None = None
+        if hub is not None:
+            hub.on_new_job(self.wake)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    @property
+    def running(self) -> int:
+        return len(self._tasks)
+
+    async def start(self) -> None:
+        self._loop_task = asyncio.create_task(self._loop(), name="worker-loop")
+
+    async def stop(self) -> None:
+        """Stop claiming and cancel attempts in flight (their leases expire and another worker takes over)."""
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._loop_task
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _loop(self) -> None:
+        while True:
+            self._wake.clear()
+            free = self.concurrency - len(self._tasks)
+            claimed = 0
+            if free > 0:
+                try:
+                    jobs = await self.queue.claim(self.owner, free)
+                except Exception:
+                    log.exception("claiming jobs failed; retrying after %.1fs", self.poll_sec)
+                    jobs = []
+                claimed = len(jobs)
+                for job in jobs:
+                    task = asyncio.create_task(self._run_one(job), name=f"job-{job.id}")
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+            if claimed and claimed == free:
+                continue  # there may be more; loop again as soon as a place frees (that wakes us)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_sec)
+
+    async def _run_one(self, job: JobRecord) -> None:
+        try:
+            outcome = await self.runner.run(job)
+            if outcome.retry_in is not None:
+                asyncio.get_running_loop().call_later(outcome.retry_in, self.wake)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("job %s attempt %s: unexpected failure in the runner", job.id, job.attempt)
+        finally:
+            self.wake()

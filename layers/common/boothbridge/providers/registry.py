@@ -1,0 +1,35 @@
+"""Builds the provider adapters named in the catalog, once per process."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from boothbridge.catalog import Catalog
+from boothbridge.providers.base import Provider
+from boothbridge.settings import Settings
+
+
+def load_plugin(spec: str, settings: Settings) -> Provider:
+    """`module:attribute` -> a Provider. The attribute is a class or factory taking `settings`, or an instance."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise ValueError(f"provider plugin {spec!r} must look like 'package.module:attribute'")
+    target: Any = getattr(importlib.import_module(module_name), attr)
+    # A class or a factory function is called with the settings; anything with `run` is already a provider.
+    is_factory = isinstance(target, type) or not hasattr(target, "run")
+    provider: Provider = target(settings) if is_factory else target
+    return provider
+
+
+def build_providers(settings: Settings, catalog: Catalog) -> dict[str, Provider]:
+    """Adapters for every provider in the catalog that this process can run (plugins may add or replace)."""
+    from boothbridge.providers.local import LocalProvider
+
+    providers: dict[str, Provider] = {}
+    if "local" in catalog.providers:
+        providers["local"] = LocalProvider()
+    for spec in settings.provider_plugins:
+        provider = load_plugin(spec, settings)
+        providers[provider.id] = provider
+    return providers

@@ -1,0 +1,107 @@
+"""Provisioning: the credentials file, operator accounts (argon2) and their 40 slots each; idempotent.
+
+`python -m boothbridge.provision [--regenerate]` (re)generates the credentials file and applies it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from boothbridge import credentials
+from boothbridge.auth import hash_password, ingest_password_digest, verify_password
+from boothbridge.credentials import Credentials
+
+SLOTS_PER_USER = 40
+INGEST_PASSWORD_KEY = "ingest_password"
+
+log = logging.getLogger(__name__)
+
+
+def slot_ids_for(user_index: int) -> list[str]:
+    """User 0 owns slot-001..slot-040, user 1 slot-041..slot-080, and so on: ids are unique across users."""
+    start = user_index * SLOTS_PER_USER + 1
+    return [f"slot-{n:03d}" for n in range(start, start + SLOTS_PER_USER)]
+
+
+async def apply_credentials(engine: AsyncEngine, creds: Credentials) -> None:
+    """Create or update users (re-hashing only when the password changed), their slots, and the ingest
+    password digest."""
+    async with engine.begin() as conn:
+        # One provisioning at a time across processes (several emulators starting on one database).
+        await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('boothbridge.provision'))"))
+        for index, (username, password) in enumerate(sorted(creds.users.items(), key=_user_order)):
+            row = (
+                await conn.execute(
+                    text("SELECT id, hashed_password FROM users WHERE username = :u"), {"u": username}
+                )
+            ).one_or_none()
+            if row is None:
+                user_id = (
+                    await conn.execute(
+                        text("INSERT INTO users (username, hashed_password) VALUES (:u, :h) RETURNING id"),
+                        {"u": username, "h": hash_password(password)},
+                    )
+                ).scalar_one()
+            else:
+                user_id = row.id
+                if not verify_password(row.hashed_password, password):
+                    await conn.execute(
+                        text("UPDATE users SET hashed_password = :h WHERE id = :id"),
+                        {"h": hash_password(password), "id": user_id},
+                    )
+            for slot_id in slot_ids_for(index):
+                await conn.execute(
+                    text("INSERT INTO slots (id, user_id) VALUES (:id, :uid) ON CONFLICT (id) DO NOTHING"),
+                    {"id": slot_id, "uid": user_id},
+                )
+        digest = ingest_password_digest(creds.ingest_hmac_key, creds.ingest_password)
+        await conn.execute(
+            text(
+                "INSERT INTO app_settings (key, value) VALUES (:k, jsonb_build_object('digest', CAST(:d AS text)))"
+                " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()"
+            ),
+            {"k": INGEST_PASSWORD_KEY, "d": digest},
+        )
+
+
+def _user_order(item: tuple[str, str]) -> tuple[int, str]:
+    # The default accounts keep their historic order (serg first) so slot numbering never moves.
+    name = item[0]
+    order = credentials.DEFAULT_USERS.index(name) if name in credentials.DEFAULT_USERS else 99
+    return order, name
+
+
+async def _main(regenerate: bool) -> None:
+    from boothbridge.container import resolve_database_url
+    from boothbridge.db.engine import create_engine
+    from boothbridge.db.migrate import upgrade_to_head
+    from boothbridge.settings import Settings
+
+    settings = Settings()
+    if regenerate and settings.credentials_path.exists():
+        settings.credentials_path.unlink()
+    creds, created = credentials.load_or_create(settings.credentials_path, allow_create=True)
+    url = resolve_database_url(settings)
+    await asyncio.to_thread(upgrade_to_head, url)
+    engine = create_engine(url, pool_size=1)
+    try:
+        await apply_credentials(engine, creds)
+    finally:
+        await engine.dispose()
+    print(f"credentials {'generated' if created else 'applied'}: {settings.credentials_path.resolve()}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--regenerate", action="store_true", help="replace the credentials file with new secrets")
+    args = parser.parse_args()
+    asyncio.run(_main(args.regenerate))
+
+
+if __name__ == "__main__":
+    main()
