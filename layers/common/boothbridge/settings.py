@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     retry_max_sec: float = Field(10.0, gt=0)
     worker_concurrency: int = Field(16, ge=1, le=256)
     fallback_poll_sec: float = Field(2.0, gt=0)
+    # Back-pressure: a provider's queued+running jobs may reach max_parallel_jobs x this before ingest refuses.
+    backlog_factor: int = Field(16, ge=1)
     run_worker: bool = True
     run_cleanup: bool = True
     cleanup_interval_sec: float = Field(15.0, gt=0)

@@ -1,0 +1,217 @@
+"""Pure Pillow image operations behind the `local` provider: no I/O, no event loop, no framework imports.
+
+Every function accepts RGB, RGBA, L and P images (and other Pillow modes via `to_rgb_or_rgba`) and returns
+a new RGB or RGBA image; the inputs are never modified.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+
+from PIL import Image, ImageOps, ImageStat
+
+LANCZOS = Image.Resampling.LANCZOS
+_HEX_COLOR = re.compile(r"^#([0-9a-fA-F]{2})([0-9a-fA-F]{2})([0-9a-fA-F]{2})$")
+_RATIO = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*$")
+_MIME = {"jpeg": "image/jpeg", "png": "image/png"}
+
+
+class UndecodableImageError(ValueError):
+    """The bytes are not an image Pillow can open and decode."""
+
+
+def to_rgb_or_rgba(img: Image.Image) -> Image.Image:
+    """Return `img` as RGB, or RGBA when it carries transparency (alpha band or palette transparency)."""
+    if img.mode in ("RGB", "RGBA"):
+        return img
+    has_alpha = "A" in img.getbands() or "a" in img.getbands() or "transparency" in img.info
+    return img.convert("RGBA" if has_alpha else "RGB")
+
+
+def parse_color(value: str) -> tuple[int, int, int]:
+    """Parse a `#rrggbb` colour into an RGB tuple."""
+    match = _HEX_COLOR.match(value)
+    if match is None:
+        raise ValueError(f"invalid colour {value!r}, expected #rrggbb")
+    r, g, b = (int(part, 16) for part in match.groups())
+    return r, g, b
+
+
+def parse_ratio(value: str) -> tuple[int, int]:
+    """Parse an `W:H` aspect ratio such as `16:9` into a pair of positive integers."""
+    match = _RATIO.match(value)
+    if match is None or int(match.group(1)) <= 0 or int(match.group(2)) <= 0:
+        raise ValueError(f"invalid aspect ratio {value!r}, expected W:H")
+    return int(match.group(1)), int(match.group(2))
+
+
+def _crop_to_ratio(width: int, height: int, rw: int, rh: int) -> tuple[int, int]:
+    """Return the largest size with ratio rw:rh that fits inside width x height."""
+    if width * rh > height * rw:  # too wide: keep the height
+        return max(1, min(width, round(height * rw / rh))), height
+    return width, max(1, min(height, round(width * rh / rw)))
+
+
+def _centre_crop(img: Image.Image, width: int, height: int) -> Image.Image:
+    """Crop a width x height box from the centre of `img`."""
+    left = (img.width - width) // 2
+    top = (img.height - height) // 2
+    return img.crop((left, top, left + width, top + height))
+
+
+def reframe(
+    img: Image.Image, aspect_ratio: str, mode: str = "crop", pad_color: str = "#ffffff"
+) -> Image.Image:
+    """Change the aspect ratio by a centred crop ("crop") or by centring on a pad_color canvas ("pad")."""
+    rw, rh = parse_ratio(aspect_ratio)
+    src = to_rgb_or_rgba(img)
+    w, h = src.size
+    if mode == "crop":
+        return _centre_crop(src, *_crop_to_ratio(w, h, rw, rh))
+    if mode != "pad":
+        raise ValueError(f"unknown reframe mode {mode!r}")
+    rgb = parse_color(pad_color)
+    if w * rh > h * rw:  # too wide: grow the height (ceil keeps the whole photo inside)
+        size = (w, -(-w * rh // rw))
+    else:
+        size = (-(-h * rw // rh), h)
+    fill = (*rgb, 255) if src.mode == "RGBA" else rgb
+    canvas = Image.new(src.mode, size, fill)
+    canvas.paste(src, ((size[0] - w) // 2, (size[1] - h) // 2))
+    return canvas
+
+
+def frame(photo: Image.Image, template: Image.Image, x: int, y: int, scale: float) -> Image.Image:
+    """Place `photo` scaled by `scale` at (x, y) under `template`, which shows it through transparent areas.
+
+    The canvas has the template's size and starts transparent; a template without alpha is opaque and
+    therefore covers the photo completely. Only the part of the scaled photo that lands on the canvas is
+    resampled, so large scales do not allocate the whole enlarged photo. The result is RGB when it is
+    fully opaque, RGBA otherwise.
+    """
+    if scale <= 0:
+        raise ValueError("scale must be positive")
+    top = to_rgb_or_rgba(template).convert("RGBA")
+    src = to_rgb_or_rgba(photo).convert("RGBA")
+    canvas = Image.new("RGBA", top.size, (0, 0, 0, 0))
+    sw, sh = max(1, round(src.width * scale)), max(1, round(src.height * scale))
+    left, upper = max(x, 0), max(y, 0)
+    right, lower = min(x + sw, canvas.width), min(y + sh, canvas.height)
+    if right > left and lower > upper:
+        fx, fy = src.width / sw, src.height / sh  # source pixels per scaled pixel
+        box = ((left - x) * fx, (upper - y) * fy, (right - x) * fx, (lower - y) * fy)
+        if (sw, sh) == src.size:
+            part = src.crop((left - x, upper - y, right - x, lower - y))
+        else:
+            part = src.resize((right - left, lower - upper), LANCZOS, box=box)
+        canvas.paste(part, (left, upper))
+    canvas.alpha_composite(top)
+    if canvas.getchannel("A").getextrema() == (255, 255):
+        return canvas.convert("RGB")
+    return canvas
+
+
+def white_balance(img: Image.Image, strength: float = 1.0) -> Image.Image:
+    """Grey-world correction: scale R, G, B so their means meet the grey mean, blended by `strength`.
+
+    The blend is applied to the per-channel gains (gain = 1 + strength * (full_gain - 1)), which equals
+    blending the pixels linearly except where the full correction would clip at 255. Fully transparent
+    pixels are ignored when measuring the means; alpha is kept as is.
+    """
+    strength = min(max(float(strength), 0.0), 1.0)
+    src = to_rgb_or_rgba(img)
+    if strength == 0.0:
+        return src.copy()
+    rgb = src.convert("RGB") if src.mode == "RGBA" else src
+    mask = src.getchannel("A") if src.mode == "RGBA" else None
+    if mask is not None and mask.getbbox() is None:
+        return src.copy()  # nothing visible to measure
+    means = ImageStat.Stat(rgb, mask).mean[:3]
+    grey = sum(means) / 3
+    table: list[int] = []
+    for mean in means:
+        gain = 1.0 + strength * (grey / mean - 1.0) if mean > 0 else 1.0
+        table.extend(min(255, round(i * gain)) for i in range(256))
+    if src.mode == "RGBA":
+        table.extend(range(256))
+    return src.point(table)
+
+
+def _scaled(w: int, h: int, width: int | None, height: int | None) -> tuple[int, int]:
+    """Return the aspect-preserving size that fits inside the given side(s), one side matching exactly."""
+    if width is not None and (height is None or width * h <= height * w):
+        return width, max(1, round(h * width / w))
+    if height is not None:
+        return max(1, round(w * height / h)), height
+    raise ValueError("resize needs a width or a height")
+
+
+def resize(
+    img: Image.Image, width: int | None, height: int | None, mode: str = "fit", upscale: bool = True
+) -> Image.Image:
+    """Resize by "fit" (inside the box), "fill" (cover then centre-crop) or "stretch" (exact box).
+
+    With only one side given, "fit" and "fill" scale to it and "stretch" keeps the aspect for the other
+    side. With `upscale=False` nothing is enlarged: "fit" keeps the original size when the box is larger,
+    "stretch" limits each side to the original, and "fill" returns the largest centred crop with the box's
+    ratio that the original holds (no resampling) when covering the box would need enlarging.
+    """
+    if (width is not None and width < 1) or (height is not None and height < 1):
+        raise ValueError("width and height must be positive")
+    src = to_rgb_or_rgba(img)
+    w, h = src.size
+    if mode == "fill" and width is not None and height is not None:
+        cover = max(width / w, height / h)
+        if cover > 1 and not upscale:
+            return _centre_crop(src, *_crop_to_ratio(w, h, width, height))
+        scaled = (max(width, round(w * cover)), max(height, round(h * cover)))
+        return _centre_crop(_resample(src, scaled), width, height)
+    if mode == "stretch":
+        target = _scaled(w, h, width, height)
+        size = (width or target[0], height or target[1])
+        if not upscale:
+            size = (min(size[0], w), min(size[1], h))
+        return _resample(src, size)
+    if mode not in ("fit", "fill"):
+        raise ValueError(f"unknown resize mode {mode!r}")
+    size = _scaled(w, h, width, height)
+    if not upscale and (size[0] > w or size[1] > h):
+        size = (w, h)
+    return _resample(src, size)
+
+
+def _resample(img: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """LANCZOS-resize `img` to `size`, or copy it when the size is unchanged."""
+    return img.copy() if size == img.size else img.resize(size, LANCZOS)
+
+
+def encode(img: Image.Image, fmt: str, quality: int) -> tuple[bytes, str]:
+    """Encode as "jpeg" (RGB, alpha flattened on white) or "png"; return the bytes and their MIME type."""
+    fmt = fmt.lower()
+    if fmt not in _MIME:
+        raise ValueError(f"unsupported output format {fmt!r}")
+    src = to_rgb_or_rgba(img)
+    buf = io.BytesIO()
+    if fmt == "jpeg":
+        if src.mode == "RGBA":
+            flat = Image.new("RGB", src.size, (255, 255, 255))
+            flat.paste(src, mask=src.getchannel("A"))
+            src = flat
+        src.save(buf, "JPEG", quality=min(max(int(quality), 1), 100), optimize=False)
+    else:
+        src.save(buf, "PNG")
+    return buf.getvalue(), _MIME[fmt]
+
+
+def decode(data: bytes) -> Image.Image:
+    """Open and fully load image bytes, apply the EXIF orientation and return an RGB or RGBA image."""
+    try:
+        with Image.open(io.BytesIO(data)) as opened:
+            opened.load()
+            upright = ImageOps.exif_transpose(opened)
+            return to_rgb_or_rgba(upright)
+    except MemoryError:
+        raise
+    except Exception as exc:  # Pillow raises many types for corrupt input (OSError, SyntaxError, ...)
+        raise UndecodableImageError(f"cannot decode image: {exc}") from exc
