@@ -110,9 +110,7 @@ async def test_default_quality_is_92(provider: LocalProvider) -> None:
     gradient = Image.linear_gradient("L").resize((200, 200)).convert("RGB")
     source = png(gradient)
     default = await provider.run(request("white_balance", {"strength": 0}, source=source))
-    explicit = await provider.run(
-        request("white_balance", {"strength": 0, "output": {"quality": 92}}, source)
-    )
+    explicit = await provider.run(request("white_balance", {"strength": 0, "output": {"quality": 92}}, source))
     lower = await provider.run(request("white_balance", {"strength": 0, "output": {"quality": 40}}, source))
     assert default.image.data == explicit.image.data
     assert lower.image.data != default.image.data
@@ -122,9 +120,7 @@ async def test_frame_uses_template_and_defaults(provider: LocalProvider) -> None
     template = Image.new("RGBA", (120, 100), (*BLUE, 255))
     template.paste((0, 0, 0, 0), (0, 0, 50, 50))  # the window is at the top-left, where x=y=0 puts the photo
     source = png(Image.new("RGB", (60, 60), RED))
-    result = await provider.run(
-        request("frame", {}, source=source, media={"template_media_id": png(template)})
-    )
+    result = await provider.run(request("frame", {}, source=source, media={"template_media_id": png(template)}))
     assert result.image.mime == "image/jpeg"
     img = open_result(result)
     assert img.size == (120, 100)
@@ -169,9 +165,7 @@ async def test_resize_defaults_to_fit_with_upscale(provider: LocalProvider) -> N
         ({"width": 800, "upscale": False}, (400, 200)),
     ],
 )
-async def test_resize_settings(
-    provider: LocalProvider, settings: dict[str, Any], expected: tuple[int, int]
-) -> None:
+async def test_resize_settings(provider: LocalProvider, settings: dict[str, Any], expected: tuple[int, int]) -> None:
     assert open_result(await provider.run(request("resize", settings))).size == expected
 
 

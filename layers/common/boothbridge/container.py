@@ -70,7 +70,7 @@ async def build_container(
     """Build the process's container. `migrate`/`provision` are for the emulator's first start; on Lambda
     migrations run at deploy time. `listen` starts the single LISTEN connection (needed by ingest waiters and
     the in-process worker)."""
-    url = database_url or await asyncio.to_thread(resolve_database_url, settings)
+    url = database_url if database_url else await asyncio.to_thread(resolve_database_url, settings)
     if migrate:
         from boothbridge.db.migrate import upgrade_to_head
 

@@ -159,9 +159,7 @@ class IngestService:
             raise AppError(400, "file_empty", "the uploaded file is empty")
         if len(form.file) > self._max_bytes(limits):
             raise too_large(self._max_bytes(limits))
-        info = await asyncio.to_thread(
-            inspect_image, form.file, limits.allowed_mime, self.settings.max_image_pixels
-        )
+        info = await asyncio.to_thread(inspect_image, form.file, limits.allowed_mime, self.settings.max_image_pixels)
         return form.file, info.mime
 
     async def _job_for(
@@ -260,9 +258,7 @@ class IngestService:
         out.log_status = "TIMEOUT"
         return out
 
-    def _failure(
-        self, slot: SlotForIngest, job: JobRecord, photo: bytes, mime: str, err: AppError
-    ) -> IngestOutcome:
+    def _failure(self, slot: SlotForIngest, job: JobRecord, photo: bytes, mime: str, err: AppError) -> IngestOutcome:
         if slot.failure_policy == "original":
             return IngestOutcome(
                 status=200,

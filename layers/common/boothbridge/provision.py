@@ -36,9 +36,7 @@ async def apply_credentials(engine: AsyncEngine, creds: Credentials) -> None:
         await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('boothbridge.provision'))"))
         for index, (username, password) in enumerate(sorted(creds.users.items(), key=_user_order)):
             row = (
-                await conn.execute(
-                    text("SELECT id, hashed_password FROM users WHERE username = :u"), {"u": username}
-                )
+                await conn.execute(text("SELECT id, hashed_password FROM users WHERE username = :u"), {"u": username})
             ).one_or_none()
             if row is None:
                 user_id = (

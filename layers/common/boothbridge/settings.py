@@ -63,7 +63,8 @@ class Settings(BaseSettings):
     # HTTP.
     port: int = 8000
     host: str = "127.0.0.1"
-    public_base_url: str = "http://localhost:8000"
+    # Where booths and browsers reach this service; unset -> http://localhost:PORT (local use only).
+    public_base_url: str | None = None
     jwt_ttl_sec: int = Field(3600, ge=60)
 
     # Files.
@@ -81,11 +82,15 @@ class Settings(BaseSettings):
             problems.append("DATABASE_URL must be set (no embedded PostgreSQL in production)")
         if not (self.s3_bucket):
             problems.append("S3_BUCKET must be set (no local-folder media in production)")
-        if self.public_base_url.startswith("http://localhost"):
+        if not self.public_base_url:
             problems.append("PUBLIC_BASE_URL must be the public address of the service")
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_base_url or f"http://localhost:{self.port}").rstrip("/")
 
     @property
     def uses_s3(self) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     BigInteger,
@@ -27,7 +27,11 @@ ACTIVE_JOB_STATUSES = ("queued", "running", "waiting_provider")
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSONB, list[Any]: JSONB, datetime: DateTime(timezone=True)}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        dict[str, Any]: JSONB,
+        list[Any]: JSONB,
+        datetime: DateTime(timezone=True),
+    }
 
 
 class User(Base):
@@ -55,9 +59,7 @@ class Slot(Base):
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
-    __table_args__ = (
-        CheckConstraint("failure_policy IN ('error', 'original')", name="slots_failure_policy_check"),
-    )
+    __table_args__ = (CheckConstraint("failure_policy IN ('error', 'original')", name="slots_failure_policy_check"),)
 
 
 class MediaObject(Base):

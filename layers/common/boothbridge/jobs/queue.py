@@ -175,16 +175,19 @@ class JobQueue:
                     break
                 cand = JobRecord.from_row(row)
                 if cand.status == "running" and cand.attempt >= cand.max_attempts:
-                    await self._fail_in_tx(conn, cand.id, cand.attempt, "lease_expired",
-                                           "the worker running the last attempt stopped responding")
+                    await self._fail_in_tx(
+                        conn,
+                        cand.id,
+                        cand.attempt,
+                        "lease_expired",
+                        "the worker running the last attempt stopped responding",
+                    )
                     continue
                 if cand.provider_id not in free:
                     free[cand.provider_id] = await self._free_places(conn, cand.provider_id)
                 if free[cand.provider_id] <= 0:
                     continue
-                taken = (
-                    await conn.execute(_TAKE, {"id": cand.id, "owner": owner, "lease": self.lease_sec})
-                ).one()
+                taken = (await conn.execute(_TAKE, {"id": cand.id, "owner": owner, "lease": self.lease_sec})).one()
                 free[cand.provider_id] -= 1
                 claimed.append(JobRecord.from_row(taken))
         return claimed
@@ -277,8 +280,14 @@ class JobQueue:
                         RETURNING id
                         """
                     ).bindparams(bindparam("entry", type_=JSONB)),
-                    {"id": job_id, "attempt": attempt, "delay": retry_in, "code": code,
-                     "message": message, "entry": [entry]},
+                    {
+                        "id": job_id,
+                        "attempt": attempt,
+                        "delay": retry_in,
+                        "code": code,
+                        "message": message,
+                        "entry": [entry],
+                    },
                 )
             ).one_or_none()
             if row is None:
@@ -307,8 +316,13 @@ class JobQueue:
                     RETURNING id
                     """
                 ).bindparams(bindparam("entry", type_=JSONB)),
-                {"id": job_id, "attempt": attempt, "code": code, "message": message,
-                 "entry": [entry] if entry else []},
+                {
+                    "id": job_id,
+                    "attempt": attempt,
+                    "code": code,
+                    "message": message,
+                    "entry": [entry] if entry else [],
+                },
             )
         ).one_or_none()
         if row is not None:
@@ -327,9 +341,7 @@ class JobQueue:
     async def next_run_after(self) -> datetime | None:
         """When the earliest delayed retry becomes claimable (lets an idle worker sleep exactly that long)."""
         async with self.engine.connect() as conn:
-            return (
-                await conn.execute(text("SELECT min(run_after) FROM jobs WHERE status = 'queued'"))
-            ).scalar()
+            return (await conn.execute(text("SELECT min(run_after) FROM jobs WHERE status = 'queued'"))).scalar()
 
 
 async def _notify(conn: AsyncConnection, channel: str, job_id: uuid.UUID) -> None:

@@ -118,9 +118,7 @@ class JobRunner:
         )
         return request, provider
 
-    async def _call_under_lease(
-        self, job: JobRecord, provider: Provider, request: ProviderRequest
-    ) -> ProviderResult:
+    async def _call_under_lease(self, job: JobRecord, provider: Provider, request: ProviderRequest) -> ProviderResult:
         """The provider call, with a heartbeat extending the lease; losing the lease cancels the call."""
         call = asyncio.ensure_future(asyncio.wait_for(provider.run(request), request.timeout_sec))
         lost = False

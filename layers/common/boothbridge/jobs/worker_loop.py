@@ -99,3 +99,17 @@ class WorkerLoop:
             log.exception("job %s attempt %s: unexpected failure in the runner", job.id, job.attempt)
         finally:
             self.wake()
+
+
+async def run_job_by_id(queue: JobQueue, runner: JobRunner, job_id: uuid.UUID, owner: str) -> str:
+    """Run one job to an outcome in this invocation (the Lambda worker): claim it, run it, and keep
+    retrying it here while its retries are due before the deadline. Returns the last status seen."""
+    while True:
+        jobs = await queue.claim(owner, 1, only_id=job_id)
+        if not jobs:
+            current = await queue.get(job_id)
+            return current.status if current else "missing"
+        outcome = await runner.run(jobs[0])
+        if outcome.retry_in is None:
+            return outcome.status
+        await asyncio.sleep(outcome.retry_in)

@@ -47,9 +47,7 @@ class ProviderError(Exception):
     answer); `retry_after` is the provider's own hint in seconds, when it gave one.
     """
 
-    def __init__(
-        self, code: str, message: str, *, retryable: bool, retry_after: float | None = None
-    ) -> None:
+    def __init__(self, code: str, message: str, *, retryable: bool, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message

@@ -32,9 +32,7 @@ def _reframe(photo: Image.Image, request: ProviderRequest) -> Image.Image:
 def _frame(photo: Image.Image, request: ProviderRequest) -> Image.Image:
     s = request.settings
     template = _decode(request.media["template_media_id"], what="template image")
-    return local_ops.frame(
-        photo, template, x=int(s.get("x", 0)), y=int(s.get("y", 0)), scale=float(s.get("scale", 1))
-    )
+    return local_ops.frame(photo, template, x=int(s.get("x", 0)), y=int(s.get("y", 0)), scale=float(s.get("scale", 1)))
 
 
 def _white_balance(photo: Image.Image, request: ProviderRequest) -> Image.Image:

@@ -60,9 +60,7 @@ def _centre_crop(img: Image.Image, width: int, height: int) -> Image.Image:
     return img.crop((left, top, left + width, top + height))
 
 
-def reframe(
-    img: Image.Image, aspect_ratio: str, mode: str = "crop", pad_color: str = "#ffffff"
-) -> Image.Image:
+def reframe(img: Image.Image, aspect_ratio: str, mode: str = "crop", pad_color: str = "#ffffff") -> Image.Image:
     """Change the aspect ratio by a centred crop ("crop") or by centring on a pad_color canvas ("pad")."""
     rw, rh = parse_ratio(aspect_ratio)
     src = to_rgb_or_rgba(img)

@@ -1,0 +1,1 @@
+"""The admin function: the operator API under /api (JWT bearer)."""

@@ -1,0 +1,163 @@
+"""Operator API facade: authentication, the provider catalog, and slot configuration."""
+# No `from __future__ import annotations`: FastAPI must resolve the dependency annotations defined in create_app.
+
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Query
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from mangum import Mangum
+from pydantic import BaseModel, Field
+
+from boothbridge.accounts import Operator, authenticate
+from boothbridge.auth import InvalidToken, decode_token, issue_token
+from boothbridge.container import Container
+from boothbridge.errors import AppError
+from boothbridge.http.errors import install_error_handlers
+from boothbridge.http.holder import ContainerHolder
+from boothbridge.settings import Settings
+from boothbridge.slots import SlotService, SlotUpdate, SlotView
+
+
+class LoginRequest(BaseModel):
+    username: str = Field(min_length=1, max_length=100)
+    password: str = Field(min_length=1, max_length=200)
+
+
+class LoginResponse(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+    expires_in_sec: int
+
+
+class SlotPut(BaseModel):
+    name: str = Field(max_length=200)
+    provider_id: str = Field(min_length=1, max_length=100)
+    operation_id: str = Field(min_length=1, max_length=100)
+    settings_json: dict[str, Any] = Field(default_factory=dict)
+    failure_policy: str | None = Field(default=None, description="'error' (502/504) or 'original' (booth photo)")
+    version: int | None = Field(default=None, description="the version last read; 409 if the slot changed since")
+
+
+def create_app(settings: Settings | None = None, container: Container | None = None) -> FastAPI:
+    app = FastAPI(title="boothbridge operator API", docs_url="/api/docs", openapi_url="/api/openapi.json")
+    install_error_handlers(app)
+    holder = ContainerHolder(settings, container, listen=False)
+    bearer = HTTPBearer(auto_error=False)
+
+    async def current_operator(
+        creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> Operator:
+        c = await holder.get()
+        if creds is None:
+            raise AppError(401, "unauthorized", "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
+        try:
+            claims = decode_token(c.credentials.jwt_secret, creds.credentials)
+        except InvalidToken:
+            raise AppError(
+                401,
+                "invalid_token",
+                "the token is invalid or expired",
+                headers={"WWW-Authenticate": "Bearer"},
+            ) from None
+        return Operator(claims.user_id, claims.username)
+
+    OperatorDep = Annotated[Operator, Depends(current_operator)]
+
+    def slot_json(c: Container, slot: SlotView) -> dict[str, Any]:
+        return {
+            "id": slot.id,
+            "name": slot.name,
+            "provider_id": slot.provider_id,
+            "operation_id": slot.operation_id,
+            "settings_json": slot.settings_json,
+            "ingest_url": f"{c.settings.base_url}/ingest/{slot.id}",
+            "is_configured": slot.is_configured,
+            "failure_policy": slot.failure_policy,
+            "version": slot.version,
+            "last_reset_at": slot.last_reset_at.isoformat() if slot.last_reset_at else None,
+            "updated_at": slot.updated_at.isoformat(),
+        }
+
+    @app.post("/api/login", response_model=LoginResponse)
+    async def login(body: LoginRequest) -> LoginResponse:
+        """Exchange an operator's username and password for a 60-minute JWT."""
+        c = await holder.get()
+        operator = await authenticate(c.engine, body.username, body.password)
+        if operator is None:
+            raise AppError(401, "invalid_credentials", "wrong username or password")
+        ttl = c.settings.jwt_ttl_sec
+        token = issue_token(c.credentials.jwt_secret, operator.id, operator.username, ttl)
+        return LoginResponse(access_token=token, expires_in_sec=ttl)
+
+    @app.get("/api/providers")
+    async def providers(_: OperatorDep) -> dict[str, Any]:
+        """The provider catalog with each operation's settings schema."""
+        c = await holder.get()
+        out = []
+        for p in c.catalog.providers.values():
+            ops = []
+            for op_id in p.operations:
+                op = c.catalog.operations[op_id]
+                ops.append(
+                    {
+                        "id": op.id,
+                        "name": op.title,
+                        "description": op.description,
+                        "required_settings": list(op.required_settings),
+                        "settings_schema": op.settings_schema,
+                    }
+                )
+            out.append(
+                {
+                    "id": p.id,
+                    "name": p.title,
+                    "description": p.description,
+                    "available": p.id in c.providers,
+                    "ingest": {
+                        "max_parallel_jobs": p.ingest.max_parallel_jobs,
+                        "timeout_sec": p.ingest.timeout_sec,
+                        "allowed_mime": list(p.ingest.allowed_mime),
+                        "max_file_size_mb": p.ingest.max_file_size_mb,
+                    },
+                    "operations": ops,
+                }
+            )
+        return {"providers": out}
+
+    @app.get("/api/slots")
+    async def list_slots(
+        operator: OperatorDep,
+        provider_id: Annotated[str | None, Query(max_length=100)] = None,
+        operation_id: Annotated[str | None, Query(max_length=100)] = None,
+        search: Annotated[str | None, Query(max_length=200)] = None,
+    ) -> dict[str, Any]:
+        """The operator's slots, optionally filtered."""
+        c = await holder.get()
+        slots = await SlotService(c.engine, c.catalog).list(operator.id, provider_id, operation_id, search)
+        return {"data": [slot_json(c, s) for s in slots], "meta": {"total": len(slots)}}
+
+    @app.get("/api/slots/{slot_id}")
+    async def get_slot(slot_id: str, operator: OperatorDep) -> dict[str, Any]:
+        """One slot of the operator's."""
+        c = await holder.get()
+        return slot_json(c, await SlotService(c.engine, c.catalog).get(operator.id, slot_id))
+
+    @app.put("/api/slots/{slot_id}")
+    async def put_slot(slot_id: str, body: SlotPut, operator: OperatorDep) -> dict[str, Any]:
+        """Configure a slot; settings are validated against the operation's schema."""
+        c = await holder.get()
+        update = SlotUpdate(
+            name=body.name,
+            provider_id=body.provider_id,
+            operation_id=body.operation_id,
+            settings_json=body.settings_json,
+            failure_policy=body.failure_policy,
+            version=body.version,
+        )
+        slot = await SlotService(c.engine, c.catalog).update(operator.id, slot_id, update)
+        return {"id": slot.id, "updated_at": slot.updated_at.isoformat(), "version": slot.version}
+
+    return app
+
+
+handler = Mangum(create_app(), lifespan="off")

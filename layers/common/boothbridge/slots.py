@@ -1,0 +1,182 @@
+"""Slot rules: listing an operator's slots, and saving a slot's configuration (validated against the catalog)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from boothbridge.catalog import Catalog
+from boothbridge.errors import AppError
+
+_SLOT_COLUMNS = "id, name, provider_id, operation_id, settings_json, failure_policy, version, last_reset_at, updated_at"
+
+
+@dataclass(frozen=True)
+class SlotView:
+    id: str
+    name: str
+    provider_id: str | None
+    operation_id: str | None
+    settings_json: dict[str, Any]
+    failure_policy: str
+    version: int
+    last_reset_at: datetime | None
+    updated_at: datetime
+
+    @property
+    def is_configured(self) -> bool:
+        return bool(self.provider_id and self.operation_id)
+
+
+@dataclass(frozen=True)
+class SlotUpdate:
+    name: str
+    provider_id: str
+    operation_id: str
+    settings_json: dict[str, Any]
+    failure_policy: str | None = None
+    version: int | None = None
+
+
+class SlotService:
+    def __init__(self, engine: AsyncEngine, catalog: Catalog) -> None:
+        self.engine = engine
+        self.catalog = catalog
+
+    async def list(
+        self,
+        user_id: int,
+        provider_id: str | None = None,
+        operation_id: str | None = None,
+        search: str | None = None,
+    ) -> list[SlotView]:
+        clauses = ["user_id = :uid"]
+        params: dict[str, Any] = {"uid": user_id}
+        if provider_id:
+            clauses.append("provider_id = :provider")
+            params["provider"] = provider_id
+        if operation_id:
+            clauses.append("operation_id = :operation")
+            params["operation"] = operation_id
+        if search:
+            # Literal substring match on name or id; escape LIKE's wildcards in the operator's text.
+            clauses.append("(name ILIKE :pattern ESCAPE '\\' OR id ILIKE :pattern ESCAPE '\\')")
+            escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            params["pattern"] = f"%{escaped}%"
+        sql = f"SELECT {_SLOT_COLUMNS} FROM slots WHERE {' AND '.join(clauses)} ORDER BY id"
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(text(sql), params)).all()
+        return [SlotView(**row._mapping) for row in rows]
+
+    async def get(self, user_id: int, slot_id: str) -> SlotView:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    text(f"SELECT {_SLOT_COLUMNS} FROM slots WHERE id = :id AND user_id = :uid"),
+                    {"id": slot_id, "uid": user_id},
+                )
+            ).one_or_none()
+        if row is None:
+            # Another operator's slot is reported exactly like a missing one.
+            raise AppError(404, "slot_not_found", "no such slot", {"slot_id": slot_id})
+        return SlotView(**row._mapping)
+
+    def validate(self, update: SlotUpdate) -> None:
+        """Catalog and JSON-Schema checks; every problem is reported at its field."""
+        provider = self.catalog.provider(update.provider_id)
+        if provider is None:
+            raise AppError(
+                422,
+                "unknown_provider",
+                "no such provider",
+                {"field": "provider_id", "value": update.provider_id},
+            )
+        if update.operation_id not in provider.operations:
+            raise AppError(
+                422,
+                "unsupported_operation",
+                f"provider {update.provider_id} has no operation {update.operation_id}",
+                {"field": "operation_id", "supported": list(provider.operations)},
+            )
+        errors = self.catalog.validate_settings(update.operation_id, update.settings_json)
+        if errors:
+            raise AppError(
+                422,
+                "invalid_settings",
+                "settings_json does not match the operation's settings_schema",
+                {"fields": [{"field": e.path, "message": e.message} for e in errors]},
+            )
+        if update.failure_policy is not None and update.failure_policy not in ("error", "original"):
+            raise AppError(422, "invalid_failure_policy", "failure_policy must be 'error' or 'original'")
+
+    async def _check_media(self, update: SlotUpdate) -> None:
+        operation = self.catalog.operation(update.operation_id)
+        assert operation is not None
+        ids = {f: update.settings_json[f] for f in operation.media_fields() if update.settings_json.get(f)}
+        if not ids:
+            return
+        async with self.engine.connect() as conn:
+            found = set(
+                (
+                    await conn.execute(
+                        text(
+                            "SELECT id FROM media_objects WHERE id = ANY(:ids)"
+                            " AND (expires_at IS NULL OR expires_at > now())"
+                        ),
+                        {"ids": [uuid.UUID(str(v)) for v in ids.values()]},
+                    )
+                ).scalars()
+            )
+        missing = [f for f, v in ids.items() if uuid.UUID(str(v)) not in found]
+        if missing:
+            raise AppError(
+                422,
+                "media_not_found",
+                "settings name images that are not stored (upload them first)",
+                {"fields": [{"field": f, "message": "no such media object"} for f in missing]},
+            )
+
+    async def update(self, user_id: int, slot_id: str, update: SlotUpdate) -> SlotView:
+        await self.get(user_id, slot_id)
+        self.validate(update)
+        await self._check_media(update)
+        # Optimistic concurrency: with a version the update applies only to the version the editor saw.
+        sql = text(
+            f"""
+            UPDATE slots SET name = :name, provider_id = :provider, operation_id = :operation,
+                   settings_json = :settings, failure_policy = coalesce(:policy, failure_policy),
+                   version = version + 1, updated_at = now()
+            WHERE id = :id AND user_id = :uid AND (CAST(:version AS integer) IS NULL OR version = :version)
+            RETURNING {_SLOT_COLUMNS}
+            """
+        ).bindparams(bindparam("settings", type_=JSONB))
+        async with self.engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    sql,
+                    {
+                        "id": slot_id,
+                        "uid": user_id,
+                        "name": update.name,
+                        "provider": update.provider_id,
+                        "operation": update.operation_id,
+                        "settings": update.settings_json,
+                        "policy": update.failure_policy,
+                        "version": update.version,
+                    },
+                )
+            ).one_or_none()
+        if row is None:
+            raise AppError(
+                409,
+                "version_conflict",
+                "the slot was changed by someone else; reload it",
+                {"slot_id": slot_id},
+            )
+        return SlotView(**row._mapping)

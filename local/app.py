@@ -1,0 +1,114 @@
+"""One ASGI app for local use: routes by path prefix to the function apps, runs worker and cleanup loops."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from starlette.responses import JSONResponse
+from starlette.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
+
+from boothbridge.cleanup import purge_expired_media
+from boothbridge.container import Container, build_container
+from boothbridge.errors import error_body
+from boothbridge.jobs.worker_loop import WorkerLoop
+from boothbridge.settings import PROJECT_ROOT, Settings
+
+log = logging.getLogger(__name__)
+
+
+class Emulator:
+    """ASGI app. On lifespan start: embedded PostgreSQL if needed, migrations, provisioning, then the
+    worker and cleanup loops; `/ingest` → ingest function, `/api` → admin function, `/` → web UI."""
+
+    def __init__(self, settings: Settings, container: Container | None = None) -> None:
+        self.settings = settings
+        self.container = container
+        self._owns_container = container is None
+        self.worker: WorkerLoop | None = None
+        self._cleanup_task: asyncio.Task[None] | None = None
+        self._routes: list[tuple[str, Any]] = []
+
+    async def start(self) -> None:
+        if self.container is None:
+            self.container = await build_container(self.settings, migrate=True, provision=True, listen=True)
+        c = self.container
+        from functions.admin.app import create_app as create_admin
+        from functions.ingest.app import create_app as create_ingest
+
+        web_dir = PROJECT_ROOT / "web"
+        self._routes = [
+            ("/ingest/", create_ingest(c.settings, c)),
+            ("/api/", create_admin(c.settings, c)),
+        ]
+        if web_dir.is_dir():
+            self._routes.append(("/", StaticFiles(directory=web_dir, html=True)))
+        if self.settings.run_worker:
+            self.worker = WorkerLoop(
+                c.queue,
+                c.runner,
+                c.hub,
+                concurrency=self.settings.worker_concurrency,
+                poll_sec=self.settings.fallback_poll_sec,
+            )
+            await self.worker.start()
+        if self.settings.run_cleanup:
+            self._cleanup_task = asyncio.create_task(self._cleanup_loop(), name="cleanup-loop")
+
+    async def stop(self) -> None:
+        if self._cleanup_task is not None:
+            self._cleanup_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._cleanup_task
+        if self.worker is not None:
+            await self.worker.stop()
+        if self.container is not None and self._owns_container:
+            await self.container.close()
+
+    async def _cleanup_loop(self) -> None:
+        assert self.container is not None
+        while True:
+            try:
+                await purge_expired_media(self.container)
+            except Exception:
+                log.exception("cleanup run failed; will try again")
+            await asyncio.sleep(self.settings.cleanup_interval_sec)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        path: str = scope.get("path", "")
+        for prefix, app in self._routes:
+            if path.startswith(prefix) or path == prefix.rstrip("/"):
+                await app(scope, receive, send)
+                return
+        await _not_found(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.start()
+                except Exception as exc:
+                    log.exception("start-up failed")
+                    await send({"type": "lifespan.startup.failed", "message": type(exc).__name__})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.stop()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
+    response = JSONResponse(error_body("not_found", "no such endpoint"), status_code=404)
+    await response(scope, receive, send)
+
+
+def create_app(settings: Settings | None = None, container: Container | None = None) -> Emulator:
+    return Emulator(settings or Settings(), container)
