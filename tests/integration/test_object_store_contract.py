@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -20,16 +20,9 @@ from tests.support.moto_server import (
     FAKE_ACCESS_KEY_ID,
     FAKE_REGION,
     FAKE_SECRET_ACCESS_KEY,
-    moto_s3_server,
 )
 
 ESCAPING_KEYS = ["../x", "/etc/passwd", "a/../../x", "", "a\\b", "a\x00b", "./a", "a//b", "a/"]
-
-
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    with moto_s3_server() as endpoint:
-        yield endpoint
 
 
 def _s3_store(endpoint: str, bucket: str) -> S3Store:
