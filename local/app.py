@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from pathlib import Path
 from typing import Any
 
+from fastapi import FastAPI
 from starlette.responses import JSONResponse
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
@@ -14,6 +16,7 @@ from starlette.types import Receive, Scope, Send
 from boothbridge.cleanup import purge_expired_media
 from boothbridge.container import Container, build_container
 from boothbridge.errors import error_body
+from boothbridge.http.errors import install_error_handlers
 from boothbridge.jobs.worker_loop import WorkerLoop
 from boothbridge.settings import PROJECT_ROOT, Settings
 
@@ -45,7 +48,7 @@ class Emulator:
             ("/api/", create_admin(c.settings, c)),
         ]
         if web_dir.is_dir():
-            self._routes.append(("/", StaticFiles(directory=web_dir, html=True)))
+            self._routes.append(("/", static_site(web_dir)))
         if self.settings.run_worker:
             self.worker = WorkerLoop(
                 c.queue,
@@ -108,6 +111,14 @@ class Emulator:
 async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
     response = JSONResponse(error_body("not_found", "no such endpoint"), status_code=404)
     await response(scope, receive, send)
+
+
+def static_site(web_dir: Path) -> FastAPI:
+    """The web UI's static files, with the uniform error body for anything missing."""
+    site = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    install_error_handlers(site)
+    site.mount("/", StaticFiles(directory=web_dir, html=True))
+    return site
 
 
 def create_app(settings: Settings | None = None, container: Container | None = None) -> Emulator:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
+from urllib.parse import parse_qsl
 
 from starlette.datastructures import UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
@@ -23,9 +24,7 @@ async def read_booth_form(request: Request, max_file_bytes: int) -> UploadedForm
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise too_large(max_file_bytes)
-    ctype = request.headers.get("content-type", "")
-    if not ctype.lower().startswith("multipart/form-data"):
-        raise AppError(400, "invalid_form", "the request must be multipart/form-data with a fileToUpload part")
+    ctype = request.headers.get("content-type", "").lower()
 
     async def limited() -> AsyncGenerator[bytes, None]:
         seen = 0
@@ -34,6 +33,14 @@ async def read_booth_form(request: Request, max_file_bytes: int) -> UploadedForm
             if seen > limit:
                 raise too_large(max_file_bytes)
             yield chunk
+
+    if ctype.startswith("application/x-www-form-urlencoded"):
+        # A form without a file part still carries the password: parse it so the answer can be precise.
+        body = b"".join([chunk async for chunk in limited()])
+        pairs = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+        return UploadedForm(file=None, filename=None, declared_type=None, fields=dict(reversed(pairs)))
+    if not ctype.startswith("multipart/form-data"):
+        raise AppError(400, "invalid_form", "the request must be multipart/form-data with a fileToUpload part")
 
     parser = MultiPartParser(request.headers, limited(), max_files=4, max_fields=200)
     try:
