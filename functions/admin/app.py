@@ -5,7 +5,6 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from mangum import Mangum
 from pydantic import BaseModel, Field
 
 from boothbridge.accounts import Operator, authenticate
@@ -13,7 +12,7 @@ from boothbridge.auth import InvalidToken, decode_token, issue_token
 from boothbridge.container import Container
 from boothbridge.errors import AppError
 from boothbridge.http.errors import install_error_handlers
-from boothbridge.http.holder import ContainerHolder
+from boothbridge.http.holder import ContainerHolder, LazyMangum
 from boothbridge.settings import Settings
 from boothbridge.slots import SlotService, SlotUpdate, SlotView
 
@@ -41,7 +40,7 @@ class SlotPut(BaseModel):
 def create_app(settings: Settings | None = None, container: Container | None = None) -> FastAPI:
     app = FastAPI(title="boothbridge operator API", docs_url="/api/docs", openapi_url="/api/openapi.json")
     install_error_handlers(app)
-    holder = ContainerHolder(settings, container, listen=False)
+    holder = app.state.holder = ContainerHolder(settings, container, listen=False)
     bearer = HTTPBearer(auto_error=False)
 
     async def current_operator(
@@ -160,4 +159,4 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     return app
 
 
-handler = Mangum(create_app(), lifespan="off")
+handler = LazyMangum(create_app)

@@ -4,11 +4,10 @@ import time
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from mangum import Mangum
 
 from boothbridge.container import Container
 from boothbridge.http.errors import install_error_handlers
-from boothbridge.http.holder import ContainerHolder
+from boothbridge.http.holder import ContainerHolder, LazyMangum
 from boothbridge.http.multipart import read_booth_form
 from boothbridge.ingest import IngestOutcome, IngestService
 from boothbridge.settings import Settings
@@ -17,7 +16,7 @@ from boothbridge.settings import Settings
 def create_app(settings: Settings | None = None, container: Container | None = None) -> FastAPI:
     app = FastAPI(title="boothbridge ingest", docs_url=None, redoc_url=None)
     install_error_handlers(app)
-    holder = ContainerHolder(settings, container, listen=True)
+    holder = app.state.holder = ContainerHolder(settings, container, listen=True)
 
     @app.post("/ingest/{slot_id}", response_model=None)
     async def ingest(slot_id: str, request: Request) -> Response:
@@ -41,4 +40,4 @@ def to_response(outcome: IngestOutcome) -> Response:
     return JSONResponse(outcome.error.body(), status_code=outcome.status, headers=headers)
 
 
-handler = Mangum(create_app(), lifespan="off")
+handler = LazyMangum(create_app)

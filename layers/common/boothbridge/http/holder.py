@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from mangum import Mangum
+from starlette.types import ASGIApp
 
 from boothbridge.container import Container, build_container
 from boothbridge.settings import Settings
@@ -15,6 +20,7 @@ class ContainerHolder:
     def __init__(self, settings: Settings | None = None, container: Container | None = None, *, listen: bool) -> None:
         self._settings = settings
         self._container = container
+        self._built_here = False
         self._listen = listen
         self._lock: asyncio.Lock | None = None
 
@@ -26,4 +32,28 @@ class ContainerHolder:
         async with self._lock:
             if self._container is None:
                 self._container = await build_container(self._settings or Settings(), listen=self._listen)
+                self._built_here = True
         return self._container
+
+    async def close(self) -> None:
+        """Release a container this holder built (a given container belongs to whoever gave it)."""
+        if self._container is not None and self._built_here:
+            await self._container.close()
+            self._container = None
+
+
+class LazyMangum:
+    """`handler = LazyMangum(create_app)`: a Mangum(app) built on the first Lambda invocation, not at import.
+
+    Mangum sets up an event loop when constructed; deferring it keeps importing a function module free of
+    side effects (cheap cold start, and importable by tests and tools).
+    """
+
+    def __init__(self, factory: Callable[[], ASGIApp]) -> None:
+        self._factory = factory
+        self._mangum: Mangum | None = None
+
+    def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        if self._mangum is None:
+            self._mangum = Mangum(self._factory(), lifespan="off")
+        return self._mangum(event, context)
