@@ -1,0 +1,94 @@
+"""The worker function called the way AWS calls it: an asynchronous invoke with `{"job_id": ...}`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import functions.worker.handler as worker
+from boothbridge.container import Container
+from boothbridge.jobs.model import NewJob
+from boothbridge.settings import Settings
+from tests.support.booth import jpeg
+
+EVENTS = Path(__file__).resolve().parents[1] / "events"
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    env = {}
+    for name, value in settings.model_dump().items():
+        if value is None:
+            continue
+        env[name.upper()] = json.dumps(value) if isinstance(value, list) else str(value)
+    return env
+
+
+def invoke(event: dict[str, Any]) -> dict[str, Any]:
+    """One Lambda execution environment in its own thread; the cached container is released at the end."""
+    try:
+        return worker.handler(event, None)
+    finally:
+        loop = worker._loop()
+        if worker._container is not None:
+            loop.run_until_complete(worker._container.close())
+            worker._container = None
+        loop.close()
+        worker._event_loop = None
+
+
+@pytest.mark.parametrize("settings_overrides", [{"run_worker": False}])
+async def test_worker_event_runs_the_job(
+    settings: Settings, container: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key, value in settings_env(settings).items():
+        monkeypatch.setenv(key, value)
+    photo = jpeg(640, 480)
+    source = await container.media.write_bytes("source", photo, "image/jpeg")
+    job_id = uuid.uuid4()
+    now = datetime.now(UTC)
+    job, created = await container.queue.enqueue(
+        NewJob(
+            id=job_id,
+            slot_id="slot-001",
+            provider_id="local",
+            operation_id="reframe",
+            settings_json={"aspect_ratio": "16:9"},
+            source_media_id=source.id,
+            source_sha256=source.sha256,
+            max_attempts=3,
+            deadline_at=now + timedelta(minutes=2),
+            request_meta={},
+        ),
+        source,
+        now + timedelta(minutes=2),
+    )
+    assert created
+    event = json.loads((EVENTS / "worker_invoke.json").read_text())
+    event["job_id"] = str(job_id)
+
+    result = await asyncio.to_thread(invoke, event)
+
+    assert result == {"ok": True, "job_id": str(job_id), "status": "succeeded"}
+    done = await container.queue.get(job_id)
+    assert done is not None and done.status == "succeeded" and done.attempt == 1
+    assert done.result_media_id is not None
+    data, ref = await container.media.read(done.result_media_id)
+    assert ref.kind == "result" and data[:3] == b"\xff\xd8\xff"
+
+    # A second delivery of the same event (Lambda retries async invokes) finds nothing to do.
+    again = await asyncio.to_thread(invoke, event)
+    assert again["status"] == "succeeded"
+    assert (await container.queue.get(job_id)).attempt == 1  # type: ignore[union-attr]
+
+
+async def test_worker_event_without_job_id_is_refused(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in settings_env(settings).items():
+        monkeypatch.setenv(key, value)
+    result = await asyncio.to_thread(invoke, {"reason": "ingest"})
+    assert result["ok"] is False
