@@ -43,9 +43,11 @@ class Emulator:
         from functions.ingest.app import create_app as create_ingest
 
         web_dir = PROJECT_ROOT / "web"
+        admin = create_admin(c.settings, c)
         self._routes = [
             ("/ingest/", create_ingest(c.settings, c)),
-            ("/api/", create_admin(c.settings, c)),
+            ("/api/", admin),
+            ("/public/", admin),
         ]
         if web_dir.is_dir():
             self._routes.append(("/", static_site(web_dir)))

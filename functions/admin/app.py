@@ -15,6 +15,7 @@ from boothbridge.http.errors import install_error_handlers
 from boothbridge.http.holder import ContainerHolder, LazyMangum
 from boothbridge.settings import Settings
 from boothbridge.slots import SlotService, SlotUpdate, SlotView
+from functions.admin.media import media_router
 
 
 class LoginRequest(BaseModel):
@@ -156,6 +157,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         slot = await SlotService(c.engine, c.catalog).update(operator.id, slot_id, update)
         return {"id": slot.id, "updated_at": slot.updated_at.isoformat(), "version": slot.version}
 
+    app.include_router(media_router(holder.get, current_operator))
     return app
 
 

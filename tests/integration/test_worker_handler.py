@@ -52,7 +52,7 @@ async def test_worker_event_runs_the_job(
     source = await container.media.write_bytes("source", photo, "image/jpeg")
     job_id = uuid.uuid4()
     now = datetime.now(UTC)
-    job, created = await container.queue.enqueue(
+    _, created = await container.queue.enqueue(
         NewJob(
             id=job_id,
             slot_id="slot-001",

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from typing import Any
 
 from mangum import Mangum
-from starlette.types import ASGIApp
 
 from boothbridge.container import Container, build_container
 from boothbridge.settings import Settings
@@ -49,7 +48,7 @@ class LazyMangum:
     side effects (cheap cold start, and importable by tests and tools).
     """
 
-    def __init__(self, factory: Callable[[], ASGIApp]) -> None:
+    def __init__(self, factory: Callable[[], Any]) -> None:
         self._factory = factory
         self._mangum: Mangum | None = None
 

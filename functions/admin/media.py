@@ -1,0 +1,91 @@
+"""Media endpoints: upload images (slot templates, temporary public links) and serve public links."""
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Form, UploadFile
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from boothbridge.container import Container
+from boothbridge.errors import AppError
+from boothbridge.images import inspect_image
+from boothbridge.media.service import MediaExpired, MediaNotFound, MediaRef
+
+ACCEPTED_MIME = ("image/jpeg", "image/png", "image/webp")
+DEFAULT_PUBLIC_TTL_SEC = 900
+MAX_PUBLIC_TTL_SEC = 7 * 24 * 3600
+
+
+class ExtendRequest(BaseModel):
+    id: uuid.UUID
+    ttl_sec: int = Field(DEFAULT_PUBLIC_TTL_SEC, ge=1, le=MAX_PUBLIC_TTL_SEC)
+
+
+def media_json(c: Container, ref: MediaRef, expires_at: datetime | None) -> dict[str, Any]:
+    return {
+        "id": str(ref.id),
+        "public_url": f"{c.settings.base_url}/public/media/{ref.id}",
+        "expires_at": expires_at.isoformat() if expires_at else None,
+        "mime": ref.mime,
+        "size_bytes": ref.size_bytes,
+        "sha256": ref.sha256,
+        "kind": ref.kind,
+    }
+
+
+def media_router(get_container: Any, operator_dep: Any) -> APIRouter:
+    router = APIRouter()
+
+    @router.post("/api/media/register", dependencies=[Depends(operator_dep)])
+    async def register(
+        file: Annotated[UploadFile, File(description="a JPEG, PNG or WebP image")],
+        purpose: Annotated[str, Form(pattern="^(template|public)$")] = "public",
+        ttl_sec: Annotated[int, Form(ge=1, le=MAX_PUBLIC_TTL_SEC)] = DEFAULT_PUBLIC_TTL_SEC,
+    ) -> dict[str, Any]:
+        """Store an image: a slot template (kept while referenced) or a temporary public link."""
+        c: Container = await get_container()
+        data = await file.read(c.settings.max_upload_bytes + 1)
+        if not data:
+            raise AppError(400, "file_empty", "the uploaded file is empty")
+        if len(data) > c.settings.max_upload_bytes:
+            raise AppError(
+                413, "file_too_large", "the upload is larger than accepted", {"max_bytes": c.settings.max_upload_bytes}
+            )
+        info = await asyncio.to_thread(inspect_image, data, ACCEPTED_MIME, c.settings.max_image_pixels)
+        expires = None if purpose == "template" else datetime.now(UTC) + timedelta(seconds=ttl_sec)
+        ref = await c.media.save(purpose, data, info.mime, expires)
+        return media_json(c, ref, expires)
+
+    @router.post("/api/media/extend", dependencies=[Depends(operator_dep)])
+    async def extend(body: ExtendRequest) -> dict[str, Any]:
+        """Push a live public link's expiry to `ttl_sec` from now."""
+        c: Container = await get_container()
+        try:
+            ref = await c.media.describe(body.id)
+        except MediaNotFound:
+            raise AppError(404, "media_not_found", "no such media object") from None
+        except MediaExpired:
+            raise AppError(410, "media_expired", "the link has already expired") from None
+        if ref.expires_at is None:
+            raise AppError(409, "media_not_temporary", "this object does not expire")
+        expires = datetime.now(UTC) + timedelta(seconds=body.ttl_sec)
+        await c.media.set_expiry(body.id, expires)
+        return media_json(c, ref, expires)
+
+    @router.get("/public/media/{media_id}", response_model=None)
+    async def public_media(media_id: str) -> Response:
+        """Serve a media object while it is valid: 404 if unknown, 410 once expired."""
+        c: Container = await get_container()
+        try:
+            data, ref = await c.media.read(uuid.UUID(media_id))
+        except (ValueError, MediaNotFound):
+            raise AppError(404, "media_not_found", "no such media object") from None
+        except MediaExpired:
+            raise AppError(410, "media_expired", "the link has expired") from None
+        max_age = 86400 if ref.expires_at is None else int((ref.expires_at - datetime.now(UTC)).total_seconds())
+        return Response(data, media_type=ref.mime, headers={"Cache-Control": f"private, max-age={max(max_age, 0)}"})
+
+    return router
