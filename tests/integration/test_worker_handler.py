@@ -7,39 +7,16 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-import functions.worker.handler as worker
 from boothbridge.container import Container
 from boothbridge.jobs.model import NewJob
 from boothbridge.settings import Settings
 from tests.support.booth import jpeg
+from tests.support.lambda_env import invoke_worker, settings_env
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    env = {}
-    for name, value in settings.model_dump().items():
-        if value is None:
-            continue
-        env[name.upper()] = json.dumps(value) if isinstance(value, list) else str(value)
-    return env
-
-
-def invoke(event: dict[str, Any]) -> dict[str, Any]:
-    """One Lambda execution environment in its own thread; the cached container is released at the end."""
-    try:
-        return worker.handler(event, None)
-    finally:
-        loop = worker._loop()
-        if worker._container is not None:
-            loop.run_until_complete(worker._container.close())
-            worker._container = None
-        loop.close()
-        worker._event_loop = None
 
 
 @pytest.mark.parametrize("settings_overrides", [{"run_worker": False}])
@@ -72,7 +49,7 @@ async def test_worker_event_runs_the_job(
     event = json.loads((EVENTS / "worker_invoke.json").read_text())
     event["job_id"] = str(job_id)
 
-    result = await asyncio.to_thread(invoke, event)
+    result = await asyncio.to_thread(invoke_worker, event)
 
     assert result == {"ok": True, "job_id": str(job_id), "status": "succeeded"}
     done = await container.queue.get(job_id)
@@ -82,7 +59,7 @@ async def test_worker_event_runs_the_job(
     assert ref.kind == "result" and data[:3] == b"\xff\xd8\xff"
 
     # A second delivery of the same event (Lambda retries async invokes) finds nothing to do.
-    again = await asyncio.to_thread(invoke, event)
+    again = await asyncio.to_thread(invoke_worker, event)
     assert again["status"] == "succeeded"
     assert (await container.queue.get(job_id)).attempt == 1  # type: ignore[union-attr]
 
@@ -90,5 +67,5 @@ async def test_worker_event_runs_the_job(
 async def test_worker_event_without_job_id_is_refused(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     for key, value in settings_env(settings).items():
         monkeypatch.setenv(key, value)
-    result = await asyncio.to_thread(invoke, {"reason": "ingest"})
+    result = await asyncio.to_thread(invoke_worker, {"reason": "ingest"})
     assert result["ok"] is False

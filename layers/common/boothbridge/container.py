@@ -12,6 +12,7 @@ from boothbridge import credentials
 from boothbridge.catalog import Catalog
 from boothbridge.credentials import Credentials
 from boothbridge.db.engine import create_engine, libpq_url
+from boothbridge.jobs.dispatch import JobDispatcher, LambdaInvokeDispatcher, NotifyDispatcher
 from boothbridge.jobs.notifications import NotificationHub
 from boothbridge.jobs.queue import JobQueue
 from boothbridge.jobs.runner import JobRunner, RetryPolicy
@@ -34,6 +35,17 @@ def resolve_database_url(settings: Settings) -> str:
     return start_embedded_postgres(settings.data_dir)
 
 
+async def build_dispatcher(settings: Settings) -> JobDispatcher:
+    if settings.worker_dispatch == "notify":
+        return NotifyDispatcher()
+    assert settings.worker_function_name is not None  # enforced by Settings
+    dispatcher = LambdaInvokeDispatcher(
+        settings.worker_function_name, region=settings.aws_region, endpoint_url=settings.lambda_endpoint_url
+    )
+    await dispatcher.open()
+    return dispatcher
+
+
 @dataclass
 class Container:
     """Everything a function needs, built once. `close()` releases it in reverse order."""
@@ -48,11 +60,13 @@ class Container:
     queue: JobQueue
     runner: JobRunner
     credentials: Credentials
+    dispatcher: JobDispatcher
     hub: NotificationHub | None = None
 
     async def close(self) -> None:
         if self.hub is not None:
             await self.hub.stop()
+        await self.dispatcher.close()
         for provider in self.providers.values():
             await provider.close()
         await self.store.close()
@@ -100,6 +114,7 @@ async def build_container(
         heartbeat_sec=settings.heartbeat_sec,
         result_ttl_sec=settings.result_ttl_sec,
     )
+    dispatcher = await build_dispatcher(settings)
     hub = None
     if listen:
         hub = NotificationHub(libpq_url(url))
@@ -115,5 +130,6 @@ async def build_container(
         queue=queue,
         runner=runner,
         credentials=creds,
+        dispatcher=dispatcher,
         hub=hub,
     )

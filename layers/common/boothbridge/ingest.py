@@ -197,6 +197,7 @@ class IngestService:
                 raise
             if created:
                 assert job is not None
+                await self.c.dispatcher.dispatch(job.id)
                 return job, source.id
             # The same photo raced in on another request: attach to that job, drop our copy.
             await self.c.store.delete(source.storage_key)

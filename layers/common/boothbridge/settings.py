@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     fallback_poll_sec: float = Field(2.0, gt=0)
     # Back-pressure: a provider's queued+running jobs may reach max_parallel_jobs x this before ingest refuses.
     backlog_factor: int = Field(16, ge=1)
+    # How a new job reaches a worker: "notify" (listening workers; local, self-hosted) or "lambda"
+    # (an asynchronous invoke of WORKER_FUNCTION_NAME per job; AWS).
+    worker_dispatch: Literal["notify", "lambda"] = "notify"
+    worker_function_name: str | None = None
+    aws_region: str = "eu-central-1"
+    lambda_endpoint_url: str | None = None
     run_worker: bool = True
     run_cleanup: bool = True
     cleanup_interval_sec: float = Field(15.0, gt=0)
@@ -75,6 +81,8 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_unsafe_defaults_in_production(self) -> Settings:
+        if self.worker_dispatch == "lambda" and not self.worker_function_name:
+            raise ValueError("WORKER_FUNCTION_NAME must be set when WORKER_DISPATCH=lambda")
         if self.app_env != "production":
             return self
         problems = []
