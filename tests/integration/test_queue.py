@@ -401,3 +401,58 @@ async def test_runner_does_not_retry_a_permanent_failure(container: Container) -
 
 def _later() -> datetime:
     return datetime.now(UTC) + timedelta(hours=1)
+
+
+@pytest.mark.parametrize("settings_overrides", [{"max_parallel_jobs": 2}], indirect=True)
+async def test_concurrent_claimers_fill_every_free_place(container: Container) -> None:
+    """Claimers that arrive together wait for each other's capacity decision instead of giving up: with two
+    places free and eight single-job claimers, both places are taken in the same round, every round."""
+    queue = container.queue
+    await asyncio.gather(*(new_job(container) for _ in range(40)))
+    for _ in range(10):
+        batches = await asyncio.gather(*(queue.claim(f"owner-{i}", 1) for i in range(8)))
+        assert sum(len(b) for b in batches) == 2
+        assert await running_count(container) == 2
+        async with container.engine.begin() as conn:  # free both places for the next round
+            await conn.execute(text("UPDATE jobs SET status = 'failed' WHERE status = 'running'"))
+
+
+@pytest.mark.parametrize("settings_overrides", [{"max_parallel_jobs": 2}], indirect=True)
+async def test_concurrent_lambda_claims_by_id_both_get_their_job(container: Container) -> None:
+    first, second = await new_job(container), await new_job(container)
+    for _ in range(10):
+        got = await asyncio.gather(
+            container.queue.claim("lambda-a", 1, only_id=first.id),
+            container.queue.claim("lambda-b", 1, only_id=second.id),
+        )
+        assert [[j.id for j in g] for g in got] == [[first.id], [second.id]]
+        async with container.engine.begin() as conn:
+            await conn.execute(text("UPDATE jobs SET status = 'queued', run_after = now() WHERE status = 'running'"))
+
+
+@pytest.mark.parametrize("settings_overrides", [{"max_parallel_jobs": 2}], indirect=True)
+async def test_a_full_provider_does_not_hide_another_providers_work(container: Container) -> None:
+    queue = container.queue
+    await asyncio.gather(*(new_job(container) for _ in range(20)))  # sleepy: 20 queued, limit 2
+    assert len(await queue.claim("w", 2)) == 2  # sleepy is now full
+    source = await container.media.write_bytes("source", PHOTO, "image/jpeg")
+    now = datetime.now(UTC)
+    local_job, _ = await queue.enqueue(
+        NewJob(
+            id=uuid.uuid4(),
+            slot_id="slot-002",
+            provider_id="local",
+            operation_id="resize",
+            settings_json={"width": 32},
+            source_media_id=source.id,
+            source_sha256=_unique_sha(),
+            max_attempts=3,
+            deadline_at=now + timedelta(seconds=120),
+            request_meta={},
+        ),
+        source,
+        now + timedelta(minutes=10),
+    )
+    assert local_job is not None
+    [got] = await queue.claim("w", 1)
+    assert got.id == local_job.id

@@ -22,26 +22,54 @@ from boothbridge.media.service import MediaRef, MediaService
 CHANNEL_NEW = "bb_job_new"
 CHANNEL_DONE = "bb_job_done"
 
-# A running job whose lease is still valid occupies one of its provider's places.
-_COUNT_RUNNING = text(
-    "SELECT count(*) FROM jobs WHERE provider_id = :provider AND status = 'running' AND lease_expires_at > now()"
+# Claimable: queued work whose time has come, and running work whose lease ran out (its worker died or hung).
+_CLAIMABLE = "((status = 'queued' AND run_after <= now()) OR (status = 'running' AND lease_expires_at <= now()))"
+
+# Which providers have claimable work (optionally: only the one job a Lambda worker was invoked for).
+_PROVIDERS_WITH_WORK = text(
+    f"SELECT DISTINCT provider_id FROM jobs WHERE {_CLAIMABLE} AND (CAST(:only_id AS uuid) IS NULL OR id = :only_id)"
 )
 
-# Serialises capacity decisions for one provider across all claimers (every process, every host): without it
-# two claimers could both count one free place and both take it. Transaction-scoped, so it cannot leak; the
-# try- variant never waits, so claimers can never deadlock on each other's provider locks.
-_TRY_PROVIDER_LOCK = text("SELECT pg_try_advisory_xact_lock(hashtext('boothbridge.provider'), hashtext(:provider))")
+# Serialises capacity decisions for one provider across all claimers (every process, every host): without it two
+# claimers could both count one free place and both take it. Transaction-scoped, so it cannot leak. Every claimer
+# takes its provider locks in sorted order, so claimers wait for each other but can never deadlock.
+_PROVIDER_LOCK = text("SELECT pg_advisory_xact_lock(hashtext('boothbridge.provider'), hashtext(:provider))")
 
-# Candidates: queued work whose time has come, and running work whose lease ran out (its worker died or
-# hung). FOR UPDATE SKIP LOCKED lets concurrent claimers pass over rows another claimer is looking at
-# instead of queueing behind them.
-_CANDIDATES = text(
+# A running job whose lease is still valid occupies one of its provider's places.
+_RUNNING_BY_PROVIDER = text(
+    """
+    SELECT provider_id, count(*) AS running FROM jobs
+    WHERE status = 'running' AND lease_expires_at > now() AND provider_id = ANY(:providers)
+    GROUP BY provider_id
+    """
+)
+
+# The oldest claimable jobs, at most `free` of each provider (so one provider's backlog can never hide another
+# provider's work), in arrival order across providers.
+_CANDIDATE_IDS = text(
+    """
+    SELECT id FROM (
+        SELECT j.id, j.run_after, j.created_at, f.free,
+               row_number() OVER (PARTITION BY j.provider_id ORDER BY j.run_after, j.created_at) AS place
+        FROM jobs j
+        JOIN unnest(CAST(:providers AS text[]), CAST(:free AS int[])) AS f(provider_id, free) USING (provider_id)
+        WHERE ((j.status = 'queued' AND j.run_after <= now())
+               OR (j.status = 'running' AND j.lease_expires_at <= now()))
+          AND (CAST(:only_id AS uuid) IS NULL OR j.id = :only_id)
+    ) ranked
+    WHERE place <= free
+    ORDER BY run_after, created_at
+    LIMIT :max_jobs
+    """
+)
+
+# Lock the chosen rows. SKIP LOCKED: a row another transaction holds (a cancel, a cleanup) is left for later
+# rather than waited for; the claimable condition is re-checked on the locked row.
+_LOCK_CANDIDATES = text(
     f"""
     SELECT {JOB_COLUMNS} FROM jobs
-    WHERE (status = 'queued' AND run_after <= now())
-       OR (status = 'running' AND lease_expires_at <= now())
+    WHERE id = ANY(:ids) AND {_CLAIMABLE}
     ORDER BY run_after, created_at
-    LIMIT :scan
     FOR UPDATE SKIP LOCKED
     """
 )
@@ -153,51 +181,58 @@ class JobQueue:
             return []
         claimed: list[JobRecord] = []
         async with self.engine.begin() as conn:
-            if only_id is not None:
-                rows = (
+            providers = sorted((await conn.execute(_PROVIDERS_WITH_WORK, {"only_id": only_id})).scalars())
+            if not providers:
+                return []
+            for provider in providers:
+                await conn.execute(_PROVIDER_LOCK, {"provider": provider})
+            running = {
+                row.provider_id: row.running
+                for row in await conn.execute(_RUNNING_BY_PROVIDER, {"providers": providers})
+            }
+            free = {p: max(self.limits.get(p, 1) - running.get(p, 0), 0) for p in providers}
+            open_providers = [p for p in providers if free[p] > 0]
+            if not open_providers:
+                return []
+            ids = (
+                (
                     await conn.execute(
-                        text(
-                            f"""
-                            SELECT {JOB_COLUMNS} FROM jobs
-                            WHERE id = :id AND ((status = 'queued' AND run_after <= now())
-                                                OR (status = 'running' AND lease_expires_at <= now()))
-                            FOR UPDATE SKIP LOCKED
-                            """
-                        ),
-                        {"id": only_id},
+                        _CANDIDATE_IDS,
+                        {
+                            "providers": open_providers,
+                            "free": [free[p] for p in open_providers],
+                            "only_id": only_id,
+                            "max_jobs": max_jobs,
+                        },
                     )
-                ).all()
-            else:
-                rows = (await conn.execute(_CANDIDATES, {"scan": max(max_jobs * 4, 16)})).all()
-            free: dict[str, int] = {}
-            for row in rows:
-                if len(claimed) >= max_jobs:
-                    break
+                )
+                .scalars()
+                .all()
+            )
+            if not ids:
+                return []
+            for row in await conn.execute(_LOCK_CANDIDATES, {"ids": list(ids)}):
                 cand = JobRecord.from_row(row)
                 if cand.status == "running" and cand.attempt >= cand.max_attempts:
+                    entry = {
+                        "attempt": cand.attempt,
+                        "code": "lease_expired",
+                        "retryable": False,
+                        "message": "the worker running this attempt stopped responding",
+                        "at": datetime.now(UTC).isoformat(),
+                    }
                     await self._fail_in_tx(
                         conn,
                         cand.id,
                         cand.attempt,
                         "lease_expired",
                         "the worker running the last attempt stopped responding",
+                        entry,
                     )
                     continue
-                if cand.provider_id not in free:
-                    free[cand.provider_id] = await self._free_places(conn, cand.provider_id)
-                if free[cand.provider_id] <= 0:
-                    continue
                 taken = (await conn.execute(_TAKE, {"id": cand.id, "owner": owner, "lease": self.lease_sec})).one()
-                free[cand.provider_id] -= 1
                 claimed.append(JobRecord.from_row(taken))
         return claimed
-
-    async def _free_places(self, conn: AsyncConnection, provider_id: str) -> int:
-        if not (await conn.execute(_TRY_PROVIDER_LOCK, {"provider": provider_id})).scalar():
-            return 0  # another claimer is deciding for this provider right now; it will take what is free
-        limit = self.limits.get(provider_id, 1)
-        running = (await conn.execute(_COUNT_RUNNING, {"provider": provider_id})).scalar_one()
-        return max(limit - running, 0)
 
     # ---- while running -------------------------------------------------------------------------------
 
