@@ -16,8 +16,9 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from boothbridge.db.engine import autocommit
 from boothbridge.jobs.model import JOB_COLUMNS, JobRecord, NewJob
-from boothbridge.media.service import MediaRef, MediaService
+from boothbridge.media.service import MediaRef
 
 CHANNEL_NEW = "bb_job_new"
 CHANNEL_DONE = "bb_job_done"
@@ -32,67 +33,154 @@ _PROVIDERS_WITH_WORK = text(
 
 # Serialises capacity decisions for one provider across all claimers (every process, every host): without it two
 # claimers could both count one free place and both take it. Transaction-scoped, so it cannot leak. Every claimer
-# takes its provider locks in sorted order, so claimers wait for each other but can never deadlock.
-_PROVIDER_LOCK = text("SELECT pg_advisory_xact_lock(hashtext('boothbridge.provider'), hashtext(:provider))")
-
-# A running job whose lease is still valid occupies one of its provider's places.
-_RUNNING_BY_PROVIDER = text(
-    """
-    SELECT provider_id, count(*) AS running FROM jobs
-    WHERE status = 'running' AND lease_expires_at > now() AND provider_id = ANY(:providers)
-    GROUP BY provider_id
-    """
+# locks its providers in sorted order (unnest yields the sorted array in order), so claimers wait for each other
+# but can never deadlock.
+_LOCK_PROVIDERS = text(
+    "SELECT pg_advisory_xact_lock(hashtext('boothbridge.provider'), hashtext(p))"
+    " FROM unnest(CAST(:providers AS text[])) AS p"
 )
 
-# The oldest claimable jobs, at most `free` of each provider (so one provider's backlog can never hide another
-# provider's work), in arrival order across providers.
-_CANDIDATE_IDS = text(
+# Under those locks: each provider's free places (its limit minus running jobs whose lease is valid), then the
+# oldest claimable jobs, at most `free` of each provider (so one provider's backlog never hides another's work),
+# in arrival order across providers. `exhausted` marks a dead worker's job that has no attempts left.
+_CANDIDATES = text(
     """
-    SELECT id FROM (
-        SELECT j.id, j.run_after, j.created_at, f.free,
+    WITH cap AS (
+        SELECT p.provider_id,
+               p.max_parallel - (SELECT count(*) FROM jobs r
+                                 WHERE r.provider_id = p.provider_id AND r.status = 'running'
+                                   AND r.lease_expires_at > now()) AS free
+        FROM unnest(CAST(:providers AS text[]), CAST(:limits AS int[])) AS p(provider_id, max_parallel)
+    ), ranked AS (
+        SELECT j.id, j.run_after, j.created_at, c.free,
+               (j.status = 'running' AND j.attempt >= j.max_attempts) AS exhausted,
                row_number() OVER (PARTITION BY j.provider_id ORDER BY j.run_after, j.created_at) AS place
-        FROM jobs j
-        JOIN unnest(CAST(:providers AS text[]), CAST(:free AS int[])) AS f(provider_id, free) USING (provider_id)
-        WHERE ((j.status = 'queued' AND j.run_after <= now())
+        FROM jobs j JOIN cap c USING (provider_id)
+        WHERE c.free > 0
+          AND ((j.status = 'queued' AND j.run_after <= now())
                OR (j.status = 'running' AND j.lease_expires_at <= now()))
           AND (CAST(:only_id AS uuid) IS NULL OR j.id = :only_id)
-    ) ranked
-    WHERE place <= free
-    ORDER BY run_after, created_at
-    LIMIT :max_jobs
+    )
+    SELECT id, exhausted FROM ranked WHERE place <= free ORDER BY run_after, created_at LIMIT :max_jobs
     """
 )
 
-# Lock the chosen rows. SKIP LOCKED: a row another transaction holds (a cancel, a cleanup) is left for later
-# rather than waited for; the claimable condition is re-checked on the locked row.
-_LOCK_CANDIDATES = text(
-    f"""
-    SELECT {JOB_COLUMNS} FROM jobs
-    WHERE id = ANY(:ids) AND {_CLAIMABLE}
-    ORDER BY run_after, created_at
-    FOR UPDATE SKIP LOCKED
-    """
-)
-
-# Taking a job: a new attempt number is the fencing token. Whoever held the previous attempt can no longer
-# heartbeat, complete or fail the job (all those statements match on the attempt number).
+# Taking the chosen jobs. FOR UPDATE SKIP LOCKED: a row another transaction holds (a cancel, a cleanup) is left
+# for later rather than waited for, and the claimable condition is re-checked on the locked row. The new attempt
+# number is the fencing token: whoever held the previous attempt can no longer heartbeat, complete or fail it.
 _TAKE = text(
     f"""
+    WITH picked AS (
+        SELECT id FROM jobs
+        WHERE id = ANY(:ids) AND {_CLAIMABLE}
+        FOR UPDATE SKIP LOCKED
+    )
     UPDATE jobs
     SET status = 'running', attempt = attempt + 1, lease_owner = :owner,
         lease_expires_at = now() + make_interval(secs => :lease), started_at = coalesce(started_at, now()),
         updated_at = now()
-    WHERE id = :id
-    RETURNING {JOB_COLUMNS}
+    FROM picked WHERE jobs.id = picked.id
+    RETURNING {", ".join("jobs." + c for c in JOB_COLUMNS.split(", "))}
     """
 )
+
+# A dead worker's job with no attempts left fails instead of being taken; its waiters are woken.
+_FAIL_EXHAUSTED = text(
+    f"""
+    WITH failed AS (
+        UPDATE jobs
+        SET status = 'failed', error_code = 'lease_expired', error_message = :message,
+            attempt_errors = attempt_errors || jsonb_build_array(jsonb_build_object(
+                'attempt', attempt, 'code', 'lease_expired', 'message', CAST(:message AS text), 'retryable', false,
+                'at', now())),
+            finished_at = now(), updated_at = now(), lease_owner = NULL, lease_expires_at = NULL
+        WHERE id = ANY(:ids) AND status = 'running' AND lease_expires_at <= now() AND attempt >= max_attempts
+        RETURNING id
+    )
+    SELECT id, pg_notify('{CHANNEL_DONE}', id::text) FROM failed
+    """
+)
+
+
+# One statement: the job, its source media row (only if the job was inserted) and the NOTIFY. ON CONFLICT on the
+# partial unique index is the retry-safety: a second identical photo on the slot while the first is in flight
+# inserts nothing and returns no row.
+_ENQUEUE = text(
+    f"""
+    WITH job AS (
+        INSERT INTO jobs (id, slot_id, status, provider_id, operation_id, settings_json, source_media_id,
+                          source_sha256, max_attempts, deadline_at, request_meta, is_test)
+        VALUES (:id, :slot, 'queued', :provider, :operation, :settings, :source, :sha, :max_attempts, :deadline,
+                :meta, :is_test)
+        ON CONFLICT (slot_id, source_sha256)
+            WHERE status IN ('queued', 'running', 'waiting_provider') AND NOT is_test
+            DO NOTHING
+        RETURNING {JOB_COLUMNS}
+    ), source AS (
+        INSERT INTO media_objects (id, storage_key, mime, size_bytes, sha256, kind, expires_at, job_id)
+        SELECT :source, :m_key, :m_mime, :m_size, :m_sha, 'source', :m_expires, job.id FROM job
+    )
+    SELECT job.*, pg_notify('{CHANNEL_NEW}', job.id::text) FROM job
+    """
+).bindparams(bindparam("settings", type_=JSONB), bindparam("meta", type_=JSONB))
+
+# One statement: fenced success (only the attempt holding the job may finish it), the result's media row, and
+# the NOTIFY to waiters. A stale attempt matches no row, inserts no media row and notifies nobody.
+_COMPLETE = text(
+    f"""
+    WITH done AS (
+        UPDATE jobs
+        SET status = 'succeeded', result_media_id = :result, cost = :cost, finished_at = now(), updated_at = now(),
+            lease_owner = NULL, lease_expires_at = NULL, error_code = NULL, error_message = NULL
+        WHERE id = :id AND attempt = :attempt AND status = 'running'
+        RETURNING id
+    ), result AS (
+        INSERT INTO media_objects (id, storage_key, mime, size_bytes, sha256, kind, expires_at, job_id)
+        SELECT :result, :m_key, :m_mime, :m_size, :m_sha, 'result', :m_expires, done.id FROM done
+    )
+    SELECT done.id, pg_notify('{CHANNEL_DONE}', done.id::text) FROM done
+    """
+)
+
+
+# A retry: back to the queue after a delay, the error recorded; claimers are told (a delayed job is picked up by
+# their timers or fallback poll). Fenced like completion.
+_REQUEUE = text(
+    f"""
+    WITH requeued AS (
+        UPDATE jobs
+        SET status = 'queued', run_after = now() + make_interval(secs => :delay), lease_owner = NULL,
+            lease_expires_at = NULL, error_code = :code, error_message = :message,
+            attempt_errors = attempt_errors || :entry, updated_at = now()
+        WHERE id = :id AND attempt = :attempt AND status = 'running'
+        RETURNING id
+    )
+    SELECT id, pg_notify('{CHANNEL_NEW}', id::text) FROM requeued
+    """
+).bindparams(bindparam("entry", type_=JSONB))
+
+# Failing for good, fenced, and waking the waiters.
+_FAIL = text(
+    f"""
+    WITH failed AS (
+        UPDATE jobs
+        SET status = 'failed', error_code = :code, error_message = :message,
+            attempt_errors = attempt_errors || :entry, finished_at = now(), updated_at = now(),
+            lease_owner = NULL, lease_expires_at = NULL
+        WHERE id = :id AND attempt = :attempt AND status IN ('running', 'queued')
+        RETURNING id
+    )
+    SELECT id, pg_notify('{CHANNEL_DONE}', id::text) FROM failed
+    """
+).bindparams(bindparam("entry", type_=JSONB))
 
 
 class JobQueue:
     """Queue operations over the `jobs` table. `limits` maps provider id -> max parallel running jobs."""
 
     def __init__(self, engine: AsyncEngine, limits: Mapping[str, int], lease_sec: float) -> None:
-        self.engine = engine
+        self.engine = engine  # transactions (claim)
+        self.db = autocommit(engine)  # single statements: no BEGIN/COMMIT round trips
         self.limits = dict(limits)
         self.lease_sec = lease_sec
 
@@ -101,7 +189,7 @@ class JobQueue:
     async def find_reusable(self, slot_id: str, sha256: str) -> JobRecord | None:
         """A job for the same photo on the same slot that a re-post should attach to instead of paying twice:
         one still in flight, or one that succeeded and whose result has not expired."""
-        async with self.engine.connect() as conn:
+        async with self.db.connect() as conn:
             row = (
                 await conn.execute(
                     text(
@@ -124,28 +212,16 @@ class JobQueue:
     async def enqueue(
         self, job: NewJob, source: MediaRef, source_expires_at: datetime
     ) -> tuple[JobRecord | None, bool]:
-        """Insert the source media row and the job in one transaction and announce it.
+        """Insert the job and its source media row and announce it, in one statement (so one round trip).
 
         Returns (job, True) when inserted. When an identical photo is already in flight on this slot (the
         partial unique index fires) nothing is inserted and (None, False) is returned: the caller attaches
         to the existing job and deletes the bytes it stored.
         """
-        async with self.engine.begin() as conn:
+        async with self.db.connect() as conn:
             inserted = (
                 await conn.execute(
-                    text(
-                        f"""
-                        INSERT INTO jobs (id, slot_id, status, provider_id, operation_id, settings_json,
-                                          source_media_id, source_sha256, max_attempts, deadline_at,
-                                          request_meta, is_test)
-                        VALUES (:id, :slot, 'queued', :provider, :operation, :settings, :source, :sha,
-                                :max_attempts, :deadline, :meta, :is_test)
-                        ON CONFLICT (slot_id, source_sha256)
-                            WHERE status IN ('queued', 'running', 'waiting_provider') AND NOT is_test
-                            DO NOTHING
-                        RETURNING {JOB_COLUMNS}
-                        """
-                    ).bindparams(bindparam("settings", type_=JSONB), bindparam("meta", type_=JSONB)),
+                    _ENQUEUE,
                     {
                         "id": job.id,
                         "slot": job.slot_id,
@@ -158,14 +234,16 @@ class JobQueue:
                         "deadline": job.deadline_at,
                         "meta": job.request_meta,
                         "is_test": job.is_test,
+                        "m_key": source.storage_key,
+                        "m_mime": source.mime,
+                        "m_size": source.size_bytes,
+                        "m_sha": source.sha256,
+                        "m_expires": source_expires_at,
                     },
                 )
             ).one_or_none()
-            if inserted is None:
-                await conn.rollback()
-                return None, False
-            await MediaService.insert_row(conn, source, source_expires_at, job.id)
-            await _notify(conn, CHANNEL_NEW, job.id)
+        if inserted is None:
+            return None, False
         return JobRecord.from_row(inserted), True
 
     # ---- claim ---------------------------------------------------------------------------------------
@@ -179,66 +257,37 @@ class JobQueue:
         """
         if max_jobs <= 0:
             return []
-        claimed: list[JobRecord] = []
         async with self.engine.begin() as conn:
             providers = sorted((await conn.execute(_PROVIDERS_WITH_WORK, {"only_id": only_id})).scalars())
             if not providers:
                 return []
-            for provider in providers:
-                await conn.execute(_PROVIDER_LOCK, {"provider": provider})
-            running = {
-                row.provider_id: row.running
-                for row in await conn.execute(_RUNNING_BY_PROVIDER, {"providers": providers})
-            }
-            free = {p: max(self.limits.get(p, 1) - running.get(p, 0), 0) for p in providers}
-            open_providers = [p for p in providers if free[p] > 0]
-            if not open_providers:
-                return []
-            ids = (
-                (
-                    await conn.execute(
-                        _CANDIDATE_IDS,
-                        {
-                            "providers": open_providers,
-                            "free": [free[p] for p in open_providers],
-                            "only_id": only_id,
-                            "max_jobs": max_jobs,
-                        },
-                    )
+            await conn.execute(_LOCK_PROVIDERS, {"providers": providers})
+            limits = [self.limits.get(p, 1) for p in providers]
+            candidates = (
+                await conn.execute(
+                    _CANDIDATES,
+                    {"providers": providers, "limits": limits, "only_id": only_id, "max_jobs": max_jobs},
                 )
-                .scalars()
-                .all()
-            )
+            ).all()
+            exhausted = [row.id for row in candidates if row.exhausted]
+            if exhausted:
+                await conn.execute(
+                    _FAIL_EXHAUSTED,
+                    {"ids": exhausted, "message": "the worker running the last attempt stopped responding"},
+                )
+            ids = [row.id for row in candidates if not row.exhausted]
             if not ids:
                 return []
-            for row in await conn.execute(_LOCK_CANDIDATES, {"ids": list(ids)}):
-                cand = JobRecord.from_row(row)
-                if cand.status == "running" and cand.attempt >= cand.max_attempts:
-                    entry = {
-                        "attempt": cand.attempt,
-                        "code": "lease_expired",
-                        "retryable": False,
-                        "message": "the worker running this attempt stopped responding",
-                        "at": datetime.now(UTC).isoformat(),
-                    }
-                    await self._fail_in_tx(
-                        conn,
-                        cand.id,
-                        cand.attempt,
-                        "lease_expired",
-                        "the worker running the last attempt stopped responding",
-                        entry,
-                    )
-                    continue
-                taken = (await conn.execute(_TAKE, {"id": cand.id, "owner": owner, "lease": self.lease_sec})).one()
-                claimed.append(JobRecord.from_row(taken))
+            rows = (await conn.execute(_TAKE, {"ids": ids, "owner": owner, "lease": self.lease_sec})).all()
+        claimed = [JobRecord.from_row(row) for row in rows]
+        claimed.sort(key=lambda job: ids.index(job.id))  # arrival order, as chosen
         return claimed
 
     # ---- while running -------------------------------------------------------------------------------
 
     async def heartbeat(self, job_id: uuid.UUID, attempt: int) -> bool:
         """Extend the lease; False means this attempt no longer holds the job (taken over or finished)."""
-        async with self.engine.begin() as conn:
+        async with self.db.connect() as conn:
             row = (
                 await conn.execute(
                     text(
@@ -256,29 +305,26 @@ class JobQueue:
     async def complete(
         self, job_id: uuid.UUID, attempt: int, result: MediaRef, result_expires_at: datetime, cost: float
     ) -> bool:
-        """Record success, fenced by attempt number: a stale attempt changes nothing and gets False."""
-        async with self.engine.begin() as conn:
+        """Record success, fenced by attempt number: a stale attempt changes nothing and gets False.
+        The job update, the result's media row and the NOTIFY are one statement."""
+        async with self.db.connect() as conn:
             row = (
                 await conn.execute(
-                    text(
-                        """
-                        UPDATE jobs
-                        SET status = 'succeeded', result_media_id = :result, cost = :cost,
-                            finished_at = now(), updated_at = now(), lease_owner = NULL,
-                            lease_expires_at = NULL, error_code = NULL, error_message = NULL
-                        WHERE id = :id AND attempt = :attempt AND status = 'running'
-                        RETURNING id
-                        """
-                    ),
-                    {"id": job_id, "attempt": attempt, "result": result.id, "cost": cost},
+                    _COMPLETE,
+                    {
+                        "id": job_id,
+                        "attempt": attempt,
+                        "cost": cost,
+                        "result": result.id,
+                        "m_key": result.storage_key,
+                        "m_mime": result.mime,
+                        "m_size": result.size_bytes,
+                        "m_sha": result.sha256,
+                        "m_expires": result_expires_at,
+                    },
                 )
             ).one_or_none()
-            if row is None:
-                await conn.rollback()
-                return False
-            await MediaService.insert_row(conn, result, result_expires_at, job_id)
-            await _notify(conn, CHANNEL_DONE, job_id)
-        return True
+        return row is not None
 
     async def fail_attempt(
         self,
@@ -291,30 +337,13 @@ class JobQueue:
     ) -> str | None:
         """Record a failed attempt. With `retry_in` the job is requeued to run after that many seconds,
         otherwise it fails for good. Returns the new status, or None if this attempt was stale."""
-        entry = {
-            "attempt": attempt,
-            "code": code,
-            "message": message,
-            "retryable": retryable,
-            "at": datetime.now(UTC).isoformat(),
-        }
-        async with self.engine.begin() as conn:
+        entry = attempt_error(attempt, code, message, retryable)
+        async with self.db.connect() as conn:
             if retry_in is None:
-                ok = await self._fail_in_tx(conn, job_id, attempt, code, message, entry)
-                return "failed" if ok else None
+                return "failed" if await self._fail(conn, job_id, attempt, code, message, entry) else None
             row = (
                 await conn.execute(
-                    text(
-                        """
-                        UPDATE jobs
-                        SET status = 'queued', run_after = now() + make_interval(secs => :delay),
-                            lease_owner = NULL, lease_expires_at = NULL, error_code = :code,
-                            error_message = :message, attempt_errors = attempt_errors || :entry,
-                            updated_at = now()
-                        WHERE id = :id AND attempt = :attempt AND status = 'running'
-                        RETURNING id
-                        """
-                    ).bindparams(bindparam("entry", type_=JSONB)),
+                    _REQUEUE,
                     {
                         "id": job_id,
                         "attempt": attempt,
@@ -325,49 +354,23 @@ class JobQueue:
                     },
                 )
             ).one_or_none()
-            if row is None:
-                return None
-            await _notify(conn, CHANNEL_NEW, job_id)
-        return "queued"
+        return "queued" if row is not None else None
 
-    async def _fail_in_tx(
-        self,
-        conn: AsyncConnection,
-        job_id: uuid.UUID,
-        attempt: int,
-        code: str,
-        message: str,
-        entry: dict[str, Any] | None = None,
+    @staticmethod
+    async def _fail(
+        conn: AsyncConnection, job_id: uuid.UUID, attempt: int, code: str, message: str, entry: dict[str, Any]
     ) -> bool:
         row = (
             await conn.execute(
-                text(
-                    """
-                    UPDATE jobs
-                    SET status = 'failed', error_code = :code, error_message = :message,
-                        attempt_errors = attempt_errors || :entry, finished_at = now(), updated_at = now(),
-                        lease_owner = NULL, lease_expires_at = NULL
-                    WHERE id = :id AND attempt = :attempt AND status IN ('running', 'queued')
-                    RETURNING id
-                    """
-                ).bindparams(bindparam("entry", type_=JSONB)),
-                {
-                    "id": job_id,
-                    "attempt": attempt,
-                    "code": code,
-                    "message": message,
-                    "entry": [entry] if entry else [],
-                },
+                _FAIL, {"id": job_id, "attempt": attempt, "code": code, "message": message, "entry": [entry]}
             )
         ).one_or_none()
-        if row is not None:
-            await _notify(conn, CHANNEL_DONE, job_id)
         return row is not None
 
     # ---- reading -------------------------------------------------------------------------------------
 
     async def get(self, job_id: uuid.UUID) -> JobRecord | None:
-        async with self.engine.connect() as conn:
+        async with self.db.connect() as conn:
             row = (
                 await conn.execute(text(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = :id"), {"id": job_id})
             ).one_or_none()
@@ -375,9 +378,16 @@ class JobQueue:
 
     async def next_run_after(self) -> datetime | None:
         """When the earliest delayed retry becomes claimable (lets an idle worker sleep exactly that long)."""
-        async with self.engine.connect() as conn:
+        async with self.db.connect() as conn:
             return (await conn.execute(text("SELECT min(run_after) FROM jobs WHERE status = 'queued'"))).scalar()
 
 
-async def _notify(conn: AsyncConnection, channel: str, job_id: uuid.UUID) -> None:
-    await conn.execute(text("SELECT pg_notify(:channel, :payload)"), {"channel": channel, "payload": str(job_id)})
+def attempt_error(attempt: int, code: str, message: str, retryable: bool) -> dict[str, Any]:
+    """One entry of `jobs.attempt_errors`."""
+    return {
+        "attempt": attempt,
+        "code": code,
+        "message": message,
+        "retryable": retryable,
+        "at": datetime.now(UTC).isoformat(),
+    }
