@@ -263,3 +263,25 @@ async def test_already_finished_job_returns_without_waiting(container: Container
     assert result.status == "failed"
     assert queue.reads[job.id] == 1
     assert time.monotonic() - started < 0.5
+
+
+async def test_a_job_that_ends_without_a_notify_is_found_by_the_process_poll(container: Container) -> None:
+    """The per-process fallback poll (one query for all waiting jobs) wakes a waiter whose job ended silently."""
+    hub = _hub(container)
+    assert hub.polls
+    jobs = [await new_job(container) for _ in range(3)]
+    queue = CountingQueue(container.queue)
+    waiters = [start_waiter(container, queue, job.id) for job in jobs]
+    await eventually(lambda: hub.waiting == 3, what="three waiters subscribed")
+    async with container.engine.begin() as conn:  # ends the first job with no NOTIFY at all
+        await conn.execute(text("UPDATE jobs SET status = 'failed' WHERE id = :id"), {"id": jobs[0].id})
+    started = time.monotonic()
+    done = await asyncio.wait_for(waiters[0], 5)
+    assert done.status == "failed"
+    # Woken by the poll (every fallback_poll_sec = 1 s in tests), long before the waiter's own 30 s fallback.
+    assert time.monotonic() - started < 2.5
+    assert not waiters[1].done() and not waiters[2].done()
+    assert queue.reads[jobs[1].id] == 1  # the others were not re-read one by one
+    for task in waiters[1:]:
+        task.cancel()
+    await asyncio.gather(*waiters[1:], return_exceptions=True)

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from boothbridge import credentials
 from boothbridge.catalog import Catalog
 from boothbridge.credentials import Credentials
-from boothbridge.db.engine import create_engine, libpq_url
+from boothbridge.db.engine import autocommit, create_engine, libpq_url
 from boothbridge.jobs.dispatch import JobDispatcher, LambdaInvokeDispatcher, NotifyDispatcher
 from boothbridge.jobs.notifications import NotificationHub
 from boothbridge.jobs.queue import JobQueue
@@ -53,6 +53,7 @@ class Container:
     settings: Settings
     database_url: str
     engine: AsyncEngine
+    db: AsyncEngine  # the same pool in autocommit mode, for single statements
     store: ObjectStore
     media: MediaService
     catalog: Catalog
@@ -117,12 +118,15 @@ async def build_container(
     dispatcher = await build_dispatcher(settings)
     hub = None
     if listen:
-        hub = NotificationHub(libpq_url(url))
+        hub = NotificationHub(libpq_url(url), poll=queue.ended_among, poll_interval_sec=settings.fallback_poll_sec)
         await hub.start()
+        # A job that ends in this process wakes its waiters here at once, without the NOTIFY round trip.
+        runner.on_job_end = hub.job_ended
     return Container(
         settings=settings,
         database_url=url,
         engine=engine,
+        db=autocommit(engine),
         store=store,
         media=media,
         catalog=catalog,

@@ -24,7 +24,7 @@ from boothbridge.container import Container
 from boothbridge.errors import AppError
 from boothbridge.images import inspect_image
 from boothbridge.jobs.model import JobRecord, NewJob
-from boothbridge.jobs.waiting import wait_for_job_end
+from boothbridge.jobs.waiting import wait_subscribed
 from boothbridge.media.service import MediaExpired, MediaNotFound
 from boothbridge.provision import INGEST_PASSWORD_KEY
 
@@ -90,23 +90,27 @@ class IngestService:
             if limits is None:
                 raise AppError(409, "slot_not_configured", "this slot has no provider and operation configured")
             photo, mime = await self._validated_photo(form, limits)
-            job, source_id = await self._job_for(slot, form, photo, mime)
-            outcome = await self._await_result(slot, job, photo, mime, started)
+            assert self.c.hub is not None, "ingest needs the LISTEN hub"
+            new_id = uuid.uuid4()
+            # Subscribed before the job exists, so its end cannot be missed and needs no first read.
+            with self.c.hub.subscribe(new_id) as woken:
+                job, source_id = await self._job_for(slot, form, photo, mime, new_id)
+                if job.id == new_id:
+                    outcome = await self._await_result(slot, job, photo, mime, started, woken, fresh=True)
+            if job.id != new_id:
+                with self.c.hub.subscribe(job.id) as woken:
+                    outcome = await self._await_result(slot, job, photo, mime, started, woken, fresh=False)
         except AppError as err:
             outcome = IngestOutcome(status=err.status, log_status="ERROR", error=err)
         elapsed_ms = int((time.monotonic() - started) * 1000)
         outcome.headers["X-Processing-Ms"] = str(elapsed_ms)
-        await self._record(slot_id, slot, form, outcome, elapsed_ms)
-        if source_id is not None:
-            # The booth's photo is kept only briefly after its request ends (SPEC §5).
-            expires = datetime.now(UTC) + timedelta(seconds=self.settings.source_ttl_sec)
-            await self.c.media.set_expiry(source_id, expires)
+        await self._finish(slot_id, slot, form, outcome, elapsed_ms, source_id)
         return outcome
 
     # ---- steps ---------------------------------------------------------------------------------------
 
     async def _load_slot(self, slot_id: str) -> SlotForIngest:
-        async with self.c.engine.connect() as conn:
+        async with self.c.db.connect() as conn:
             row = (
                 await conn.execute(
                     text(
@@ -163,7 +167,7 @@ class IngestService:
         return form.file, info.mime
 
     async def _job_for(
-        self, slot: SlotForIngest, form: UploadedForm, photo: bytes, mime: str
+        self, slot: SlotForIngest, form: UploadedForm, photo: bytes, mime: str, new_id: uuid.UUID
     ) -> tuple[JobRecord, uuid.UUID | None]:
         """The job this photo belongs to: an existing one for the same bytes (retry-safe), or a new one.
         Returns the job and the id of the source media this request stored (None when it attached)."""
@@ -177,7 +181,7 @@ class IngestService:
             source = await self.c.media.write_bytes("source", photo, mime)
             now = datetime.now(UTC)
             new = NewJob(
-                id=uuid.uuid4(),
+                id=new_id,
                 slot_id=slot.id,
                 provider_id=slot.provider_id,
                 operation_id=slot.operation_id,
@@ -208,7 +212,7 @@ class IngestService:
         entry = self.c.catalog.provider(provider_id)
         assert entry is not None
         cap = entry.ingest.max_parallel_jobs * self.settings.backlog_factor
-        async with self.c.engine.connect() as conn:
+        async with self.c.db.connect() as conn:
             depth = (
                 await conn.execute(
                     text(
@@ -228,12 +232,28 @@ class IngestService:
             )
 
     async def _await_result(
-        self, slot: SlotForIngest, job: JobRecord, photo: bytes, mime: str, started: float
+        self,
+        slot: SlotForIngest,
+        job: JobRecord,
+        photo: bytes,
+        mime: str,
+        started: float,
+        woken: asyncio.Event,
+        *,
+        fresh: bool,
     ) -> IngestOutcome:
-        assert self.c.hub is not None, "ingest needs the LISTEN hub"
+        assert self.c.hub is not None
         if not job.is_terminal:
             deadline = started + self.settings.t_sync_response
-            job = await wait_for_job_end(self.c.queue, self.c.hub, job.id, deadline, self.settings.fallback_poll_sec)
+            job = await wait_subscribed(
+                self.c.queue,
+                self.c.hub,
+                job.id,
+                woken,
+                deadline,
+                self.settings.fallback_poll_sec,
+                skip_first_read=fresh,
+            )
         if job.status == "succeeded" and job.result_media_id is not None:
             try:
                 data, ref = await self.c.media.read(job.result_media_id)
@@ -273,26 +293,22 @@ class IngestService:
             )
         return IngestOutcome(status=err.status, log_status="ERROR", error=err, job_id=job.id)
 
-    async def _record(
+    async def _finish(
         self,
         slot_id: str,
         slot: SlotForIngest | None,
         form: UploadedForm | None,
         outcome: IngestOutcome,
         elapsed_ms: int,
+        source_id: uuid.UUID | None,
     ) -> None:
+        """The processing-log row, and the stored photo's expiry: kept only briefly after its request ends
+        (SPEC §5). One statement, so one round trip."""
         err = outcome.error
         try:
-            async with self.c.engine.begin() as conn:
+            async with self.c.db.connect() as conn:
                 await conn.execute(
-                    text(
-                        """
-                        INSERT INTO processing_log (slot_id, requested_slot, job_id, status, http_status,
-                            response_time_ms, cost, error_code, error_message, fallback, request_fields)
-                        VALUES (:slot, :requested, :job, :status, :http, :ms, :cost, :code, :msg, :fallback,
-                                :fields)
-                        """
-                    ).bindparams(bindparam("fields", type_=JSONB)),
+                    _FINISH,
                     {
                         "slot": slot.id if slot else None,
                         "requested": slot_id[:200],
@@ -305,10 +321,24 @@ class IngestService:
                         "msg": err.message if err else None,
                         "fallback": outcome.fallback,
                         "fields": public_fields(form) if form else {},
+                        "source": source_id,
+                        "source_expires": datetime.now(UTC) + timedelta(seconds=self.settings.source_ttl_sec),
                     },
                 )
         except Exception:  # the booth's answer matters more than its log row
             log.exception("could not write the processing log for slot %s", slot_id)
+
+
+_FINISH = text(
+    """
+    WITH source AS (
+        UPDATE media_objects SET expires_at = :source_expires WHERE id = CAST(:source AS uuid)
+    )
+    INSERT INTO processing_log (slot_id, requested_slot, job_id, status, http_status, response_time_ms, cost,
+                                error_code, error_message, fallback, request_fields)
+    VALUES (:slot, :requested, :job, :status, :http, :ms, :cost, :code, :msg, :fallback, :fields)
+    """
+).bindparams(bindparam("fields", type_=JSONB))
 
 
 def public_fields(form: UploadedForm) -> dict[str, Any]:

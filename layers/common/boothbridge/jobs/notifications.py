@@ -1,9 +1,9 @@
 """One LISTEN connection per process, fanning NOTIFYs out to in-process waiters.
 
 Lost wakeups are closed three ways: a waiter subscribes *before* it reads the job row (so a NOTIFY sent
-between the read and the wait still reaches it); every waiter also re-reads the row on a slow fallback
-timer; and when the LISTEN connection drops, every waiter is woken at once (and again after the reconnect),
-because notifications sent while we were disconnected are gone for good.
+between the read and the wait still reaches it); a slow fallback poll, one query per process for all waiting
+jobs, wakes the waiters of jobs that ended; and when the LISTEN connection drops, every waiter is woken at once
+(and again after the reconnect), because notifications sent while we were disconnected are gone for good.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 
 import psycopg
 
@@ -20,13 +20,26 @@ from boothbridge.jobs.queue import CHANNEL_DONE, CHANNEL_NEW
 
 log = logging.getLogger(__name__)
 
+# Given the ids of jobs someone here waits for, return those that have ended.
+EndedPoll = Callable[[list[uuid.UUID]], Awaitable[Iterable[uuid.UUID]]]
+
 
 class NotificationHub:
     """Owns the process's single LISTEN connection; hands out per-job wake events."""
 
-    def __init__(self, conninfo: str, reconnect_delay_sec: float = 0.5) -> None:
+    def __init__(
+        self,
+        conninfo: str,
+        reconnect_delay_sec: float = 0.5,
+        *,
+        poll: EndedPoll | None = None,
+        poll_interval_sec: float = 2.0,
+    ) -> None:
         self._conninfo = conninfo
         self._reconnect_delay = reconnect_delay_sec
+        self._poll = poll
+        self._poll_interval = poll_interval_sec
+        self._poll_task: asyncio.Task[None] | None = None
         self._waiters: dict[uuid.UUID, set[asyncio.Event]] = {}
         self._new_job_callbacks: list[Callable[[], None]] = []
         self._task: asyncio.Task[None] | None = None
@@ -36,15 +49,28 @@ class NotificationHub:
 
     async def start(self, wait_connected_sec: float = 10.0) -> None:
         self._task = asyncio.create_task(self._run(), name="notification-hub")
+        if self._poll is not None:
+            self._poll_task = asyncio.create_task(self._poll_loop(), name="notification-hub-poll")
         await asyncio.wait_for(self._connected.wait(), wait_connected_sec)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        for task in (self._task, self._poll_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = self._poll_task = None
         self._wake_all()
+
+    @property
+    def polls(self) -> bool:
+        """True when this hub runs the per-process fallback poll (waiters need no timers of their own)."""
+        return self._poll is not None
+
+    def job_ended(self, job_id: uuid.UUID) -> None:
+        """Wake this process's waiters of `job_id` now (a job finished here: no need to wait for the NOTIFY)."""
+        for event in self._waiters.get(job_id, ()):
+            event.set()
 
     @property
     def listen_connections(self) -> int:
@@ -96,6 +122,20 @@ class NotificationHub:
             self._wake_all()
             await asyncio.sleep(self._reconnect_delay)
 
+    async def _poll_loop(self) -> None:
+        assert self._poll is not None
+        while True:
+            await asyncio.sleep(self._poll_interval)
+            if not self._waiters:
+                continue
+            try:
+                ended = await self._poll(list(self._waiters))
+            except Exception as exc:  # the database is unreachable: waiters still have their deadlines
+                log.warning("fallback poll failed (%s)", type(exc).__name__)
+                continue
+            for job_id in ended:
+                self.job_ended(job_id)
+
     def _dispatch(self, channel: str, payload: str) -> None:
         if channel == CHANNEL_NEW:
             self._notify_new_job()
@@ -104,8 +144,7 @@ class NotificationHub:
             job_id = uuid.UUID(payload)
         except ValueError:
             return
-        for event in self._waiters.get(job_id, ()):
-            event.set()
+        self.job_ended(job_id)
 
     def _notify_new_job(self) -> None:
         for callback in self._new_job_callbacks:

@@ -376,6 +376,15 @@ class JobQueue:
             ).one_or_none()
         return JobRecord.from_row(row) if row else None
 
+    async def ended_among(self, job_ids: list[uuid.UUID]) -> list[uuid.UUID]:
+        """Which of these jobs have reached a terminal state (the per-process fallback poll)."""
+        async with self.db.connect() as conn:
+            rows = await conn.execute(
+                text("SELECT id FROM jobs WHERE id = ANY(:ids) AND status IN ('succeeded', 'failed', 'cancelled')"),
+                {"ids": job_ids},
+            )
+            return list(rows.scalars())
+
     async def next_run_after(self) -> datetime | None:
         """When the earliest delayed retry becomes claimable (lets an idle worker sleep exactly that long)."""
         async with self.db.connect() as conn:

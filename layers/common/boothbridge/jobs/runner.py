@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -59,6 +59,8 @@ class JobRunner:
         self.retry = retry
         self.heartbeat_sec = heartbeat_sec
         self.result_ttl_sec = result_ttl_sec
+        # Called with the job id when a job ends in this process (set by the composition root).
+        self.on_job_end: Callable[[uuid.UUID], None] | None = None
 
     async def run(self, job: JobRecord) -> AttemptOutcome:
         try:
@@ -157,6 +159,7 @@ class JobRunner:
             await self.media.store.delete(ref.storage_key)
             log.warning("job %s attempt %s finished late; result discarded", job.id, job.attempt)
             return AttemptOutcome("stale")
+        self._ended(job.id)
         return AttemptOutcome("succeeded")
 
     async def _failed(self, job: JobRecord, err: ProviderError) -> AttemptOutcome:
@@ -167,4 +170,10 @@ class JobRunner:
         if status is None:
             return AttemptOutcome("stale")
         log.info("job %s attempt %s failed (%s); now %s", job.id, job.attempt, err.code, status)
+        if status == "failed":
+            self._ended(job.id)
         return AttemptOutcome(status, retry_in)
+
+    def _ended(self, job_id: uuid.UUID) -> None:
+        if self.on_job_end is not None:
+            self.on_job_end(job_id)

@@ -16,16 +16,43 @@ async def wait_for_job_end(
 ) -> JobRecord:
     """Return the job once it is terminal, or as it stands when `deadline` (time.monotonic) passes."""
     with hub.subscribe(job_id) as woken:
-        while True:
-            # Clear, then read: a NOTIFY arriving after the read sets the event again, so none is lost.
-            woken.clear()
-            job = await queue.get(job_id)
-            if job is None:
-                raise LookupError(f"job {job_id} vanished")
-            remaining = deadline - time.monotonic()
-            if job.is_terminal or remaining <= 0:
-                return job
-            try:
-                await asyncio.wait_for(woken.wait(), min(remaining, fallback_poll_sec))
-            except TimeoutError:
-                pass
+        return await wait_subscribed(queue, hub, job_id, woken, deadline, fallback_poll_sec)
+
+
+async def wait_subscribed(
+    queue: JobQueue,
+    hub: NotificationHub,
+    job_id: uuid.UUID,
+    woken: asyncio.Event,
+    deadline: float,
+    fallback_poll_sec: float,
+    *,
+    skip_first_read: bool = False,
+) -> JobRecord:
+    """The waiting loop for a caller already subscribed to `job_id`.
+
+    `skip_first_read` is for a caller that subscribed before the job could possibly end (before inserting it):
+    any ending since then has set `woken`, so the first read can wait for it. When the hub runs the
+    per-process fallback poll, a waiter re-reads only when woken (or at its deadline).
+    """
+    job: JobRecord | None = None if skip_first_read else await _read(queue, job_id, woken)
+    while job is None or not job.is_terminal:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        timeout = remaining if hub.polls else min(remaining, fallback_poll_sec)
+        try:
+            await asyncio.wait_for(woken.wait(), timeout)
+        except TimeoutError:
+            pass
+        job = await _read(queue, job_id, woken)
+    return job if job is not None else await _read(queue, job_id, woken)
+
+
+async def _read(queue: JobQueue, job_id: uuid.UUID, woken: asyncio.Event) -> JobRecord:
+    # Clear, then read: an ending signalled after the read sets the event again, so none is lost.
+    woken.clear()
+    job = await queue.get(job_id)
+    if job is None:
+        raise LookupError(f"job {job_id} vanished")
+    return job

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from boothbridge.db.engine import autocommit
 from boothbridge.media.store import ObjectNotFound, ObjectStore
 
 _EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
@@ -44,6 +45,7 @@ class MediaService:
 
     def __init__(self, engine: AsyncEngine, store: ObjectStore) -> None:
         self.engine = engine
+        self.db = autocommit(engine)  # every operation here is a single statement
         self.store = store
 
     async def write_bytes(self, kind: str, data: bytes, mime: str) -> MediaRef:
@@ -92,7 +94,7 @@ class MediaService:
     ) -> MediaRef:
         ref = await self.write_bytes(kind, data, mime)
         try:
-            async with self.engine.begin() as conn:
+            async with self.db.connect() as conn:
                 await self.insert_row(conn, ref, expires_at, job_id)
         except BaseException:
             await self.store.delete(ref.storage_key)
@@ -101,7 +103,7 @@ class MediaService:
 
     async def describe(self, media_id: uuid.UUID) -> MediaRef:
         """The row, refusing expired objects even before cleanup has removed them."""
-        async with self.engine.connect() as conn:
+        async with self.db.connect() as conn:
             row = (
                 await conn.execute(
                     text(
@@ -135,7 +137,7 @@ class MediaService:
         return data, ref
 
     async def set_expiry(self, media_id: uuid.UUID, expires_at: datetime | None) -> None:
-        async with self.engine.begin() as conn:
+        async with self.db.connect() as conn:
             await conn.execute(
                 text("UPDATE media_objects SET expires_at = :exp WHERE id = :id"),
                 {"id": media_id, "exp": expires_at},
@@ -143,7 +145,7 @@ class MediaService:
 
     async def delete(self, media_id: uuid.UUID) -> None:
         """Remove bytes and row; idempotent."""
-        async with self.engine.begin() as conn:
+        async with self.db.connect() as conn:
             row = (
                 await conn.execute(
                     text("DELETE FROM media_objects WHERE id = :id RETURNING storage_key"), {"id": media_id}
