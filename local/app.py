@@ -17,6 +17,7 @@ from boothbridge.cleanup import purge_expired_media
 from boothbridge.container import Container, build_container
 from boothbridge.errors import error_body
 from boothbridge.http.errors import install_error_handlers
+from boothbridge.jobs.callbacks import CallbackQueue
 from boothbridge.jobs.worker_loop import WorkerLoop
 from boothbridge.settings import PROJECT_ROOT, Settings
 
@@ -41,6 +42,7 @@ class Emulator:
         c = self.container
         from functions.admin.app import create_app as create_admin
         from functions.ingest.app import create_app as create_ingest
+        from functions.webhook.app import create_app as create_webhook
 
         web_dir = PROJECT_ROOT / "web"
         admin = create_admin(c.settings, c)
@@ -48,6 +50,7 @@ class Emulator:
             ("/ingest/", create_ingest(c.settings, c)),
             ("/api/", admin),
             ("/public/", admin),
+            ("/webhooks/", create_webhook(c.settings, c)),
         ]
         if web_dir.is_dir():
             self._routes.append(("/", static_site(web_dir)))
@@ -78,6 +81,7 @@ class Emulator:
         while True:
             try:
                 await purge_expired_media(self.container)
+                await CallbackQueue(self.container.queue).fail_abandoned()
             except Exception:
                 log.exception("cleanup run failed; will try again")
             await asyncio.sleep(self.settings.cleanup_interval_sec)

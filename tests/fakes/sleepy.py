@@ -10,12 +10,13 @@ in other processes too.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 from pathlib import Path
 from typing import Any, ClassVar
 
-from boothbridge.providers.base import ImageInput, ProviderError, ProviderRequest, ProviderResult
+from boothbridge.providers.base import ImageInput, ProviderError, ProviderParked, ProviderRequest, ProviderResult
 from boothbridge.settings import PROJECT_ROOT, Settings
 
 SLEEPY_OPERATION = {
@@ -29,6 +30,7 @@ SLEEPY_OPERATION = {
             "delay_sec": {"type": "number", "minimum": 0, "maximum": 120, "default": 0},
             "fail_first": {"type": "integer", "minimum": 0, "maximum": 10, "default": 0},
             "fail_always": {"type": "boolean", "default": False},
+            "park": {"type": "boolean", "default": False},
         },
         "additionalProperties": False,
     },
@@ -59,6 +61,7 @@ def sleepy_catalog(path: Path, max_parallel_jobs: int = 4, timeout_sec: float = 
 class SleepyProvider:
     id = "sleepy"
     calls: ClassVar[list[tuple[str, int]]] = []  # in-process record: (job id, attempt)
+    webhook_urls: ClassVar[dict[str, str | None]] = {}  # job id -> the webhook URL it was given
 
     def __init__(self, settings: Settings) -> None:
         self.calls_file = os.environ.get("SLEEPY_CALLS_FILE")
@@ -68,13 +71,24 @@ class SleepyProvider:
         if self.calls_file:
             with open(self.calls_file, "a", encoding="utf-8") as f:
                 f.write(f"{request.job_id} {request.attempt} {os.getpid()}\n")
+        SleepyProvider.webhook_urls[request.job_id] = request.webhook_url
         settings: dict[str, Any] = request.settings
         await asyncio.sleep(float(settings.get("delay_sec", 0)))
+        if settings.get("park"):
+            if request.webhook_url is None:
+                raise ProviderError("webhook_unavailable", "no public webhook address", retryable=False)
+            return ProviderParked(provider_ref=f"sleepy-{request.job_id}")
         if settings.get("fail_always"):
             raise ProviderError("upstream_rejected", "the test provider refuses this photo", retryable=False)
         if request.attempt <= int(settings.get("fail_first", 0)):
             raise ProviderError("upstream_unavailable", "the test provider is briefly down", retryable=True)
         return ProviderResult(image=ImageInput(request.source.data, request.source.mime), cost=0.01)
+
+    async def result_from_callback(self, payload: dict[str, Any]) -> ProviderResult:
+        """Callback body: {"image_b64": ..., "mime": ...} or {"error": "..."}."""
+        if "error" in payload:
+            raise ProviderError("upstream_rejected", str(payload["error"]), retryable=False)
+        return ProviderResult(image=ImageInput(base64.b64decode(payload["image_b64"]), payload["mime"]), cost=0.02)
 
     async def close(self) -> None:
         return None

@@ -16,6 +16,7 @@ from boothbridge.jobs.dispatch import JobDispatcher, LambdaInvokeDispatcher, Not
 from boothbridge.jobs.notifications import NotificationHub
 from boothbridge.jobs.queue import JobQueue
 from boothbridge.jobs.runner import JobRunner, RetryPolicy
+from boothbridge.media.links import PublicLinks
 from boothbridge.media.service import MediaService
 from boothbridge.media.store import ObjectStore
 from boothbridge.media.stores import build_object_store
@@ -114,6 +115,9 @@ async def build_container(
         retry=RetryPolicy(settings.retry_base_sec, settings.retry_max_sec),
         heartbeat_sec=settings.heartbeat_sec,
         result_ttl_sec=settings.result_ttl_sec,
+        links=PublicLinks(
+            media, settings.base_url, settings.public_link_ttl_sec, webhooks=settings.public_base_url is not None
+        ),
     )
     dispatcher = await build_dispatcher(settings)
     hub = None

@@ -72,6 +72,8 @@ class Settings(BaseSettings):
     # Where booths and browsers reach this service; unset -> http://localhost:PORT (local use only).
     public_base_url: str | None = None
     jwt_ttl_sec: int = Field(3600, ge=60)
+    # Temporary public links (POST /api/media/register, images handed to URL-fetching providers).
+    public_link_ttl_sec: int = Field(900, ge=30)
 
     # Files.
     credentials_path: Path = Path("secrets/runtime_credentials.json")

@@ -101,6 +101,8 @@ class Job(Base):
     lease_owner: Mapped[str | None] = mapped_column(Text)
     lease_expires_at: Mapped[datetime | None] = mapped_column()
     provider_ref: Mapped[str | None] = mapped_column(Text)
+    # sha256 of the attempt's webhook secret: a provider callback must present the secret itself.
+    webhook_token_hash: Mapped[str | None] = mapped_column(Text)
     error_code: Mapped[str | None] = mapped_column(Text)
     error_message: Mapped[str | None] = mapped_column(Text)
     # One entry per failed attempt: {"attempt", "code", "message", "retryable", "at"}.

@@ -12,10 +12,19 @@ from datetime import UTC, datetime, timedelta
 
 from boothbridge.catalog import Catalog
 from boothbridge.jobs.backoff import retry_delay, should_retry
+from boothbridge.jobs.callbacks import CallbackQueue, new_callback_token
 from boothbridge.jobs.model import JobRecord
 from boothbridge.jobs.queue import JobQueue
+from boothbridge.media.links import PublicLinks
 from boothbridge.media.service import MediaExpired, MediaNotFound, MediaService
-from boothbridge.providers.base import ImageInput, Provider, ProviderError, ProviderRequest, ProviderResult
+from boothbridge.providers.base import (
+    ImageInput,
+    Provider,
+    ProviderError,
+    ProviderParked,
+    ProviderRequest,
+    ProviderResult,
+)
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +47,10 @@ class _LeaseLost(Exception):
     pass
 
 
+async def _no_links(image: ImageInput) -> str:
+    raise ProviderError("public_links_unavailable", "this deployment cannot publish images", retryable=False)
+
+
 class JobRunner:
     """Runs claimed jobs. Shared by the local worker loop and the Lambda worker handler."""
 
@@ -51,8 +64,11 @@ class JobRunner:
         retry: RetryPolicy,
         heartbeat_sec: float,
         result_ttl_sec: int,
+        links: PublicLinks | None = None,
     ) -> None:
         self.queue = queue
+        self.callbacks = CallbackQueue(queue)
+        self.links = links
         self.media = media
         self.providers = providers
         self.catalog = catalog
@@ -83,6 +99,11 @@ class JobRunner:
             return await self._failed(
                 job, ProviderError("provider_internal_error", "the provider adapter failed", retryable=True)
             )
+        if isinstance(result, ProviderParked):
+            # The provider will call our webhook; the wait is bounded by the provider's own timeout.
+            if await self.callbacks.park(job.id, job.attempt, result.provider_ref, request.timeout_sec * 2):
+                return AttemptOutcome("waiting_provider")
+            return AttemptOutcome("stale")  # the callback already finished it, or the attempt was fenced out
         return await self._succeeded(job, result)
 
     async def _prepare(self, job: JobRecord) -> tuple[ProviderRequest, Provider]:
@@ -109,6 +130,12 @@ class JobRunner:
                     "template_missing", f"the slot's image {field} is missing or expired", retryable=False
                 ) from exc
             media[field] = ImageInput(tdata, tref.mime)
+        webhook_url = None
+        if self.links is not None and self.links.webhooks and hasattr(provider, "result_from_callback"):
+            token, hash_ = new_callback_token(job.id)
+            # Armed before the call: a fast provider may call back before this attempt returns.
+            if await self.callbacks.arm(job.id, job.attempt, hash_):
+                webhook_url = self.links.webhook_url(job.provider_id, token)
         request = ProviderRequest(
             job_id=str(job.id),
             attempt=job.attempt,
@@ -117,10 +144,14 @@ class JobRunner:
             source=ImageInput(data, ref.mime),
             media=media,
             timeout_sec=entry.ingest.timeout_sec,
+            public_url=self.links.linker(job.id) if self.links is not None else _no_links,
+            webhook_url=webhook_url,
         )
         return request, provider
 
-    async def _call_under_lease(self, job: JobRecord, provider: Provider, request: ProviderRequest) -> ProviderResult:
+    async def _call_under_lease(
+        self, job: JobRecord, provider: Provider, request: ProviderRequest
+    ) -> ProviderResult | ProviderParked:
         """The provider call, with a heartbeat extending the lease; losing the lease cancels the call."""
         call = asyncio.ensure_future(asyncio.wait_for(provider.run(request), request.timeout_sec))
         lost = False

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -14,13 +15,24 @@ class ImageInput:
     mime: str
 
 
+# Registers an image as a temporary public link and returns its URL (for providers that fetch images by URL).
+PublicLinker = Callable[[ImageInput], Awaitable[str]]
+
+
+async def _no_public_links(image: ImageInput) -> str:
+    raise ProviderError("public_links_unavailable", "this deployment cannot publish images", retryable=False)
+
+
 @dataclass(frozen=True)
 class ProviderRequest:
     """One call of one operation.
 
     `source` is the booth's photo; `media` holds the slot's template images resolved from the
     `*_media_id` settings (key = the settings field name, e.g. `template_media_id`); `timeout_sec` is
-    what this attempt may take before the worker gives up on it.
+    what this attempt may take before the worker gives up on it. `public_url` publishes an image as a
+    temporary public link (Turbotext downloads our images by URL). `webhook_url` is where an asynchronous
+    provider may deliver this attempt's result (it carries a per-attempt secret), or None when the
+    deployment has no public address for callbacks.
     """
 
     job_id: str
@@ -30,6 +42,8 @@ class ProviderRequest:
     source: ImageInput
     media: dict[str, ImageInput] = field(default_factory=dict)
     timeout_sec: float = 48.0
+    public_url: PublicLinker = _no_public_links
+    webhook_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -38,6 +52,15 @@ class ProviderResult:
 
     image: ImageInput
     cost: float = 0.0
+
+
+@dataclass(frozen=True)
+class ProviderParked:
+    """The provider accepted the work and will call our webhook with the result (e.g. Turbotext `asyncid`).
+
+    The job parks as `waiting_provider`; `provider_ref` is the provider's id for it (kept on the job)."""
+
+    provider_ref: str
 
 
 class ProviderError(Exception):
@@ -58,13 +81,24 @@ class ProviderError(Exception):
 class Provider(Protocol):
     """An AI service adapter. `id` matches `providers[].id` in the catalog.
 
-    `run` performs one attempt of `request.operation_id` and returns the image, or raises `ProviderError`.
-    Implementations hold their HTTP clients for the life of the process and must not block the event loop
-    (CPU work goes to a thread).
+    `run` performs one attempt of `request.operation_id` and returns the image (or, for a provider that
+    answers later through our webhook, `ProviderParked`), or raises `ProviderError`. Implementations hold
+    their HTTP clients for the life of the process and must not block the event loop (CPU work goes to a
+    thread).
     """
 
     id: str
 
-    async def run(self, request: ProviderRequest) -> ProviderResult: ...
+    async def run(self, request: ProviderRequest) -> ProviderResult | ProviderParked: ...
 
     async def close(self) -> None: ...
+
+
+class CallbackProvider(Provider, Protocol):
+    """A provider whose results may arrive at `POST /webhooks/{provider_id}/{job_id}/{token}`.
+
+    `result_from_callback` turns the delivered body (already parsed: JSON object, or form fields) into the
+    image — downloading it if the provider sends a URL — or raises `ProviderError` for a failure report.
+    """
+
+    async def result_from_callback(self, payload: dict[str, Any]) -> ProviderResult: ...

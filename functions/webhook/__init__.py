@@ -1,0 +1,1 @@
+"""The webhook function: provider callbacks under /webhooks/{provider_id}/{token}."""

@@ -1,0 +1,72 @@
+"""Provider callbacks: a result delivered to `/webhooks/{provider_id}/{token}` completes its parked job.
+
+The token is `<job id>.<secret>`, one per attempt; only its sha256 is stored. An unknown or forged token
+changes nothing; a duplicate delivery finds the job finished and is acknowledged without a second completion.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from boothbridge.container import Container
+from boothbridge.errors import AppError
+from boothbridge.jobs.callbacks import CallbackQueue, job_id_from_token, same_token, token_hash
+from boothbridge.providers.base import CallbackProvider, ProviderError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What became of a delivery: `completed`, `failed` (the provider reported a failure), or `duplicate`."""
+
+    job_id: str
+    outcome: str
+
+
+def _refused() -> AppError:
+    # One answer for every unknown/forged/mismatched token: nothing tells a prober which part was wrong.
+    return AppError(404, "unknown_callback", "no job is waiting for this callback")
+
+
+class WebhookService:
+    def __init__(self, container: Container) -> None:
+        self.c = container
+        self.callbacks = CallbackQueue(container.queue)
+
+    async def deliver(self, provider_id: str, token: str, payload: dict[str, Any]) -> Delivery:
+        job_id = job_id_from_token(token)
+        if job_id is None:
+            raise _refused()
+        target = await self.callbacks.target(job_id)
+        if target is None or target.provider_id != provider_id or not same_token(target.webhook_token_hash, token):
+            raise _refused()
+        if target.status in ("succeeded", "failed", "cancelled"):
+            return Delivery(str(job_id), "duplicate")
+        provider = self.c.providers.get(provider_id)
+        if provider is None or not hasattr(provider, "result_from_callback"):
+            raise _refused()
+        callback_provider: CallbackProvider = provider  # type: ignore[assignment]
+        hash_ = token_hash(token)
+        job = await self.c.queue.get(job_id)
+        attempt = job.attempt if job else 0
+        try:
+            result = await callback_provider.result_from_callback(payload)
+        except ProviderError as err:
+            failed = await self.callbacks.fail(job_id, hash_, attempt, err.code, err.message)
+            self._ended(job_id)
+            return Delivery(str(job_id), "failed" if failed else "duplicate")
+        ref = await self.c.media.write_bytes("result", result.image.data, result.image.mime)
+        expires = datetime.now(UTC) + timedelta(seconds=self.c.settings.result_ttl_sec)
+        if not await self.callbacks.complete(job_id, hash_, ref, expires, result.cost):
+            await self.c.store.delete(ref.storage_key)  # a concurrent duplicate won: keep exactly one result
+            return Delivery(str(job_id), "duplicate")
+        self._ended(job_id)
+        return Delivery(str(job_id), "completed")
+
+    def _ended(self, job_id: Any) -> None:
+        if self.c.hub is not None:
+            self.c.hub.job_ended(job_id)
