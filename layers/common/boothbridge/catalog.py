@@ -34,6 +34,8 @@ class ProviderEntry:
     operations: tuple[str, ...]
     description: str = ""
     pricing: dict[str, Any] = field(default_factory=dict)
+    # Client-side quotas the adapter must honour (e.g. requests_per_minute), as the catalog states them.
+    limits: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,7 @@ class Catalog:
                     ),
                     operations=tuple(p["operations"]),
                     pricing=p.get("pricing", {}),
+                    limits=p.get("limits", {}),
                 )
         except (KeyError, TypeError, ValueError) as exc:
             raise CatalogError(f"malformed provider catalog: {exc!r}") from exc

@@ -72,6 +72,12 @@ class Settings(BaseSettings):
     # Where booths and browsers reach this service; unset -> http://localhost:PORT (local use only).
     public_base_url: str | None = None
     jwt_ttl_sec: int = Field(3600, ge=60)
+    # Provider credentials and endpoints. Base URLs default to the real services and exist so that a fake or a
+    # proxy can stand in. Several Gemini keys: comma-separated (a key answering 429 is rested, the next used).
+    gemini_api_key: str | None = Field(None, repr=False)
+    gemini_base_url: str | None = None
+    turbotext_api_key: str | None = Field(None, repr=False)
+    turbotext_base_url: str = "https://www.turbotext.ru/api_ai"
     # Temporary public links (POST /api/media/register, images handed to URL-fetching providers).
     public_link_ttl_sec: int = Field(900, ge=30)
 
@@ -97,6 +103,10 @@ class Settings(BaseSettings):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    @property
+    def gemini_api_keys(self) -> list[str]:
+        return [k.strip() for k in (self.gemini_api_key or "").split(",") if k.strip()]
 
     @property
     def base_url(self) -> str:
