@@ -13,11 +13,10 @@ from starlette.responses import JSONResponse
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
-from boothbridge.cleanup import purge_expired_media
+from boothbridge.cleanup import run_cleanup
 from boothbridge.container import Container, build_container
 from boothbridge.errors import error_body
 from boothbridge.http.errors import install_error_handlers
-from boothbridge.jobs.callbacks import CallbackQueue
 from boothbridge.jobs.worker_loop import WorkerLoop
 from boothbridge.settings import PROJECT_ROOT, Settings
 
@@ -80,8 +79,7 @@ class Emulator:
         assert self.container is not None
         while True:
             try:
-                await purge_expired_media(self.container)
-                await CallbackQueue(self.container.queue).fail_abandoned()
+                await run_cleanup(self.container)
             except Exception:
                 log.exception("cleanup run failed; will try again")
             await asyncio.sleep(self.settings.cleanup_interval_sec)

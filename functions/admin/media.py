@@ -15,7 +15,7 @@ from boothbridge.images import inspect_image
 from boothbridge.media.service import MediaExpired, MediaNotFound, MediaRef
 
 ACCEPTED_MIME = ("image/jpeg", "image/png", "image/webp")
-DEFAULT_PUBLIC_TTL_SEC = 900
+DEFAULT_PUBLIC_TTL_SEC = 900  # for /api/media/extend; registration defaults to PUBLIC_LINK_TTL_SEC
 MAX_PUBLIC_TTL_SEC = 7 * 24 * 3600
 
 
@@ -43,7 +43,7 @@ def media_router(get_container: Any, operator_dep: Any) -> APIRouter:
     async def register(
         file: Annotated[UploadFile, File(description="a JPEG, PNG or WebP image")],
         purpose: Annotated[str, Form(pattern="^(template|public)$")] = "public",
-        ttl_sec: Annotated[int, Form(ge=1, le=MAX_PUBLIC_TTL_SEC)] = DEFAULT_PUBLIC_TTL_SEC,
+        ttl_sec: Annotated[int | None, Form(ge=1, le=MAX_PUBLIC_TTL_SEC)] = None,
     ) -> dict[str, Any]:
         """Store an image: a slot template (kept while referenced) or a temporary public link."""
         c: Container = await get_container()
@@ -55,7 +55,8 @@ def media_router(get_container: Any, operator_dep: Any) -> APIRouter:
                 413, "file_too_large", "the upload is larger than accepted", {"max_bytes": c.settings.max_upload_bytes}
             )
         info = await asyncio.to_thread(inspect_image, data, ACCEPTED_MIME, c.settings.max_image_pixels)
-        expires = None if purpose == "template" else datetime.now(UTC) + timedelta(seconds=ttl_sec)
+        ttl = ttl_sec if ttl_sec is not None else c.settings.public_link_ttl_sec
+        expires = None if purpose == "template" else datetime.now(UTC) + timedelta(seconds=ttl)
         ref = await c.media.save(purpose, data, info.mime, expires)
         return media_json(c, ref, expires)
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
+import functions.cleanup.handler as cleanup
 import functions.worker.handler as worker
 from boothbridge.settings import Settings
 
@@ -19,14 +21,18 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def invoke_worker(event: dict[str, Any]) -> dict[str, Any]:
-    """One worker execution environment (call in its own thread); its cached container is released after."""
+def _in_environment(module: Any, event: dict[str, Any]) -> dict[str, Any]:
+    """One execution environment (call in its own thread); its container and loop are released after."""
+    handler: Callable[[dict[str, Any], Any], dict[str, Any]] = module.handler
     try:
-        return worker.handler(event, None)
+        return handler(event, None)
     finally:
-        loop = worker._loop()
-        if worker._container is not None:
-            loop.run_until_complete(worker._container.close())
-            worker._container = None
-        loop.close()
-        worker._event_loop = None
+        module.runtime.shutdown()
+
+
+def invoke_worker(event: dict[str, Any]) -> dict[str, Any]:
+    return _in_environment(worker, event)
+
+
+def invoke_cleanup(event: dict[str, Any]) -> dict[str, Any]:
+    return _in_environment(cleanup, event)

@@ -1,0 +1,1 @@
+"""The cleanup function: run on a schedule (EventBridge on AWS, a loop in the emulator)."""

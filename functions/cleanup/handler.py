@@ -1,0 +1,21 @@
+"""Cleanup entry point: `handler(event, context)` for an EventBridge scheduled event."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from boothbridge.cleanup import run_cleanup
+from boothbridge.container import Container
+from boothbridge.lambda_runtime import HandlerRuntime
+
+runtime = HandlerRuntime()
+
+
+async def _clean(c: Container) -> dict[str, Any]:
+    report = await run_cleanup(c)
+    return {"ok": True, **report.as_dict()}
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Run one cleanup pass (every schedule tick does the same work, whatever the event carries)."""
+    return runtime.run(_clean)
