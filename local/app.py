@@ -49,6 +49,8 @@ class Emulator:
             ("/ingest/", create_ingest(c.settings, c)),
             ("/api/", admin),
             ("/public/", admin),
+            ("/health", admin),
+            ("/metrics", admin),
             ("/webhooks/", create_webhook(c.settings, c)),
         ]
         if web_dir.is_dir():

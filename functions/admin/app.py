@@ -16,6 +16,7 @@ from boothbridge.http.holder import ContainerHolder, LazyMangum
 from boothbridge.settings import Settings
 from boothbridge.slots import SlotService, SlotUpdate, SlotView
 from functions.admin.media import media_router
+from functions.admin.ops import ops_router
 
 
 class LoginRequest(BaseModel):
@@ -158,6 +159,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         return {"id": slot.id, "updated_at": slot.updated_at.isoformat(), "version": slot.version}
 
     app.include_router(media_router(holder.get, current_operator))
+    app.include_router(ops_router(holder.get))
     return app
 
 

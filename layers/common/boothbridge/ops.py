@@ -1,0 +1,114 @@
+"""Operational views: health of the parts the service needs, and Prometheus metrics computed from the database
+(so every process and every Lambda reports the same totals)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from sqlalchemy import text
+
+from boothbridge.container import Container
+
+# Upper bounds (ms) of the ingest latency histogram; the booth waits at most T_sync_response (≤ 50 s).
+LATENCY_BUCKETS_MS = (100, 250, 500, 1000, 2500, 5000, 10000, 20000, 30000, 40000, 50000)
+
+
+def provider_configured(c: Container, provider_id: str) -> bool:
+    """Whether a provider has what it needs to run (an API key, for the online ones)."""
+    if provider_id == "gemini":
+        return bool(c.settings.gemini_api_keys)
+    if provider_id == "turbotext":
+        return bool(c.settings.turbotext_api_key)
+    return provider_id in c.providers
+
+
+async def _timed(check: Any, timeout: float) -> dict[str, Any]:
+    started = time.monotonic()
+    try:
+        await asyncio.wait_for(check(), timeout)
+    except Exception as exc:  # reported, never raised: health must answer even when parts are down
+        return {"ok": False, "error": type(exc).__name__, "latency_ms": round((time.monotonic() - started) * 1000)}
+    return {"ok": True, "latency_ms": round((time.monotonic() - started) * 1000)}
+
+
+async def health(c: Container, timeout: float = 3.0) -> dict[str, Any]:
+    async def database() -> None:
+        async with c.db.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    db, storage = await asyncio.gather(_timed(database, timeout), _timed(c.store.check, timeout))
+    providers = {
+        pid: {"available": pid in c.providers, "configured": provider_configured(c, pid)} for pid in c.catalog.providers
+    }
+    ok = db["ok"] and storage["ok"]
+    return {
+        "status": "ok" if ok else "unavailable",
+        "checks": {"database": db, "storage": storage},
+        "providers": providers,
+    }
+
+
+_METRICS_SQL = text(
+    """
+    SELECT
+      (SELECT coalesce(jsonb_object_agg(status, n), '{}') FROM
+         (SELECT status, count(*) AS n FROM processing_log WHERE NOT is_test GROUP BY status) s) AS ingest_by_status,
+      (SELECT jsonb_build_object('count', count(*), 'sum', coalesce(sum(response_time_ms), 0),
+                                 'buckets', (SELECT jsonb_agg(n ORDER BY b) FROM (
+                                     SELECT b, count(p.id) FILTER (WHERE p.response_time_ms <= b) AS n
+                                     FROM unnest(CAST(:buckets AS int[])) AS b
+                                     CROSS JOIN (SELECT id, response_time_ms FROM processing_log WHERE NOT is_test) p
+                                     GROUP BY b) x))
+         FROM processing_log WHERE NOT is_test) AS latency,
+      (SELECT coalesce(jsonb_object_agg(provider_id, n), '{}') FROM
+         (SELECT provider_id, count(*) AS n FROM jobs WHERE status = 'queued' GROUP BY provider_id) q) AS queued,
+      (SELECT coalesce(jsonb_object_agg(provider_id, n), '{}') FROM
+         (SELECT provider_id, count(*) AS n FROM jobs WHERE status IN ('running', 'waiting_provider')
+          GROUP BY provider_id) r) AS in_flight,
+      (SELECT coalesce(jsonb_agg(jsonb_build_array(provider_id, code, n)), '[]') FROM
+         (SELECT provider_id, e->>'code' AS code, count(*) AS n
+          FROM jobs, jsonb_array_elements(attempt_errors) AS e GROUP BY provider_id, e->>'code') f) AS errors
+    """
+)
+
+
+def _label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+async def metrics_text(c: Container) -> str:
+    """The Prometheus text exposition (format 0.0.4)."""
+    async with c.db.connect() as conn:
+        row = (await conn.execute(_METRICS_SQL, {"buckets": list(LATENCY_BUCKETS_MS)})).one()
+    lines = [
+        "# HELP boothbridge_ingest_requests_total Booth requests by outcome (processing log).",
+        "# TYPE boothbridge_ingest_requests_total counter",
+    ]
+    for status in ("SUCCESS", "ERROR", "TIMEOUT"):
+        lines.append(f'boothbridge_ingest_requests_total{{status="{status}"}} {row.ingest_by_status.get(status, 0)}')
+    lines += [
+        "# HELP boothbridge_ingest_response_seconds Time from a booth request to its answer.",
+        "# TYPE boothbridge_ingest_response_seconds histogram",
+    ]
+    counts = row.latency["buckets"] or [0] * len(LATENCY_BUCKETS_MS)
+    for bound, n in zip(LATENCY_BUCKETS_MS, counts, strict=True):
+        lines.append(f'boothbridge_ingest_response_seconds_bucket{{le="{bound / 1000:g}"}} {n}')
+    lines.append(f'boothbridge_ingest_response_seconds_bucket{{le="+Inf"}} {row.latency["count"]}')
+    lines.append(f"boothbridge_ingest_response_seconds_sum {row.latency['sum'] / 1000:g}")
+    lines.append(f"boothbridge_ingest_response_seconds_count {row.latency['count']}")
+    for name, helptext, values in (
+        ("boothbridge_queue_depth", "Jobs waiting for a worker.", row.queued),
+        ("boothbridge_jobs_in_flight", "Jobs running or waiting for a provider callback.", row.in_flight),
+    ):
+        lines += [f"# HELP {name} {helptext}", f"# TYPE {name} gauge"]
+        for provider in sorted(set(c.catalog.providers) | set(values)):
+            lines.append(f'{name}{{provider="{_label(provider)}"}} {values.get(provider, 0)}')
+    lines += [
+        "# HELP boothbridge_provider_errors_total Failed provider attempts by provider and error code.",
+        "# TYPE boothbridge_provider_errors_total counter",
+    ]
+    for provider, code, n in row.errors:
+        lines.append(f'boothbridge_provider_errors_total{{provider="{_label(provider)}",code="{_label(code)}"}} {n}')
+    return "\n".join(lines) + "\n"
