@@ -10,10 +10,16 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, text
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import text
 
-from boothbridge.jobs.queue import CHANNEL_DONE, JobQueue, attempt_error
+from boothbridge.jobs.queue import (
+    CHANNEL_DONE,
+    JobQueue,
+    attempt_error,
+    completion_params,
+    completion_statement,
+    failure_statement,
+)
 from boothbridge.media.service import MediaRef
 
 
@@ -56,37 +62,11 @@ _PARK = text(
 
 _CALLBACK_TARGET = text("SELECT status, provider_id, webhook_token_hash FROM jobs WHERE id = :id")
 
-# Completion by callback, fenced by the secret (only the attempt that armed it can be completed by it) and by
-# status (a duplicate delivery finds the job already finished and changes nothing).
-_COMPLETE_BY_CALLBACK = text(
-    f"""
-    WITH done AS (
-        UPDATE jobs
-        SET status = 'succeeded', result_media_id = :result, cost = :cost, finished_at = now(), updated_at = now(),
-            lease_owner = NULL, lease_expires_at = NULL, error_code = NULL, error_message = NULL
-        WHERE id = :id AND webhook_token_hash = :hash AND status IN ('running', 'waiting_provider')
-        RETURNING id
-    ), result AS (
-        INSERT INTO media_objects (id, storage_key, mime, size_bytes, sha256, kind, expires_at, job_id)
-        SELECT :result, :m_key, :m_mime, :m_size, :m_sha, 'result', :m_expires, done.id FROM done
-    )
-    SELECT done.id, pg_notify('{CHANNEL_DONE}', done.id::text) FROM done
-    """
-)
-
-_FAIL_BY_CALLBACK = text(
-    f"""
-    WITH failed AS (
-        UPDATE jobs
-        SET status = 'failed', error_code = :code, error_message = :message,
-            attempt_errors = attempt_errors || :entry, finished_at = now(), updated_at = now(),
-            lease_owner = NULL, lease_expires_at = NULL
-        WHERE id = :id AND webhook_token_hash = :hash AND status IN ('running', 'waiting_provider')
-        RETURNING id
-    )
-    SELECT id, pg_notify('{CHANNEL_DONE}', id::text) FROM failed
-    """
-).bindparams(bindparam("entry", type_=JSONB))
+# Completion (or failure) by callback, fenced by the secret (only the attempt that armed it can be finished by
+# it) and by status (a duplicate delivery finds the job already finished and changes nothing).
+_CALLBACK_FENCE = "id = :id AND webhook_token_hash = :hash AND status IN ('running', 'waiting_provider')"
+_COMPLETE_BY_CALLBACK = completion_statement(_CALLBACK_FENCE)
+_FAIL_BY_CALLBACK = failure_statement(_CALLBACK_FENCE)
 
 # Parked jobs whose provider never called back in time.
 _FAIL_ABANDONED = text(
@@ -129,17 +109,7 @@ class CallbackQueue:
     async def complete(
         self, job_id: uuid.UUID, hash_: str, result: MediaRef, result_expires_at: datetime, cost: float
     ) -> bool:
-        params = {
-            "id": job_id,
-            "hash": hash_,
-            "cost": cost,
-            "result": result.id,
-            "m_key": result.storage_key,
-            "m_mime": result.mime,
-            "m_size": result.size_bytes,
-            "m_sha": result.sha256,
-            "m_expires": result_expires_at,
-        }
+        params = {"id": job_id, "hash": hash_, **completion_params(result, result_expires_at, cost)}
         async with self.db.connect() as conn:
             return (await conn.execute(_COMPLETE_BY_CALLBACK, params)).first() is not None
 

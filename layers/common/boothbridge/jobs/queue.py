@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, text
+from sqlalchemy import TextClause, bindparam, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -124,24 +124,60 @@ _ENQUEUE = text(
     """
 ).bindparams(bindparam("settings", type_=JSONB), bindparam("meta", type_=JSONB))
 
-# One statement: fenced success (only the attempt holding the job may finish it), the result's media row, and
-# the NOTIFY to waiters. A stale attempt matches no row, inserts no media row and notifies nobody.
-_COMPLETE = text(
-    f"""
-    WITH done AS (
-        UPDATE jobs
-        SET status = 'succeeded', result_media_id = :result, cost = :cost, finished_at = now(), updated_at = now(),
-            lease_owner = NULL, lease_expires_at = NULL, error_code = NULL, error_message = NULL
-        WHERE id = :id AND attempt = :attempt AND status = 'running'
-        RETURNING id
-    ), result AS (
-        INSERT INTO media_objects (id, storage_key, mime, size_bytes, sha256, kind, expires_at, job_id)
-        SELECT :result, :m_key, :m_mime, :m_size, :m_sha, 'result', :m_expires, done.id FROM done
-    )
-    SELECT done.id, pg_notify('{CHANNEL_DONE}', done.id::text) FROM done
-    """
-)
 
+def completion_statement(fence: str) -> TextClause:
+    """One statement: fenced success, the result's media row, and the NOTIFY to waiters. `fence` decides who
+    may finish the job; a caller it does not match changes nothing, inserts no media row and notifies nobody."""
+    return text(
+        f"""
+        WITH done AS (
+            UPDATE jobs
+            SET status = 'succeeded', result_media_id = :result, cost = :cost, finished_at = now(),
+                updated_at = now(), lease_owner = NULL, lease_expires_at = NULL, error_code = NULL,
+                error_message = NULL
+            WHERE {fence}
+            RETURNING id
+        ), result AS (
+            INSERT INTO media_objects (id, storage_key, mime, size_bytes, sha256, kind, expires_at, job_id)
+            SELECT :result, :m_key, :m_mime, :m_size, :m_sha, 'result', :m_expires, done.id FROM done
+        )
+        SELECT done.id, pg_notify('{CHANNEL_DONE}', done.id::text) FROM done
+        """
+    )
+
+
+def completion_params(result: MediaRef, result_expires_at: datetime, cost: float) -> dict[str, Any]:
+    return {
+        "cost": cost,
+        "result": result.id,
+        "m_key": result.storage_key,
+        "m_mime": result.mime,
+        "m_size": result.size_bytes,
+        "m_sha": result.sha256,
+        "m_expires": result_expires_at,
+    }
+
+
+def failure_statement(fence: str) -> TextClause:
+    """One statement: failing for good, the error recorded, the waiters woken; `fence` as for completion."""
+    return text(
+        f"""
+        WITH failed AS (
+            UPDATE jobs
+            SET status = 'failed', error_code = :code, error_message = :message,
+                attempt_errors = attempt_errors || :entry, finished_at = now(), updated_at = now(),
+                lease_owner = NULL, lease_expires_at = NULL
+            WHERE {fence}
+            RETURNING id
+        )
+        SELECT id, pg_notify('{CHANNEL_DONE}', id::text) FROM failed
+        """
+    ).bindparams(bindparam("entry", type_=JSONB))
+
+
+# Only the attempt holding the job may finish it.
+_COMPLETE = completion_statement("id = :id AND attempt = :attempt AND status = 'running'")
+_FAIL = failure_statement("id = :id AND attempt = :attempt AND status IN ('running', 'queued')")
 
 # A retry: back to the queue after a delay, the error recorded; claimers are told (a delayed job is picked up by
 # their timers or fallback poll). Fenced like completion.
@@ -156,21 +192,6 @@ _REQUEUE = text(
         RETURNING id
     )
     SELECT id, pg_notify('{CHANNEL_NEW}', id::text) FROM requeued
-    """
-).bindparams(bindparam("entry", type_=JSONB))
-
-# Failing for good, fenced, and waking the waiters.
-_FAIL = text(
-    f"""
-    WITH failed AS (
-        UPDATE jobs
-        SET status = 'failed', error_code = :code, error_message = :message,
-            attempt_errors = attempt_errors || :entry, finished_at = now(), updated_at = now(),
-            lease_owner = NULL, lease_expires_at = NULL
-        WHERE id = :id AND attempt = :attempt AND status IN ('running', 'queued')
-        RETURNING id
-    )
-    SELECT id, pg_notify('{CHANNEL_DONE}', id::text) FROM failed
     """
 ).bindparams(bindparam("entry", type_=JSONB))
 
@@ -307,23 +328,9 @@ class JobQueue:
     ) -> bool:
         """Record success, fenced by attempt number: a stale attempt changes nothing and gets False.
         The job update, the result's media row and the NOTIFY are one statement."""
+        params = {"id": job_id, "attempt": attempt, **completion_params(result, result_expires_at, cost)}
         async with self.db.connect() as conn:
-            row = (
-                await conn.execute(
-                    _COMPLETE,
-                    {
-                        "id": job_id,
-                        "attempt": attempt,
-                        "cost": cost,
-                        "result": result.id,
-                        "m_key": result.storage_key,
-                        "m_mime": result.mime,
-                        "m_size": result.size_bytes,
-                        "m_sha": result.sha256,
-                        "m_expires": result_expires_at,
-                    },
-                )
-            ).one_or_none()
+            row = (await conn.execute(_COMPLETE, params)).one_or_none()
         return row is not None
 
     async def fail_attempt(
