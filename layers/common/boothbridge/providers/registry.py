@@ -29,6 +29,12 @@ def build_providers(settings: Settings, catalog: Catalog) -> dict[str, Provider]
     providers: dict[str, Provider] = {}
     if "local" in catalog.providers:
         providers["local"] = LocalProvider()
+    # Online providers are built even without an API key (it may be set later); a call without one fails
+    # with `api_key_missing`, and /health reports them as not configured.
+    if "turbotext" in catalog.providers:
+        from boothbridge.providers.turbotext import TurbotextProvider
+
+        providers["turbotext"] = TurbotextProvider(settings)
     for spec in settings.provider_plugins:
         provider = load_plugin(spec, settings)
         providers[provider.id] = provider

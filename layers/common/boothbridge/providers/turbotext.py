@@ -1,0 +1,318 @@
+"""The `turbotext` provider: Turbotext photo AI (mix_images, deepfake_photo, generate_image2image).
+
+Turbotext downloads our images by URL, so the booth photo and the slot's template are published as temporary
+public links first (`request.public_url`). Then `do=create_queue`; with a webhook address the job parks
+(`asyncid`) and `result_from_callback` finishes it, otherwise `do=get_result` is polled until the answer is no
+longer `{"action":"reconnect"}`. The result image is downloaded from `uploaded_image` (no credentials are sent
+there), checked to be an image by its bytes and size, and returned as delivered (WebP becomes PNG, since
+booths take JPEG or PNG). Wire details: `turbotext_wire`.
+
+Errors and whether another attempt may help (each attempt is a new paid generation):
+- no API key -> `api_key_missing`; HTTP 401/403 or an error answer about the key -> `auth_failed`: not retryable;
+- HTTP 429 -> `rate_limited` (retryable, honours Retry-After); 5xx -> `provider_unavailable`; network faults ->
+  `provider_unreachable`; no answer in time -> `provider_timeout`; an answer not in Turbotext's format ->
+  `bad_answer`: retryable;
+- `{"success":false,"error":...}` or another 4xx -> `provider_rejected` with the provider's message: NOT
+  retryable — Turbotext looked at the request and refused it (bad input, no face, balance, plan), and the same
+  request would be refused again at a cost;
+- a result without an image URL -> `no_image`; a result URL that fails or does not serve an image ->
+  `result_download_failed` / `invalid_result`: retryable (a glitch on the provider's side).
+While polling, up to `max_poll_failures` consecutive retryable faults of `get_result` are ridden out in place,
+so a blip does not throw away (and pay again for) a generation already under way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import time
+from typing import Any
+
+import httpx
+from PIL import Image
+
+from boothbridge.catalog import Catalog, CatalogError
+from boothbridge.images import sniff_mime
+from boothbridge.providers.base import ImageInput, ProviderError, ProviderParked, ProviderRequest, ProviderResult
+from boothbridge.providers.turbotext_wire import (
+    BOOTH_PHOTO,
+    MEDIA_SUFFIX,
+    Answer,
+    MethodSpec,
+    WireError,
+    form_value,
+    is_auth_error,
+    method_spec,
+    parse_answer,
+    parse_retry_after,
+)
+from boothbridge.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PASS_THROUGH_MIME = ("image/jpeg", "image/png")
+# Time kept back from the attempt's budget so that we, not the runner's hard cancel, report the timeout.
+DEADLINE_MARGIN_SEC = 1.5
+CALLBACK_DOWNLOAD_SEC = 30.0
+
+
+class TurbotextProvider:
+    """One per process; holds one HTTP client (created on first use, closed by `close`)."""
+
+    id = "turbotext"
+    poll_interval_sec: float = 1.5
+    max_poll_failures: int = 3
+    max_result_bytes: int = 30 * 1024 * 1024
+    request_timeout_sec: float = 30.0
+    connect_timeout_sec: float = 5.0
+
+    def __init__(self, settings: Settings) -> None:
+        self._api_key = settings.turbotext_api_key or None
+        self._base_url = settings.turbotext_base_url.rstrip("/")
+        self._catalog_path = settings.providers_config
+        self._catalog: Catalog | None = None
+        self._client: httpx.AsyncClient | None = None
+        self._client_loop: asyncio.AbstractEventLoop | None = None
+
+    def __repr__(self) -> str:  # never the key
+        return f"TurbotextProvider(base_url={self._base_url!r}, api_key={'set' if self._api_key else 'unset'})"
+
+    # --- the provider protocol -------------------------------------------------------------------------------
+
+    async def run(self, request: ProviderRequest) -> ProviderResult | ProviderParked:
+        if not self._api_key:
+            raise ProviderError("api_key_missing", "no Turbotext API key is configured", retryable=False)
+        budget = request.timeout_sec
+        deadline = time.monotonic() + max(budget - DEADLINE_MARGIN_SEC, budget / 2)
+        spec, defaults = self._operation(request.operation_id)
+        form = await self._create_form(spec, defaults, request)
+        answer = await self._call(spec.method, form, deadline)
+        if answer.kind == "parked" and answer.ref:
+            log.info("turbotext %s: job %s parked as asyncid %s", spec.method, request.job_id, answer.ref)
+            return ProviderParked(provider_ref=answer.ref)
+        if answer.kind == "error":
+            raise self._answer_error(answer)
+        if answer.kind == "result" and answer.image_url:  # done at once: nothing to wait for
+            return ProviderResult(await self._download(answer.image_url, deadline), self._cost())
+        if answer.kind != "queued" or not answer.ref:
+            raise ProviderError("bad_answer", f"Turbotext {spec.method} gave no queue number", retryable=True)
+        log.info("turbotext %s: job %s queued as %s", spec.method, request.job_id, answer.ref)
+        url = await self._poll(spec.method, answer.ref, deadline)
+        return ProviderResult(await self._download(url, deadline), self._cost())
+
+    async def result_from_callback(self, payload: dict[str, Any]) -> ProviderResult:
+        """A webhook delivery: the same JSON as `get_result`'s final answer."""
+        try:
+            answer = parse_answer(payload)
+        except WireError as exc:
+            raise ProviderError(
+                "bad_answer", f"the Turbotext callback is not a result: {exc}", retryable=False
+            ) from None
+        if answer.kind == "error":
+            raise self._answer_error(answer)
+        if answer.kind != "result" or not answer.image_url:
+            raise ProviderError("no_image", "the Turbotext callback carried no result image", retryable=True)
+        image = await self._download(answer.image_url, time.monotonic() + CALLBACK_DOWNLOAD_SEC)
+        return ProviderResult(image, self._cost())
+
+    async def close(self) -> None:
+        if self._client is not None:
+            client, self._client, self._client_loop = self._client, None, None
+            await client.aclose()
+
+    # --- the request -----------------------------------------------------------------------------------------
+
+    def _catalog_loaded(self) -> Catalog:
+        if self._catalog is None:
+            try:
+                self._catalog = Catalog.load(self._catalog_path)
+            except CatalogError as exc:
+                raise ProviderError("provider_misconfigured", str(exc)[:300], retryable=False) from None
+        return self._catalog
+
+    def _operation(self, operation_id: str) -> tuple[MethodSpec, dict[str, Any]]:
+        """The method and field mapping from the catalog, and the settings' schema defaults."""
+        op = self._catalog_loaded().operation(operation_id)
+        if op is None:
+            raise ProviderError("unsupported_operation", f"unknown operation {operation_id!r}", retryable=False)
+        try:
+            spec = method_spec(op.provider_overrides.get(self.id))
+        except WireError as exc:
+            raise ProviderError(
+                "unsupported_operation", f"Turbotext cannot run {operation_id!r}: {exc}", retryable=False
+            ) from None
+        props = op.settings_schema.get("properties", {})
+        defaults = {name: p["default"] for name, p in props.items() if isinstance(p, dict) and "default" in p}
+        return spec, defaults
+
+    def _cost(self) -> float:
+        entry = self._catalog_loaded().provider(self.id)
+        try:
+            return float((entry.pricing if entry else {}).get("per_image", 0) or 0)
+        except (TypeError, ValueError):
+            return 0.0
+
+    async def _create_form(
+        self, spec: MethodSpec, defaults: dict[str, Any], request: ProviderRequest
+    ) -> dict[str, str]:
+        form = {"do": "create_queue"}
+        published: dict[str, str] = {}  # each image is published once, however many fields name it
+        for field, source in spec.fields:
+            if source == BOOTH_PHOTO or source.endswith(MEDIA_SUFFIX):
+                if source not in published:
+                    image = request.source if source == BOOTH_PHOTO else request.media.get(source)
+                    if image is None:
+                        raise ProviderError("template_missing", f"the slot has no image {source}", retryable=False)
+                    published[source] = await request.public_url(image)
+                form[field] = published[source]
+                continue
+            value = request.settings.get(source, defaults.get(source))
+            if value is not None and value != "":
+                form[field] = form_value(value)
+        if request.webhook_url:
+            form["webhook"] = request.webhook_url
+        return form
+
+    # --- HTTP ------------------------------------------------------------------------------------------------
+
+    def _http(self) -> httpx.AsyncClient:
+        # One client per process; a new event loop (a fresh Lambda invocation loop) gets a new one.
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._client_loop is not loop:
+            self._client = httpx.AsyncClient(
+                timeout=httpx.Timeout(self.request_timeout_sec, connect=self.connect_timeout_sec),
+                limits=httpx.Limits(max_connections=32, max_keepalive_connections=8),
+                headers={"User-Agent": "boothbridge"},
+            )
+            self._client_loop = loop
+        return self._client
+
+    def _timeout(self, deadline: float, what: str) -> httpx.Timeout:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise ProviderError("provider_timeout", f"no time left for {what}", retryable=True)
+        return httpx.Timeout(min(self.request_timeout_sec, remaining), connect=min(self.connect_timeout_sec, remaining))
+
+    async def _call(self, method: str, form: dict[str, str], deadline: float) -> Answer:
+        """One POST to `{base}/{method}`; HTTP-level failures become typed errors, the body an Answer."""
+        timeout = self._timeout(deadline, f"Turbotext {method}")
+        headers = {"Authorization": f"Bearer {self._api_key}", "Accept": "application/json"}
+        try:
+            resp = await self._http().post(f"{self._base_url}/{method}", data=form, headers=headers, timeout=timeout)
+        except httpx.TimeoutException:
+            raise ProviderError(
+                "provider_timeout", f"Turbotext {method} did not answer in time", retryable=True
+            ) from None
+        except httpx.HTTPError as exc:
+            raise ProviderError(
+                "provider_unreachable", f"cannot reach Turbotext ({type(exc).__name__})", retryable=True
+            ) from None
+        status = resp.status_code
+        if status in (401, 403):
+            raise ProviderError("auth_failed", f"Turbotext refused the API key (HTTP {status})", retryable=False)
+        if status == 429:
+            raise ProviderError(
+                "rate_limited",
+                "Turbotext is rate limiting this key",
+                retryable=True,
+                retry_after=parse_retry_after(resp.headers.get("retry-after")),
+            )
+        if status >= 500:
+            raise ProviderError("provider_unavailable", f"Turbotext answered HTTP {status}", retryable=True)
+        try:
+            data = resp.json()
+        except ValueError:
+            data = None
+        if status >= 400:
+            detail = data.get("error") if isinstance(data, dict) else None
+            message = f"Turbotext refused the request (HTTP {status})" + (f": {str(detail)[:300]}" if detail else "")
+            raise ProviderError("provider_rejected", message, retryable=False)
+        if data is None:
+            raise ProviderError("bad_answer", f"Turbotext {method} did not answer JSON", retryable=True)
+        try:
+            return parse_answer(data)
+        except WireError as exc:
+            raise ProviderError("bad_answer", f"Turbotext {method}: {exc}", retryable=True) from None
+
+    @staticmethod
+    def _answer_error(answer: Answer) -> ProviderError:
+        message = answer.error or "the provider reported an error"
+        if is_auth_error(message):
+            return ProviderError("auth_failed", f"Turbotext refused the API key: {message}", retryable=False)
+        return ProviderError("provider_rejected", f"Turbotext: {message}", retryable=False)
+
+    async def _poll(self, method: str, queue_id: str, deadline: float) -> str:
+        """`get_result` until the answer is not `reconnect`; returns the result image URL."""
+        failures = 0
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ProviderError(
+                    "provider_timeout", f"Turbotext queue {queue_id} was not done in time", retryable=True
+                )
+            await asyncio.sleep(min(self.poll_interval_sec, remaining))
+            try:
+                answer = await self._call(method, {"do": "get_result", "queueid": queue_id}, deadline)
+            except ProviderError as err:
+                if not err.retryable or failures >= self.max_poll_failures:
+                    raise
+                failures += 1
+                log.info("turbotext %s: get_result of %s failed (%s), polling on", method, queue_id, err.code)
+                if err.retry_after:
+                    await asyncio.sleep(min(err.retry_after, max(deadline - time.monotonic(), 0.0)))
+                continue
+            failures = 0
+            if answer.kind == "reconnect":
+                continue
+            if answer.kind == "error":
+                raise self._answer_error(answer)
+            if answer.kind == "result":
+                if not answer.image_url:
+                    raise ProviderError(
+                        "no_image", f"Turbotext queue {queue_id} finished without an image", retryable=True
+                    )
+                return answer.image_url
+            raise ProviderError("bad_answer", f"unexpected get_result answer ({answer.kind})", retryable=True)
+
+    async def _download(self, url: str, deadline: float) -> ImageInput:
+        """GET the result (no credentials: it is Turbotext's public download link), bounded in size, and check
+        by its bytes that it is an image."""
+        timeout = self._timeout(deadline, "the result download")
+        buf = bytearray()
+        try:
+            async with self._http().stream("GET", url, timeout=timeout, follow_redirects=True) as resp:
+                if resp.status_code != 200:
+                    raise ProviderError(
+                        "result_download_failed", f"the result image answered HTTP {resp.status_code}", retryable=True
+                    )
+                declared = resp.headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > self.max_result_bytes:
+                    raise ProviderError("result_too_large", "the result image is too large", retryable=False)
+                async for chunk in resp.aiter_bytes():
+                    buf += chunk
+                    if len(buf) > self.max_result_bytes:
+                        raise ProviderError("result_too_large", "the result image is too large", retryable=False)
+        except httpx.TimeoutException:
+            raise ProviderError("provider_timeout", "the result download timed out", retryable=True) from None
+        except httpx.HTTPError as exc:
+            raise ProviderError(
+                "result_download_failed", f"cannot download the result ({type(exc).__name__})", retryable=True
+            ) from None
+        data = bytes(buf)
+        mime = sniff_mime(data)
+        if mime in PASS_THROUGH_MIME:
+            return ImageInput(data, mime)
+        if mime == "image/webp":
+            try:
+                return ImageInput(await asyncio.to_thread(_to_png, data), "image/png")
+            except (OSError, ValueError, Image.DecompressionBombError):
+                pass  # not a decodable WebP after all
+        raise ProviderError("invalid_result", "the result URL did not serve a JPEG, PNG or WebP image", retryable=True)
+
+
+def _to_png(data: bytes) -> bytes:
+    with Image.open(io.BytesIO(data)) as img:
+        out = io.BytesIO()
+        img.save(out, "PNG")
+        return out.getvalue()

@@ -1,0 +1,519 @@
+"""Turbotext end to end against a fake Turbotext speaking the documented wire format over real HTTP.
+
+The product runs on a real port (Turbotext downloads our images through `/public/media/...` links and calls our
+webhook), the fake on another. For every operation: the booth gets the fake's image, by polling (with
+`{"action":"reconnect"}` rounds) and by webhook; the fake saw the documented request (path per method, POST,
+Bearer key, form encoding, field names and values) and downloaded the right bytes from our links. Then forged
+and duplicate webhook deliveries, a provider that is down (original-photo fallback), refusals, and the
+adapter's typed errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import logging
+import socket
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from PIL import Image
+from sqlalchemy import text
+
+from boothbridge.container import Container
+from boothbridge.providers.base import ImageInput, ProviderError, ProviderParked, ProviderRequest, ProviderResult
+from boothbridge.providers.turbotext import TurbotextProvider
+from boothbridge.settings import Settings
+from local.app import Emulator
+from tests.fakes.turbotext_server import FakeTurbotext
+from tests.support.booth import configure_slot, credentials, jpeg, operator_token, post_photo
+
+API_KEY = "tt-secret-4f1c9e2a"
+PHOTO = "<booth photo>"
+TEMPLATE = "<template>"
+
+# operation -> (Turbotext method, slot settings (TEMPLATE = the uploaded template's id), expected form fields)
+CASES: dict[str, tuple[str, dict[str, Any], dict[str, str]]] = {
+    "style_transfer": (
+        "mix_images",
+        {"reference_media_id": TEMPLATE, "prompt": "в стиле Ван Гога"},
+        {"url_image_target": PHOTO, "url": TEMPLATE, "content": "в стиле Ван Гога"},
+    ),
+    "face_swap": (
+        "deepfake_photo",
+        {"target_media_id": TEMPLATE},  # face_restore unset: the schema default (true) is sent
+        {"url": PHOTO, "url_image_target": TEMPLATE, "face_restore": "True"},
+    ),
+    "change_image": (
+        "generate_image2image",
+        {"prompt": "девушка в костюме супермена", "strength": 55},
+        {"url": PHOTO, "content": "девушка в костюме супермена", "strength": "55"},
+    ),
+}
+
+
+# --- fixtures ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def turbotext() -> Iterator[FakeTurbotext]:
+    fake = FakeTurbotext(API_KEY, reconnect_rounds=2).start()
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+@pytest.fixture
+def app_socket() -> Iterator[socket.socket]:
+    """The product's listening socket, bound before the settings exist so `public_base_url` can name it."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    try:
+        yield sock
+    finally:
+        sock.close()
+
+
+@pytest.fixture
+def settings_overrides(turbotext: FakeTurbotext, app_socket: socket.socket) -> dict[str, Any]:
+    port = app_socket.getsockname()[1]
+    return {
+        "public_base_url": f"http://127.0.0.1:{port}",
+        "turbotext_api_key": API_KEY,
+        "turbotext_base_url": turbotext.api_url,
+        "provider_plugins": ["boothbridge.providers.turbotext:TurbotextProvider"],
+        "t_sync_response": 8.0,
+        "max_attempts": 3,
+        "retry_base_sec": 0.05,
+        "retry_max_sec": 0.2,
+    }
+
+
+@pytest.fixture
+async def live(emulator: Emulator, container: Container, app_socket: socket.socket) -> AsyncIterator[httpx.AsyncClient]:
+    """The emulator served on the bound socket; a client for it (the booth and the operator use it)."""
+    config = uvicorn.Config(emulator, lifespan="off", log_level="warning", timeout_graceful_shutdown=1)
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[app_socket]))
+    while not server.started:
+        await asyncio.sleep(0.01)
+    provider = container.providers["turbotext"]
+    assert isinstance(provider, TurbotextProvider)
+    provider.poll_interval_sec = 0.1
+    try:
+        async with httpx.AsyncClient(base_url=container.settings.base_url, timeout=30) as http:
+            yield http
+    finally:
+        server.should_exit = True
+        await task
+
+
+def _polling_only(container: Container, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Public links stay (Turbotext needs them); the webhook offer goes, as on a deployment without callbacks.
+    assert container.runner.links is not None
+    monkeypatch.setattr(container.runner.links, "webhooks", False)
+
+
+async def _setup(
+    http: httpx.AsyncClient, settings: Settings, operation: str, slot_settings: dict[str, Any], **extra: Any
+) -> tuple[str, bytes]:
+    """Upload the template (if the operation takes one), configure slot-001; (ingest password, template)."""
+    token = await operator_token(http, settings.credentials_path)
+    template = jpeg(300, 200, color=(20, 90, 200))
+    resolved = dict(slot_settings)
+    for key, value in slot_settings.items():
+        if value == TEMPLATE:
+            r = await http.post(
+                "/api/media/register",
+                files={"file": ("template.jpg", template, "image/jpeg")},
+                data={"purpose": "template"},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            assert r.status_code == 200, r.text
+            resolved[key] = r.json()["id"]
+    r = await configure_slot(http, token, "slot-001", "turbotext", operation, resolved, **extra)
+    assert r.status_code == 200, r.text
+    return str(credentials(settings.credentials_path)["ingest_password"]), template
+
+
+async def _job(container: Container, job_id: str) -> Any:
+    async with container.engine.connect() as conn:
+        return (
+            await conn.execute(
+                text(
+                    "SELECT status, attempt, provider_ref, cost, error_code, error_message, attempt_errors FROM jobs"
+                    " WHERE id = :id"
+                ),
+                {"id": job_id},
+            )
+        ).one()
+
+
+async def _result_rows(container: Container) -> int:
+    async with container.engine.connect() as conn:
+        count: int = (await conn.execute(text("SELECT count(*) FROM media_objects WHERE kind = 'result'"))).scalar_one()
+    return count
+
+
+def _check_create_request(
+    fake: FakeTurbotext,
+    settings: Settings,
+    method: str,
+    expected: dict[str, str],
+    photo: bytes,
+    template: bytes,
+    *,
+    webhook: bool,
+) -> int:
+    """The one create_queue request is exactly the documented one; returns its queue/async id."""
+    creates = fake.calls("create_queue")
+    assert len(creates) == 1
+    req = creates[0]
+    assert (req.http_method, req.path) == ("POST", f"/api_ai/{method}")
+    assert req.headers["authorization"] == f"Bearer {API_KEY}"
+    assert req.content_type == "application/x-www-form-urlencoded"
+    fields = {"do", *expected} | ({"webhook"} if webhook else set())
+    assert set(req.form) == fields
+    assert req.form["do"] == "create_queue"
+    served = {f.field: f for f in fake.fetched}
+    for name, want in expected.items():
+        if want in (PHOTO, TEMPLATE):
+            assert req.form[name].startswith(f"{settings.base_url}/public/media/"), req.form[name]
+            got = served[name]
+            assert got.url == req.form[name] and got.status == 200 and got.is_image
+            assert got.data == (photo if want == PHOTO else template), f"{name} served the wrong image"
+        else:
+            assert req.form[name] == want, name
+    if webhook:
+        assert req.form["webhook"].startswith(f"{settings.base_url}/webhooks/turbotext/")
+    return fake.fetched[0].queue_id
+
+
+# --- every operation, both delivery modes --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("operation", list(CASES))
+async def test_polling_delivers_the_fakes_image_after_reconnects(
+    operation: str,
+    live: httpx.AsyncClient,
+    settings: Settings,
+    container: Container,
+    turbotext: FakeTurbotext,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _polling_only(container, monkeypatch)
+    method, slot_settings, expected = CASES[operation]
+    password, template = await _setup(live, settings, operation, slot_settings)
+    photo = jpeg(640, 480)
+
+    r = await post_photo(live, "slot-001", photo, password)
+
+    assert r.status_code == 200, r.text
+    queue_id = _check_create_request(turbotext, settings, method, expected, photo, template, webhook=False)
+    assert r.content == turbotext.result_image(queue_id)
+    assert r.headers["content-type"] == "image/png"
+    polls = turbotext.calls("get_result")
+    assert len(polls) == turbotext.reconnect_rounds + 1  # reconnect, reconnect, result
+    for poll in polls:
+        assert (poll.http_method, poll.path) == ("POST", f"/api_ai/{method}")
+        assert poll.headers["authorization"] == f"Bearer {API_KEY}"
+        assert poll.content_type == "application/x-www-form-urlencoded"
+        assert poll.form == {"do": "get_result", "queueid": str(queue_id)}
+    job = await _job(container, r.headers["x-job-id"])
+    assert (job.status, job.attempt, float(job.cost)) == ("succeeded", 1, 0.0)
+
+
+@pytest.mark.parametrize("operation", list(CASES))
+async def test_webhook_delivers_the_fakes_image(
+    operation: str, live: httpx.AsyncClient, settings: Settings, container: Container, turbotext: FakeTurbotext
+) -> None:
+    method, slot_settings, expected = CASES[operation]
+    password, template = await _setup(live, settings, operation, slot_settings)
+    photo = jpeg(500, 500, color=(90, 10, 10))
+
+    r = await post_photo(live, "slot-001", photo, password)
+
+    assert r.status_code == 200, r.text
+    async_id = _check_create_request(turbotext, settings, method, expected, photo, template, webhook=True)
+    assert r.content == turbotext.result_image(async_id)
+    assert turbotext.calls("get_result") == []  # the result came by callback, nobody polled
+    assert [(d.status, d.answer["status"]) for d in turbotext.deliveries] == [(200, "completed")]
+    job = await _job(container, r.headers["x-job-id"])
+    assert (job.status, job.provider_ref) == ("succeeded", str(async_id))
+    assert await _result_rows(container) == 1
+
+
+# --- webhook safety ------------------------------------------------------------------------------------------
+
+
+async def _wait_parked(container: Container) -> Any:
+    for _ in range(300):
+        async with container.engine.connect() as conn:
+            row = (await conn.execute(text("SELECT id, status, provider_ref FROM jobs"))).one_or_none()
+        if row is not None and row.status == "waiting_provider":
+            return row
+        await asyncio.sleep(0.02)
+    raise AssertionError("the job never parked")
+
+
+async def test_a_forged_token_is_refused_and_changes_nothing(
+    live: httpx.AsyncClient, settings: Settings, container: Container, turbotext: FakeTurbotext
+) -> None:
+    turbotext.webhook_delay_sec = 2.0
+    password, _ = await _setup(live, settings, "style_transfer", CASES["style_transfer"][1])
+    photo = jpeg(320, 240)
+    booth = asyncio.create_task(post_photo(live, "slot-001", photo, password))
+    row = await _wait_parked(container)
+    real_url = turbotext.calls("create_queue")[0].form["webhook"]
+    forged_body = turbotext.result_answer(int(row.provider_ref))  # a perfectly good result, wrong secret
+    for path in (
+        f"/webhooks/turbotext/{row.id}.forged-secret",
+        f"/webhooks/turbotext/{row.id}",
+        "/webhooks/sleepy/" + real_url.rsplit("/", 1)[1],  # the right secret for another provider
+    ):
+        r = await live.post(path, json=forged_body)
+        assert r.status_code == 404, (path, r.text)
+        assert r.json()["error"]["code"] == "unknown_callback"
+    assert (await _job(container, str(row.id))).status == "waiting_provider"
+    assert await _result_rows(container) == 0
+
+    answer = await asyncio.wait_for(booth, 10)  # the genuine delivery still completes it
+    assert answer.status_code == 200 and answer.content == turbotext.result_image(int(row.provider_ref))
+
+
+async def test_a_duplicate_delivery_completes_nothing_twice(
+    live: httpx.AsyncClient, settings: Settings, container: Container, turbotext: FakeTurbotext
+) -> None:
+    turbotext.deliver_twice = True
+    password, _ = await _setup(live, settings, "change_image", {"prompt": "в шляпе"})
+    r = await post_photo(live, "slot-001", jpeg(400, 300), password)
+    assert r.status_code == 200, r.text
+    for _ in range(200):
+        if len(turbotext.deliveries) == 2:
+            break
+        await asyncio.sleep(0.02)
+    assert [(d.status, d.answer["status"]) for d in turbotext.deliveries] == [(200, "completed"), (200, "duplicate")]
+    assert await _result_rows(container) == 1
+    assert (await _job(container, r.headers["x-job-id"])).status == "succeeded"
+
+
+# --- failures through the whole pipeline ---------------------------------------------------------------------
+
+
+async def test_provider_down_falls_back_to_the_original_photo_quickly(
+    live: httpx.AsyncClient, settings: Settings, container: Container, turbotext: FakeTurbotext
+) -> None:
+    turbotext.fail = "http500"
+    password, _ = await _setup(live, settings, "change_image", {"prompt": "x"}, failure_policy="original")
+    photo = jpeg(500, 400)
+    started = time.monotonic()
+    r = await post_photo(live, "slot-001", photo, password)
+    elapsed = time.monotonic() - started
+
+    assert r.status_code == 200, r.text
+    assert r.headers["x-fallback"] == "original"
+    assert r.content == photo
+    assert elapsed < settings.t_sync_response / 2  # retries exhausted long before T_sync_response
+    assert len(turbotext.calls("create_queue")) == settings.max_attempts  # 5xx is retried, up to max_attempts
+    job = await _job(container, r.headers["x-job-id"])
+    assert job.status == "failed"
+    assert [e["code"] for e in job.attempt_errors] == ["provider_unavailable"] * settings.max_attempts
+
+
+async def test_an_error_answer_fails_at_once_with_the_providers_message(
+    live: httpx.AsyncClient, settings: Settings, container: Container, turbotext: FakeTurbotext
+) -> None:
+    turbotext.fail = "error_answer"
+    password, _ = await _setup(live, settings, "change_image", {"prompt": "x"})
+    r = await post_photo(live, "slot-001", jpeg(), password)
+    assert r.status_code == 502, r.text
+    assert r.json()["error"]["details"]["reason"] == "provider_rejected"
+    assert len(turbotext.calls("create_queue")) == 1  # a refusal is not paid for again
+    job = await _job(container, r.headers["x-job-id"])
+    assert "Недостаточно средств" in job.error_message
+
+
+async def test_a_wrong_api_key_is_auth_failed_and_not_retried(
+    live: httpx.AsyncClient, settings: Settings, container: Container, turbotext: FakeTurbotext
+) -> None:
+    turbotext.api_key = "the-key-turbotext-expects"
+    password, _ = await _setup(live, settings, "change_image", {"prompt": "x"})
+    r = await post_photo(live, "slot-001", jpeg(), password)
+    assert r.status_code == 502, r.text
+    assert r.json()["error"]["details"]["reason"] == "auth_failed"
+    assert len(turbotext.calls()) == 1
+
+
+async def test_links_that_do_not_serve_our_images_make_turbotext_fail_the_job(
+    live: httpx.AsyncClient,
+    settings: Settings,
+    container: Container,
+    turbotext: FakeTurbotext,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _polling_only(container, monkeypatch)
+    assert container.runner.links is not None
+    monkeypatch.setattr(container.runner.links, "base_url", f"{turbotext.url}/nowhere")
+    password, _ = await _setup(live, settings, "change_image", {"prompt": "x"})
+    r = await post_photo(live, "slot-001", jpeg(), password)
+    assert r.status_code == 502, r.text
+    assert r.json()["error"]["details"]["reason"] == "provider_rejected"
+    assert [f.status for f in turbotext.fetched] == [404]
+
+
+# --- the adapter on its own (no database): typed errors ------------------------------------------------------
+
+
+def _adapter(fake: FakeTurbotext, api_key: str | None = API_KEY) -> TurbotextProvider:
+    provider = TurbotextProvider(
+        Settings(_env_file=None, app_env="test", turbotext_api_key=api_key, turbotext_base_url=fake.api_url)
+    )
+    provider.poll_interval_sec = 0.05
+    return provider
+
+
+def _request(fake: FakeTurbotext, *, timeout_sec: float = 10.0, webhook_url: str | None = None) -> ProviderRequest:
+    async def link(image: ImageInput) -> str:
+        return fake.host(image.data, image.mime)
+
+    return ProviderRequest(
+        job_id="job-1",
+        attempt=1,
+        operation_id="change_image",
+        settings={"prompt": "x"},
+        source=ImageInput(jpeg(64, 48), "image/jpeg"),
+        timeout_sec=timeout_sec,
+        public_url=link,
+        webhook_url=webhook_url,
+    )
+
+
+async def _run_error(provider: TurbotextProvider, request: ProviderRequest) -> ProviderError:
+    try:
+        with pytest.raises(ProviderError) as caught:
+            await provider.run(request)
+    finally:
+        await provider.close()
+    return caught.value
+
+
+async def test_adapter_without_a_key_calls_nobody(turbotext: FakeTurbotext) -> None:
+    err = await _run_error(_adapter(turbotext, api_key=None), _request(turbotext))
+    assert (err.code, err.retryable) == ("api_key_missing", False)
+    assert turbotext.calls() == []
+
+
+@pytest.mark.parametrize(
+    ("fail", "code", "retryable"),
+    [
+        ("auth", "auth_failed", False),
+        ("auth_answer", "auth_failed", False),
+        ("http500", "provider_unavailable", True),
+        ("error_answer", "provider_rejected", False),
+        ("no_image", "no_image", True),
+        ("bad_image", "invalid_result", True),
+    ],
+)
+async def test_adapter_typed_errors(turbotext: FakeTurbotext, fail: str, code: str, retryable: bool) -> None:
+    turbotext.fail = fail
+    err = await _run_error(_adapter(turbotext), _request(turbotext))
+    assert (err.code, err.retryable) == (code, retryable), err.message
+
+
+async def test_adapter_rate_limited_carries_retry_after(turbotext: FakeTurbotext) -> None:
+    turbotext.fail = "rate_limited"
+    err = await _run_error(_adapter(turbotext), _request(turbotext))
+    assert (err.code, err.retryable, err.retry_after) == ("rate_limited", True, 1.0)
+
+
+async def test_adapter_network_fault_is_retryable(turbotext: FakeTurbotext) -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    provider = TurbotextProvider(
+        Settings(_env_file=None, turbotext_api_key=API_KEY, turbotext_base_url=f"http://127.0.0.1:{dead}/api_ai")
+    )
+    err = await _run_error(provider, _request(turbotext))
+    assert (err.code, err.retryable) == ("provider_unreachable", True)
+
+
+async def test_adapter_gives_up_polling_within_the_attempts_time(turbotext: FakeTurbotext) -> None:
+    turbotext.reconnect_rounds = 10**6
+    started = time.monotonic()
+    err = await _run_error(_adapter(turbotext), _request(turbotext, timeout_sec=3.0))
+    assert (err.code, err.retryable) == ("provider_timeout", True)
+    assert time.monotonic() - started < 3.0
+    assert len(turbotext.calls("create_queue")) == 1
+
+
+async def test_adapter_rides_out_a_failed_poll_without_a_new_generation(turbotext: FakeTurbotext) -> None:
+    turbotext.fail = "flaky_poll"
+    provider = _adapter(turbotext)
+    try:
+        result = await provider.run(_request(turbotext))
+    finally:
+        await provider.close()
+    assert isinstance(result, ProviderResult)
+    assert result.image.data == turbotext.result_image(turbotext.fetched[0].queue_id)
+    assert len(turbotext.calls("create_queue")) == 1
+
+
+async def test_adapter_turns_a_webp_result_into_png(turbotext: FakeTurbotext) -> None:
+    turbotext.result_format = "WEBP"
+    provider = _adapter(turbotext)
+    try:
+        result = await provider.run(_request(turbotext))
+    finally:
+        await provider.close()
+    assert isinstance(result, ProviderResult) and result.image.mime == "image/png"
+    assert Image.open(io.BytesIO(result.image.data)).size == (96, 64)
+
+
+async def test_adapter_parks_with_the_asyncid_and_takes_the_callback(turbotext: FakeTurbotext) -> None:
+    turbotext.webhook_delay_sec = 3600  # the fake will not call back in this test: we hand over its body
+    provider = _adapter(turbotext)
+    try:
+        parked = await provider.run(_request(turbotext, webhook_url="https://booth.example.test/webhooks/t/abc"))
+        assert isinstance(parked, ProviderParked)
+        create = turbotext.calls("create_queue")[0]
+        assert create.form["webhook"] == "https://booth.example.test/webhooks/t/abc"
+        async_id = int(parked.provider_ref)
+        body = turbotext.result_answer(async_id)
+        result = await provider.result_from_callback(body)
+        assert result.image.data == turbotext.result_image(async_id)
+        # A form-encoded delivery has only strings.
+        form = {"success": "true", "uploaded_image": body["uploaded_image"]}
+        assert (await provider.result_from_callback(form)).image.data == turbotext.result_image(async_id)
+        with pytest.raises(ProviderError) as refused:
+            await provider.result_from_callback({"success": False, "error": "лицо не найдено"})
+        assert refused.value.code == "provider_rejected" and "лицо не найдено" in refused.value.message
+        with pytest.raises(ProviderError) as empty:
+            await provider.result_from_callback({"success": True, "error": "", "data": {}})
+        assert empty.value.code == "no_image"
+    finally:
+        await provider.close()
+
+
+async def test_the_api_key_never_reaches_logs_or_errors(
+    turbotext: FakeTurbotext, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    provider = _adapter(turbotext)
+    try:
+        await provider.run(_request(turbotext))
+        turbotext.fail = "auth"
+        with pytest.raises(ProviderError) as caught:
+            await provider.run(_request(turbotext))
+    finally:
+        await provider.close()
+    assert caplog.records  # something was logged (httpx, the adapter), just not the key
+    assert API_KEY not in caplog.text
+    assert API_KEY not in caught.value.message and API_KEY not in repr(provider)
+    assert base64.b64encode(API_KEY.encode()).decode() not in caplog.text
