@@ -1,0 +1,254 @@
+"""The deployment files against the architecture's contract: cfn-lint on the SAM template, then what the
+template must wire (handlers, Function URLs, timeouts, worker dispatch, schedule, bucket, settings), and the
+self-hosting docker-compose file. No AWS calls, no Docker: files only."""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# PyYAML is not a direct dependency: it comes with cfn-lint (the dev extra), which this module needs anyway.
+import yaml
+from cfnlint.api import ManualArgs, lint_file
+from cfnlint.decode import cfn_yaml
+
+from boothbridge.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "infra" / "template.yaml"
+COMPOSE = ROOT / "infra" / "docker-compose.yml"
+
+# The longest T_SYNC_RESPONSE the settings accept (Field(le=50)); ingest must outlive it.
+MAX_T_SYNC = 50
+# Lambda refuses these in a function's environment (the runtime sets them).
+RESERVED_ENV = {
+    "_HANDLER",
+    "_X_AMZN_TRACE_ID",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+    "AWS_EXECUTION_ENV",
+    "AWS_LAMBDA_FUNCTION_NAME",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+    "AWS_LAMBDA_FUNCTION_VERSION",
+    "AWS_LAMBDA_INITIALIZATION_TYPE",
+    "AWS_LAMBDA_LOG_GROUP_NAME",
+    "AWS_LAMBDA_LOG_STREAM_NAME",
+    "AWS_ACCESS_KEY",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_LAMBDA_RUNTIME_API",
+    "LAMBDA_TASK_ROOT",
+    "LAMBDA_RUNTIME_DIR",
+}
+HANDLERS = {
+    "functions.ingest.app.handler",
+    "functions.admin.app.handler",
+    "functions.webhook.app.handler",
+    "functions.worker.handler.handler",
+    "functions.cleanup.handler.handler",
+}
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    loaded: dict[str, Any] = cfn_yaml.load(str(TEMPLATE))
+    return loaded
+
+
+def functions_of(template: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each AWS::Serverless::Function's properties with the Globals merged in the way SAM merges them
+    (maps merge, the function's value wins; everything else is replaced)."""
+    globals_ = template.get("Globals", {}).get("Function", {})
+    out = {}
+    for name, res in template["Resources"].items():
+        if res["Type"] != "AWS::Serverless::Function":
+            continue
+        props = dict(globals_)
+        for key, value in res.get("Properties", {}).items():
+            if isinstance(value, Mapping) and isinstance(props.get(key), Mapping):
+                props[key] = {**props[key], **value}
+            else:
+                props[key] = value
+        props["Environment"] = {
+            "Variables": {
+                **globals_.get("Environment", {}).get("Variables", {}),
+                **res.get("Properties", {}).get("Environment", {}).get("Variables", {}),
+            }
+        }
+        out[name] = props
+    return out
+
+
+def by_handler(template: Mapping[str, Any], handler: str) -> tuple[str, dict[str, Any]]:
+    matches = [(name, props) for name, props in functions_of(template).items() if props["Handler"] == handler]
+    assert len(matches) == 1, f"exactly one function must have handler {handler}"
+    return matches[0]
+
+
+def env_of(props: Mapping[str, Any]) -> dict[str, Any]:
+    return dict(props["Environment"]["Variables"])
+
+
+def test_cfn_lint_reports_nothing() -> None:
+    # Errors and warnings alike: the template has no warning that needs explaining away. Linted for the
+    # default region of the settings (AWS_REGION=eu-central-1) and for us-east-1.
+    matches = lint_file(TEMPLATE, config=ManualArgs(regions=["eu-central-1", "us-east-1"]))
+    assert not matches, "\n".join(f"{m.rule.id} {m.rule.severity} line {m.linenumber}: {m.message}" for m in matches)
+
+
+def test_every_handler_exists_and_is_importable(template: dict[str, Any]) -> None:
+    handlers = {props["Handler"] for props in functions_of(template).values()}
+    assert handlers == HANDLERS
+    for handler in handlers:
+        module_name, _, attribute = handler.rpartition(".")
+        assert (ROOT / (module_name.replace(".", "/") + ".py")).is_file(), handler
+        module = importlib.import_module(module_name)
+        assert callable(getattr(module, attribute)), handler
+
+
+def test_functions_run_on_the_common_layer_with_sane_limits(template: dict[str, Any]) -> None:
+    resources = template["Resources"]
+    for name, props in functions_of(template).items():
+        assert re.fullmatch(r"python3\.1[12]", props["Runtime"]), name
+        assert props["Architectures"] in (["arm64"], ["x86_64"]), name
+        assert {"Ref": "CommonLayer"} in props["Layers"], name
+        assert 128 <= props["MemorySize"] <= 10240, name
+        assert 1 <= props["Timeout"] <= 900, name
+        vpc = props["VpcConfig"]
+        assert vpc == {"SubnetIds": {"Ref": "SubnetIds"}, "SecurityGroupIds": {"Ref": "SecurityGroupIds"}}, name
+    layer = resources["CommonLayer"]
+    assert layer["Type"] == "AWS::Serverless::LayerVersion"
+    assert layer["Properties"]["ContentUri"]
+
+
+def test_ingest_sits_behind_a_function_url_and_outlives_t_sync(template: dict[str, Any]) -> None:
+    name, ingest = by_handler(template, "functions.ingest.app.handler")
+    assert ingest["FunctionUrlConfig"] == {"AuthType": "NONE", "InvokeMode": "BUFFERED"}
+    assert ingest["Timeout"] > MAX_T_SYNC
+    assert "Events" not in ingest, "no API Gateway in front of ingest: it stops at 29-30 s"
+    # The CloudFront front door must not cut ingest short either.
+    distribution = template["Resources"]["FrontDoor"]["Properties"]["DistributionConfig"]
+    (ingest_route,) = [b for b in distribution["CacheBehaviors"] if b["PathPattern"] == "/ingest/*"]
+    (origin,) = [o for o in distribution["Origins"] if o["Id"] == ingest_route["TargetOriginId"]]
+    assert f"{name}Url" in repr(origin["DomainName"])
+    assert origin["CustomOriginConfig"]["OriginReadTimeout"] > MAX_T_SYNC
+    assert "POST" in ingest_route["AllowedMethods"]
+
+
+def test_admin_and_webhook_have_function_urls_and_outputs(template: dict[str, Any]) -> None:
+    outputs = template["Outputs"]
+    for handler, output in (
+        ("functions.ingest.app.handler", "IngestUrl"),
+        ("functions.admin.app.handler", "AdminUrl"),
+        ("functions.webhook.app.handler", "WebhookUrl"),
+    ):
+        name, props = by_handler(template, handler)
+        assert props["FunctionUrlConfig"]["AuthType"] == "NONE"
+        assert props["FunctionUrlConfig"]["InvokeMode"] == "BUFFERED"
+        assert outputs[output]["Value"] == {"Fn::GetAtt": [f"{name}Url", "FunctionUrl"]}
+
+
+def test_ingest_and_cleanup_dispatch_to_the_worker_lambda(template: dict[str, Any]) -> None:
+    worker_name, worker = by_handler(template, "functions.worker.handler.handler")
+    assert "FunctionUrlConfig" not in worker, "the worker is invoked, never reached over HTTP"
+    assert worker["EventInvokeConfig"]["MaximumRetryAttempts"] in (0, 1, 2)
+    for handler in ("functions.ingest.app.handler", "functions.cleanup.handler.handler"):
+        _, props = by_handler(template, handler)
+        env = env_of(props)
+        assert env["WORKER_DISPATCH"] == "lambda", handler
+        assert env["WORKER_FUNCTION_NAME"] == {"Ref": worker_name}, handler
+        statements = [s for p in props["Policies"] if isinstance(p, Mapping) for s in p.get("Statement", [])]
+        invoke = [s for s in statements if s["Action"] == "lambda:InvokeFunction"]
+        assert len(invoke) == 1, handler
+        assert invoke[0]["Effect"] == "Allow", handler
+        assert invoke[0]["Resource"] == {"Fn::GetAtt": [worker_name, "Arn"]}, handler
+
+
+def test_cleanup_runs_on_a_schedule(template: dict[str, Any]) -> None:
+    _, cleanup = by_handler(template, "functions.cleanup.handler.handler")
+    schedules = [e["Properties"]["Schedule"] for e in cleanup["Events"].values() if e["Type"] == "Schedule"]
+    assert schedules == ["rate(1 minute)"]
+    assert cleanup["Timeout"] >= 60
+
+
+def test_media_bucket_is_private_encrypted_with_lifecycle_safety_nets(template: dict[str, Any]) -> None:
+    buckets = {n: r for n, r in template["Resources"].items() if r["Type"] == "AWS::S3::Bucket"}
+    assert list(buckets) == ["MediaBucket"]
+    props = buckets["MediaBucket"]["Properties"]
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    rules = props["LifecycleConfiguration"]["Rules"]
+    expiring = {r["Prefix"] for r in rules if r["Status"] == "Enabled" and "ExpirationInDays" in r}
+    assert {"source/", "public/"} <= expiring
+    for function in functions_of(template).values():
+        assert env_of(function)["S3_BUCKET"] == {"Ref": "MediaBucket"}
+
+
+def test_s3_permissions_stay_on_the_media_bucket(template: dict[str, Any]) -> None:
+    policy = template["Resources"]["MediaObjectAccessPolicy"]["Properties"]["PolicyDocument"]
+    for statement in policy["Statement"]:
+        assert statement["Effect"] == "Allow"
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        assert all(a.startswith("s3:") and "*" not in a for a in actions), actions
+        assert "MediaBucket.Arn" in repr(statement["Resource"]) or statement["Resource"] == {
+            "Fn::GetAtt": ["MediaBucket", "Arn"]
+        }
+    for name, function in functions_of(template).items():
+        assert {"Ref": "MediaObjectAccessPolicy"} in function["Policies"], name
+        for policy_item in function["Policies"]:
+            assert not (isinstance(policy_item, Mapping) and "S3CrudPolicy" in policy_item), name
+
+
+def test_environment_is_production_settings(template: dict[str, Any]) -> None:
+    """Every variable is a Settings field, none is reserved by Lambda, and the values (intrinsics stand in
+    as placeholder strings) pass the production validation."""
+    fields = set(Settings.model_fields)
+    placeholder = "deploy-time-value"
+    for name, function in functions_of(template).items():
+        env = env_of(function)
+        assert not RESERVED_ENV & set(env), name
+        assert {k.lower() for k in env} <= fields, f"{name}: unknown variables {set(env) - {f.upper() for f in fields}}"
+        assert env["APP_ENV"] == "production", name
+        for required in ("DATABASE_URL", "PUBLIC_BASE_URL", "S3_BUCKET", "CREDENTIALS_PATH", "PROVIDERS_CONFIG"):
+            assert required in env, f"{name}: {required}"
+        assert "secretsmanager" in repr(env["DATABASE_URL"]), "DATABASE_URL comes from Secrets Manager"
+        values = {k.lower(): (v if isinstance(v, str) else placeholder) for k, v in env.items()}
+        Settings(_env_file=None, **values)
+
+
+def compose_documented_env() -> dict[str, str]:
+    """`#   NAME=value` lines in the compose file's comments: the app's settings for this shape."""
+    pairs = re.findall(r"^#\s+([A-Z][A-Z0-9_]+)=(\S+)", COMPOSE.read_text(encoding="utf-8"), re.MULTILINE)
+    return dict(pairs)
+
+
+def test_docker_compose_defines_postgres_and_minio() -> None:
+    compose = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+    services = compose["services"]
+    assert re.match(r"(docker\.io/)?(library/)?postgres:1[67]\b", services["postgres"]["image"])
+    assert "minio/minio" in services["minio"]["image"]
+    setup = [s for s in services.values() if "minio/mc" in s["image"]]
+    assert len(setup) == 1, "one one-shot minio/mc service creates the bucket"
+    assert setup[0]["depends_on"]["minio"]["condition"] == "service_healthy"
+    for name in ("postgres", "minio"):
+        assert "healthcheck" in services[name], name
+
+
+def test_docker_compose_documents_the_app_settings() -> None:
+    env = compose_documented_env()
+    for required in ("DATABASE_URL", "S3_ENDPOINT_URL", "S3_BUCKET", "S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY"):
+        assert required in env, required
+    assert {k.lower() for k in env} <= set(Settings.model_fields), env
+    assert env["DATABASE_URL"].startswith("postgresql://")
+    Settings(_env_file=None, **{k.lower(): v for k, v in env.items()})
