@@ -13,8 +13,9 @@ import pytest
 from boothbridge.container import Container
 from boothbridge.jobs.model import NewJob
 from boothbridge.settings import Settings
+from tests.integration.test_queue import enqueue
 from tests.support.booth import jpeg
-from tests.support.lambda_env import invoke_worker, settings_env
+from tests.support.lambda_env import LambdaContext, invoke_worker, settings_env
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 
@@ -51,7 +52,7 @@ async def test_worker_event_runs_the_job(
 
     result = await asyncio.to_thread(invoke_worker, event)
 
-    assert result == {"ok": True, "job_id": str(job_id), "status": "succeeded"}
+    assert result == {"ok": True, "job_id": str(job_id), "status": "succeeded", "also_ran": 0}
     done = await container.queue.get(job_id)
     assert done is not None and done.status == "succeeded" and done.attempt == 1
     assert done.result_media_id is not None
@@ -69,3 +70,27 @@ async def test_worker_event_without_job_id_is_refused(settings: Settings, monkey
         monkeypatch.setenv(key, value)
     result = await asyncio.to_thread(invoke_worker, {"reason": "ingest"})
     assert result["ok"] is False
+
+
+@pytest.mark.parametrize("settings_overrides", [{"run_worker": False}])
+async def test_a_worker_with_time_left_also_runs_other_queued_jobs(
+    settings: Settings, container: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key, value in settings_env(settings).items():
+        monkeypatch.setenv(key, value)
+    first, _, _ = await enqueue(container)
+    second, _, _ = await enqueue(container)
+    assert first and second
+    plenty = LambdaContext(remaining_sec=200)
+    result = await asyncio.to_thread(invoke_worker, {"job_id": str(first.id)}, plenty)
+    assert (result["status"], result["also_ran"]) == ("succeeded", 1)
+    assert (await container.queue.get(second.id)).status == "succeeded"  # type: ignore[union-attr]
+
+    third, _, _ = await enqueue(container)
+    assert third
+    short = LambdaContext(remaining_sec=30)  # not enough left for another attempt
+    fourth, _, _ = await enqueue(container)
+    assert fourth
+    result = await asyncio.to_thread(invoke_worker, {"job_id": str(third.id)}, short)
+    assert result["also_ran"] == 0
+    assert (await container.queue.get(fourth.id)).status == "queued"  # type: ignore[union-attr]

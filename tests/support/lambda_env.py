@@ -21,17 +21,27 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def _in_environment(module: Any, event: dict[str, Any]) -> dict[str, Any]:
+class LambdaContext:
+    """The part of the Lambda context object the handlers use."""
+
+    def __init__(self, remaining_sec: float) -> None:
+        self.remaining_sec = remaining_sec
+
+    def get_remaining_time_in_millis(self) -> int:
+        return int(self.remaining_sec * 1000)
+
+
+def _in_environment(module: Any, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     """One execution environment (call in its own thread); its container and loop are released after."""
     handler: Callable[[dict[str, Any], Any], dict[str, Any]] = module.handler
     try:
-        return handler(event, None)
+        return handler(event, context)
     finally:
         module.runtime.shutdown()
 
 
-def invoke_worker(event: dict[str, Any]) -> dict[str, Any]:
-    return _in_environment(worker, event)
+def invoke_worker(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    return _in_environment(worker, event, context)
 
 
 def invoke_cleanup(event: dict[str, Any]) -> dict[str, Any]:

@@ -8,6 +8,7 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Callable
 
 from boothbridge.jobs.model import JobRecord
 from boothbridge.jobs.notifications import NotificationHub
@@ -113,3 +114,15 @@ async def run_job_by_id(queue: JobQueue, runner: JobRunner, job_id: uuid.UUID, o
         if outcome.retry_in is None:
             return outcome.status
         await asyncio.sleep(outcome.retry_in)
+
+
+async def drain_queue(queue: JobQueue, runner: JobRunner, owner: str, has_time: Callable[[], bool]) -> int:
+    """Claim and run queued jobs one at a time while `has_time()`; returns how many were run."""
+    ran = 0
+    while has_time():
+        jobs = await queue.claim(owner, 1)
+        if not jobs:
+            break
+        await runner.run(jobs[0])
+        ran += 1
+    return ran
