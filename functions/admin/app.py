@@ -17,6 +17,7 @@ from boothbridge.settings import Settings
 from boothbridge.slots import SlotService, SlotUpdate, SlotView
 from functions.admin.media import media_router
 from functions.admin.ops import ops_router
+from functions.admin.stats import stats_router
 
 
 class LoginRequest(BaseModel):
@@ -159,6 +160,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         return {"id": slot.id, "updated_at": slot.updated_at.isoformat(), "version": slot.version}
 
     app.include_router(media_router(holder.get, current_operator))
+    app.include_router(stats_router(holder.get, current_operator))
     app.include_router(ops_router(holder.get))
     return app
 

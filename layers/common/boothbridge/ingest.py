@@ -100,6 +100,8 @@ class IngestService:
             if job.id != new_id:
                 with self.c.hub.subscribe(job.id) as woken:
                     outcome = await self._await_result(slot, job, photo, mime, started, woken, fresh=False)
+                # A re-post answered by an existing job started no paid call: its cost was logged once already.
+                outcome.cost = None
         except AppError as err:
             outcome = IngestOutcome(status=err.status, log_status="ERROR", error=err)
         elapsed_ms = int((time.monotonic() - started) * 1000)

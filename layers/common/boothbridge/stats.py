@@ -1,0 +1,324 @@
+"""Booth statistics (SPEC §8, seed 003 "Статистика"): the maths is SQL, kept visible here.
+
+Definitions, shared by every endpoint:
+- A booth request is one `processing_log` row of the slot; test runs (`is_test`) are never booth traffic.
+  `success` = SUCCESS rows, `errors` = ERROR rows (including fallback answers, which are provider failures),
+  `timeouts` = TIMEOUT rows; the summary's error % is (ERROR + TIMEOUT) / all requests.
+- Response times are what the booth waited, over all its requests; p95 is `percentile_cont(0.95)`
+  (linear interpolation); averages and percentiles are rounded to whole milliseconds, and null (not 0) in a
+  period without requests.
+- Money comes from `jobs.cost`, one job once, at the job's arrival time: a re-post of the same photo attaches
+  to its job (retry-safe ingest) and is not billed twice, and a job that finished after its 504 still counts.
+- Periods are UTC buckets (`date_trunc` on naive UTC timestamps, so the session TimeZone cannot move a day);
+  weeks start on Monday (ISO). Every period meeting the range is listed, empty ones with zero counts
+  (`generate_series`), so a chart has no gaps and the global endpoint's `total` is the number of periods.
+- Ranges are half-open [from, to). A date-only `to` (`2024-04-07`) includes that whole day, as in the seed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from boothbridge.db.engine import autocommit
+from boothbridge.errors import AppError
+
+STEPS = {"hour": "1 hour", "day": "1 day", "week": "1 week", "month": "1 month"}
+SLOT_GROUPS, SLOT_MAX_DAYS, SLOT_DEFAULT_DAYS = ("hour", "day", "week"), 31, 7
+GLOBAL_GROUPS, GLOBAL_MAX_DAYS, GLOBAL_DEFAULT_DAYS = ("day", "week", "month"), 90, 30
+SORT_COLUMNS = {"period_start": "period_start", "success": "success", "errors": "errors", "cost": "cost"}
+MAX_PAGE_SIZE, MAX_PAGE = 50, 100_000
+# A "+02:00" offset sent unencoded in a query string arrives as " 02:00".
+_SPACED_OFFSET = re.compile(r"(\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}:?\d{2})$")
+
+
+@dataclass(frozen=True)
+class Range:
+    start: datetime  # inclusive, aware UTC
+    end: datetime  # exclusive, aware UTC
+    labels: tuple[str, str]  # as echoed back: dates stay dates, datetimes are UTC with Z
+    group_by: str
+
+    def json(self) -> dict[str, str]:
+        return {"from": self.labels[0], "to": self.labels[1], "group_by": self.group_by}
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _check_choice(name: str, ok: bool, allowed: Any) -> None:
+    if not ok:
+        raise AppError(
+            400, "invalid_parameter", f"invalid {name}; allowed: {allowed}", {"parameter": name, "allowed": allowed}
+        )
+
+
+def _parse_bound(name: str, raw: str, *, upper: bool) -> tuple[datetime, str]:
+    """An ISO 8601 date or datetime (naive = UTC). A date-only upper bound means the end of that day."""
+    value = _SPACED_OFFSET.sub(r"\1+\2", raw.strip())
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            midnight = datetime.combine(date.fromisoformat(value), time(), UTC)
+            return midnight + timedelta(days=1 if upper else 0), value
+        moment = datetime.fromisoformat(value)
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        return moment, _iso(moment)
+    except (ValueError, OverflowError):
+        raise AppError(
+            400, "invalid_parameter", f"'{name}' is not an ISO 8601 date or datetime", {"parameter": name}
+        ) from None
+
+
+def parse_range(
+    raw_from: str | None, raw_to: str | None, group_by: str, allowed: tuple[str, ...], max_days: int, default_days: int
+) -> Range:
+    """Validate `from`/`to`/`group_by`. Defaults: `to` = now (or `from` + the default span), `from` = `to` minus
+    the default span."""
+    _check_choice("group_by", group_by in allowed, list(allowed))
+    span = timedelta(days=default_days)
+    try:
+        start = _parse_bound("from", raw_from, upper=False) if raw_from else None
+        if raw_to:
+            end = _parse_bound("to", raw_to, upper=True)
+        else:
+            # now, rounded up to the second: the echoed `to` is exact and still covers this instant
+            now = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
+            moment = start[0] + span if start else now
+            end = (moment, _iso(moment))
+        if start is None:
+            start = (end[0] - span, _iso(end[0] - span))
+    except OverflowError:
+        raise AppError(400, "invalid_range", "the range is outside the supported dates") from None
+    details = {"from": start[1], "to": end[1], "max_days": max_days}
+    if end[0] <= start[0]:
+        raise AppError(400, "invalid_range", "'to' must be after 'from'", details)
+    if end[0] - start[0] > timedelta(days=max_days):
+        raise AppError(400, "invalid_range", f"the range may span at most {max_days} days", details)
+    return Range(start[0], end[0], (start[1], end[1]), group_by)
+
+
+def _opt(value: Any, kind: type[int] | type[float]) -> Any:
+    return None if value is None else kind(value)
+
+
+def _period_json(r: Any, group_by: str, *, with_end: bool) -> dict[str, Any]:
+    """Hours as UTC datetimes; days, weeks and months as dates (a period's first and last day), as in the seed."""
+    start = r.period_start
+    out = {"period_start": _iso(start.replace(tzinfo=UTC)) if group_by == "hour" else start.date().isoformat()}
+    if with_end:
+        out["period_end"] = r.period_end.isoformat()
+    return out | {
+        "success": r.success,
+        "errors": r.errors,
+        "timeouts": r.timeouts,
+        "avg_response_ms": _opt(r.avg_ms, int),
+        "p95_response_ms": _opt(r.p95_ms, int),
+        "cost": float(r.cost),
+    }
+
+
+# The periods meeting [start, end): naive UTC timestamps stepped by a calendar interval.
+_PERIODS = """
+    periods AS (
+        SELECT gs AS period_start
+        FROM generate_series(date_trunc(:unit, CAST(:start AS timestamptz) AT TIME ZONE 'UTC'),
+                             CAST(:end AS timestamptz) AT TIME ZONE 'UTC' - interval '1 microsecond',
+                             CAST(:step AS interval)) AS gs
+    )"""
+
+# Per-period aggregates over the booth requests (`log`) and the jobs (`spend`) of the slots in `own`.
+_BUCKETS = """
+    requests AS (
+        SELECT date_trunc(:unit, l.created_at AT TIME ZONE 'UTC') AS period_start,
+               count(*) FILTER (WHERE l.status = 'SUCCESS') AS success,
+               count(*) FILTER (WHERE l.status = 'ERROR') AS errors,
+               count(*) FILTER (WHERE l.status = 'TIMEOUT') AS timeouts,
+               round(avg(l.response_time_ms)) AS avg_ms,
+               round(CAST(percentile_cont(0.95) WITHIN GROUP (ORDER BY l.response_time_ms) AS numeric)) AS p95_ms
+        FROM processing_log l JOIN own ON own.id = l.slot_id
+        WHERE NOT l.is_test AND l.created_at >= :start AND l.created_at < :end
+        GROUP BY 1
+    ),
+    spend AS (
+        SELECT date_trunc(:unit, j.created_at AT TIME ZONE 'UTC') AS period_start, sum(j.cost) AS cost
+        FROM jobs j JOIN own ON own.id = j.slot_id
+        WHERE NOT j.is_test AND j.created_at >= :start AND j.created_at < :end
+        GROUP BY 1
+    ),
+    series AS (
+        SELECT p.period_start,
+               CAST(p.period_start + CAST(:step AS interval) - interval '1 day' AS date) AS period_end,
+               coalesce(r.success, 0) AS success, coalesce(r.errors, 0) AS errors,
+               coalesce(r.timeouts, 0) AS timeouts, r.avg_ms, r.p95_ms, coalesce(s.cost, 0) AS cost
+        FROM periods p
+        LEFT JOIN requests r USING (period_start)
+        LEFT JOIN spend s USING (period_start)
+    )"""
+
+_SLOT_SERIES = f"""
+    WITH own AS (SELECT id FROM slots WHERE id = :slot AND user_id = :uid),
+    {_PERIODS},
+    {_BUCKETS}
+    SELECT * FROM series ORDER BY period_start
+"""
+
+# One statement answers a page and the total: the page is LEFT JOINed to the count, so a page past the end
+# still returns one row carrying `total` (with NULL period columns).
+_GLOBAL_SERIES = f"""
+    WITH own AS (
+        SELECT id FROM slots
+        WHERE user_id = :uid
+          AND (CAST(:provider AS text) IS NULL OR provider_id = :provider)
+          AND (CAST(:slot AS text) IS NULL OR id = :slot)
+    ),
+    {_PERIODS},
+    {_BUCKETS},
+    page AS (SELECT * FROM series ORDER BY {{order}} LIMIT :limit OFFSET :offset)
+    SELECT n.total, page.* FROM (SELECT count(*) AS total FROM periods) n LEFT JOIN page ON true
+    ORDER BY {{order}}
+"""
+
+# The stats page: each slot since its last reset, plus the operator's all-time processed count.
+_SUMMARY = """
+    WITH own AS (SELECT id, name, settings_json, last_reset_at FROM slots WHERE user_id = :uid),
+    since_reset AS (
+        SELECT l.slot_id,
+               count(*) AS requests,
+               count(*) FILTER (WHERE l.status = 'SUCCESS') AS processed,
+               count(*) FILTER (WHERE l.status IN ('ERROR', 'TIMEOUT')) AS failed,
+               round(CAST(percentile_cont(0.95) WITHIN GROUP (ORDER BY l.response_time_ms) AS numeric)) AS p95_ms
+        FROM processing_log l JOIN own s ON s.id = l.slot_id
+        WHERE NOT l.is_test AND l.created_at >= coalesce(s.last_reset_at, '-infinity')
+        GROUP BY l.slot_id
+    ),
+    spend AS (
+        SELECT j.slot_id, sum(j.cost) AS total_cost,
+               -- the cost of the job that finished last (the latest AI processing)
+               (array_agg(j.cost ORDER BY j.finished_at DESC NULLS LAST, j.created_at DESC)
+                   FILTER (WHERE j.cost IS NOT NULL))[1] AS last_cost
+        FROM jobs j JOIN own s ON s.id = j.slot_id
+        WHERE NOT j.is_test AND j.created_at >= coalesce(s.last_reset_at, '-infinity')
+        GROUP BY j.slot_id
+    )
+    SELECT s.id, s.name, s.last_reset_at,
+           -- the slot's template image: its first `*_media_id` setting, by key name
+           (SELECT e.value FROM jsonb_each_text(s.settings_json) e
+             WHERE e.key LIKE '%\\_media\\_id' AND e.value <> '' ORDER BY e.key LIMIT 1) AS template_media_id,
+           coalesce(r.processed, 0) AS processed, coalesce(r.requests, 0) AS requests, r.p95_ms,
+           round(100.0 * r.failed / nullif(r.requests, 0), 2) AS error_pct,
+           m.last_cost, coalesce(m.total_cost, 0) AS total_cost,
+           (SELECT count(*) FROM processing_log l JOIN own o ON o.id = l.slot_id
+             WHERE l.status = 'SUCCESS' AND NOT l.is_test) AS processed_all_time
+    FROM own s
+    LEFT JOIN since_reset r ON r.slot_id = s.id
+    LEFT JOIN spend m ON m.slot_id = s.id
+    ORDER BY s.id
+"""
+
+_OWNED = text("SELECT 1 FROM slots WHERE id = :id AND user_id = :uid")
+_RESET = text("UPDATE slots SET last_reset_at = now() WHERE id = :id AND user_id = :uid RETURNING last_reset_at")
+
+
+def _slot_not_found(slot_id: str) -> AppError:
+    # Another operator's slot is reported exactly like a missing one.
+    return AppError(404, "slot_not_found", "no such slot", {"slot_id": slot_id})
+
+
+async def _require_slot(conn: Any, user_id: int, slot_id: str) -> None:
+    owned = await conn.execute(_OWNED, {"id": slot_id, "uid": user_id})
+    if owned.first() is None:
+        raise _slot_not_found(slot_id)
+
+
+def _bounds(rng: Range) -> dict[str, Any]:
+    return {"start": rng.start, "end": rng.end, "unit": rng.group_by, "step": STEPS[rng.group_by]}
+
+
+async def slot_series(
+    engine: AsyncEngine, user_id: int, slot_id: str, raw_from: str | None, raw_to: str | None, group_by: str
+) -> dict[str, Any]:
+    """`GET /api/stats/{slot_id}`: the slot's periods in chronological order."""
+    rng = parse_range(raw_from, raw_to, group_by, SLOT_GROUPS, SLOT_MAX_DAYS, SLOT_DEFAULT_DAYS)
+    async with autocommit(engine).connect() as conn:
+        await _require_slot(conn, user_id, slot_id)
+        rows = (await conn.execute(text(_SLOT_SERIES), {"slot": slot_id, "uid": user_id, **_bounds(rng)})).all()
+    metrics = [_period_json(r, rng.group_by, with_end=False) for r in rows]
+    return {"slot_id": slot_id, "range": rng.json(), "metrics": metrics}
+
+
+@dataclass(frozen=True)
+class GlobalQuery:
+    raw_from: str | None = None
+    raw_to: str | None = None
+    group_by: str = "week"
+    page: int = 1
+    page_size: int = 10
+    sort_by: str = "period_start"
+    sort_order: str = "desc"
+    provider_id: str | None = None
+    slot_id: str | None = None
+
+
+async def global_series(engine: AsyncEngine, user_id: int, q: GlobalQuery) -> dict[str, Any]:
+    """`GET /api/stats/global`: the operator's slots together, one row per period, sorted and paginated."""
+    rng = parse_range(q.raw_from, q.raw_to, q.group_by, GLOBAL_GROUPS, GLOBAL_MAX_DAYS, GLOBAL_DEFAULT_DAYS)
+    _check_choice("page", 1 <= q.page <= MAX_PAGE, f"1..{MAX_PAGE}")
+    _check_choice("page_size", 1 <= q.page_size <= MAX_PAGE_SIZE, f"1..{MAX_PAGE_SIZE}")
+    _check_choice("sort_by", q.sort_by in SORT_COLUMNS, list(SORT_COLUMNS))
+    _check_choice("sort_order", q.sort_order in ("asc", "desc"), ["asc", "desc"])
+    # Whitelisted column and direction; ties are broken by period in the same direction.
+    direction = q.sort_order.upper()
+    order = f"{SORT_COLUMNS[q.sort_by]} {direction}, period_start {direction}"
+    params = {
+        "uid": user_id,
+        "provider": q.provider_id or None,
+        "slot": q.slot_id or None,
+        "limit": q.page_size,
+        "offset": (q.page - 1) * q.page_size,
+        **_bounds(rng),
+    }
+    async with autocommit(engine).connect() as conn:
+        if q.slot_id:
+            await _require_slot(conn, user_id, q.slot_id)
+        rows = (await conn.execute(text(_GLOBAL_SERIES.format(order=order)), params)).all()
+    data = [_period_json(r, rng.group_by, with_end=True) for r in rows if r.period_start is not None]
+    total = rows[0].total  # the count row is always there, even past the last page
+    return {"data": data, "meta": {"page": q.page, "page_size": q.page_size, "total": total}, "range": rng.json()}
+
+
+async def slot_summary(engine: AsyncEngine, user_id: int) -> dict[str, Any]:
+    """The stats page: every slot of the operator's since its last reset, and the all-time processed count."""
+    async with autocommit(engine).connect() as conn:
+        rows = (await conn.execute(text(_SUMMARY), {"uid": user_id})).all()
+    slots = [
+        {
+            "id": r.id,
+            "name": r.name,
+            "template_media_id": r.template_media_id,
+            "processed": r.processed,
+            "requests": r.requests,
+            "p95_response_ms": _opt(r.p95_ms, int),
+            "error_pct": _opt(r.error_pct, float),
+            "last_cost": _opt(r.last_cost, float),
+            "total_cost": float(r.total_cost),
+            "last_reset_at": _iso(r.last_reset_at) if r.last_reset_at else None,
+        }
+        for r in rows
+    ]
+    return {"data": slots, "processed_all_time": rows[0].processed_all_time if rows else 0}
+
+
+async def reset_stats(engine: AsyncEngine, user_id: int, slot_id: str) -> datetime:
+    """Start the slot's "since reset" figures afresh. One statement: concurrent resets each just set now(), so
+    there is no "reset in progress" state (the seed's 409) to report. History is kept for the series."""
+    async with autocommit(engine).connect() as conn:
+        reset_at: datetime | None = (await conn.execute(_RESET, {"id": slot_id, "uid": user_id})).scalar()
+    if reset_at is None:
+        raise _slot_not_found(slot_id)
+    return reset_at
