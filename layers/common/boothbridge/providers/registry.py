@@ -31,6 +31,10 @@ def build_providers(settings: Settings, catalog: Catalog) -> dict[str, Provider]
         providers["local"] = LocalProvider()
     # Online providers are built even without an API key (it may be set later); a call without one fails
     # with `api_key_missing`, and /health reports them as not configured.
+    if "gemini" in catalog.providers:
+        from boothbridge.providers.gemini import GeminiProvider
+
+        providers["gemini"] = GeminiProvider(settings, catalog)
     if "turbotext" in catalog.providers:
         from boothbridge.providers.turbotext import TurbotextProvider
 

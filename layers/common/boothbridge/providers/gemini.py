@@ -1,0 +1,201 @@
+"""The `gemini` provider: image editing with `models.generate_content` through the google-genai SDK.
+
+Operations (parts in this order, the text prompt last): `change_image` [photo, prompt], `style_transfer`
+[photo, style reference, prompt], `combine_images` [photo, second image, prompt]. Images travel inline while the
+whole request stays under 20 MB, else through the Files API (uploaded with the key that makes the call, deleted
+afterwards). Several API keys (`GEMINI_API_KEY=k1,k2`) are used round robin under the catalog's client-side
+quotas; a key answering 429 is rested and the call moves on to the next key within the same attempt.
+
+Errors (`ProviderError.code`): `api_key_missing`, `settings_invalid`, `template_missing`, `image_undecodable`,
+`bad_request`, `auth_failed`, `safety_blocked`, `quota_exhausted` (final); `no_image`, `rate_limited`,
+`provider_unavailable`, `network_error`, `file_processing_failed` (retryable). API keys never appear in messages
+or logs: keys are referred to by their position only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import logging
+from typing import Any
+
+import httpx
+from google import genai
+from google.genai import errors, types
+
+from boothbridge.catalog import Catalog
+from boothbridge.providers import gemini_wire as wire
+from boothbridge.providers.base import ImageInput, ProviderError, ProviderRequest, ProviderResult
+from boothbridge.providers.quota import Blocked, Grant, QuotaBlocked, QuotaLimiter, QuotaLimits
+from boothbridge.settings import Settings
+
+# The SDK's async transport is an httpx client we own (else it would pick aiohttp or httpx2, whichever is installed).
+_NETWORK_ERRORS = (httpx.HTTPError, OSError, TimeoutError)
+
+log = logging.getLogger(__name__)
+
+API_VERSION = "v1beta"  # the REST reference documents imageConfig and the Files API under v1beta
+DEFAULT_REST_SEC = 60.0  # how long a key that answered 429 without a hint stays out of use
+MIN_REST_SEC = 1.0
+FILE_DELETE_TIMEOUT_SEC = 10.0
+
+
+class GeminiProvider:
+    """Gemini adapter. Built once per process; SDK clients are created on first use, one per key, and reused."""
+
+    id = "gemini"
+    inline_limit = wire.INLINE_REQUEST_LIMIT  # request bytes above which images go through the Files API
+    file_poll_sec = 0.5  # files.get interval while an uploaded file is PROCESSING
+
+    def __init__(self, settings: Settings, catalog: Catalog | None = None) -> None:
+        catalog = catalog if catalog is not None else Catalog.load(settings.providers_config)
+        entry = catalog.provider(self.id)
+        self._pricing: dict[str, Any] = dict(entry.pricing) if entry is not None else {}
+        self._timeout_sec = entry.ingest.timeout_sec if entry is not None else 60.0
+        self._keys = settings.gemini_api_keys
+        self._base_url = settings.gemini_base_url
+        self.quota = QuotaLimiter(len(self._keys), QuotaLimits.from_catalog(entry.limits if entry is not None else {}))
+        self._clients: dict[int, genai.Client] = {}
+        self._http: list[httpx.AsyncClient] = []
+        self._cleanups: set[asyncio.Task[None]] = set()
+
+    def _client(self, key: int) -> genai.Client:
+        client = self._clients.get(key)
+        if client is None:
+            http = httpx.AsyncClient(timeout=httpx.Timeout(self._timeout_sec, connect=10.0))
+            self._http.append(http)
+            options = types.HttpOptions(
+                api_version=API_VERSION,
+                timeout=int(self._timeout_sec * 1000),
+                # One HTTP try per call: retries belong to the job queue (and 429s to the key rotation).
+                retry_options=types.HttpRetryOptions(attempts=1),
+                httpx_async_client=http,
+            )
+            if self._base_url:
+                options.base_url = self._base_url
+            client = genai.Client(api_key=self._keys[key], http_options=options)
+            self._clients[key] = client
+        return client
+
+    async def run(self, request: ProviderRequest) -> ProviderResult:
+        """One attempt: plan the parts, take a key under the quotas, call generateContent, read the image."""
+        if not self._keys:
+            raise ProviderError("api_key_missing", "no Gemini API key is configured", retryable=False)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + request.timeout_sec
+        plan = await asyncio.to_thread(wire.plan_call, request, self.inline_limit)
+        refusals = 0
+        while True:
+            grant = await self._acquire(plan.tokens, deadline - loop.time())
+            try:
+                response = await self._generate(grant.key, plan, deadline)
+            except ProviderError as err:
+                self.quota.finish(grant)
+                if err.code != "rate_limited":
+                    raise
+                rest = max(err.retry_after if err.retry_after is not None else DEFAULT_REST_SEC, MIN_REST_SEC)
+                log.info("gemini key #%d answered 429; resting it for %.0fs", grant.key + 1, rest)
+                self.quota.rest(grant.key, rest)
+                refusals += 1
+                if refusals > len(self._keys):  # a backstop (keys rested only briefly): stop hammering
+                    raise
+                continue  # the next key that is not rested, or rate_limited once all are
+            except BaseException:  # cancelled (attempt timeout, lease lost): the call may have reached gemini
+                self.quota.finish(grant)
+                raise
+            prompt_tokens, output_tokens = wire.usage(response)
+            self.quota.finish(grant, prompt_tokens)
+            image = wire.read_image(response, self._keys)
+            image = await asyncio.to_thread(wire.finish_output, image, plan.output_format, plan.output_quality)
+            return ProviderResult(image=image, cost=wire.call_cost(self._pricing, prompt_tokens, output_tokens))
+
+    async def _acquire(self, tokens: int, max_wait: float) -> Grant:
+        try:
+            return await self.quota.acquire(tokens, max(max_wait, 0.0))
+        except QuotaBlocked as blocked:
+            raise _quota_error(blocked.blocked) from None
+
+    async def _generate(self, key: int, plan: wire.CallPlan, deadline: float) -> types.GenerateContentResponse:
+        client = self._client(key)
+        uploaded: list[str] = []
+        try:
+            parts: list[types.Part] = []
+            for planned in plan.images:
+                if planned.upload:
+                    file = await self._upload(client, planned.image, deadline, uploaded)
+                    parts.append(types.Part.from_uri(file_uri=str(file.uri), mime_type=planned.image.mime))
+                else:
+                    parts.append(types.Part.from_bytes(data=planned.image.data, mime_type=planned.image.mime))
+            parts.append(types.Part.from_text(text=plan.prompt))
+            return await client.aio.models.generate_content(
+                model=plan.model,
+                contents=types.Content(role="user", parts=parts),
+                config=wire.generation_config(plan),
+            )
+        except errors.APIError as err:
+            raise wire.error_from_api(err, self._keys) from None
+        except errors.UnknownApiResponseError:
+            raise ProviderError(
+                "provider_unavailable", "gemini answered with a non-JSON body", retryable=True
+            ) from None
+        except _NETWORK_ERRORS as err:
+            detail = wire.scrub(str(err) or type(err).__name__, self._keys)[:200]
+            raise ProviderError("network_error", f"cannot reach gemini: {detail}", retryable=True) from None
+        finally:
+            if uploaded:
+                self._delete_later(client, uploaded)
+
+    async def _upload(self, client: genai.Client, image: ImageInput, deadline: float, names: list[str]) -> types.File:
+        """Resumable upload through the Files API; wait until the file is ACTIVE."""
+        file = await client.aio.files.upload(
+            file=io.BytesIO(image.data), config=types.UploadFileConfig(mime_type=image.mime)
+        )
+        if file.name:
+            names.append(file.name)
+        loop = asyncio.get_running_loop()
+        while file.state != types.FileState.ACTIVE:
+            if file.state == types.FileState.FAILED or not file.name:
+                raise ProviderError(
+                    "file_processing_failed", "gemini could not process an uploaded image", retryable=True
+                )
+            if loop.time() + self.file_poll_sec > deadline:
+                raise ProviderError("file_processing_failed", "an uploaded image did not become active", retryable=True)
+            await asyncio.sleep(self.file_poll_sec)
+            file = await client.aio.files.get(name=file.name)
+        return file
+
+    def _delete_later(self, client: genai.Client, names: list[str]) -> None:
+        """Best-effort deletion of uploaded files, in the background so a timed-out attempt is not held up."""
+
+        async def delete() -> None:
+            for name in names:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(client.aio.files.delete(name=name), FILE_DELETE_TIMEOUT_SEC)
+
+        task = asyncio.get_running_loop().create_task(delete())
+        self._cleanups.add(task)
+        task.add_done_callback(self._cleanups.discard)
+
+    async def close(self) -> None:
+        """Finish pending file deletions and close the SDK clients' HTTP sessions."""
+        if self._cleanups:
+            await asyncio.wait(set(self._cleanups), timeout=FILE_DELETE_TIMEOUT_SEC)
+        clients, self._clients = list(self._clients.values()), {}
+        http, self._http = self._http, []
+        for client in clients:
+            with contextlib.suppress(Exception):
+                await client.aio.aclose()
+            with contextlib.suppress(Exception):
+                client.close()
+        for session in http:
+            await session.aclose()
+
+
+def _quota_error(blocked: Blocked) -> ProviderError:
+    if blocked.reason == "day":
+        return ProviderError(
+            "quota_exhausted", "every Gemini API key has used its daily request quota", retryable=False
+        )
+    reason = "every Gemini API key is rate limited" if blocked.reason == "rested" else "the Gemini quota is full"
+    return ProviderError("rate_limited", reason, retryable=True, retry_after=blocked.wait_sec)
