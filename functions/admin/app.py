@@ -3,7 +3,7 @@
 
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Query
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
@@ -13,10 +13,14 @@ from boothbridge.container import Container
 from boothbridge.errors import AppError
 from boothbridge.http.errors import install_error_handlers
 from boothbridge.http.holder import ContainerHolder, LazyMangum
+from boothbridge.login_guard import LoginGuard, client_key
 from boothbridge.settings import Settings
 from boothbridge.slots import SlotService, SlotUpdate, SlotView
+from functions.admin.jobs import jobs_router
 from functions.admin.media import media_router
 from functions.admin.ops import ops_router
+from functions.admin.settings_api import settings_router
+from functions.admin.slot_test import slot_test_router
 from functions.admin.stats import stats_router
 
 
@@ -43,7 +47,8 @@ class SlotPut(BaseModel):
 def create_app(settings: Settings | None = None, container: Container | None = None) -> FastAPI:
     app = FastAPI(title="boothbridge operator API", docs_url="/api/docs", openapi_url="/api/openapi.json")
     install_error_handlers(app)
-    holder = app.state.holder = ContainerHolder(settings, container, listen=False)
+    # listen=True: slot test runs and job event streams wait on jobs through the process's LISTEN connection.
+    holder = app.state.holder = ContainerHolder(settings, container, listen=True)
     bearer = HTTPBearer(auto_error=False)
 
     async def current_operator(
@@ -81,12 +86,18 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         }
 
     @app.post("/api/login", response_model=LoginResponse)
-    async def login(body: LoginRequest) -> LoginResponse:
-        """Exchange an operator's username and password for a 60-minute JWT."""
+    async def login(body: LoginRequest, request: Request) -> LoginResponse:
+        """Exchange an operator's username and password for a 60-minute JWT. After 10 failures for a username
+        from one address within 15 minutes: 429 too_many_attempts with Retry-After, even with the right password."""
         c = await holder.get()
+        # The TCP peer; on Lambda, Mangum sets it from the Function URL event's sourceIp (see login_guard).
+        address = client_key(request.client.host if request.client else None)
+        guard = LoginGuard(c.engine)
+        await guard.admit(body.username, address)  # 429 when throttled; otherwise counted as a failure for now
         operator = await authenticate(c.engine, body.username, body.password)
         if operator is None:
             raise AppError(401, "invalid_credentials", "wrong username or password")
+        await guard.succeeded(body.username, address)
         ttl = c.settings.jwt_ttl_sec
         token = issue_token(c.credentials.jwt_secret, operator.id, operator.username, ttl)
         return LoginResponse(access_token=token, expires_in_sec=ttl)
@@ -159,9 +170,18 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         slot = await SlotService(c.engine, c.catalog).update(operator.id, slot_id, update)
         return {"id": slot.id, "updated_at": slot.updated_at.isoformat(), "version": slot.version}
 
+    @app.post("/api/slots/{slot_id}/reset")
+    async def reset_slot(slot_id: str, operator: OperatorDep) -> dict[str, Any]:
+        """Clear the slot's configuration (it shows as free); id, owner, ingest URL and statistics stay."""
+        c = await holder.get()
+        return slot_json(c, await SlotService(c.engine, c.catalog).reset(operator.id, slot_id))
+
     app.include_router(media_router(holder.get, current_operator))
     app.include_router(stats_router(holder.get, current_operator))
     app.include_router(ops_router(holder.get))
+    app.include_router(jobs_router(holder.get, current_operator))
+    app.include_router(slot_test_router(holder.get, current_operator))
+    app.include_router(settings_router(holder.get, current_operator))
     return app
 
 

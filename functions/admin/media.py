@@ -1,11 +1,12 @@
 """Media endpoints: upload images (slot templates, temporary public links) and serve public links."""
 
 import asyncio
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
@@ -17,6 +18,8 @@ from boothbridge.media.service import MediaExpired, MediaNotFound, MediaRef
 ACCEPTED_MIME = ("image/jpeg", "image/png", "image/webp")
 DEFAULT_PUBLIC_TTL_SEC = 900  # for /api/media/extend; registration defaults to PUBLIC_LINK_TTL_SEC
 MAX_PUBLIC_TTL_SEC = 7 * 24 * 3600
+_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
+UPLOAD_KINDS = ["template", "public"]
 
 
 class ExtendRequest(BaseModel):
@@ -45,7 +48,8 @@ def media_router(get_container: Any, operator_dep: Any) -> APIRouter:
         purpose: Annotated[str, Form(pattern="^(template|public)$")] = "public",
         ttl_sec: Annotated[int | None, Form(ge=1, le=MAX_PUBLIC_TTL_SEC)] = None,
     ) -> dict[str, Any]:
-        """Store an image: a slot template (kept while referenced) or a temporary public link."""
+        """Store an image: a slot template (kept while referenced) or a temporary public link. The same bytes
+        uploaded again return the same object (a public link's expiry becomes the later of the two)."""
         c: Container = await get_container()
         data = await file.read(c.settings.max_upload_bytes + 1)
         if not data:
@@ -58,11 +62,12 @@ def media_router(get_container: Any, operator_dep: Any) -> APIRouter:
         ttl = ttl_sec if ttl_sec is not None else c.settings.public_link_ttl_sec
         expires = None if purpose == "template" else datetime.now(UTC) + timedelta(seconds=ttl)
         ref = await c.media.save(purpose, data, info.mime, expires)
-        return media_json(c, ref, expires)
+        return media_json(c, ref, ref.expires_at)
 
     @router.post("/api/media/extend", dependencies=[Depends(operator_dep)])
     async def extend(body: ExtendRequest) -> dict[str, Any]:
-        """Push a live public link's expiry to `ttl_sec` from now."""
+        """Push a live public link's expiry to `ttl_sec` from now (never earlier: the same uploaded bytes share
+        one object, so one link's extension must not cut another's short)."""
         c: Container = await get_container()
         try:
             ref = await c.media.describe(body.id)
@@ -72,9 +77,32 @@ def media_router(get_container: Any, operator_dep: Any) -> APIRouter:
             raise AppError(410, "media_expired", "the link has already expired") from None
         if ref.expires_at is None:
             raise AppError(409, "media_not_temporary", "this object does not expire")
-        expires = datetime.now(UTC) + timedelta(seconds=body.ttl_sec)
-        await c.media.set_expiry(body.id, expires)
-        return media_json(c, ref, expires)
+        extended = await c.media.extend(body.id, datetime.now(UTC) + timedelta(seconds=body.ttl_sec))
+        if extended is None:  # expired (or removed) since it was read
+            raise AppError(410, "media_expired", "the link has already expired")
+        return media_json(c, extended, extended.expires_at)
+
+    @router.get("/api/media/hash/{sha256}", dependencies=[Depends(operator_dep)])
+    async def by_hash(
+        sha256: str,
+        kind: Annotated[str | None, Query(max_length=20, description="'template' or 'public' (default: both)")] = None,
+    ) -> dict[str, Any]:
+        """The live uploaded object (template or public link) with these bytes, if any: lets a client check its
+        file's SHA-256 before uploading it. Booth photos and results are never found here."""
+        if not _SHA256.fullmatch(sha256):
+            raise AppError(400, "invalid_parameter", "sha256 must be 64 hexadecimal digits", {"parameter": "sha256"})
+        if kind is not None and kind not in UPLOAD_KINDS:
+            raise AppError(
+                400,
+                "invalid_parameter",
+                "kind must be 'template' or 'public'",
+                {"parameter": "kind", "allowed": UPLOAD_KINDS},
+            )
+        c: Container = await get_container()
+        ref = await c.media.find_live(sha256.lower(), (kind,) if kind else tuple(UPLOAD_KINDS))
+        if ref is None:
+            raise AppError(404, "media_not_found", "no live object with these bytes", {"sha256": sha256.lower()})
+        return media_json(c, ref, ref.expires_at)
 
     @router.get("/public/media/{media_id}", response_model=None)
     async def public_media(media_id: str) -> Response:

@@ -18,16 +18,25 @@ async def purge_expired_media(c: Container, batch: int = 200) -> int:
 
     Rows are locked with SKIP LOCKED, so two overlapping runs split the work instead of deleting twice.
     """
+    return await _purge(c, "expires_at IS NOT NULL AND expires_at <= now()", batch)
+
+
+async def clear_results(c: Container, batch: int = 200) -> int:
+    """The settings page's "clear media cache": delete every kept result now (a re-post is processed again)."""
+    return await _purge(c, "kind = 'result'", batch)
+
+
+async def _purge(c: Container, condition: str, batch: int) -> int:
     removed = 0
     while True:
         async with c.engine.begin() as conn:
             rows = (
                 await conn.execute(
                     text(
-                        """
+                        f"""
                         SELECT id, storage_key FROM media_objects
-                        WHERE expires_at IS NOT NULL AND expires_at <= now()
-                        ORDER BY expires_at
+                        WHERE {condition}
+                        ORDER BY expires_at NULLS LAST
                         LIMIT :batch
                         FOR UPDATE SKIP LOCKED
                         """

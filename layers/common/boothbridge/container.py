@@ -22,6 +22,8 @@ from boothbridge.media.store import ObjectStore
 from boothbridge.media.stores import build_object_store
 from boothbridge.providers.base import Provider
 from boothbridge.providers.registry import build_providers
+from boothbridge.runtime_config import RuntimeConfig
+from boothbridge.secret_box import SecretBox
 from boothbridge.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -63,6 +65,7 @@ class Container:
     runner: JobRunner
     credentials: Credentials
     dispatcher: JobDispatcher
+    runtime: RuntimeConfig
     hub: NotificationHub | None = None
 
     async def close(self) -> None:
@@ -120,6 +123,9 @@ async def build_container(
         ),
     )
     dispatcher = await build_dispatcher(settings)
+    runtime = RuntimeConfig(engine, settings, SecretBox(creds.encryption_key), providers)
+    await runtime.refresh(force=True)  # stored keys override the environment's before any job runs
+    runner.runtime = runtime
     hub = None
     if listen:
         hub = NotificationHub(libpq_url(url), poll=queue.ended_among, poll_interval_sec=settings.fallback_poll_sec)
@@ -139,5 +145,6 @@ async def build_container(
         runner=runner,
         credentials=creds,
         dispatcher=dispatcher,
+        runtime=runtime,
         hub=hub,
     )

@@ -11,7 +11,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -66,6 +66,8 @@ class IngestOutcome:
     job_id: uuid.UUID | None = None
     fallback: bool = False
     cost: float | None = None
+    result_media_id: uuid.UUID | None = None
+    processing_ms: int = 0
     headers: dict[str, str] = field(default_factory=dict)
 
 
@@ -76,17 +78,32 @@ class IngestService:
     def __init__(self, container: Container) -> None:
         self.c = container
         self.settings = container.settings
+        self.t_sync = container.settings.t_sync_response
 
-    async def process(self, slot_id: str, read_form: FormReader, started: float) -> IngestOutcome:
-        """Handle one booth request; always writes one processing-log row."""
+    async def process(
+        self, slot_id: str, read_form: FormReader, started: float, *, is_test: bool = False
+    ) -> IngestOutcome:
+        """Handle one booth request; always writes one processing-log row.
+
+        `is_test` is an operator's test run of the slot (`POST /api/slots/{id}/test`): the caller has already
+        authenticated the operator and checked that the slot is theirs, which stands in for the ingest password.
+        A test run is never attached to an earlier job of the same photo nor de-duplicated against booth jobs,
+        never falls back to the original photo (the operator is there to see the provider's failure), and its job
+        and log row are marked `is_test`, so booth statistics never count it.
+        """
+        # The operator may have changed T_SYNC_RESPONSE on the settings page (re-read at most every few seconds).
+        self.t_sync = (await self.c.runtime.refresh()).t_sync_response
         slot: SlotForIngest | None = None
         form: UploadedForm | None = None
         source_id: uuid.UUID | None = None
         try:
             slot = await self._load_slot(slot_id)
+            if is_test:
+                slot = replace(slot, failure_policy="error")
             limits = self._limits(slot)
             form = await read_form(self._max_bytes(limits))
-            self._check_password(slot, form)
+            if not is_test:
+                self._check_password(slot, form)
             if limits is None:
                 raise AppError(409, "slot_not_configured", "this slot has no provider and operation configured")
             photo, mime = await self._validated_photo(form, limits)
@@ -94,7 +111,7 @@ class IngestService:
             new_id = uuid.uuid4()
             # Subscribed before the job exists, so its end cannot be missed and needs no first read.
             with self.c.hub.subscribe(new_id) as woken:
-                job, source_id = await self._job_for(slot, form, photo, mime, new_id)
+                job, source_id = await self._job_for(slot, form, photo, mime, new_id, is_test=is_test)
                 if job.id == new_id:
                     outcome = await self._await_result(slot, job, photo, mime, started, woken, fresh=True)
             if job.id != new_id:
@@ -105,8 +122,9 @@ class IngestService:
         except AppError as err:
             outcome = IngestOutcome(status=err.status, log_status="ERROR", error=err)
         elapsed_ms = int((time.monotonic() - started) * 1000)
+        outcome.processing_ms = elapsed_ms
         outcome.headers["X-Processing-Ms"] = str(elapsed_ms)
-        await self._finish(slot_id, slot, form, outcome, elapsed_ms, source_id)
+        await self._finish(slot_id, slot, form, outcome, elapsed_ms, source_id, is_test)
         return outcome
 
     # ---- steps ---------------------------------------------------------------------------------------
@@ -169,14 +187,22 @@ class IngestService:
         return form.file, info.mime
 
     async def _job_for(
-        self, slot: SlotForIngest, form: UploadedForm, photo: bytes, mime: str, new_id: uuid.UUID
+        self,
+        slot: SlotForIngest,
+        form: UploadedForm,
+        photo: bytes,
+        mime: str,
+        new_id: uuid.UUID,
+        *,
+        is_test: bool = False,
     ) -> tuple[JobRecord, uuid.UUID | None]:
         """The job this photo belongs to: an existing one for the same bytes (retry-safe), or a new one.
-        Returns the job and the id of the source media this request stored (None when it attached)."""
+        Returns the job and the id of the source media this request stored (None when it attached).
+        A test run always gets a new job (the partial unique index leaves test jobs out, so it never conflicts)."""
         assert slot.provider_id and slot.operation_id
         sha = hashlib.sha256(photo).hexdigest()
         for _ in range(3):
-            existing = await self.c.queue.find_reusable(slot.id, sha)
+            existing = None if is_test else await self.c.queue.find_reusable(slot.id, sha)
             if existing is not None:
                 return existing, None
             await self._check_backlog(slot.provider_id)
@@ -193,9 +219,10 @@ class IngestService:
                 max_attempts=self.settings.max_attempts,
                 deadline_at=now + timedelta(seconds=self.settings.job_deadline_sec),
                 request_meta=public_fields(form),
+                is_test=is_test,
             )
             # Until the request ends the source must outlive the wait; its final expiry is set afterwards.
-            hold_until = now + timedelta(seconds=self.settings.t_sync_response + self.settings.source_ttl_sec)
+            hold_until = now + timedelta(seconds=self.t_sync + self.settings.source_ttl_sec)
             try:
                 job, created = await self.c.queue.enqueue(new, source, hold_until)
             except BaseException:
@@ -246,7 +273,7 @@ class IngestService:
     ) -> IngestOutcome:
         assert self.c.hub is not None
         if not job.is_terminal:
-            deadline = started + self.settings.t_sync_response
+            deadline = started + self.t_sync
             job = await wait_subscribed(
                 self.c.queue,
                 self.c.hub,
@@ -268,14 +295,18 @@ class IngestService:
                 mime=ref.mime,
                 job_id=job.id,
                 cost=float(job.cost) if job.cost is not None else None,
+                result_media_id=job.result_media_id,
             )
+        if job.status == "cancelled":
+            cancelled = AppError(502, "job_cancelled", "the job was cancelled by an operator", {"job_id": str(job.id)})
+            return self._failure(slot, job, photo, mime, cancelled)
         if job.is_terminal:
             return self._failure(slot, job, photo, mime, provider_failed(job))
         err = AppError(
             504,
             "processing_timeout",
             "no result within the response time; the job continues and a re-post of the same photo gets it",
-            {"job_id": str(job.id), "t_sync_response": self.settings.t_sync_response},
+            {"job_id": str(job.id), "t_sync_response": self.t_sync},
         )
         out = self._failure(slot, job, photo, mime, err)
         out.log_status = "TIMEOUT"
@@ -303,6 +334,7 @@ class IngestService:
         outcome: IngestOutcome,
         elapsed_ms: int,
         source_id: uuid.UUID | None,
+        is_test: bool = False,
     ) -> None:
         """The processing-log row, and the stored photo's expiry: kept only briefly after its request ends
         (SPEC §5). One statement, so one round trip."""
@@ -322,6 +354,7 @@ class IngestService:
                         "code": err.code if err else None,
                         "msg": err.message if err else None,
                         "fallback": outcome.fallback,
+                        "is_test": is_test,
                         "fields": public_fields(form) if form else {},
                         "source": source_id,
                         "source_expires": datetime.now(UTC) + timedelta(seconds=self.settings.source_ttl_sec),
@@ -337,8 +370,8 @@ _FINISH = text(
         UPDATE media_objects SET expires_at = :source_expires WHERE id = CAST(:source AS uuid)
     )
     INSERT INTO processing_log (slot_id, requested_slot, job_id, status, http_status, response_time_ms, cost,
-                                error_code, error_message, fallback, request_fields)
-    VALUES (:slot, :requested, :job, :status, :http, :ms, :cost, :code, :msg, :fallback, :fields)
+                                error_code, error_message, fallback, is_test, request_fields)
+    VALUES (:slot, :requested, :job, :status, :http, :ms, :cost, :code, :msg, :fallback, :is_test, :fields)
     """
 ).bindparams(bindparam("fields", type_=JSONB))
 

@@ -57,13 +57,31 @@ async def apply_credentials(engine: AsyncEngine, creds: Credentials) -> None:
                     text("INSERT INTO slots (id, user_id) VALUES (:id, :uid) ON CONFLICT (id) DO NOTHING"),
                     {"id": slot_id, "uid": user_id},
                 )
+        # The file's ingest password applies when the row is new or the file's password changed (regenerated
+        # secrets); a password changed later on the settings page survives restarts with the same file.
         digest = ingest_password_digest(creds.ingest_hmac_key, creds.ingest_password)
         await conn.execute(
             text(
-                "INSERT INTO app_settings (key, value) VALUES (:k, jsonb_build_object('digest', CAST(:d AS text)))"
-                " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()"
+                """
+                INSERT INTO app_settings (key, value)
+                VALUES (:k, jsonb_build_object('digest', CAST(:d AS text), 'file_digest', CAST(:d AS text)))
+                ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()
+                WHERE app_settings.value->>'file_digest' IS DISTINCT FROM CAST(:d AS text)
+                """
             ),
             {"k": INGEST_PASSWORD_KEY, "d": digest},
+        )
+
+
+async def set_ingest_password(engine: AsyncEngine, hmac_key: bytes, password: str) -> None:
+    """The settings page's new ingest password: the old one stops working with the next booth request."""
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "UPDATE app_settings SET value = jsonb_set(value, '{digest}', to_jsonb(CAST(:d AS text))),"
+                " updated_at = now() WHERE key = :k"
+            ),
+            {"k": INGEST_PASSWORD_KEY, "d": ingest_password_digest(hmac_key, password)},
         )
 
 

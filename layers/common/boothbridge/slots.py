@@ -1,4 +1,5 @@
-"""Slot rules: listing an operator's slots, and saving a slot's configuration (validated against the catalog)."""
+"""Slot rules: listing an operator's slots, saving a slot's configuration (validated against the catalog), and
+resetting it to unconfigured."""
 
 from __future__ import annotations
 
@@ -179,4 +180,24 @@ class SlotService:
                 "the slot was changed by someone else; reload it",
                 {"slot_id": slot_id},
             )
+        return SlotView(**row._mapping)
+
+    async def reset(self, user_id: int, slot_id: str) -> SlotView:
+        """Clear the slot's configuration: it shows as free again, but keeps its id, its owner and so its ingest
+        URL. Statistics are untouched (processing_log rows stay, and last_reset_at belongs to the statistics
+        reset). A booth posting to it then gets 409 slot_not_configured. Jobs already queued keep the settings
+        they were created with."""
+        sql = text(
+            f"""
+            UPDATE slots SET name = '', provider_id = NULL, operation_id = NULL, settings_json = '{{}}'::jsonb,
+                   failure_policy = 'error', version = version + 1, updated_at = now()
+            WHERE id = :id AND user_id = :uid
+            RETURNING {_SLOT_COLUMNS}
+            """
+        )
+        async with self.engine.begin() as conn:
+            row = (await conn.execute(sql, {"id": slot_id, "uid": user_id})).one_or_none()
+        if row is None:
+            # Another operator's slot is reported exactly like a missing one.
+            raise AppError(404, "slot_not_found", "no such slot", {"slot_id": slot_id})
         return SlotView(**row._mapping)

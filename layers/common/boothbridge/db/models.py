@@ -169,3 +169,20 @@ class AppSetting(Base):
     key: Mapped[str] = mapped_column(Text, primary_key=True)
     value: Mapped[dict[str, Any]] = mapped_column()
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class LoginFailure(Base):
+    """A failed (or still unfinished) operator sign-in, per username and client address: the login throttle's
+    memory (`boothbridge.login_guard`). Rows older than the window are purged as new attempts are written."""
+
+    __tablename__ = "login_failures"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(Text)
+    client_address: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+    __table_args__ = (
+        # The throttle's only access path: one pair's failures, newest first.
+        Index("login_failures_pair_created_idx", "username", "client_address", "created_at"),
+    )

@@ -25,6 +25,7 @@ from boothbridge.providers.base import (
     ProviderRequest,
     ProviderResult,
 )
+from boothbridge.runtime_config import RuntimeConfig
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,8 @@ class JobRunner:
         self.result_ttl_sec = result_ttl_sec
         # Called with the job id when a job ends in this process (set by the composition root).
         self.on_job_end: Callable[[uuid.UUID], None] | None = None
+        # Operator overrides (API keys, result TTL), refreshed before each attempt (set by the composition root).
+        self.runtime: RuntimeConfig | None = None
 
     async def run(self, job: JobRecord) -> AttemptOutcome:
         try:
@@ -107,6 +110,9 @@ class JobRunner:
         return await self._succeeded(job, result)
 
     async def _prepare(self, job: JobRecord) -> tuple[ProviderRequest, Provider]:
+        if self.runtime is not None:
+            values = await self.runtime.refresh()  # applies changed API keys to the adapters
+            self.result_ttl_sec = values.result_ttl_sec
         provider = self.providers.get(job.provider_id)
         operation = self.catalog.operation(job.operation_id)
         entry = self.catalog.provider(job.provider_id)

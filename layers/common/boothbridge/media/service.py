@@ -6,6 +6,7 @@ import hashlib
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -14,6 +15,33 @@ from boothbridge.db.engine import autocommit
 from boothbridge.media.store import ObjectNotFound, ObjectStore
 
 _EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
+
+# Kinds whose bytes are stored once (seed 004): operator uploads, and the public links providers download.
+# Sources and results are not: each belongs to its job and lives and dies with it.
+DEDUPLICATED_KINDS = frozenset({"template", "public"})
+
+_REF_COLUMNS = "id, storage_key, mime, size_bytes, sha256, kind, expires_at"
+_LIVE = "(expires_at IS NULL OR expires_at > now())"
+
+# Reusing a live object with the same bytes, in one statement: pick one, and (on the row, under its lock) check
+# it is still live and push its expiry to the later of the two (NULL, "never", wins). Cleanup deletes only rows
+# that are already expired, under the row lock, bytes first and row second; so a row this statement returns was
+# live when it was locked and extended, cleanup can no longer take it, and its bytes are still there. If the
+# picked row was deleted or expired meanwhile the statement returns nothing and the caller stores the bytes anew.
+_REUSE = text(
+    f"""
+    UPDATE media_objects
+    SET expires_at = CASE WHEN expires_at IS NULL OR CAST(:exp AS timestamptz) IS NULL THEN NULL
+                          ELSE greatest(expires_at, CAST(:exp AS timestamptz)) END
+    WHERE id = (
+        SELECT id FROM media_objects
+        WHERE sha256 = :sha AND kind = :kind AND mime = :mime AND {_LIVE}
+        ORDER BY expires_at DESC NULLS FIRST, created_at
+        LIMIT 1
+    ) AND {_LIVE}
+    RETURNING {_REF_COLUMNS}
+    """
+)
 
 
 class MediaNotFound(Exception):
@@ -92,6 +120,17 @@ class MediaService:
         expires_at: datetime | None,
         job_id: uuid.UUID | None = None,
     ) -> MediaRef:
+        """Store the bytes as a new object, or, for the de-duplicated kinds, return a live object of that kind
+        with the same bytes, its expiry pushed to the later of the two.
+
+        Two identical uploads at the same moment may both find nothing and both store: that leaves two whole
+        objects (each row is inserted only after its bytes are stored), never a broken one, and later uploads
+        reuse one of them. Only a single-statement reuse is needed for that, no lock held across the upload.
+        """
+        if kind in DEDUPLICATED_KINDS:
+            reused = await self._reuse(kind, hashlib.sha256(data).hexdigest(), mime, expires_at)
+            if reused is not None:
+                return reused
         ref = await self.write_bytes(kind, data, mime)
         try:
             async with self.db.connect() as conn:
@@ -100,6 +139,31 @@ class MediaService:
             await self.store.delete(ref.storage_key)
             raise
         return MediaRef(**{**ref.__dict__, "expires_at": expires_at})
+
+    async def _reuse(self, kind: str, sha256: str, mime: str, expires_at: datetime | None) -> MediaRef | None:
+        async with self.db.connect() as conn:
+            row = (
+                await conn.execute(_REUSE, {"sha": sha256, "kind": kind, "mime": mime, "exp": expires_at})
+            ).one_or_none()
+        return _ref(row) if row is not None else None
+
+    async def find_live(
+        self, sha256: str, kinds: tuple[str, ...] = tuple(sorted(DEDUPLICATED_KINDS))
+    ) -> MediaRef | None:
+        """A live (unexpired) object of one of `kinds` with these bytes: one that never expires first, else the
+        one that lives longest."""
+        async with self.db.connect() as conn:
+            row = (
+                await conn.execute(
+                    text(
+                        f"SELECT {_REF_COLUMNS} FROM media_objects"
+                        f" WHERE sha256 = :sha AND kind = ANY(:kinds) AND {_LIVE}"
+                        " ORDER BY expires_at DESC NULLS FIRST, created_at LIMIT 1"
+                    ),
+                    {"sha": sha256, "kinds": list(kinds)},
+                )
+            ).one_or_none()
+        return _ref(row) if row is not None else None
 
     async def describe(self, media_id: uuid.UUID) -> MediaRef:
         """The row, refusing expired objects even before cleanup has removed them."""
@@ -136,6 +200,22 @@ class MediaService:
             raise MediaNotFound(str(media_id)) from exc
         return data, ref
 
+    async def extend(self, media_id: uuid.UUID, expires_at: datetime) -> MediaRef | None:
+        """Push a live temporary object's expiry to `expires_at`, never earlier than it was (a de-duplicated
+        object may be shared by several links). None when it is gone, expired or not temporary. One statement,
+        checked on the locked row, so an object cleanup is already removing is never brought back."""
+        async with self.db.connect() as conn:
+            row = (
+                await conn.execute(
+                    text(
+                        "UPDATE media_objects SET expires_at = greatest(expires_at, :exp)"
+                        f" WHERE id = :id AND expires_at IS NOT NULL AND expires_at > now() RETURNING {_REF_COLUMNS}"
+                    ),
+                    {"id": media_id, "exp": expires_at},
+                )
+            ).one_or_none()
+        return _ref(row) if row is not None else None
+
     async def set_expiry(self, media_id: uuid.UUID, expires_at: datetime | None) -> None:
         async with self.db.connect() as conn:
             await conn.execute(
@@ -153,3 +233,7 @@ class MediaService:
             ).one_or_none()
         if row is not None:
             await self.store.delete(row.storage_key)
+
+
+def _ref(row: Any) -> MediaRef:
+    return MediaRef(**{name: row._mapping[name] for name in MediaRef.__dataclass_fields__})

@@ -55,10 +55,17 @@ class GeminiProvider:
         self._timeout_sec = entry.ingest.timeout_sec if entry is not None else 60.0
         self._keys = settings.gemini_api_keys
         self._base_url = settings.gemini_base_url
-        self.quota = QuotaLimiter(len(self._keys), QuotaLimits.from_catalog(entry.limits if entry is not None else {}))
+        self._limits = QuotaLimits.from_catalog(entry.limits if entry is not None else {})
+        self.quota = QuotaLimiter(len(self._keys), self._limits)
         self._clients: dict[int, genai.Client] = {}
         self._http: list[httpx.AsyncClient] = []
         self._cleanups: set[asyncio.Task[None]] = set()
+
+    def set_keys(self, keys: list[str]) -> None:
+        """Use these keys from now on (the settings page): fresh clients and fresh quota windows per key."""
+        self._keys = list(keys)
+        self.quota = QuotaLimiter(len(self._keys), self._limits)
+        self._clients = {}  # their HTTP clients stay in self._http and are closed by close()
 
     def _client(self, key: int) -> genai.Client:
         client = self._clients.get(key)

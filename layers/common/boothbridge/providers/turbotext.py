@@ -75,6 +75,10 @@ class TurbotextProvider:
         self._client: httpx.AsyncClient | None = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
 
+    def set_keys(self, keys: list[str]) -> None:
+        """Use this key from now on (the settings page); Turbotext takes one bearer key."""
+        self._api_key = keys[0] if keys else None
+
     def __repr__(self) -> str:  # never the key
         return f"TurbotextProvider(base_url={self._base_url!r}, api_key={'set' if self._api_key else 'unset'})"
 

@@ -1,0 +1,67 @@
+"""Slot test run: an operator runs one of their slots on an uploaded photo, through the booth's own pipeline."""
+# No `from __future__ import annotations`: FastAPI must resolve the dependency annotations defined in the factory.
+
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, UploadFile
+from fastapi.responses import JSONResponse
+
+from boothbridge.accounts import Operator
+from boothbridge.container import Container
+from boothbridge.errors import AppError
+from boothbridge.ingest import IngestOutcome, IngestService, UploadedForm
+from boothbridge.slots import SlotService
+
+
+def slot_test_router(get_container: Any, operator_dep: Any) -> APIRouter:
+    router = APIRouter()
+    OperatorDep = Annotated[Operator, Depends(operator_dep)]
+
+    @router.post("/api/slots/{slot_id}/test", response_model=None)
+    async def test_slot(
+        slot_id: str,
+        operator: OperatorDep,
+        file: Annotated[UploadFile | None, File(description="the test photo (JPEG, PNG or WebP)")] = None,
+    ) -> JSONResponse:
+        """Run the slot on a test photo exactly as a booth post would run (validation, queue, worker, provider,
+        waiting up to T_sync_response), without the ingest password. The job and its log row are marked as a
+        test: never matched with booth jobs, never counted in booth statistics. Answers the job and a public
+        link to the result; errors as for ingest (502 provider failure, 504 with the job id on timeout)."""
+        started = time.monotonic()
+        c: Container = await get_container()
+        await SlotService(c.engine, c.catalog).get(operator.id, slot_id)  # 404 for a missing or foreign slot
+        if c.hub is None:
+            raise AppError(
+                503, "test_run_unavailable", "this deployment's operator API cannot wait for jobs (no LISTEN hub)"
+            )
+
+        async def read_form(max_bytes: int) -> UploadedForm:
+            if file is None:
+                return UploadedForm(file=None, filename=None, declared_type=None, fields={})
+            data = await file.read(max_bytes + 1)  # one byte more than allowed is enough to refuse it
+            return UploadedForm(file=data, filename=file.filename, declared_type=file.content_type, fields={})
+
+        outcome = await IngestService(c).process(slot_id, read_form, started, is_test=True)
+        return _response(c, outcome)
+
+    return router
+
+
+def _response(c: Container, outcome: IngestOutcome) -> JSONResponse:
+    headers = dict(outcome.headers)
+    if outcome.job_id is not None:
+        headers["X-Job-Id"] = str(outcome.job_id)
+    if outcome.error is not None or outcome.result_media_id is None:
+        assert outcome.error is not None, "a test run without a result has an error"
+        headers.update(outcome.error.headers)
+        return JSONResponse(outcome.error.body(), status_code=outcome.status, headers=headers)
+    body = {
+        "job_id": str(outcome.job_id),
+        "status": "succeeded",
+        "processing_ms": outcome.processing_ms,
+        "cost": outcome.cost,
+        "result_url": f"{c.settings.base_url}/public/media/{outcome.result_media_id}",
+        "result_mime": outcome.mime,
+    }
+    return JSONResponse(body, status_code=200, headers=headers)

@@ -1,0 +1,157 @@
+"""Login throttling: after 10 failed sign-ins for one username from one client address within 15 minutes, further
+attempts for that pair get 429 `too_many_attempts` with `Retry-After`, even with the right password, until enough
+of those failures have left the window.
+
+The failures live in PostgreSQL (`login_failures`), not in process memory, so the limit holds across processes,
+emulator restarts and Lambda execution environments alike; every time is the database's `now()`, so the clocks of
+the instances do not matter.
+
+Protocol, per attempt (see `LoginGuard.admit` / `LoginGuard.succeeded`):
+
+1. `admit`, before the password is verified: under a per-pair advisory lock, count the pair's failures still in
+   the window. At the limit: 429, nothing is written and no argon2 work is done. Otherwise the attempt is
+   recorded as a failure *up front*, and the lock is released (commit) before the slow password check.
+2. Wrong password (or unknown username): nothing more to do, the failure is already recorded. Unknown usernames
+   are recorded exactly like known ones, so probing for names is throttled the same and a 429 says nothing
+   about whether a name exists.
+3. Right password: `succeeded` deletes the pair's failures (the one recorded in step 1 included).
+
+Recording before verifying (rather than after a wrong answer) is what makes the limit exact under concurrency:
+with check-then-record, N guesses sent at once would all pass the check while the first argon2 verification is
+still running. An attempt that crashes mid-check stays counted as a failure (fails closed).
+
+Client address: `request.client.host`, i.e. the ASGI scope's `client`. Under uvicorn that is the TCP peer. On
+Lambda, Mangum builds the scope from the Function URL event (payload format 2.0, `HTTPGateway` in
+`mangum/handlers/api_gateway.py`) with `client = (event["requestContext"]["http"]["sourceIp"], 0)`; that is the
+address of the TCP connection Lambda received, not a header a caller can write. `X-Forwarded-For` is
+deliberately ignored: the Function URLs are reachable directly, bypassing CloudFront, so any caller could set it.
+Caveat: a request that comes through the CloudFront front door has CloudFront's origin-facing address as its
+`sourceIp`, not the viewer's, so there the pair is (username, CloudFront edge address).
+
+IPv6 addresses are counted per /64 network (what one subscriber typically gets), otherwise one host could rotate
+through its own /64 for unlimited attempts; IPv4-mapped IPv6 addresses count as their IPv4 address.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from boothbridge.errors import AppError
+
+MAX_FAILURES = 10
+WINDOW_SEC = 15 * 60
+# Expired rows of other pairs removed per admitted attempt; see `_SWEEP`.
+SWEEP_BATCH = 50
+UNKNOWN_ADDRESS = "unknown"
+
+# Serialises the attempts of one (username, address) pair across every process and Lambda instance, so two
+# concurrent attempts cannot both see 9 failures and both go on to verify. Transaction-scoped: released at COMMIT.
+# (A hash collision between two pairs only makes them wait for each other briefly.)
+_LOCK_PAIR = text("SELECT pg_advisory_xact_lock(hashtextextended(:lock_key, 0))")
+
+# Opportunistic purge on write: this pair's failures that have left the window no longer count.
+_PURGE_PAIR = text(
+    """
+    DELETE FROM login_failures
+    WHERE username = :username AND client_address = :address
+      AND created_at <= now() - CAST(:window AS integer) * interval '1 second'
+    """
+)
+
+# The `limit`-th most recent failure still in the window (index (username, client_address, created_at), read
+# backwards). If it exists the pair is at the limit; it is the oldest counted failure, and the next attempt is
+# allowed once it leaves the window, so Retry-After is the time until then (at least 1 s).
+_AT_LIMIT = text(
+    """
+    SELECT greatest(1, ceil(extract(epoch FROM
+               created_at + CAST(:window AS integer) * interval '1 second' - now())))::integer AS retry_after
+    FROM login_failures
+    WHERE username = :username AND client_address = :address
+      AND created_at > now() - CAST(:window AS integer) * interval '1 second'
+    ORDER BY created_at DESC
+    OFFSET CAST(:limit AS integer) - 1
+    LIMIT 1
+    """
+)
+
+# The attempt counts as a failure until `succeeded` clears it.
+_RECORD = text("INSERT INTO login_failures (username, client_address) VALUES (:username, :address)")
+
+# Opportunistic purge of everyone else's expired rows, so pairs that are never tried again (probed names) do not
+# stay forever. Rows are inserted with created_at = now(), so id order is age order: the primary-key scan finds the
+# oldest rows first and stops after a small batch. SKIP LOCKED: never waits on, or deadlocks with, a concurrent
+# sweep or pair purge. Runs last in the transaction, so the row locks it takes are held only until COMMIT.
+_SWEEP = text(
+    """
+    DELETE FROM login_failures
+    WHERE id IN (
+        SELECT id FROM login_failures
+        WHERE created_at <= now() - CAST(:window AS integer) * interval '1 second'
+        ORDER BY id
+        LIMIT CAST(:batch AS integer)
+        FOR UPDATE SKIP LOCKED
+    )
+    """
+)
+
+# A successful sign-in clears the pair's failures.
+_CLEAR = text("DELETE FROM login_failures WHERE username = :username AND client_address = :address")
+
+
+def client_key(host: str | None) -> str:
+    """The address a failure is counted under: the IP itself, an IPv6 address's /64 network, or "unknown"."""
+    if not host:
+        return UNKNOWN_ADDRESS
+    try:
+        ip = ipaddress.ip_address(host.split("%", 1)[0])  # drop an IPv6 zone id ("fe80::1%eth0")
+    except ValueError:
+        return host[:100]  # not an IP (e.g. "testclient"): count it as given, bounded
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
+def too_many_attempts(retry_after: int) -> AppError:
+    return AppError(
+        429,
+        "too_many_attempts",
+        "too many failed sign-in attempts; try again later",
+        {"retry_after_sec": retry_after},
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
+@dataclass(frozen=True)
+class LoginGuard:
+    engine: AsyncEngine
+    max_failures: int = MAX_FAILURES
+    window_sec: int = WINDOW_SEC
+
+    def _params(self, username: str, address: str) -> dict[str, object]:
+        return {"username": username, "address": address, "window": self.window_sec}
+
+    async def admit(self, username: str, address: str) -> None:
+        """Before the password check: raise 429 `too_many_attempts` if the pair is throttled, otherwise record
+        this attempt as a failure (cleared by `succeeded`)."""
+        params = self._params(username, address)
+        retry_after: int | None = None
+        async with self.engine.begin() as conn:
+            await conn.execute(_LOCK_PAIR, {"lock_key": f"login_failures\n{username}\n{address}"})
+            await conn.execute(_PURGE_PAIR, params)
+            retry_after = (await conn.execute(_AT_LIMIT, {**params, "limit": self.max_failures})).scalar()
+            if retry_after is None:
+                await conn.execute(_RECORD, params)
+                await conn.execute(_SWEEP, {"window": self.window_sec, "batch": SWEEP_BATCH})
+        if retry_after is not None:
+            raise too_many_attempts(int(retry_after))
+
+    async def succeeded(self, username: str, address: str) -> None:
+        """After a correct password: forget the pair's failures."""
+        async with self.engine.begin() as conn:
+            await conn.execute(_CLEAR, {"username": username, "address": address})
