@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     aws_region: str = "eu-central-1"
     lambda_endpoint_url: str | None = None
     run_worker: bool = True
+    # The local emulator's demonstration mode: Gemini and Turbotext fakes on loopback (see local/demo.py).
+    demo_fakes: bool = False
     run_cleanup: bool = True
     cleanup_interval_sec: float = Field(15.0, gt=0)
 

@@ -1,0 +1,36 @@
+"""Demonstration mode: the Gemini and Turbotext fakes (the ones the tests use) on loopback, with the providers
+pointed at them, so every provider can be tried on a fresh machine with no API key and no network."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from boothbridge.settings import Settings
+
+DEMO_GEMINI_KEY = "demo-gemini-key"
+DEMO_TURBOTEXT_KEY = "demo-turbotext-key"
+
+
+@contextmanager
+def demo_fakes(settings: Settings) -> Iterator[Settings]:
+    """Run both fakes for the duration of the block; yields settings that use them."""
+    # The fakes live with the tests (they are what proves the adapters); this mode is for local use only.
+    from tests.fakes.gemini_server import gemini_server
+    from tests.fakes.turbotext_server import FakeTurbotext
+
+    with gemini_server() as gemini:
+        turbotext = FakeTurbotext(api_key=DEMO_TURBOTEXT_KEY).start()
+        try:
+            yield settings.model_copy(
+                update={
+                    "gemini_api_key": DEMO_GEMINI_KEY,
+                    "gemini_base_url": gemini.url,
+                    "turbotext_api_key": DEMO_TURBOTEXT_KEY,
+                    "turbotext_base_url": turbotext.api_url,
+                    # The Turbotext fake downloads our images and calls our webhook on this address.
+                    "public_base_url": settings.public_base_url or f"http://127.0.0.1:{settings.port}",
+                }
+            )
+        finally:
+            turbotext.stop()
