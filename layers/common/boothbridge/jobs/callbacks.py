@@ -12,9 +12,9 @@ from typing import Any
 
 from sqlalchemy import text
 
-from boothbridge.jobs.queue import (
+from boothbridge.jobs.queue import JobQueue
+from boothbridge.jobs.statements import (
     CHANNEL_DONE,
-    JobQueue,
     attempt_error,
     completion_params,
     completion_statement,
