@@ -11,65 +11,31 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from sqlalchemy import bindparam, text
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import text
 
 from boothbridge.auth import check_ingest_password
 from boothbridge.catalog import IngestLimits
 from boothbridge.container import Container
 from boothbridge.errors import AppError
 from boothbridge.images import inspect_image
+from boothbridge.ingest_log import record_request
+from boothbridge.ingest_model import (
+    IngestOutcome,
+    SlotForIngest,
+    UploadedForm,
+    provider_failed,
+    public_fields,
+    too_large,
+)
 from boothbridge.jobs.model import JobRecord, NewJob
 from boothbridge.jobs.waiting import wait_subscribed
 from boothbridge.media.service import MediaExpired, MediaNotFound
 from boothbridge.provision import INGEST_PASSWORD_KEY
 
 log = logging.getLogger(__name__)
-
-# Form fields never recorded anywhere.
-_SECRET_FIELDS = frozenset({"password"})
-
-
-@dataclass(frozen=True)
-class UploadedForm:
-    """The parsed multipart body: the photo (if any) and every text field as sent."""
-
-    file: bytes | None
-    filename: str | None
-    declared_type: str | None
-    fields: dict[str, str]
-
-
-@dataclass(frozen=True)
-class SlotForIngest:
-    id: str
-    provider_id: str | None
-    operation_id: str | None
-    settings_json: dict[str, Any]
-    failure_policy: str
-    password_digest: str | None
-
-
-@dataclass
-class IngestOutcome:
-    """What to answer: an image (status 200) or an error; `log_status` is what the processing log records."""
-
-    status: int
-    log_status: str
-    image: bytes | None = None
-    mime: str | None = None
-    error: AppError | None = None
-    job_id: uuid.UUID | None = None
-    fallback: bool = False
-    cost: float | None = None
-    result_media_id: uuid.UUID | None = None
-    processing_ms: int = 0
-    headers: dict[str, str] = field(default_factory=dict)
-
 
 FormReader = Callable[[int], Awaitable[UploadedForm]]
 
@@ -334,68 +300,9 @@ class IngestService:
         outcome: IngestOutcome,
         elapsed_ms: int,
         source_id: uuid.UUID | None,
-        is_test: bool = False,
+        is_test: bool,
     ) -> None:
-        """The processing-log row, and the stored photo's expiry: kept only briefly after its request ends
-        (SPEC §5). One statement, so one round trip."""
-        err = outcome.error
-        try:
-            async with self.c.db.connect() as conn:
-                await conn.execute(
-                    _FINISH,
-                    {
-                        "slot": slot.id if slot else None,
-                        "requested": slot_id[:200],
-                        "job": outcome.job_id,
-                        "status": outcome.log_status,
-                        "http": outcome.status,
-                        "ms": elapsed_ms,
-                        "cost": outcome.cost,
-                        "code": err.code if err else None,
-                        "msg": err.message if err else None,
-                        "fallback": outcome.fallback,
-                        "is_test": is_test,
-                        "fields": public_fields(form) if form else {},
-                        "source": source_id,
-                        "source_expires": datetime.now(UTC) + timedelta(seconds=self.settings.source_ttl_sec),
-                    },
-                )
-        except Exception:  # the booth's answer matters more than its log row
-            log.exception("could not write the processing log for slot %s", slot_id)
-
-
-_FINISH = text(
-    """
-    WITH source AS (
-        UPDATE media_objects SET expires_at = :source_expires WHERE id = CAST(:source AS uuid)
-    )
-    INSERT INTO processing_log (slot_id, requested_slot, job_id, status, http_status, response_time_ms, cost,
-                                error_code, error_message, fallback, is_test, request_fields)
-    VALUES (:slot, :requested, :job, :status, :http, :ms, :cost, :code, :msg, :fallback, :is_test, :fields)
-    """
-).bindparams(bindparam("fields", type_=JSONB))
-
-
-def public_fields(form: UploadedForm) -> dict[str, Any]:
-    """The booth's form fields as recorded (never the password), plus what we know of the file."""
-    fields: dict[str, Any] = {k: v[:1000] for k, v in form.fields.items() if k not in _SECRET_FIELDS}
-    if form.file is not None:
-        fields["_file"] = {
-            "filename": (form.filename or "")[:255],
-            "declared_type": form.declared_type,
-            "size_bytes": len(form.file),
-        }
-    return fields
-
-
-def too_large(limit: int) -> AppError:
-    return AppError(413, "file_too_large", "the upload is larger than accepted", {"max_bytes": limit})
-
-
-def provider_failed(job: JobRecord, message: str | None = None) -> AppError:
-    return AppError(
-        502,
-        "provider_failed",
-        message or "the provider could not process the photo",
-        {"job_id": str(job.id), "reason": job.error_code, "attempts": job.attempt},
-    )
+        source_expires = datetime.now(UTC) + timedelta(seconds=self.settings.source_ttl_sec)
+        await record_request(
+            self.c.db, slot_id, slot.id if slot else None, form, outcome, elapsed_ms, source_id, source_expires, is_test
+        )

@@ -10,7 +10,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect, Request
 
 from boothbridge.errors import AppError
-from boothbridge.ingest import UploadedForm, too_large
+from boothbridge.ingest_model import UploadedForm, too_large
 
 FILE_FIELD = "fileToUpload"
 # Room for the text fields and part headers on top of the photo itself.
