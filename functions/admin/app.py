@@ -4,6 +4,8 @@
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
@@ -13,6 +15,7 @@ from boothbridge.container import Container
 from boothbridge.errors import AppError
 from boothbridge.http.errors import install_error_handlers
 from boothbridge.http.holder import ContainerHolder, LazyMangum
+from boothbridge.http.openapi import AUTH, BODY, INVALID, errors, install_openapi
 from boothbridge.login_guard import LoginGuard, client_key
 from boothbridge.settings import Settings
 from boothbridge.slots import SlotService, SlotUpdate, SlotView
@@ -23,9 +26,12 @@ from functions.admin.settings_api import settings_router
 from functions.admin.slot_test import slot_test_router
 from functions.admin.stats import stats_router
 
+# PostgreSQL text cannot hold NUL (U+0000): input that would reach a query with one is refused as invalid (400).
+NO_NUL = r"^[^\x00]*$"
+
 
 class LoginRequest(BaseModel):
-    username: str = Field(min_length=1, max_length=100)
+    username: str = Field(min_length=1, max_length=100, pattern=NO_NUL)
     password: str = Field(min_length=1, max_length=200)
 
 
@@ -36,7 +42,7 @@ class LoginResponse(BaseModel):
 
 
 class SlotPut(BaseModel):
-    name: str = Field(max_length=200)
+    name: str = Field(max_length=200, pattern=NO_NUL)
     provider_id: str = Field(min_length=1, max_length=100)
     operation_id: str = Field(min_length=1, max_length=100)
     settings_json: dict[str, Any] = Field(default_factory=dict)
@@ -44,9 +50,35 @@ class SlotPut(BaseModel):
     version: int | None = Field(default=None, description="the version last read; 409 if the slot changed since")
 
 
+def _query_names(dependant: Dependant) -> set[str]:
+    return {p.alias for p in dependant.query_params}.union(*(_query_names(d) for d in dependant.dependencies))
+
+
+async def no_nul_in_url(request: Request) -> None:
+    """Path and query values are matched against text columns: one with a NUL is a 400, not a database error.
+    (Query parameters the route does not declare are ignored, as FastAPI ignores them.)"""
+    route = request.scope.get("route")
+    declared = _query_names(route.dependant) if isinstance(route, APIRoute) else set()
+    query = [(name, value) for name, value in request.query_params.multi_items() if name in declared]
+    fields = [
+        {"field": f"{where}.{name}", "message": "must not contain NUL characters"}
+        for where, items in (("path", list(request.path_params.items())), ("query", query))
+        for name, value in items
+        if "\x00" in str(value)
+    ]
+    if fields:
+        raise AppError(400, "validation_error", "the request is not valid", {"fields": fields})
+
+
 def create_app(settings: Settings | None = None, container: Container | None = None) -> FastAPI:
-    app = FastAPI(title="boothbridge operator API", docs_url="/api/docs", openapi_url="/api/openapi.json")
+    app = FastAPI(
+        title="boothbridge operator API",
+        docs_url="/api/docs",
+        openapi_url="/api/openapi.json",
+        dependencies=[Depends(no_nul_in_url)],
+    )
     install_error_handlers(app)
+    install_openapi(app)
     # listen=True: slot test runs and job event streams wait on jobs through the process's LISTEN connection.
     holder = app.state.holder = ContainerHolder(settings, container, listen=True)
     bearer = HTTPBearer(auto_error=False)
@@ -85,7 +117,12 @@ def create_app(settings: Settings | None = None, container: Container | None = N
             "updated_at": slot.updated_at.isoformat(),
         }
 
-    @app.post("/api/login", response_model=LoginResponse)
+    @app.post(
+        "/api/login",
+        response_model=LoginResponse,
+        tags=["auth"],
+        responses=errors(*BODY, "401 invalid_credentials", "429 too_many_attempts"),
+    )
     async def login(body: LoginRequest, request: Request) -> LoginResponse:
         """Exchange an operator's username and password for a 60-minute JWT. After 10 failures for a username
         from one address within 15 minutes: 429 too_many_attempts with Retry-After, even with the right password."""
@@ -102,7 +139,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         token = issue_token(c.credentials.jwt_secret, operator.id, operator.username, ttl)
         return LoginResponse(access_token=token, expires_in_sec=ttl)
 
-    @app.get("/api/providers")
+    @app.get("/api/providers", tags=["providers"], responses=errors(*AUTH))
     async def providers(_: OperatorDep) -> dict[str, Any]:
         """The provider catalog with each operation's settings schema."""
         c = await holder.get()
@@ -137,7 +174,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
             )
         return {"providers": out}
 
-    @app.get("/api/slots")
+    @app.get("/api/slots", tags=["slots"], responses=errors(*AUTH, INVALID))
     async def list_slots(
         operator: OperatorDep,
         provider_id: Annotated[str | None, Query(max_length=100)] = None,
@@ -149,13 +186,27 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         slots = await SlotService(c.engine, c.catalog).list(operator.id, provider_id, operation_id, search)
         return {"data": [slot_json(c, s) for s in slots], "meta": {"total": len(slots)}}
 
-    @app.get("/api/slots/{slot_id}")
+    @app.get("/api/slots/{slot_id}", tags=["slots"], responses=errors(*AUTH, INVALID, "404 slot_not_found"))
     async def get_slot(slot_id: str, operator: OperatorDep) -> dict[str, Any]:
         """One slot of the operator's."""
         c = await holder.get()
         return slot_json(c, await SlotService(c.engine, c.catalog).get(operator.id, slot_id))
 
-    @app.put("/api/slots/{slot_id}")
+    @app.put(
+        "/api/slots/{slot_id}",
+        tags=["slots"],
+        responses=errors(
+            *AUTH,
+            *BODY,
+            "404 slot_not_found",
+            "409 version_conflict",
+            "422 unknown_provider",
+            "422 unsupported_operation",
+            "422 invalid_settings",
+            "422 invalid_failure_policy",
+            "422 media_not_found",
+        ),
+    )
     async def put_slot(slot_id: str, body: SlotPut, operator: OperatorDep) -> dict[str, Any]:
         """Configure a slot; settings are validated against the operation's schema."""
         c = await holder.get()
@@ -170,7 +221,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         slot = await SlotService(c.engine, c.catalog).update(operator.id, slot_id, update)
         return {"id": slot.id, "updated_at": slot.updated_at.isoformat(), "version": slot.version}
 
-    @app.post("/api/slots/{slot_id}/reset")
+    @app.post("/api/slots/{slot_id}/reset", tags=["slots"], responses=errors(*AUTH, INVALID, "404 slot_not_found"))
     async def reset_slot(slot_id: str, operator: OperatorDep) -> dict[str, Any]:
         """Clear the slot's configuration (it shows as free); id, owner, ingest URL and statistics stay."""
         c = await holder.get()

@@ -34,6 +34,7 @@ from fastapi.responses import StreamingResponse
 
 from boothbridge.accounts import Operator
 from boothbridge.container import Container
+from boothbridge.http.openapi import AUTH, INVALID, errors, merge
 from boothbridge.jobs.cancel import cancel_job
 from boothbridge.jobs.view import DEFAULT_PAGE_SIZE, JobQuery, JobsView, job_not_found, parse_job_id, watch_job
 
@@ -47,15 +48,29 @@ KEEPALIVE_SEC = 15.0
 MAX_STREAM_SEC = 20.0 if os.environ.get("AWS_LAMBDA_FUNCTION_NAME") else 900.0
 
 
+SSE_EVENT = {
+    "type": "object",
+    "properties": {
+        "event": {"type": "string", "enum": ["status", "end"]},
+        "data": {
+            "type": "string",
+            "contentMediaType": "application/json",
+            "description": '`status`: `{"status", "attempt", "at", "error"}`; `end`: `{"status"}`',
+        },
+        "retry": {"type": "integer"},
+    },
+}
+
+
 def _sse(event: str, data: dict[str, Any]) -> str:
     return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
 def jobs_router(get_container: Any, operator_dep: Any) -> APIRouter:
-    router = APIRouter()
+    router = APIRouter(tags=["jobs"])
     OperatorDep = Annotated[Operator, Depends(operator_dep)]
 
-    @router.get("/api/jobs")
+    @router.get("/api/jobs", responses=errors(*AUTH, INVALID, "400 invalid_parameter"))
     async def list_jobs(
         operator: OperatorDep,
         page: Annotated[int, Query()] = 1,
@@ -68,13 +83,26 @@ def jobs_router(get_container: Any, operator_dep: Any) -> APIRouter:
         view = JobsView(c.db, c.settings.base_url)
         return await view.list(operator.id, JobQuery(page, page_size, slot_id, status))
 
-    @router.get("/api/jobs/{job_id}")
+    @router.get("/api/jobs/{job_id}", responses=errors(*AUTH, INVALID, "404 job_not_found"))
     async def get_job(job_id: str, operator: OperatorDep) -> dict[str, Any]:
         """One job: status, attempts and their errors, timings, cost, the result's link while it is kept."""
         c: Container = await get_container()
         return await JobsView(c.db, c.settings.base_url).get(operator.id, parse_job_id(job_id))
 
-    @router.get("/api/jobs/{job_id}/events", response_class=StreamingResponse)
+    @router.get(
+        "/api/jobs/{job_id}/events",
+        response_class=StreamingResponse,
+        responses=merge(
+            {
+                200: {
+                    "description": "`status` events, keep-alive comments, and `end` after the terminal status",
+                    # Open API 3.1 has no `itemSchema`: the stream's `schema` describes one event, as is usual.
+                    "content": {"text/event-stream": {"schema": SSE_EVENT}},
+                }
+            },
+            errors(*AUTH, INVALID, "404 job_not_found"),
+        ),
+    )
     async def job_events(job_id: str, operator: OperatorDep) -> StreamingResponse:
         """Server-Sent Events: the job's status now, then each change as it happens, `end` after the last."""
         c: Container = await get_container()
@@ -103,7 +131,11 @@ def jobs_router(get_container: Any, operator_dep: Any) -> APIRouter:
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
-    @router.post("/api/jobs/{job_id}/cancel", status_code=202)
+    @router.post(
+        "/api/jobs/{job_id}/cancel",
+        status_code=202,
+        responses=errors(*AUTH, INVALID, "404 job_not_found", "409 job_finished"),
+    )
     async def cancel(job_id: str, operator: OperatorDep) -> dict[str, Any]:
         """Cancel a queued, running or parked job; 409 `job_finished` once it has ended. Answers with the job."""
         c: Container = await get_container()

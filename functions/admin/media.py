@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from boothbridge.container import Container
 from boothbridge.errors import AppError
+from boothbridge.http.openapi import AUTH, BODY, INVALID, errors, merge
 from boothbridge.images import inspect_image
 from boothbridge.media.service import MediaExpired, MediaNotFound, MediaRef
 
@@ -40,9 +41,21 @@ def media_json(c: Container, ref: MediaRef, expires_at: datetime | None) -> dict
 
 
 def media_router(get_container: Any, operator_dep: Any) -> APIRouter:
-    router = APIRouter()
+    router = APIRouter(tags=["media"])
 
-    @router.post("/api/media/register", dependencies=[Depends(operator_dep)])
+    @router.post(
+        "/api/media/register",
+        dependencies=[Depends(operator_dep)],
+        responses=errors(
+            *AUTH,
+            *BODY,
+            "400 file_empty",
+            "413 file_too_large",
+            "415 unsupported_media_type",
+            "422 image_undecodable",
+            "422 image_too_many_pixels",
+        ),
+    )
     async def register(
         file: Annotated[UploadFile, File(description="a JPEG, PNG or WebP image")],
         purpose: Annotated[str, Form(pattern="^(template|public)$")] = "public",
@@ -64,7 +77,11 @@ def media_router(get_container: Any, operator_dep: Any) -> APIRouter:
         ref = await c.media.save(purpose, data, info.mime, expires)
         return media_json(c, ref, ref.expires_at)
 
-    @router.post("/api/media/extend", dependencies=[Depends(operator_dep)])
+    @router.post(
+        "/api/media/extend",
+        dependencies=[Depends(operator_dep)],
+        responses=errors(*AUTH, *BODY, "404 media_not_found", "409 media_not_temporary", "410 media_expired"),
+    )
     async def extend(body: ExtendRequest) -> dict[str, Any]:
         """Push a live public link's expiry to `ttl_sec` from now (never earlier: the same uploaded bytes share
         one object, so one link's extension must not cut another's short)."""
@@ -82,7 +99,11 @@ def media_router(get_container: Any, operator_dep: Any) -> APIRouter:
             raise AppError(410, "media_expired", "the link has already expired")
         return media_json(c, extended, extended.expires_at)
 
-    @router.get("/api/media/hash/{sha256}", dependencies=[Depends(operator_dep)])
+    @router.get(
+        "/api/media/hash/{sha256}",
+        dependencies=[Depends(operator_dep)],
+        responses=errors(*AUTH, INVALID, "400 invalid_parameter", "404 media_not_found"),
+    )
     async def by_hash(
         sha256: str,
         kind: Annotated[str | None, Query(max_length=20, description="'template' or 'public' (default: both)")] = None,
@@ -104,7 +125,15 @@ def media_router(get_container: Any, operator_dep: Any) -> APIRouter:
             raise AppError(404, "media_not_found", "no live object with these bytes", {"sha256": sha256.lower()})
         return media_json(c, ref, ref.expires_at)
 
-    @router.get("/public/media/{media_id}", response_model=None)
+    @router.get(
+        "/public/media/{media_id}",
+        response_model=None,
+        response_class=Response,  # documents the image itself; errors stay JSON
+        responses=merge(
+            {200: {"description": "the stored image", "content": {mime: {} for mime in ACCEPTED_MIME}}},
+            errors(INVALID, "404 media_not_found", "410 media_expired"),
+        ),
+    )
     async def public_media(media_id: str) -> Response:
         """Serve a media object while it is valid: 404 if unknown, 410 once expired."""
         c: Container = await get_container()

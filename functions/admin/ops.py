@@ -10,9 +10,18 @@ from boothbridge.ops import health, metrics_text
 
 
 def ops_router(get_container: Any) -> APIRouter:
-    router = APIRouter()
+    router = APIRouter(tags=["ops"])
 
-    @router.get("/health")
+    @router.get(
+        "/health",
+        responses={
+            200: {"description": "`status` `ok`, with each check's latency and the providers' configuration"},
+            503: {
+                "description": "`status` `unavailable`: the database or the storage does not answer (same body)",
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            },
+        },
+    )
     async def get_health() -> JSONResponse:
         """Database, storage and provider configuration; 503 when the service cannot work."""
         c: Container = await get_container()

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from boothbridge.cleanup import clear_results
 from boothbridge.container import Container
+from boothbridge.http.openapi import AUTH, BODY, errors
 from boothbridge.provision import set_ingest_password
 
 
@@ -15,14 +16,16 @@ class SettingsUpdate(BaseModel):
     """Only the fields present change. A provider key of "" removes the stored key (the environment's applies)."""
 
     ingest_password: str | None = Field(default=None, min_length=6, max_length=200)
-    gemini_api_key: str | None = Field(default=None, max_length=2000, description="one key or several, comma-separated")
-    turbotext_api_key: str | None = Field(default=None, max_length=500)
+    gemini_api_key: str | None = Field(
+        default=None, max_length=2000, pattern=r"^[\x20-\x7e]*$", description="one key or several, comma-separated"
+    )
+    turbotext_api_key: str | None = Field(default=None, max_length=500, pattern=r"^[\x20-\x7e]*$")
     t_sync_response: float | None = Field(default=None, ge=5, le=50)
     result_ttl_sec: int | None = Field(default=None, ge=60, le=30 * 24 * 3600)
 
 
 def settings_router(get_container: Any, operator_dep: Any) -> APIRouter:
-    router = APIRouter(dependencies=[Depends(operator_dep)])
+    router = APIRouter(dependencies=[Depends(operator_dep)], tags=["settings"], responses=errors(*AUTH))
 
     async def view(c: Container) -> dict[str, Any]:
         await c.runtime.refresh()
@@ -33,7 +36,7 @@ def settings_router(get_container: Any, operator_dep: Any) -> APIRouter:
         """Current settings; API keys are masked."""
         return await view(await get_container())
 
-    @router.put("/api/settings")
+    @router.put("/api/settings", responses=errors(*BODY))
     async def put_settings(body: SettingsUpdate) -> dict[str, Any]:
         """Change settings; a new ingest password replaces the old one at once."""
         c: Container = await get_container()

@@ -10,15 +10,44 @@ from fastapi.responses import JSONResponse
 from boothbridge.accounts import Operator
 from boothbridge.container import Container
 from boothbridge.errors import AppError
-from boothbridge.ingest import IngestOutcome, IngestService, UploadedForm
+from boothbridge.http.openapi import AUTH, BODY, errors, header_docs, merge
+from boothbridge.ingest import IngestService
+from boothbridge.ingest_model import IngestOutcome, UploadedForm
 from boothbridge.slots import SlotService
+
+_RUN_HEADERS = {"X-Processing-Ms": "how long the run took", "X-Job-Id": "the job, once one was queued"}
 
 
 def slot_test_router(get_container: Any, operator_dep: Any) -> APIRouter:
-    router = APIRouter()
+    router = APIRouter(tags=["slots"])
     OperatorDep = Annotated[Operator, Depends(operator_dep)]
 
-    @router.post("/api/slots/{slot_id}/test", response_model=None)
+    @router.post(
+        "/api/slots/{slot_id}/test",
+        response_model=None,
+        responses=merge(
+            {200: {"description": "the job and a link to its result", "headers": header_docs(_RUN_HEADERS)}},
+            errors(
+                *AUTH,
+                *BODY,
+                "400 file_missing",
+                "400 file_empty",
+                "404 slot_not_found",
+                "409 slot_not_configured",
+                "413 file_too_large",
+                "415 unsupported_media_type",
+                "422 image_undecodable",
+                "422 image_too_many_pixels",
+                "502 provider_failed",
+                "502 job_cancelled",
+                "503 test_run_unavailable",
+                "503 provider_backlog_full",
+                "503 busy",
+                "504 processing_timeout",
+                headers=_RUN_HEADERS,
+            ),
+        ),
+    )
     async def test_slot(
         slot_id: str,
         operator: OperatorDep,

@@ -8,6 +8,7 @@ from fastapi.responses import Response
 from boothbridge import stats
 from boothbridge.accounts import Operator
 from boothbridge.container import Container
+from boothbridge.http.openapi import AUTH, INVALID, errors
 
 # Range, grouping, paging and sorting are validated by `boothbridge.stats` (400 invalid_range/invalid_parameter),
 # so the query parameters are plain strings and integers here.
@@ -16,10 +17,10 @@ ToQuery = Annotated[str | None, Query(alias="to", max_length=64, description="IS
 
 
 def stats_router(get_container: Any, operator_dep: Any) -> APIRouter:
-    router = APIRouter()
+    router = APIRouter(tags=["stats"])
     OperatorDep = Annotated[Operator, Depends(operator_dep)]
 
-    @router.get("/api/stats/summary")
+    @router.get("/api/stats/summary", responses=errors(*AUTH))
     async def summary(operator: OperatorDep) -> dict[str, Any]:
         """Every slot's figures since its last reset, and the all-time processed count."""
         c: Container = await get_container()
@@ -29,7 +30,10 @@ def stats_router(get_container: Any, operator_dep: Any) -> APIRouter:
             slot["template_url"] = f"{c.settings.base_url}/public/media/{media_id}" if media_id else None
         return out
 
-    @router.get("/api/stats/global")
+    @router.get(
+        "/api/stats/global",
+        responses=errors(*AUTH, INVALID, "400 invalid_range", "400 invalid_parameter", "404 slot_not_found"),
+    )
     async def global_stats(
         operator: OperatorDep,
         from_: FromQuery = None,
@@ -47,7 +51,10 @@ def stats_router(get_container: Any, operator_dep: Any) -> APIRouter:
         query = stats.GlobalQuery(from_, to, group_by, page, page_size, sort_by, sort_order, provider_id, slot_id)
         return await stats.global_series(c.engine, operator.id, query)
 
-    @router.get("/api/stats/{slot_id}")
+    @router.get(
+        "/api/stats/{slot_id}",
+        responses=errors(*AUTH, INVALID, "400 invalid_range", "400 invalid_parameter", "404 slot_not_found"),
+    )
     async def slot_stats(
         slot_id: str,
         operator: OperatorDep,
@@ -59,7 +66,12 @@ def stats_router(get_container: Any, operator_dep: Any) -> APIRouter:
         c: Container = await get_container()
         return await stats.slot_series(c.engine, operator.id, slot_id, from_, to, group_by)
 
-    @router.post("/api/slots/{slot_id}/reset_stats", status_code=204, response_class=Response)
+    @router.post(
+        "/api/slots/{slot_id}/reset_stats",
+        status_code=204,
+        response_class=Response,
+        responses=errors(*AUTH, INVALID, "404 slot_not_found"),
+    )
     async def reset_stats(slot_id: str, operator: OperatorDep) -> Response:
         """Restart the slot's "since reset" figures (any body, e.g. `{}`, is ignored)."""
         c: Container = await get_container()

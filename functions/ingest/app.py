@@ -9,16 +9,79 @@ from boothbridge.container import Container
 from boothbridge.http.errors import install_error_handlers
 from boothbridge.http.holder import ContainerHolder, LazyMangum
 from boothbridge.http.multipart import read_booth_form
-from boothbridge.ingest import IngestOutcome, IngestService
+from boothbridge.http.openapi import errors, header_docs, install_openapi, merge
+from boothbridge.ingest import IngestService
+from boothbridge.ingest_model import IngestOutcome
 from boothbridge.settings import Settings
+
+_TIMING = {"X-Processing-Ms": "how long the request took"}
+_JOB = {"X-Job-Id": "the job that processed (or is processing) the photo", **_TIMING}
+INGEST_RESPONSES = merge(
+    {
+        200: {
+            "description": "the processed image; with `X-Fallback: original` the booth's own photo, because the "
+            "provider failed and the slot's failure policy is `original`",
+            "content": {mime: {} for mime in ("image/jpeg", "image/png", "image/webp")},
+            "headers": header_docs({**_JOB, "X-Fallback": "`original` when the photo is the booth's own"}),
+        }
+    },
+    errors(
+        "400 invalid_form",
+        "400 client_disconnected",
+        "400 file_missing",
+        "400 file_empty",
+        "401 invalid_password",
+        "404 slot_not_found",
+        "409 slot_not_configured",
+        "413 file_too_large",
+        "415 unsupported_media_type",
+        "422 image_undecodable",
+        "422 image_too_many_pixels",
+        headers=_TIMING,
+    ),
+    errors(
+        "502 provider_failed",
+        "502 job_cancelled",
+        "503 provider_backlog_full",
+        "503 busy",
+        "504 processing_timeout",
+        headers=_JOB,
+    ),
+)
 
 
 def create_app(settings: Settings | None = None, container: Container | None = None) -> FastAPI:
     app = FastAPI(title="boothbridge ingest", docs_url=None, redoc_url=None)
     install_error_handlers(app)
+    install_openapi(app)
     holder = app.state.holder = ContainerHolder(settings, container, listen=True)
 
-    @app.post("/ingest/{slot_id}", response_model=None)
+    # response_class=Response: documents the image answer (errors are still JSON bodies).
+    @app.post(
+        "/ingest/{slot_id}",
+        response_model=None,
+        response_class=Response,
+        tags=["ingest"],
+        responses=INGEST_RESPONSES,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "multipart/form-data": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["fileToUpload", "password"],
+                            "properties": {
+                                "fileToUpload": {"type": "string", "contentMediaType": "application/octet-stream"},
+                                "password": {"type": "string", "description": "the ingest password"},
+                            },
+                            "additionalProperties": {"type": "string"},
+                        }
+                    }
+                },
+            }
+        },
+    )
     async def ingest(slot_id: str, request: Request) -> Response:
         """Receive one booth photo and answer with the processed image (or the documented error)."""
         started = time.monotonic()

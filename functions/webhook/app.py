@@ -9,6 +9,7 @@ from boothbridge.container import Container
 from boothbridge.errors import AppError
 from boothbridge.http.errors import install_error_handlers
 from boothbridge.http.holder import ContainerHolder, LazyMangum
+from boothbridge.http.openapi import errors, install_openapi
 from boothbridge.settings import Settings
 from boothbridge.webhooks import WebhookService
 
@@ -18,9 +19,14 @@ MAX_CALLBACK_BYTES = 1024 * 1024
 def create_app(settings: Settings | None = None, container: Container | None = None) -> FastAPI:
     app = FastAPI(title="boothbridge webhooks", docs_url=None, redoc_url=None, openapi_url=None)
     install_error_handlers(app)
+    install_openapi(app)
     holder = app.state.holder = ContainerHolder(settings, container, listen=False)
 
-    @app.post("/webhooks/{provider_id}/{token}")
+    @app.post(
+        "/webhooks/{provider_id}/{token}",
+        tags=["webhooks"],
+        responses=errors("400 invalid_callback", "404 unknown_callback", "413 payload_too_large"),
+    )
     async def callback(provider_id: str, token: str, request: Request) -> dict[str, Any]:
         """Deliver an asynchronous provider's result for the job named by the token."""
         body = await request.body()

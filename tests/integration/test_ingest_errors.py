@@ -145,3 +145,18 @@ async def test_declared_type_is_ignored_in_favour_of_the_bytes(client: httpx.Asy
     from PIL import Image
 
     assert Image.open(io.BytesIO(r.content)).size == (200, 200)
+
+
+async def test_nul_bytes_never_reach_the_database(client: httpx.AsyncClient, container: Container, ready: str) -> None:
+    # Found by schemathesis: PostgreSQL text and jsonb cannot hold NUL.
+    r = await client.post(
+        "/ingest/slot%00001", files={"fileToUpload": ("a.jpg", jpeg(), "image/jpeg")}, data={"password": ready}
+    )
+    assert_error(r, 404, "slot_not_found")
+    r = await post_photo(client, "slot-001", jpeg(333, 222), ready, extra={"pro\x00be": "DESK\x00TOP"})
+    assert r.status_code == 200, r.text
+    async with container.engine.connect() as conn:
+        fields = (
+            await conn.execute(text("SELECT request_fields FROM processing_log WHERE http_status = 200"))
+        ).scalar_one()
+    assert "DESKTOP" in fields.values(), fields  # the value arrives without its NUL, under whatever name

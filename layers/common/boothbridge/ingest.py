@@ -96,6 +96,8 @@ class IngestService:
     # ---- steps ---------------------------------------------------------------------------------------
 
     async def _load_slot(self, slot_id: str) -> SlotForIngest:
+        if "\x00" in slot_id or len(slot_id) > 200:  # PostgreSQL text cannot hold NUL; no slot id is that long
+            raise AppError(404, "slot_not_found", "no such slot", {"slot_id": slot_id.replace("\x00", "")[:200]})
         async with self.c.db.connect() as conn:
             row = (
                 await conn.execute(

@@ -47,7 +47,7 @@ async def record_request(
                 _FINISH,
                 {
                     "slot": slot_id,
-                    "requested": requested_slot[:200],
+                    "requested": requested_slot.replace("\x00", "")[:200],
                     "job": outcome.job_id,
                     "status": outcome.log_status,
                     "http": outcome.status,

@@ -53,14 +53,21 @@ class IngestOutcome:
 
 def public_fields(form: UploadedForm) -> dict[str, Any]:
     """The booth's form fields as recorded (never the password), plus what we know of the file."""
-    fields: dict[str, Any] = {k: v[:1000] for k, v in form.fields.items() if k not in _SECRET_FIELDS}
+    # NUL cannot be stored in PostgreSQL text or jsonb: it is dropped from what the booth sent.
+    fields: dict[str, Any] = {
+        _no_nul(k)[:200]: _no_nul(v)[:1000] for k, v in form.fields.items() if k not in _SECRET_FIELDS
+    }
     if form.file is not None:
         fields["_file"] = {
-            "filename": (form.filename or "")[:255],
-            "declared_type": form.declared_type,
+            "filename": _no_nul(form.filename or "")[:255],
+            "declared_type": _no_nul(form.declared_type) if form.declared_type else None,
             "size_bytes": len(form.file),
         }
     return fields
+
+
+def _no_nul(text: str) -> str:
+    return text.replace("\x00", "")
 
 
 def too_large(limit: int) -> AppError:

@@ -18,6 +18,23 @@ from boothbridge.errors import AppError
 _SLOT_COLUMNS = "id, name, provider_id, operation_id, settings_json, failure_policy, version, last_reset_at, updated_at"
 
 
+def _nul_paths(value: Any, path: str = "") -> list[str]:
+    """Where `value` holds a NUL character (in a string or a key): PostgreSQL's jsonb cannot store one."""
+    if isinstance(value, str):
+        return [path] if "\x00" in value else []
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return []
+    found = []
+    for key, item in items:
+        where = f"{path}/{key}" if path else str(key)
+        found += [where] if "\x00" in str(key) else _nul_paths(item, where)
+    return found
+
+
 @dataclass(frozen=True)
 class SlotView:
     id: str
@@ -112,6 +129,13 @@ class SlotService:
                 "invalid_settings",
                 "settings_json does not match the operation's settings_schema",
                 {"fields": [{"field": e.path, "message": e.message} for e in errors]},
+            )
+        if nul := _nul_paths(update.settings_json):
+            raise AppError(
+                422,
+                "invalid_settings",
+                "settings_json does not match the operation's settings_schema",
+                {"fields": [{"field": path, "message": "must not contain NUL characters"} for path in nul]},
             )
         if update.failure_policy is not None and update.failure_policy not in ("error", "original"):
             raise AppError(422, "invalid_failure_policy", "failure_policy must be 'error' or 'original'")
