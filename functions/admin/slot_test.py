@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from boothbridge.accounts import Operator
 from boothbridge.container import Container
 from boothbridge.errors import AppError
-from boothbridge.http.openapi import AUTH, BODY, errors, header_docs, merge
+from boothbridge.http.openapi import AUTH, BODY, PHOTO, PIPELINE, errors, header_docs, merge
 from boothbridge.ingest import IngestService
 from boothbridge.ingest_model import IngestOutcome, UploadedForm
 from boothbridge.slots import SlotService
@@ -30,20 +30,9 @@ def slot_test_router(get_container: Any, operator_dep: Any) -> APIRouter:
             errors(
                 *AUTH,
                 *BODY,
-                "400 file_missing",
-                "400 file_empty",
-                "404 slot_not_found",
-                "409 slot_not_configured",
-                "413 file_too_large",
-                "415 unsupported_media_type",
-                "422 image_undecodable",
-                "422 image_too_many_pixels",
-                "502 provider_failed",
-                "502 job_cancelled",
+                *PHOTO,
+                *PIPELINE,
                 "503 test_run_unavailable",
-                "503 provider_backlog_full",
-                "503 busy",
-                "504 processing_timeout",
                 headers=_RUN_HEADERS,
             ),
         ),

@@ -9,7 +9,7 @@ from boothbridge.container import Container
 from boothbridge.http.errors import install_error_handlers
 from boothbridge.http.holder import ContainerHolder, LazyMangum
 from boothbridge.http.multipart import read_booth_form
-from boothbridge.http.openapi import errors, header_docs, install_openapi, merge
+from boothbridge.http.openapi import PHOTO, PIPELINE, errors, header_docs, install_openapi, merge
 from boothbridge.ingest import IngestService
 from boothbridge.ingest_model import IngestOutcome
 from boothbridge.settings import Settings
@@ -25,28 +25,8 @@ INGEST_RESPONSES = merge(
             "headers": header_docs({**_JOB, "X-Fallback": "`original` when the photo is the booth's own"}),
         }
     },
-    errors(
-        "400 invalid_form",
-        "400 client_disconnected",
-        "400 file_missing",
-        "400 file_empty",
-        "401 invalid_password",
-        "404 slot_not_found",
-        "409 slot_not_configured",
-        "413 file_too_large",
-        "415 unsupported_media_type",
-        "422 image_undecodable",
-        "422 image_too_many_pixels",
-        headers=_TIMING,
-    ),
-    errors(
-        "502 provider_failed",
-        "502 job_cancelled",
-        "503 provider_backlog_full",
-        "503 busy",
-        "504 processing_timeout",
-        headers=_JOB,
-    ),
+    errors("400 invalid_form", "400 client_disconnected", "401 invalid_password", *PHOTO, headers=_TIMING),
+    errors(*PIPELINE, headers=_JOB),
 )
 
 

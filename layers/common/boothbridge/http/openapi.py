@@ -24,6 +24,24 @@ AUTH = ("401 unauthorized", "401 invalid_token")
 INVALID = "400 validation_error"
 # A route with a body: also a body that cannot be parsed at all (not UTF-8 JSON, a broken multipart form).
 BODY = (INVALID, "400 bad_request")
+# What running a photo through the pipeline can answer (booth ingest and an operator's slot test run alike).
+PHOTO = (
+    "400 file_missing",
+    "400 file_empty",
+    "404 slot_not_found",
+    "409 slot_not_configured",
+    "413 file_too_large",
+    "415 unsupported_media_type",
+    "422 image_undecodable",
+    "422 image_too_many_pixels",
+)
+PIPELINE = (
+    "502 provider_failed",
+    "502 job_cancelled",
+    "503 provider_backlog_full",
+    "503 busy",
+    "504 processing_timeout",
+)
 
 # Response headers that always come with a code.
 _CODE_HEADERS: dict[str, dict[str, str]] = {
