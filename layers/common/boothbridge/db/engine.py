@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -38,7 +38,3 @@ def autocommit(engine: AsyncEngine) -> AsyncEngine:
     """The same pool in autocommit mode: a single statement is its own transaction, with no BEGIN/COMMIT
     round trips. Use it for single-statement reads and for writes that are one (CTE) statement."""
     return engine.execution_options(isolation_level="AUTOCOMMIT")
-
-
-def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)

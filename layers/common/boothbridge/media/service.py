@@ -216,24 +216,6 @@ class MediaService:
             ).one_or_none()
         return _ref(row) if row is not None else None
 
-    async def set_expiry(self, media_id: uuid.UUID, expires_at: datetime | None) -> None:
-        async with self.db.connect() as conn:
-            await conn.execute(
-                text("UPDATE media_objects SET expires_at = :exp WHERE id = :id"),
-                {"id": media_id, "exp": expires_at},
-            )
-
-    async def delete(self, media_id: uuid.UUID) -> None:
-        """Remove bytes and row; idempotent."""
-        async with self.db.connect() as conn:
-            row = (
-                await conn.execute(
-                    text("DELETE FROM media_objects WHERE id = :id RETURNING storage_key"), {"id": media_id}
-                )
-            ).one_or_none()
-        if row is not None:
-            await self.store.delete(row.storage_key)
-
 
 def _ref(row: Any) -> MediaRef:
     return MediaRef(**{name: row._mapping[name] for name in MediaRef.__dataclass_fields__})
