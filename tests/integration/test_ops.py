@@ -69,3 +69,12 @@ async def test_metrics_count_ingests_and_provider_errors(client: httpx.AsyncClie
         for v in re.findall(r'^boothbridge_ingest_response_seconds_bucket\{le="[^+]\S*"\} (\S+)$', text, re.MULTILINE)
     ]
     assert buckets == sorted(buckets)  # cumulative
+
+
+async def test_health_counts_keys_set_on_the_settings_page(client: httpx.AsyncClient, settings: Settings) -> None:
+    token = await operator_token(client, settings.credentials_path)
+    r = await client.put(
+        "/api/settings", json={"turbotext_api_key": "tt-from-settings"}, headers={"Authorization": f"Bearer {token}"}
+    )
+    assert r.status_code == 200
+    assert (await client.get("/health")).json()["providers"]["turbotext"]["configured"] is True

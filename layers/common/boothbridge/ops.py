@@ -10,17 +10,17 @@ from typing import Any
 from sqlalchemy import text
 
 from boothbridge.container import Container
+from boothbridge.runtime_config import KEYED_PROVIDERS
 
 # Upper bounds (ms) of the ingest latency histogram; the booth waits at most T_sync_response (≤ 50 s).
 LATENCY_BUCKETS_MS = (100, 250, 500, 1000, 2500, 5000, 10000, 20000, 30000, 40000, 50000)
 
 
 def provider_configured(c: Container, provider_id: str) -> bool:
-    """Whether a provider has what it needs to run (an API key, for the online ones)."""
-    if provider_id == "gemini":
-        return bool(c.settings.gemini_api_keys)
-    if provider_id == "turbotext":
-        return bool(c.settings.turbotext_api_key)
+    """Whether a provider has what it needs to run: for the online ones the API keys in effect (the settings
+    page's, else the environment's), as the runtime config holds them."""
+    if provider_id in KEYED_PROVIDERS:
+        return bool(c.runtime.values.keys.get(provider_id))
     return provider_id in c.providers
 
 
@@ -39,6 +39,8 @@ async def health(c: Container, timeout: float = 3.0) -> dict[str, Any]:
             await conn.execute(text("SELECT 1"))
 
     db, storage = await asyncio.gather(_timed(database, timeout), _timed(c.store.check, timeout))
+    if db["ok"]:
+        await c.runtime.refresh()
     providers = {
         pid: {"available": pid in c.providers, "configured": provider_configured(c, pid)} for pid in c.catalog.providers
     }
