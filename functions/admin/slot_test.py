@@ -1,21 +1,45 @@
 """Slot test run: an operator runs one of their slots on an uploaded photo, through the booth's own pipeline."""
 # No `from __future__ import annotations`: FastAPI must resolve the dependency annotations defined in the factory.
 
+import json
 import time
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, UploadFile
+from fastapi import APIRouter, Depends, File, Form, UploadFile
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field, ValidationError
 
 from boothbridge.accounts import Operator
 from boothbridge.container import Container
 from boothbridge.errors import AppError
 from boothbridge.http.openapi import AUTH, BODY, PHOTO, PIPELINE, errors, header_docs, merge
 from boothbridge.ingest import IngestService
-from boothbridge.ingest_model import IngestOutcome, UploadedForm
-from boothbridge.slots import SlotService
+from boothbridge.ingest_model import IngestOutcome, SlotConfig, UploadedForm
+from boothbridge.slots import SlotService, SlotUpdate
 
 _RUN_HEADERS = {"X-Processing-Ms": "how long the run took", "X-Job-Id": "the job, once one was queued"}
+
+
+class TestConfig(BaseModel):
+    """An unsaved configuration to test (the slot page's current form)."""
+
+    provider_id: str = Field(min_length=1, max_length=100)
+    operation_id: str = Field(min_length=1, max_length=100)
+    settings_json: dict[str, Any] = Field(default_factory=dict)
+
+
+def _parse_config(raw: str) -> TestConfig:
+    try:
+        return TestConfig.model_validate(json.loads(raw))
+    except (ValueError, ValidationError) as exc:
+        fields = (
+            [{"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in exc.errors()]
+            if isinstance(exc, ValidationError)
+            else [{"field": "config", "message": "not valid JSON"}]
+        )
+        raise AppError(
+            400, "validation_error", "config is not a valid slot configuration", {"fields": fields}
+        ) from None
 
 
 def slot_test_router(get_container: Any, operator_dep: Any) -> APIRouter:
@@ -32,6 +56,10 @@ def slot_test_router(get_container: Any, operator_dep: Any) -> APIRouter:
                 *BODY,
                 *PHOTO,
                 *PIPELINE,
+                "422 unknown_provider",
+                "422 unsupported_operation",
+                "422 invalid_settings",
+                "422 media_not_found",
                 "503 test_run_unavailable",
                 headers=_RUN_HEADERS,
             ),
@@ -41,6 +69,14 @@ def slot_test_router(get_container: Any, operator_dep: Any) -> APIRouter:
         slot_id: str,
         operator: OperatorDep,
         file: Annotated[UploadFile | None, File(description="the test photo (JPEG, PNG or WebP)")] = None,
+        config: Annotated[
+            str | None,
+            Form(
+                max_length=200_000,
+                description="optional JSON {provider_id, operation_id, settings_json}: test this unsaved "
+                "configuration instead of the saved one (validated exactly as a save)",
+            ),
+        ] = None,
     ) -> JSONResponse:
         """Run the slot on a test photo exactly as a booth post would run (validation, queue, worker, provider,
         waiting up to T_sync_response), without the ingest password. The job and its log row are marked as a
@@ -48,7 +84,13 @@ def slot_test_router(get_container: Any, operator_dep: Any) -> APIRouter:
         link to the result; errors as for ingest (502 provider failure, 504 with the job id on timeout)."""
         started = time.monotonic()
         c: Container = await get_container()
-        await SlotService(c.engine, c.catalog).get(operator.id, slot_id)  # 404 for a missing or foreign slot
+        slots = SlotService(c.engine, c.catalog)
+        current = await slots.get(operator.id, slot_id)  # 404 for a missing or foreign slot
+        override = None
+        if config is not None:
+            wanted = _parse_config(config)
+            await slots.check(SlotUpdate(current.name, wanted.provider_id, wanted.operation_id, wanted.settings_json))
+            override = SlotConfig(wanted.provider_id, wanted.operation_id, wanted.settings_json)
         if c.hub is None:
             raise AppError(
                 503, "test_run_unavailable", "this deployment's operator API cannot wait for jobs (no LISTEN hub)"
@@ -60,7 +102,7 @@ def slot_test_router(get_container: Any, operator_dep: Any) -> APIRouter:
             data = await file.read(max_bytes + 1)  # one byte more than allowed is enough to refuse it
             return UploadedForm(file=data, filename=file.filename, declared_type=file.content_type, fields={})
 
-        outcome = await IngestService(c).process(slot_id, read_form, started, is_test=True)
+        outcome = await IngestService(c).process(slot_id, read_form, started, is_test=True, config=override)
         return _response(c, outcome)
 
     return router

@@ -231,3 +231,55 @@ async def test_sleepy_success_reports_the_cost(
     assert r.json()["cost"] == pytest.approx(0.01)
     served = await client.get(r.json()["result_url"].removeprefix(settings.base_url))
     assert served.content == photo  # the echo provider's result
+
+
+async def test_a_test_run_can_run_the_slot_pages_unsaved_configuration(
+    client: httpx.AsyncClient, settings: Settings, container: Container
+) -> None:
+    token = await operator_token(client, settings.credentials_path)  # slot-002 is still free (never saved)
+    config = '{"provider_id": "local", "operation_id": "reframe", "settings_json": {"aspect_ratio": "16:9"}}'
+    r = await client.post(
+        "/api/slots/slot-002/test",
+        files={"file": ("test.jpg", jpeg(800, 800), "image/jpeg")},
+        data={"config": config},
+        headers=auth(token),
+    )
+    assert r.status_code == 200, r.text
+    result = await client.get(r.json()["result_url"])
+    assert Image.open(io.BytesIO(result.content)).size == (800, 450)
+    slot = (await client.get("/api/slots/slot-002", headers=auth(token))).json()
+    assert slot["is_configured"] is False, "testing must not save the configuration"
+
+
+@pytest.mark.parametrize(
+    ("config", "status", "code"),
+    [
+        ("not json", 400, "validation_error"),
+        ('{"provider_id": "local"}', 400, "validation_error"),
+        ('{"provider_id": "nope", "operation_id": "reframe"}', 422, "unknown_provider"),
+        (
+            '{"provider_id": "local", "operation_id": "reframe", "settings_json": {"aspect_ratio": "5:1"}}',
+            422,
+            "invalid_settings",
+        ),
+        (
+            '{"provider_id": "local", "operation_id": "frame", '
+            '"settings_json": {"template_media_id": "00000000-0000-4000-8000-000000000000"}}',
+            422,
+            "media_not_found",
+        ),
+    ],
+)
+async def test_an_invalid_unsaved_configuration_is_refused_before_any_job(
+    client: httpx.AsyncClient, settings: Settings, container: Container, config: str, status: int, code: str
+) -> None:
+    token = await operator_token(client, settings.credentials_path)
+    r = await client.post(
+        "/api/slots/slot-002/test",
+        files={"file": ("test.jpg", jpeg(400, 300), "image/jpeg")},
+        data={"config": config},
+        headers=auth(token),
+    )
+    assert error_code(r, status) == code
+    async with container.engine.connect() as conn:
+        assert (await conn.execute(text("SELECT count(*) FROM jobs"))).scalar() == 0

@@ -24,6 +24,7 @@ from boothbridge.images import inspect_image
 from boothbridge.ingest_log import record_request
 from boothbridge.ingest_model import (
     IngestOutcome,
+    SlotConfig,
     SlotForIngest,
     UploadedForm,
     provider_failed,
@@ -47,7 +48,13 @@ class IngestService:
         self.t_sync = container.settings.t_sync_response
 
     async def process(
-        self, slot_id: str, read_form: FormReader, started: float, *, is_test: bool = False
+        self,
+        slot_id: str,
+        read_form: FormReader,
+        started: float,
+        *,
+        is_test: bool = False,
+        config: SlotConfig | None = None,
     ) -> IngestOutcome:
         """Handle one booth request; always writes one processing-log row.
 
@@ -55,7 +62,8 @@ class IngestService:
         authenticated the operator and checked that the slot is theirs, which stands in for the ingest password.
         A test run is never attached to an earlier job of the same photo nor de-duplicated against booth jobs,
         never falls back to the original photo (the operator is there to see the provider's failure), and its job
-        and log row are marked `is_test`, so booth statistics never count it.
+        and log row are marked `is_test`, so booth statistics never count it. `config` (test runs only) is an
+        unsaved configuration from the slot page, already validated like a save, run in place of the stored one.
         """
         # The operator may have changed T_SYNC_RESPONSE on the settings page (re-read at most every few seconds).
         self.t_sync = (await self.c.runtime.refresh()).t_sync_response
@@ -66,6 +74,8 @@ class IngestService:
             slot = await self._load_slot(slot_id)
             if is_test:
                 slot = replace(slot, failure_policy="error")
+                if config is not None:
+                    slot = replace(slot, **config.as_slot_fields())
             limits = self._limits(slot)
             form = await read_form(self._max_bytes(limits))
             if not is_test:

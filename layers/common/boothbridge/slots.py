@@ -167,10 +167,14 @@ class SlotService:
                 {"fields": [{"field": f, "message": "no such media object"} for f in missing]},
             )
 
-    async def update(self, user_id: int, slot_id: str, update: SlotUpdate) -> SlotView:
-        await self.get(user_id, slot_id)
+    async def check(self, update: SlotUpdate) -> None:
+        """Everything a save checks, without saving: catalog, settings schema, and that named images exist."""
         self.validate(update)
         await self._check_media(update)
+
+    async def update(self, user_id: int, slot_id: str, update: SlotUpdate) -> SlotView:
+        await self.get(user_id, slot_id)
+        await self.check(update)
         # Optimistic concurrency: with a version the update applies only to the version the editor saw.
         sql = text(
             f"""
