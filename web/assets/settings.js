@@ -1,0 +1,133 @@
+// The settings page: ingest password, provider API keys (masked, replaceable), booth wait, result retention,
+// and clearing the media cache.
+import { ApiError, api, busy, confirmDialog, h, pulse, requireSession, toast, topbar } from "./core.js";
+
+requireSession();
+topbar("settings");
+
+const $ = (id) => document.getElementById(id);
+const form = $("settings-form");
+const KEY_FIELDS = { gemini: "gemini_api_key", turbotext: "turbotext_api_key" };
+const KEY_TITLES = { gemini: "Gemini", turbotext: "Turbotext" };
+const FIELD_INPUTS = { ingest_password: "ingest-password", t_sync_response: "t-sync", result_ttl_sec: "result-ttl" };
+let current = null;
+
+function keyRow(provider, state) {
+  const id = `key-${provider}`;
+  const source = { settings: "saved here", environment: "from the server's environment", none: "not set" }[state.source]
+    || state.source;
+  const shown = state.masked.length ? state.masked.join(", ") : "none";
+  const input = h("input", { id, type: "password", autocomplete: "off", maxlength: 2000,
+    placeholder: state.configured ? "Enter a new key to replace it" : "Paste the API key",
+    "aria-describedby": `${id}-hint ${id}-error` });
+  const remove = h("input", { id: `${id}-remove`, type: "checkbox", disabled: state.source !== "settings" });
+  FIELD_INPUTS[KEY_FIELDS[provider]] = id;
+  return h("div", { class: "field", dataset: { path: KEY_FIELDS[provider] } },
+    h("label", { for: id }, `${KEY_TITLES[provider] || provider} API key`),
+    input,
+    h("p", { class: "field-hint", id: `${id}-hint` }, `Current: ${shown} (${source}).`,
+      provider === "gemini" ? " Several keys may be given, comma-separated." : ""),
+    state.source === "settings"
+      ? h("label", { class: "switch", for: `${id}-remove` }, remove, "Remove the saved key (use the environment's)")
+      : null,
+    h("p", { class: "field-error", id: `${id}-error` }));
+}
+
+function show(settings) {
+  current = settings;
+  $("keys").replaceChildren(...Object.entries(settings.provider_keys).map(([p, state]) => keyRow(p, state)));
+  $("t-sync").value = String(settings.t_sync_response);
+  $("result-ttl").value = String(Math.round(settings.result_ttl_sec / 3600));
+  $("ingest-password").value = "";
+}
+
+function clearErrors() {
+  for (const id of Object.values(FIELD_INPUTS)) {
+    $(`${id}-error`).textContent = "";
+    $(id).removeAttribute("aria-invalid");
+  }
+}
+
+function fieldError(field, message) {
+  const id = FIELD_INPUTS[field];
+  if (!id) return false;
+  $(`${id}-error`).textContent = message;
+  $(id).setAttribute("aria-invalid", "true");
+  return true;
+}
+
+/** Only what changed is sent. */
+function changes() {
+  const out = {};
+  const problems = [];
+  const password = $("ingest-password").value;
+  if (password) {
+    if (password.length < 6) problems.push(["ingest_password", "At least 6 characters."]);
+    else out.ingest_password = password;
+  }
+  for (const [provider, field] of Object.entries(KEY_FIELDS)) {
+    if (!$(`key-${provider}`)) continue;
+    const value = $(`key-${provider}`).value.trim();
+    if (value) out[field] = value;
+    else if ($(`key-${provider}-remove`).checked) out[field] = "";
+  }
+  const tSync = Number($("t-sync").value);
+  if (!(tSync >= 5 && tSync <= 50)) problems.push(["t_sync_response", "From 5 to 50 seconds."]);
+  else if (tSync !== current.t_sync_response) out.t_sync_response = tSync;
+  const hours = Number($("result-ttl").value);
+  if (!(Number.isInteger(hours) && hours >= 1 && hours <= 720)) problems.push(["result_ttl_sec", "From 1 to 720 hours."]);
+  else if (hours !== Math.round(current.result_ttl_sec / 3600)) out.result_ttl_sec = hours * 3600;
+  return { out, problems };
+}
+
+async function save() {
+  clearErrors();
+  const { out, problems } = changes();
+  if (problems.length) {
+    problems.forEach(([field, message]) => fieldError(field, message));
+    toast("Please correct the highlighted fields.", "error");
+    return;
+  }
+  pulse(form);
+  if (!Object.keys(out).length) {
+    toast("Nothing to save: no setting was changed.");
+    return;
+  }
+  try {
+    show(await api("/api/settings", { method: "PUT", json: out }));
+    toast(out.ingest_password ? "Saved. Booths must now send the new ingest password." : "Saved.");
+  } catch (err) {
+    if (!(err instanceof ApiError) || err.status === 401) throw err;
+    const unplaced = err.fields.filter((f) => !fieldError(String(f.field).replace(/^body\./, ""), f.message));
+    toast(unplaced.length || !err.fields.length ? err.message : "Please correct the highlighted fields.", "error");
+  }
+}
+
+form.addEventListener("submit", (event) => {
+  event.preventDefault();
+  busy($("save-btn"), save);
+});
+
+$("show-password").addEventListener("click", () => {
+  const input = $("ingest-password");
+  const showing = input.type === "text";
+  input.type = showing ? "password" : "text";
+  $("show-password").textContent = showing ? "Show" : "Hide";
+  $("show-password").setAttribute("aria-pressed", String(!showing));
+});
+
+$("clear-cache").addEventListener("click", async () => {
+  const sure = await confirmDialog("Clear the media cache?",
+    "Every processed photo kept on the server is deleted now. Slot templates and settings stay.", "Delete results");
+  if (!sure) return;
+  await busy($("clear-cache"), async () => {
+    const done = await api("/api/settings/clear_media_cache", { method: "POST" });
+    toast(`Media cache cleared: ${done.deleted} processed photo${done.deleted === 1 ? "" : "s"} deleted.`);
+  });
+});
+
+try {
+  show(await api("/api/settings"));
+} catch (err) {
+  if (err.status !== 401) toast(`Cannot load the settings: ${err.message}`, "error");
+}

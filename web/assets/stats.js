@@ -1,0 +1,75 @@
+// The statistics page: every slot's figures since its reset, a reset per slot, and the last 14 days as a chart.
+import { barChart } from "./chart.js";
+import { api, busy, confirmDialog, formatDate, formatMs, h, money, requireSession, toast, topbar } from "./core.js";
+
+requireSession();
+topbar("stats");
+
+const DAYS = 14;
+const body = document.getElementById("stats-body");
+
+function isoDate(date) {
+  return date.toISOString().slice(0, 10);
+}
+
+function row(slot) {
+  const reset = h("button", { class: "btn small secondary", type: "button", "data-reset": slot.id,
+    "aria-label": `Reset the statistics of ${slot.name || slot.id}` }, "Reset");
+  reset.addEventListener("click", async () => {
+    const sure = await confirmDialog("Reset statistics?",
+      `The figures of ${slot.name || slot.id} start again from zero. The all-time count keeps its history.`, "Reset");
+    if (!sure) return;
+    await busy(reset, async () => {
+      await api(`/api/slots/${encodeURIComponent(slot.id)}/reset_stats`, { method: "POST", json: {} });
+      toast(`Statistics of ${slot.name || slot.id} reset.`);
+      await load();
+    });
+  });
+  const thumb = slot.template_url
+    ? h("img", { class: "thumb", src: slot.template_url, alt: `Template of ${slot.name || slot.id}`, loading: "lazy" })
+    : "";
+  const pct = slot.error_pct === null ? "—" : `${slot.error_pct.toFixed(1)} %`;
+  return h("tr", { dataset: { slot: slot.id } },
+    h("td", { "data-label": "Slot" }, h("a", { href: `slot.html?id=${encodeURIComponent(slot.id)}`,
+      class: slot.name ? "slot-name" : "slot-name -free" }, slot.name || "free"), h("div", { class: "muted" }, slot.id)),
+    h("td", {}, thumb),
+    h("td", { class: "num", "data-label": "Processed", "data-col": "processed" }, String(slot.processed)),
+    h("td", { class: "num", "data-label": "Requests", "data-col": "requests" }, String(slot.requests)),
+    h("td", { class: "num", "data-label": "p95 response", "data-col": "p95" }, formatMs(slot.p95_response_ms)),
+    h("td", { class: "num", "data-label": "Errors", "data-col": "errors" }, pct),
+    h("td", { class: "num", "data-label": "Last cost", "data-col": "last-cost" }, money(slot.last_cost)),
+    h("td", { class: "num", "data-label": "Total cost", "data-col": "total-cost" }, money(slot.total_cost)),
+    h("td", { "data-label": "Last reset", "data-col": "last-reset" }, formatDate(slot.last_reset_at)),
+    h("td", {}, reset));
+}
+
+async function loadChart() {
+  const today = new Date();
+  const from = new Date(today.getTime() - (DAYS - 1) * 86400000);
+  const query = new URLSearchParams({ group_by: "day", from: isoDate(from), to: isoDate(today),
+    page_size: String(DAYS + 1), sort_by: "period_start", sort_order: "asc" });
+  const series = await api(`/api/stats/global?${query}`);
+  const days = series.data.map((d) => ({
+    label: d.period_start.slice(5),
+    requests: d.success + d.errors + d.timeouts,
+    errors: d.errors + d.timeouts,
+  }));
+  document.getElementById("chart").replaceChildren(barChart(days));
+  const total = days.reduce((n, d) => n + d.requests, 0);
+  const failed = days.reduce((n, d) => n + d.errors, 0);
+  document.getElementById("chart-summary").textContent =
+    `${total} requests and ${failed} errors in the last ${DAYS} days.`;
+}
+
+async function load() {
+  const summary = await api("/api/stats/summary");
+  document.getElementById("all-time").textContent = String(summary.processed_all_time);
+  body.replaceChildren(...summary.data.map(row));
+  await loadChart();
+}
+
+try {
+  await load();
+} catch (err) {
+  if (err.status !== 401) toast(`Cannot load the statistics: ${err.message}`, "error");
+}
