@@ -9,28 +9,19 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-import uvicorn
 from PIL import Image
 
 from boothbridge.settings import Settings
 from local.app import Emulator
 from tests.integration.test_lambda_ingest import BOUNDARY, multipart_body
 from tests.support.booth import DSLR_FIELDS, configure_slot, credentials, jpeg, operator_token
+from tests.support.live_server import serving
 
 
 @pytest.fixture
 async def live_port(emulator: Emulator) -> AsyncIterator[int]:
-    config = uvicorn.Config(
-        emulator, host="127.0.0.1", port=0, lifespan="off", log_level="warning", timeout_graceful_shutdown=1
-    )
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
-    port: int = server.servers[0].sockets[0].getsockname()[1]
-    yield port
-    server.should_exit = True
-    await task
+    async with serving(emulator) as port:
+        yield port
 
 
 async def read_response(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], bytes]:

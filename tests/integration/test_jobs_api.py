@@ -8,7 +8,6 @@ import asyncio
 import dataclasses
 import json
 import logging
-import socket
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -18,7 +17,6 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-import uvicorn
 from sqlalchemy import text
 
 import functions.admin.jobs as jobs_api
@@ -35,6 +33,7 @@ from local.app import Emulator
 from tests.fakes.sleepy import SleepyProvider
 from tests.integration.test_queue import PHOTO, new_job, result_ref
 from tests.support.booth import configure_slot, credentials, operator_token, post_photo
+from tests.support.live_server import serving
 
 NO_WORKER = {"run_worker": False}
 # The booth's waiter must be woken by the cancel itself: no fallback poll during the test.
@@ -254,20 +253,8 @@ async def test_detail_of_waiting_and_failed_jobs(client: httpx.AsyncClient, cont
 async def live(emulator: Emulator) -> AsyncIterator[httpx.AsyncClient]:
     """The emulator behind a real HTTP server (httpx's in-process transport buffers whole responses, so a
     stream's timing can only be seen over a socket)."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(emulator, lifespan="off", log_level="warning", timeout_graceful_shutdown=1)
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        await asyncio.sleep(0.01)
-    try:
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{sock.getsockname()[1]}", timeout=30) as http:
-            yield http
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
+    async with serving(emulator) as port, httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+        yield http
 
 
 async def _events(response: httpx.Response) -> AsyncIterator[tuple[str, Any, float]]:

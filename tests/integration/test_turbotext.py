@@ -21,7 +21,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from PIL import Image
 from sqlalchemy import text
 
@@ -32,6 +31,7 @@ from boothbridge.settings import Settings
 from local.app import Emulator
 from tests.fakes.turbotext_server import FakeTurbotext
 from tests.support.booth import configure_slot, credentials, jpeg, operator_token, post_photo
+from tests.support.live_server import bound_socket, serving
 
 API_KEY = "tt-secret-4f1c9e2a"
 PHOTO = "<booth photo>"
@@ -72,9 +72,7 @@ def turbotext() -> Iterator[FakeTurbotext]:
 @pytest.fixture
 def app_socket() -> Iterator[socket.socket]:
     """The product's listening socket, bound before the settings exist so `public_base_url` can name it."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock = bound_socket()
     try:
         yield sock
     finally:
@@ -99,20 +97,14 @@ def settings_overrides(turbotext: FakeTurbotext, app_socket: socket.socket) -> d
 @pytest.fixture
 async def live(emulator: Emulator, container: Container, app_socket: socket.socket) -> AsyncIterator[httpx.AsyncClient]:
     """The emulator served on the bound socket; a client for it (the booth and the operator use it)."""
-    config = uvicorn.Config(emulator, lifespan="off", log_level="warning", timeout_graceful_shutdown=1)
-    server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve(sockets=[app_socket]))
-    while not server.started:
-        await asyncio.sleep(0.01)
     provider = container.providers["turbotext"]
     assert isinstance(provider, TurbotextProvider)
     provider.poll_interval_sec = 0.1
-    try:
-        async with httpx.AsyncClient(base_url=container.settings.base_url, timeout=30) as http:
-            yield http
-    finally:
-        server.should_exit = True
-        await task
+    async with (
+        serving(emulator, app_socket),
+        httpx.AsyncClient(base_url=container.settings.base_url, timeout=30) as http,
+    ):
+        yield http
 
 
 def _polling_only(container: Container, monkeypatch: pytest.MonkeyPatch) -> None:
