@@ -128,6 +128,7 @@ $("clear-cache").addEventListener("click", async () => {
 
 try {
   show(await api("/api/settings"));
+  $("save-btn").disabled = false;
 } catch (err) {
   if (err.status !== 401) toast(`Cannot load the settings: ${err.message}`, "error");
 }

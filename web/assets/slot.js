@@ -255,6 +255,8 @@ async function load() {
   showHeader();
   renderSettings(slot.settings_json);
   bind();
+  $("save-btn").disabled = false;
+  $("test-btn").disabled = false;
 }
 
 await load();
