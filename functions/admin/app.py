@@ -4,6 +4,7 @@
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -79,6 +80,16 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     )
     install_error_handlers(app)
     install_openapi(app)
+    origins = (settings or (container.settings if container else Settings())).web_origin_list
+    if origins:  # the web UI deployed as a static site on another origin calls this API from the browser
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST", "PUT"],
+            allow_headers=["Authorization", "Content-Type"],
+            expose_headers=["Retry-After", "X-Job-Id", "X-Processing-Ms"],
+            max_age=600,
+        )
     # listen=True: slot test runs and job event streams wait on jobs through the process's LISTEN connection.
     holder = app.state.holder = ContainerHolder(settings, container, listen=True)
     bearer = HTTPBearer(auto_error=False)

@@ -179,20 +179,47 @@ def test_cleanup_runs_on_a_schedule(template: dict[str, Any]) -> None:
 
 def test_media_bucket_is_private_encrypted_with_lifecycle_safety_nets(template: dict[str, Any]) -> None:
     buckets = {n: r for n, r in template["Resources"].items() if r["Type"] == "AWS::S3::Bucket"}
-    assert list(buckets) == ["MediaBucket"]
+    assert sorted(buckets) == ["MediaBucket", "WebBucket"]
+    for bucket in buckets.values():
+        assert bucket["Properties"]["PublicAccessBlockConfiguration"] == {
+            "BlockPublicAcls": True,
+            "BlockPublicPolicy": True,
+            "IgnorePublicAcls": True,
+            "RestrictPublicBuckets": True,
+        }
+        assert bucket["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"]
     props = buckets["MediaBucket"]["Properties"]
-    assert props["PublicAccessBlockConfiguration"] == {
-        "BlockPublicAcls": True,
-        "BlockPublicPolicy": True,
-        "IgnorePublicAcls": True,
-        "RestrictPublicBuckets": True,
-    }
-    assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
     rules = props["LifecycleConfiguration"]["Rules"]
     expiring = {r["Prefix"] for r in rules if r["Status"] == "Enabled" and "ExpirationInDays" in r}
     assert {"source/", "public/"} <= expiring
     for function in functions_of(template).values():
         assert env_of(function)["S3_BUCKET"] == {"Ref": "MediaBucket"}
+
+
+def test_the_front_door_serves_the_web_ui_from_its_bucket_and_the_api_from_the_admin_function(
+    template: dict[str, Any],
+) -> None:
+    distribution = template["Resources"]["FrontDoor"]["Properties"]["DistributionConfig"]
+    origins = {o["Id"]: o for o in distribution["Origins"]}
+    assert origins["web"]["DomainName"] == {"Fn::GetAtt": ["WebBucket", "RegionalDomainName"]}
+    assert origins["web"]["OriginAccessControlId"] == {"Fn::GetAtt": ["WebOriginAccess", "Id"]}
+    assert distribution["DefaultRootObject"] == "index.html"
+    assert distribution["DefaultCacheBehavior"]["TargetOriginId"] == "web"
+    assert distribution["DefaultCacheBehavior"]["AllowedMethods"] == ["GET", "HEAD"]
+    routes = {b["PathPattern"]: b["TargetOriginId"] for b in distribution["CacheBehaviors"]}
+    assert routes == {
+        "/api/*": "admin",
+        "/public/*": "admin",
+        "/health": "admin",
+        "/metrics": "admin",
+        "/ingest/*": "ingest",
+        "/webhooks/*": "webhook",
+    }
+    # Only this distribution may read the UI's bucket; nobody else, and nothing may write through it.
+    (statement,) = template["Resources"]["WebBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "cloudfront.amazonaws.com"}
+    assert statement["Action"] == "s3:GetObject"
+    assert "FrontDoor" in statement["Condition"]["StringEquals"]["AWS:SourceArn"]["Fn::Sub"]
 
 
 def test_s3_permissions_stay_on_the_media_bucket(template: dict[str, Any]) -> None:

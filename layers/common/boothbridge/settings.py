@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     # Where booths and browsers reach this service; unset -> http://localhost:PORT (local use only).
     public_base_url: str | None = None
     jwt_ttl_sec: int = Field(3600, ge=60)
+    # Origins of a web UI served from elsewhere (a static site on its own domain), comma-separated: the operator
+    # API answers their browsers' CORS requests. Empty: the UI is served from this service's own origin.
+    web_origins: str = ""
     # Provider credentials and endpoints. Base URLs default to the real services and exist so that a fake or a
     # proxy can stand in. Several Gemini keys: comma-separated (a key answering 429 is rested, the next used).
     gemini_api_key: str | None = Field(None, repr=False)
@@ -88,6 +91,10 @@ class Settings(BaseSettings):
     providers_config: Path = DEFAULT_CATALOG
     # Extra provider implementations, "module:attribute" each (third-party providers, test doubles).
     provider_plugins: list[str] = Field(default_factory=list)
+
+    @property
+    def web_origin_list(self) -> list[str]:
+        return [o.strip().rstrip("/") for o in self.web_origins.split(",") if o.strip()]
 
     @model_validator(mode="after")
     def _refuse_unsafe_defaults_in_production(self) -> Settings:
