@@ -3,21 +3,22 @@
 
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Query, Request
-from fastapi.middleware.cors import CORSMiddleware
+from fastapi import Depends, FastAPI, Query, Request, Response
 from fastapi.dependencies.models import Dependant
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
 from boothbridge.accounts import Operator, authenticate
-from boothbridge.auth import InvalidToken, decode_token, issue_token
+from boothbridge.auth import InvalidToken, TokenClaims, decode_token, issue_token
 from boothbridge.container import Container
 from boothbridge.errors import AppError
 from boothbridge.http.errors import install_error_handlers
 from boothbridge.http.holder import ContainerHolder, LazyMangum
 from boothbridge.http.openapi import AUTH, BODY, INVALID, errors, install_openapi
 from boothbridge.login_guard import LoginGuard, client_key
+from boothbridge.sessions import is_revoked, revoke
 from boothbridge.settings import Settings
 from boothbridge.slots import SlotService, SlotUpdate, SlotView
 from functions.admin.jobs import jobs_router
@@ -94,9 +95,9 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     holder = app.state.holder = ContainerHolder(settings, container, listen=True)
     bearer = HTTPBearer(auto_error=False)
 
-    async def current_operator(
+    async def current_claims(
         creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    ) -> Operator:
+    ) -> TokenClaims:
         c = await holder.get()
         if creds is None:
             raise AppError(401, "unauthorized", "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
@@ -109,6 +110,11 @@ def create_app(settings: Settings | None = None, container: Container | None = N
                 "the token is invalid or expired",
                 headers={"WWW-Authenticate": "Bearer"},
             ) from None
+        if await is_revoked(c.db, claims):
+            raise AppError(401, "session_ended", "this session was logged out", headers={"WWW-Authenticate": "Bearer"})
+        return claims
+
+    async def current_operator(claims: Annotated[TokenClaims, Depends(current_claims)]) -> Operator:
         return Operator(claims.user_id, claims.username)
 
     OperatorDep = Annotated[Operator, Depends(current_operator)]
@@ -149,6 +155,13 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         ttl = c.settings.jwt_ttl_sec
         token = issue_token(c.credentials.jwt_secret, operator.id, operator.username, ttl)
         return LoginResponse(access_token=token, expires_in_sec=ttl)
+
+    @app.post("/api/logout", tags=["auth"], status_code=204, response_class=Response, responses=errors(*AUTH))
+    async def logout(claims: Annotated[TokenClaims, Depends(current_claims)]) -> Response:
+        """End this session: the token is refused from now on (other sessions of the operator stay)."""
+        c = await holder.get()
+        await revoke(c.db, claims)
+        return Response(status_code=204)
 
     @app.get("/api/providers", tags=["providers"], responses=errors(*AUTH))
     async def providers(_: OperatorDep) -> dict[str, Any]:

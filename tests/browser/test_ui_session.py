@@ -42,12 +42,16 @@ async def test_throttled_sign_in_explains_when_to_try_again(ui: UI, http: httpx.
     assert message is not None and message.startswith("Too many failed attempts. Try again in ")
 
 
-async def test_logout_ends_the_session(ui: UI) -> None:
+async def test_logout_ends_the_session(ui: UI, http: httpx.AsyncClient) -> None:
     await ui.login()
+    token = await ui.page.evaluate("sessionStorage.getItem('boothbridge.token')")
     await ui.page.click("button[aria-label='Log out']")
     await ui.page.wait_for_url("**/index.html?logout=1")
     assert await ui.page.text_content("#login-notice") == "You are signed out."
     assert await ui.page.evaluate("sessionStorage.getItem('boothbridge.token')") is None
+    # Ended on the server too: the token the tab held is refused even if someone copied it.
+    refused = await http.get("/api/slots", headers={"Authorization": f"Bearer {token}"})
+    assert refused.status_code == 401 and refused.json()["error"]["code"] == "session_ended"
     await ui.page.goto(f"{ui.site}/slots.html")  # no way back in without signing in again
     await ui.page.wait_for_url("**/index.html?expired=1")
 

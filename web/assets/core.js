@@ -27,6 +27,16 @@ export function toLogin(reason) {
   location.replace(`index.html${reason ? `?${reason}=1` : ""}`);
 }
 
+/** End the session on the server too (the token is refused from then on), then back to the login page. */
+export async function logOut() {
+  try {
+    await api("/api/logout", { method: "POST" });
+  } catch {
+    // Already ended or unreachable: the tab forgets the token all the same.
+  }
+  toLogin("logout");
+}
+
 /** For every page but the login page: no valid token → the login page. */
 export function requireSession() {
   if (!session.token()) {
@@ -155,7 +165,7 @@ export function topbar(current) {
     h("a", { class: "icon-btn", href, "aria-label": label, title: label, "aria-current": current === name && "page" },
       icon(name));
   const logout = h("button", { class: "icon-btn", type: "button", "aria-label": "Log out", title: "Log out",
-    onclick: () => toLogin("logout") }, icon("logout"));
+    onclick: logOut }, icon("logout"));
   const bar = h("header", { class: "topbar" },
     h("a", { class: "brand", href: "slots.html" }, "booth", h("span", {}, "bridge")),
     h("nav", { class: "icons", "aria-label": "Main" },

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,7 @@ class TokenClaims:
     user_id: int
     username: str
     expires_at: int
+    token_id: str  # the JWT's jti: what logout revokes
 
 
 class InvalidToken(Exception):
@@ -42,14 +44,25 @@ class InvalidToken(Exception):
 
 def issue_token(secret: str, user_id: int, username: str, ttl_sec: int, now: float | None = None) -> str:
     issued = int(now if now is not None else time.time())
-    payload: dict[str, Any] = {"sub": str(user_id), "name": username, "iat": issued, "exp": issued + ttl_sec}
+    payload: dict[str, Any] = {
+        "sub": str(user_id),
+        "name": username,
+        "iat": issued,
+        "exp": issued + ttl_sec,
+        "jti": uuid.uuid4().hex,
+    }
     return jwt.encode(payload, secret, algorithm=JWT_ALGORITHM)
 
 
 def decode_token(secret: str, token: str) -> TokenClaims:
     try:
-        payload = jwt.decode(token, secret, algorithms=[JWT_ALGORITHM], options={"require": ["exp", "sub"]})
-        return TokenClaims(user_id=int(payload["sub"]), username=str(payload["name"]), expires_at=payload["exp"])
+        payload = jwt.decode(token, secret, algorithms=[JWT_ALGORITHM], options={"require": ["exp", "sub", "jti"]})
+        return TokenClaims(
+            user_id=int(payload["sub"]),
+            username=str(payload["name"]),
+            expires_at=int(payload["exp"]),
+            token_id=str(payload["jti"]),
+        )
     except (jwt.PyJWTError, KeyError, ValueError) as exc:
         raise InvalidToken(str(exc)) from exc
 

@@ -9,6 +9,7 @@ from sqlalchemy import text
 
 from boothbridge.container import Container
 from boothbridge.jobs.callbacks import CallbackQueue
+from boothbridge.sessions import purge_expired as purge_expired_sessions
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,7 @@ async def run_cleanup(c: Container, stale_grace_sec: float = 10.0) -> CleanupRep
         stale = list((await conn.execute(_STALE_JOBS, {"grace": stale_grace_sec, "batch": 100})).scalars())
     for job_id in stale:
         await c.dispatcher.dispatch(job_id)
+    await purge_expired_sessions(c.db)
     report = CleanupReport(media_removed, len(abandoned), len(stale))
     if report.media_removed or report.callbacks_abandoned or report.jobs_redispatched:
         log.info("cleanup: %s", report.as_dict())

@@ -186,3 +186,13 @@ class LoginFailure(Base):
         # The throttle's only access path: one pair's failures, newest first.
         Index("login_failures_pair_created_idx", "username", "client_address", "created_at"),
     )
+
+
+class RevokedToken(Base):
+    """An operator token ended by logout before its expiry (`boothbridge.sessions`); kept until it would have
+    expired anyway, then purged by the scheduled cleanup."""
+
+    __tablename__ = "revoked_tokens"
+
+    token_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column()

@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from pydantic import BaseModel, Field
 
 # The bearer-protected routes: no token, or a token that is invalid or expired.
-AUTH = ("401 unauthorized", "401 invalid_token")
+AUTH = ("401 unauthorized", "401 invalid_token", "401 session_ended")
 # A body, query or form that does not match the route's declared shape (`details.fields` says where).
 INVALID = "400 validation_error"
 # A route with a body: also a body that cannot be parsed at all (not UTF-8 JSON, a broken multipart form).

@@ -1,0 +1,34 @@
+"""Operator sessions ended before their token expires: logout revokes the token's id, and every authenticated
+request checks it. Tokens stay stateless JWTs otherwise; the table only holds ended, not yet expired tokens."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from boothbridge.auth import TokenClaims
+
+_REVOKE = text(
+    "INSERT INTO revoked_tokens (token_id, expires_at) VALUES (:id, :expires) ON CONFLICT (token_id) DO NOTHING"
+)
+_IS_REVOKED = text("SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE token_id = :id)")
+# Once a token has expired it is refused for that reason; its revocation row is no longer needed.
+_PURGE = text("DELETE FROM revoked_tokens WHERE expires_at < now()")
+
+
+async def revoke(db: AsyncEngine, claims: TokenClaims) -> None:
+    """End the session of this token (idempotent)."""
+    async with db.begin() as conn:
+        await conn.execute(_REVOKE, {"id": claims.token_id, "expires": datetime.fromtimestamp(claims.expires_at, UTC)})
+
+
+async def is_revoked(db: AsyncEngine, claims: TokenClaims) -> bool:
+    async with db.connect() as conn:
+        return bool((await conn.execute(_IS_REVOKED, {"id": claims.token_id})).scalar())
+
+
+async def purge_expired(db: AsyncEngine) -> int:
+    async with db.begin() as conn:
+        return (await conn.execute(_PURGE)).rowcount or 0
