@@ -170,3 +170,37 @@ async def test_a_configured_slot_opens_with_its_settings(ui: UI, http: httpx.Asy
     assert await ui.page.input_value("#setting-aspect_ratio") == "16:9"
     assert await ui.page.input_value("#setting-mode") == "pad"
     assert await ui.page.input_value("#setting-output-quality") == "92"  # nested object, default shown
+
+
+async def test_booleans_textareas_and_unset_choices_reach_the_saved_settings(
+    ui: UI, http: httpx.AsyncClient, settings: Settings
+) -> None:
+    page = ui.page
+    await ui.login()
+    await ui.open("slot.html?id=slot-005")
+    await page.select_option("#provider", "local")
+    await page.select_option("#operation", "resize")
+    await page.fill("#setting-width", "800")
+    assert await page.is_checked("#setting-upscale")  # the schema's default
+    await page.uncheck("#setting-upscale")
+    await page.click("#save-btn")
+    await page.wait_for_selector(".toast >> text=Saved.")
+    token = await operator_token(http, settings.credentials_path)
+    slot = (await http.get("/api/slots/slot-005", headers={"Authorization": f"Bearer {token}"})).json()
+    assert slot["settings_json"]["width"] == 800
+    assert slot["settings_json"]["upscale"] is False
+    assert "height" not in slot["settings_json"]
+
+    # Gemini's prompt is a text area; an optional choice without a default can stay unset.
+    await page.select_option("#provider", "gemini")
+    assert await page.text_content("#provider-title") == "Gemini"
+    await page.select_option("#operation", "change_image")
+    assert await page.evaluate("document.querySelector('#setting-prompt').tagName") == "TEXTAREA"
+    assert await page.input_value("#setting-aspect_ratio") == ""
+    await page.fill("#setting-prompt", "Make it look like a watercolour")
+    await page.click("#save-btn")
+    await page.wait_for_selector(".toast >> text=Saved. >> nth=1")
+    slot = (await http.get("/api/slots/slot-005", headers={"Authorization": f"Bearer {token}"})).json()
+    assert (slot["provider_id"], slot["operation_id"]) == ("gemini", "change_image")
+    assert slot["settings_json"]["prompt"] == "Make it look like a watercolour"
+    assert "aspect_ratio" not in slot["settings_json"]
