@@ -4,6 +4,7 @@ database cloned per test, a real S3-protocol server (moto over HTTP), and a cont
 from __future__ import annotations
 
 import os
+import socket
 import uuid
 import warnings
 from collections.abc import AsyncIterator, Iterator
@@ -20,6 +21,7 @@ from boothbridge.media.s3_store import S3Store
 from boothbridge.settings import Settings
 from local.app import Emulator
 from tests.fakes.sleepy import SleepyProvider, sleepy_catalog
+from tests.support.live_server import bound_socket
 from tests.support.moto_server import FAKE_ACCESS_KEY_ID, FAKE_REGION, FAKE_SECRET_ACCESS_KEY, moto_s3_server
 
 
@@ -90,6 +92,17 @@ async def s3_bucket(moto_endpoint: str) -> str:
     finally:
         await store.close()
     return bucket
+
+
+@pytest.fixture
+def app_socket() -> Iterator[socket.socket]:
+    """The product's listening socket, bound before the settings exist so `public_base_url` can name it
+    (browsers and URL-fetching provider fakes reach the product through it; see tests/support/live_server)."""
+    sock = bound_socket()
+    try:
+        yield sock
+    finally:
+        sock.close()
 
 
 @pytest.fixture

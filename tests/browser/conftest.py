@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Page, 
 from boothbridge.settings import PROJECT_ROOT, Settings
 from local.app import Emulator
 from tests.support.booth import credentials
-from tests.support.live_server import bound_socket, serving
+from tests.support.live_server import serving
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
 # Without the background-networking flags Chromium keeps dialling Google's hosts, which this network refuses.
@@ -38,15 +38,6 @@ PHONE = {"width": 390, "height": 844}
 def artifacts_dir() -> Path:
     """Where screenshots go: $BOOTHBRIDGE_ARTIFACTS or test-artifacts/ in the project (git-ignored)."""
     return Path(os.environ.get("BOOTHBRIDGE_ARTIFACTS") or PROJECT_ROOT / "test-artifacts")
-
-
-@pytest.fixture
-def app_socket() -> Iterator[socket.socket]:
-    sock = bound_socket()
-    try:
-        yield sock
-    finally:
-        sock.close()
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import re
+from typing import Any
 
 import httpx
 import pytest
@@ -34,6 +35,15 @@ async def drop_file(page: Page, selector: str, name: str, mime: str, data: bytes
     )
     await page.dispatch_event(selector, "dragover", {"dataTransfer": transfer})
     await page.dispatch_event(selector, "drop", {"dataTransfer": transfer})
+
+
+async def saved_slot(http: httpx.AsyncClient, settings: Settings, slot_id: str) -> dict[str, Any]:
+    """The slot as the API has it (what Save stored)."""
+    token = await operator_token(http, settings.credentials_path)
+    r = await http.get(f"/api/slots/{slot_id}", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code == 200, r.text
+    slot: dict[str, Any] = r.json()
+    return slot
 
 
 async def media_count(container: Container) -> int:
@@ -94,8 +104,7 @@ async def test_configure_a_local_frame_slot_test_it_and_save_it(
     assert tuple(size) == TEMPLATE_SIZE  # the frame's size: the photo was placed into the template
     caption = await page.text_content("#test-result-caption")
     assert caption is not None and re.fullmatch(r"Result · \d+(\.\d)? m?s · cost 0\.00 USD", caption), caption
-    token = await operator_token(http, settings.credentials_path)
-    slot = (await http.get("/api/slots/slot-001", headers={"Authorization": f"Bearer {token}"})).json()
+    slot = await saved_slot(http, settings, "slot-001")
     assert slot["is_configured"] is False, "Test must not save"
 
     await page.click("#save-btn")
@@ -136,8 +145,7 @@ async def test_save_shows_validation_errors_at_their_fields_and_saves_nothing(
     await page.select_option("#provider", "")
     await page.click("#save-btn")
     assert await page.text_content("#provider-error") == "Choose a provider."
-    token = await operator_token(http, settings.credentials_path)
-    slot = (await http.get("/api/slots/slot-002", headers={"Authorization": f"Bearer {token}"})).json()
+    slot = await saved_slot(http, settings, "slot-002")
     assert slot["is_configured"] is False
 
 
@@ -185,8 +193,7 @@ async def test_booleans_textareas_and_unset_choices_reach_the_saved_settings(
     await page.uncheck("#setting-upscale")
     await page.click("#save-btn")
     await page.wait_for_selector(".toast >> text=Saved.")
-    token = await operator_token(http, settings.credentials_path)
-    slot = (await http.get("/api/slots/slot-005", headers={"Authorization": f"Bearer {token}"})).json()
+    slot = await saved_slot(http, settings, "slot-005")
     assert slot["settings_json"]["width"] == 800
     assert slot["settings_json"]["upscale"] is False
     assert "height" not in slot["settings_json"]
@@ -200,7 +207,7 @@ async def test_booleans_textareas_and_unset_choices_reach_the_saved_settings(
     await page.fill("#setting-prompt", "Make it look like a watercolour")
     await page.click("#save-btn")
     await page.wait_for_selector(".toast >> text=Saved. >> nth=1")
-    slot = (await http.get("/api/slots/slot-005", headers={"Authorization": f"Bearer {token}"})).json()
+    slot = await saved_slot(http, settings, "slot-005")
     assert (slot["provider_id"], slot["operation_id"]) == ("gemini", "change_image")
     assert slot["settings_json"]["prompt"] == "Make it look like a watercolour"
     assert "aspect_ratio" not in slot["settings_json"]

@@ -14,6 +14,17 @@ from tests.support.booth import configure_slot, credentials, operator_token, pos
 pytestmark = pytest.mark.browser
 
 
+async def reframe_slot_with_posts(http: httpx.AsyncClient, settings: Settings, slot_id: str, posts: int) -> str:
+    """Configure the slot (local reframe) and post `posts` booth photos to it; answers the ingest password."""
+    token = await operator_token(http, settings.credentials_path)
+    r = await configure_slot(http, token, slot_id, "local", "reframe", {"aspect_ratio": "1:1"})
+    assert r.status_code == 200, r.text
+    password: str = credentials(settings.credentials_path)["ingest_password"]
+    for _ in range(posts):
+        assert (await post_photo(http, slot_id, booth_photo(), password)).status_code == 200
+    return password
+
+
 async def cell(ui: UI, slot_id: str, column: str) -> str:
     return (await ui.page.text_content(f"tr[data-slot='{slot_id}'] td[data-col='{column}']")) or ""
 
@@ -21,12 +32,7 @@ async def cell(ui: UI, slot_id: str, column: str) -> str:
 async def test_a_booth_post_shows_on_the_statistics_page_and_reset_clears_it(
     ui: UI, http: httpx.AsyncClient, settings: Settings
 ) -> None:
-    token = await operator_token(http, settings.credentials_path)
-    assert (
-        await configure_slot(http, token, "slot-001", "local", "reframe", {"aspect_ratio": "1:1"})
-    ).status_code == 200
-    password = credentials(settings.credentials_path)["ingest_password"]
-    assert (await post_photo(http, "slot-001", booth_photo(), password)).status_code == 200
+    await reframe_slot_with_posts(http, settings, "slot-001", posts=1)
     assert (await post_photo(http, "slot-001", booth_photo(), "wrong-password")).status_code == 401
 
     await ui.login()
@@ -57,12 +63,7 @@ async def test_a_booth_post_shows_on_the_statistics_page_and_reset_clears_it(
 async def test_cancelling_the_reset_dialog_keeps_the_figures(
     ui: UI, http: httpx.AsyncClient, settings: Settings
 ) -> None:
-    token = await operator_token(http, settings.credentials_path)
-    assert (
-        await configure_slot(http, token, "slot-002", "local", "reframe", {"aspect_ratio": "1:1"})
-    ).status_code == 200
-    password = credentials(settings.credentials_path)["ingest_password"]
-    assert (await post_photo(http, "slot-002", booth_photo(), password)).status_code == 200
+    await reframe_slot_with_posts(http, settings, "slot-002", posts=1)
     await ui.login()
     await ui.open("stats.html")
     await ui.page.click("button[data-reset='slot-002']")
@@ -75,12 +76,7 @@ async def test_cancelling_the_reset_dialog_keeps_the_figures(
 async def test_a_new_ingest_password_from_the_settings_page_locks_the_old_one_out(
     ui: UI, http: httpx.AsyncClient, settings: Settings
 ) -> None:
-    token = await operator_token(http, settings.credentials_path)
-    assert (
-        await configure_slot(http, token, "slot-001", "local", "reframe", {"aspect_ratio": "1:1"})
-    ).status_code == 200
-    old = credentials(settings.credentials_path)["ingest_password"]
-    assert (await post_photo(http, "slot-001", booth_photo(), old)).status_code == 200
+    old = await reframe_slot_with_posts(http, settings, "slot-001", posts=1)
 
     await ui.login()
     await ui.page.click("a[aria-label='Settings']")

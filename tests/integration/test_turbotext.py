@@ -31,7 +31,7 @@ from boothbridge.settings import Settings
 from local.app import Emulator
 from tests.fakes.turbotext_server import FakeTurbotext
 from tests.support.booth import configure_slot, credentials, jpeg, operator_token, post_photo
-from tests.support.live_server import bound_socket, serving
+from tests.support.live_server import serving
 
 API_KEY = "tt-secret-4f1c9e2a"
 PHOTO = "<booth photo>"
@@ -67,16 +67,6 @@ def turbotext() -> Iterator[FakeTurbotext]:
         yield fake
     finally:
         fake.stop()
-
-
-@pytest.fixture
-def app_socket() -> Iterator[socket.socket]:
-    """The product's listening socket, bound before the settings exist so `public_base_url` can name it."""
-    sock = bound_socket()
-    try:
-        yield sock
-    finally:
-        sock.close()
 
 
 @pytest.fixture
