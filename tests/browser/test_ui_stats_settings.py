@@ -112,6 +112,13 @@ async def test_settings_save_keys_masked_and_timing_and_clear_the_media_cache(
     assert stored["t_sync_response"] == 30 and stored["result_ttl_sec"] == 24 * 3600
     assert stored["provider_keys"]["gemini"]["source"] == "settings"
 
+    # A key saved here can be removed again (the environment's, if any, applies).
+    await ui.page.check("#key-gemini-remove")
+    await ui.page.click("#save-btn")
+    await ui.page.wait_for_function("document.querySelector('#key-gemini-hint').textContent.includes('not set')")
+    stored = (await http.get("/api/settings", headers={"Authorization": f"Bearer {token}"})).json()
+    assert stored["provider_keys"]["gemini"] == {"configured": False, "source": "none", "masked": []}
+
     await ui.page.click("#clear-cache")
     await ui.page.click("dialog[open] button:text('Delete results')")
     await ui.page.wait_for_selector(".toast >> text=Media cache cleared")

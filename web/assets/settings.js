@@ -68,8 +68,9 @@ function changes() {
   for (const [provider, field] of Object.entries(KEY_FIELDS)) {
     if (!$(`key-${provider}`)) continue;
     const value = $(`key-${provider}`).value.trim();
+    const remove = $(`key-${provider}-remove`); // only offered for a key saved on this page
     if (value) out[field] = value;
-    else if ($(`key-${provider}-remove`).checked) out[field] = "";
+    else if (remove && remove.checked) out[field] = "";
   }
   const tSync = Number($("t-sync").value);
   if (!(tSync >= 5 && tSync <= 50)) problems.push(["t_sync_response", "From 5 to 50 seconds."]);
