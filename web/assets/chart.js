@@ -21,6 +21,7 @@ export function barChart(days, { width = 720, height = 180 } = {}) {
   }
   const slot = inner.w / Math.max(1, days.length);
   const bar = Math.max(4, slot * 0.62);
+  const labelEvery = Math.ceil(38 / slot); // a "MM-DD" label needs about 38 px
   days.forEach((d, i) => {
     const x = pad.left + i * slot + (slot - bar) / 2;
     const hReq = (d.requests / top) * inner.h;
@@ -29,7 +30,7 @@ export function barChart(days, { width = 720, height = 180 } = {}) {
     req.append(node("title", {}, `${d.label}: ${d.requests} requests, ${d.errors} errors`));
     svg.append(req);
     if (hErr > 0) svg.append(node("rect", { class: "bar-err", x, y: pad.top + inner.h - hErr, width: bar, height: hErr, rx: 3 }));
-    if (days.length <= 16 || i % 2 === 0) {
+    if (i % labelEvery === 0) {
       svg.append(node("text", { x: x + bar / 2, y: height - 6, "text-anchor": "middle" }, d.label));
     }
   });

@@ -54,7 +54,9 @@ async function loadChart() {
     requests: d.success + d.errors + d.timeouts,
     errors: d.errors + d.timeouts,
   }));
-  document.getElementById("chart").replaceChildren(barChart(days));
+  const chart = document.getElementById("chart");
+  // Drawn at the width it is shown at, so its labels keep their size on a phone.
+  chart.replaceChildren(barChart(days, { width: Math.max(300, chart.clientWidth || 720) }));
   const total = days.reduce((n, d) => n + d.requests, 0);
   const failed = days.reduce((n, d) => n + d.errors, 0);
   document.getElementById("chart-summary").textContent =
