@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from boothbridge.catalog import Catalog
 from boothbridge.jobs.backoff import retry_delay, should_retry
 from boothbridge.jobs.callbacks import CallbackQueue, new_callback_token
-from boothbridge.jobs.model import JobRecord
+from boothbridge.jobs.model import ClaimedJob, JobRecord
 from boothbridge.jobs.queue import JobQueue
 from boothbridge.media.links import PublicLinks
 from boothbridge.media.service import MediaExpired, MediaNotFound, MediaService
@@ -121,7 +121,13 @@ class JobRunner:
                 "provider_unavailable", f"provider {job.provider_id!r} is not available", retryable=False
             )
         try:
-            data, ref = await self.media.read(job.source_media_id)
+            if isinstance(job, ClaimedJob):  # the claim read the source's live media row (None: gone or expired)
+                if job.source is None:
+                    raise MediaNotFound(str(job.source_media_id))
+                ref = job.source
+                data = await self.media.read_described(ref)
+            else:
+                data, ref = await self.media.read(job.source_media_id)
         except (MediaNotFound, MediaExpired) as exc:
             raise ProviderError("source_expired", "the source photo is no longer stored", retryable=False) from exc
         media: dict[str, ImageInput] = {}
