@@ -76,6 +76,11 @@ class JobWithResult(JobRecord):
     def from_read(cls, row: Any) -> JobWithResult:
         return cls(**{name: row[name] for name in JOB_FIELDS}, result=media_from(row))
 
+    @classmethod
+    def completed(cls, row: Any, result: MediaRef) -> JobWithResult:
+        """From the completion statement's row and the result it recorded."""
+        return cls(**{name: row[name] for name in JOB_FIELDS}, result=result)
+
 
 @dataclass(frozen=True)
 class NewJob:

@@ -5,8 +5,9 @@ psycopg (`boothbridge.db.raw`), the hot path's connections."""
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from psycopg.types.json import Jsonb
@@ -17,9 +18,19 @@ from boothbridge.jobs.model import ClaimedJob, JobRecord, JobWithResult, NewJob
 from boothbridge.jobs.statements import CHANNEL_DONE, CHANNEL_NEW, attempt_errors_entry, completion_params
 from boothbridge.media.ref import MediaRef
 
-__all__ = ["CHANNEL_DONE", "CHANNEL_NEW", "Admission", "JobQueue"]
+__all__ = ["CHANNEL_DONE", "CHANNEL_NEW", "Admission", "Claim", "JobQueue"]
 
 _EXHAUSTED_MESSAGE = "the worker running the last attempt stopped responding"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Claimed jobs, and whether claimable work was left behind (a provider at its limit, a row another
+    transaction held): only then does a place freed by a finishing job call for another claim at once. New
+    work needs no such hint: it comes with a NOTIFY."""
+
+    jobs: list[ClaimedJob]
+    work_left: bool
 
 
 @dataclass(frozen=True)
@@ -92,12 +103,16 @@ class JobQueue:
         runs out, and the takeover bumps the attempt (fencing the dead worker out). A job that has used up
         its attempts is failed instead of taken.
         """
+        return (await self.claim_batch(owner, max_jobs, only_id)).jobs
+
+    async def claim_batch(self, owner: str, max_jobs: int, only_id: uuid.UUID | None = None) -> Claim:
+        """`claim`, also telling whether it left claimable work behind (see `Claim`)."""
         if max_jobs <= 0:
-            return []
+            return Claim([], work_left=True)
         async with self.sql.transaction() as conn:
             locked = await (await self.sql.run(conn, sql.LOCK_PROVIDERS_WITH_WORK, {"only_id": only_id})).fetchall()
             if not locked:
-                return []
+                return Claim([], work_left=False)
             providers = [row["provider_id"] for row in locked]
             params = {
                 "providers": providers,
@@ -109,7 +124,9 @@ class JobQueue:
                 "message": _EXHAUSTED_MESSAGE,
             }
             rows = await (await self.sql.run(conn, sql.TAKE, params)).fetchall()
-        return [ClaimedJob.from_claim(row) for row in rows]
+        jobs = [ClaimedJob.from_claim(row) for row in rows]
+        taken = Counter(job.provider_id for job in jobs)
+        return Claim(jobs, work_left=any(row["ready"] > taken[row["provider_id"]] for row in locked))
 
     # ---- while running -------------------------------------------------------------------------------
 
@@ -125,8 +142,15 @@ class JobQueue:
     ) -> bool:
         """Record success, fenced by attempt number: a stale attempt changes nothing and gets False.
         The job update, the result's media row and the NOTIFY are one statement."""
+        return await self.complete_job(job_id, attempt, result, result_expires_at, cost) is not None
+
+    async def complete_job(
+        self, job_id: uuid.UUID, attempt: int, result: MediaRef, result_expires_at: datetime, cost: float
+    ) -> JobWithResult | None:
+        """`complete`, returning the job as it now stands with its result (None: a stale attempt)."""
         params = {"id": job_id, "attempt": attempt, **completion_params(result, result_expires_at, cost)}
-        return await self.sql.one(sql.COMPLETE, params) is not None
+        row = await self.sql.one(sql.COMPLETE, params)
+        return JobWithResult.completed(row, replace(result, expires_at=result_expires_at)) if row else None
 
     async def fail_attempt(
         self,

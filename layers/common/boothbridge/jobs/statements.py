@@ -31,11 +31,15 @@ _CLAIMABLE = "((status = 'queued' AND run_after <= now()) OR (status = 'running'
 # host): without it two claimers could both count one free place and both take it. Transaction-scoped, so it
 # cannot leak. Every claimer locks its providers in sorted order, so claimers wait for each other but can never
 # deadlock: the lock is a volatile call in the output list, which PostgreSQL evaluates after the ORDER BY sort.
+# `ready` (how many are claimable, as seen before the lock) tells the worker whether the claim left work behind
+# (a provider at its limit): only then does a job ending in it need to wake its claim loop.
 LOCK_PROVIDERS_WITH_WORK = f"""
-    SELECT w.provider_id, pg_advisory_xact_lock(hashtext('boothbridge.provider'), hashtext(w.provider_id))
+    SELECT w.provider_id, w.ready,
+           pg_advisory_xact_lock(hashtext('boothbridge.provider'), hashtext(w.provider_id))
     FROM (
-        SELECT DISTINCT provider_id FROM jobs
+        SELECT provider_id, count(*) AS ready FROM jobs
         WHERE {_CLAIMABLE} AND (%(only_id)s::uuid IS NULL OR id = %(only_id)s)
+        GROUP BY provider_id
     ) AS w
     ORDER BY w.provider_id
     """
@@ -164,8 +168,9 @@ HEARTBEAT = """
 
 
 def completion_statement(fence: str) -> str:
-    """One statement: fenced success, the result's media row, and the NOTIFY to waiters. `fence` decides who
-    may finish the job; a caller it does not match changes nothing, inserts no media row and notifies nobody."""
+    """One statement: fenced success, the result's media row, and the NOTIFY to waiters; it returns the job as
+    it now stands (a waiter in this process is handed that and needs no read). `fence` decides who may finish
+    the job; a caller it does not match changes nothing, inserts no media row and notifies nobody."""
     return f"""
         WITH done AS (
             UPDATE jobs
@@ -173,13 +178,13 @@ def completion_statement(fence: str) -> str:
                 updated_at = now(), lease_owner = NULL, lease_expires_at = NULL, error_code = NULL,
                 error_message = NULL
             WHERE {fence}
-            RETURNING id
+            RETURNING {JOB_COLUMNS}
         ), result AS (
             INSERT INTO media_objects (id, storage_key, mime, size_bytes, sha256, kind, expires_at, job_id)
             SELECT %(result)s, %(m_key)s, %(m_mime)s, %(m_size)s, %(m_sha)s, 'result', %(m_expires)s, done.id
             FROM done
         )
-        SELECT done.id, pg_notify('{CHANNEL_DONE}', done.id::text) FROM done
+        SELECT done.*, pg_notify('{CHANNEL_DONE}', done.id::text) FROM done
         """
 
 

@@ -36,7 +36,7 @@ async def wait_subscribed(
     per-process fallback poll, a waiter re-reads only when woken (or at its deadline). Each read brings the
     result's media row along (`JobWithResult.result`), so a waiter needs no second read to stream it.
     """
-    job: JobWithResult | None = None if skip_first_read else await _read(queue, job_id, woken)
+    job: JobWithResult | None = None if skip_first_read else await _read(queue, hub, job_id, woken)
     while job is None or not job.is_terminal:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
@@ -46,14 +46,15 @@ async def wait_subscribed(
             await asyncio.wait_for(woken.wait(), timeout)
         except TimeoutError:
             pass
-        job = await _read(queue, job_id, woken)
-    return job if job is not None else await _read(queue, job_id, woken)
+        job = await _read(queue, hub, job_id, woken)
+    return job if job is not None else await _read(queue, hub, job_id, woken)
 
 
-async def _read(queue: JobQueue, job_id: uuid.UUID, woken: asyncio.Event) -> JobWithResult:
-    # Clear, then read: an ending signalled after the read sets the event again, so none is lost.
+async def _read(queue: JobQueue, hub: NotificationHub, job_id: uuid.UUID, woken: asyncio.Event) -> JobWithResult:
+    # Clear, then read: an ending signalled after the read sets the event again, so none is lost. A job that
+    # ended in this process was handed over as it ended (`hub.final`): no read at all.
     woken.clear()
-    job = await queue.get(job_id)
+    job = hub.final(job_id) or await queue.get(job_id)
     if job is None:
         raise LookupError(f"job {job_id} vanished")
     return job
