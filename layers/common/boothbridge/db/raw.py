@@ -44,7 +44,9 @@ class RawDb:
             # Like the SQLAlchemy engine: connections younger than typical idle timeouts (proxies, firewalls).
             max_lifetime=recycle_sec,
             timeout=timeout_sec,
-            kwargs={"autocommit": True, "row_factory": dict_row},
+            # Prepared on a connection's first use of a statement, not its fifth: the pool hands connections out in
+            # turn (FIFO) and recycles them, so with psycopg's default most executions would still be planned anew.
+            kwargs={"autocommit": True, "row_factory": dict_row, "prepare_threshold": 0},
             name="boothbridge-hot",
         )
         self.statements = 0
