@@ -42,8 +42,10 @@ async def wait_subscribed(
         if remaining <= 0:
             break
         timeout = remaining if hub.polls else min(remaining, fallback_poll_sec)
+        # asyncio.timeout, not wait_for (which on 3.11 can swallow a cancellation that arrives with the wake-up).
         try:
-            await asyncio.wait_for(woken.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await woken.wait()
         except TimeoutError:
             pass
         job = await _read(queue, hub, job_id, woken)

@@ -89,8 +89,11 @@ class WorkerLoop:
                     task.add_done_callback(self._tasks.discard)
             if claimed and claimed == free:
                 continue  # there may be more; loop again as soon as a place frees (that wakes us)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancellation (stop()) that arrives just as
+            # the wake-up does, and the loop then never stops.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_sec)
+                async with asyncio.timeout(self.poll_sec):
+                    await self._wake.wait()
 
     async def _run_one(self, job: JobRecord) -> None:
         try:
