@@ -105,8 +105,10 @@ class WorkerLoop:
         except Exception:
             log.exception("job %s attempt %s: unexpected failure in the runner", job.id, job.attempt)
         finally:
-            # This task still counts in `_tasks` here: a full loop gets a place back.
-            if self._work_left or len(self._tasks) >= self.concurrency:
+            # Its place is free from here on, before the loop looks again (the done callback would come later).
+            was_full = len(self._tasks) >= self.concurrency
+            self._tasks.discard(asyncio.current_task())
+            if self._work_left or was_full:
                 self.wake()
 
 
