@@ -100,8 +100,8 @@ class Harness:
     async def set_up(self) -> None:
         self.url = await self.start_database()
         max_conn, version = await asyncio.to_thread(pg_facts, self.url)
-        # The engine may open pool_size + max_overflow (= 2 x pool_size) connections; leave room for the LISTEN
-        # connection, the sampler and anything else on the server.
+        # The product may open 2 x pool_size connections (its SQLAlchemy pool and its plain psycopg pool, each
+        # pool_size); leave room for the LISTEN connection, the sampler and anything else on the server.
         pool_size = max(4, min(60, (max_conn - 10) // 2))
         self.settings = Settings(
             _env_file=None,  # type: ignore[call-arg]
@@ -128,7 +128,7 @@ class Harness:
         self.hub = as_timed(c.hub)
         self.emu = Emulator(self.settings, c)
         await self.emu.start()
-        self.meters = Meters(c.engine, await asyncio.to_thread(postmaster_pid, self.url))
+        self.meters = Meters(c.engine, c.sql, await asyncio.to_thread(postmaster_pid, self.url))
         slow = c.providers[SLOW_PROVIDER_ID]
         assert isinstance(slow, SlowProvider)
         self.slow = slow
@@ -147,7 +147,7 @@ class Harness:
                 "server process": f"uvicorn {uvicorn.__version__} (http={self.http.config.http}) on {loop}: "
                 "Emulator (ingest, admin, worker), hub, /inline baseline",
                 "settings": f"worker_concurrency={WORKER_CONCURRENCY}, db_pool_size={pool_size} "
-                f"(+{pool_size} overflow), fallback_poll_sec={self.settings.fallback_poll_sec}",
+                f"(x2: SQLAlchemy + plain psycopg pools), fallback_poll_sec={self.settings.fallback_poll_sec}",
             }
         )
 

@@ -19,20 +19,24 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from boothbridge.db.engine import libpq_url
+from boothbridge.db.raw import RawDb
 
 
 @dataclass(frozen=True)
 class Reading:
     own_cpu: float  # seconds of CPU used by the server process (all threads; not the load client)
     pg_cpu: float  # seconds of CPU used by the PostgreSQL server processes (NaN when not visible)
-    statements: int  # SQL statements the engine executed
-    checkouts: int  # engine pool checkouts (each one also pings the server: pool_pre_ping)
+    statements: int  # SQL statements executed: the SQLAlchemy engine's and the plain psycopg pool's
+    checkouts: int  # pool checkouts: the SQLAlchemy engine's and the plain psycopg pool's
 
 
 class Meters:
-    """CPU of this process and of the local PostgreSQL server, and the engine's statements and checkouts."""
+    """CPU of this process and of the local PostgreSQL server, and the statements and checkouts of both of the
+    product's connection pools (the SQLAlchemy engine, metered by its events; the hot path's `RawDb`, which
+    counts its own)."""
 
-    def __init__(self, engine: AsyncEngine, pg_pid: int | None) -> None:
+    def __init__(self, engine: AsyncEngine, raw: RawDb, pg_pid: int | None) -> None:
+        self.raw = raw
         self.statements = 0
         self.checkouts = 0
         self._pg: Any = None
@@ -67,7 +71,12 @@ class Meters:
 
     def read(self) -> Reading:
         own = os.times()  # user + system of this process only: the load client's CPU is not in it
-        return Reading(own.user + own.system, self._pg_cpu(), self.statements, self.checkouts)
+        return Reading(
+            own.user + own.system,
+            self._pg_cpu(),
+            self.statements + self.raw.statements,
+            self.checkouts + self.raw.checkouts,
+        )
 
 
 def postmaster_pid(url: str) -> int | None:

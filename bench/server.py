@@ -22,6 +22,7 @@ from boothbridge.errors import AppError
 from boothbridge.http.errors import install_error_handlers
 from boothbridge.http.multipart import read_booth_form
 from boothbridge.images import inspect_image
+from boothbridge.jobs.model import JobWithResult
 from boothbridge.jobs.notifications import NotificationHub
 from boothbridge.jobs.queue import CHANNEL_DONE
 from boothbridge.providers.base import ImageInput, ProviderRequest
@@ -70,11 +71,11 @@ class TimedHub(NotificationHub):
                     self.notified.setdefault(job_id, now)
         super()._dispatch(channel, payload)
 
-    def job_ended(self, job_id: uuid.UUID) -> None:
+    def job_ended(self, job_id: uuid.UUID, final: JobWithResult | None = None) -> None:
         """Only called when the product's hub has this (a job ended here, or the poll saw it end)."""
         if job_id in self._watching:
             self.woken.setdefault(job_id, time.time())
-        super().job_ended(job_id)  # type: ignore[misc]
+        super().job_ended(job_id, final)
 
 
 @contextlib.contextmanager

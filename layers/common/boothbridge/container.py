@@ -12,6 +12,7 @@ from boothbridge import credentials
 from boothbridge.catalog import Catalog
 from boothbridge.credentials import Credentials
 from boothbridge.db.engine import autocommit, create_engine, libpq_url
+from boothbridge.db.raw import RawDb
 from boothbridge.jobs.dispatch import JobDispatcher, LambdaInvokeDispatcher, NotifyDispatcher
 from boothbridge.jobs.notifications import NotificationHub
 from boothbridge.jobs.queue import JobQueue
@@ -57,6 +58,7 @@ class Container:
     database_url: str
     engine: AsyncEngine
     db: AsyncEngine  # the same pool in autocommit mode, for single statements
+    sql: RawDb  # plain psycopg connections for the hot path (ingest, queue, worker)
     store: ObjectStore
     media: MediaService
     catalog: Catalog
@@ -75,6 +77,7 @@ class Container:
         for provider in self.providers.values():
             await provider.close()
         await self.store.close()
+        await self.sql.close()
         await self.engine.dispose()
 
 
@@ -100,7 +103,10 @@ async def build_container(
     )
     if created:
         log.warning("generated new credentials at %s", settings.credentials_path.resolve())
-    engine = create_engine(url, settings.db_pool_size)
+    # Two pools of `db_pool_size` each, so at most 2 x db_pool_size connections (as when the engine alone could
+    # overflow to twice its size): the hot path's plain psycopg pool, and SQLAlchemy's for everything else.
+    engine = create_engine(url, settings.db_pool_size, max_overflow=0)
+    raw = RawDb(url, settings.db_pool_size)  # opened last, so a failed build leaves nothing running
     if provision:
         from boothbridge.provision import apply_credentials
 
@@ -109,7 +115,7 @@ async def build_container(
     media = MediaService(engine, store)
     providers = build_providers(settings, catalog)
     limits = {p.id: p.ingest.max_parallel_jobs for p in catalog.providers.values()}
-    queue = JobQueue(engine, limits, settings.lease_sec)
+    queue = JobQueue(raw, limits, settings.lease_sec)
     runner = JobRunner(
         queue,
         media,
@@ -126,10 +132,16 @@ async def build_container(
     runtime = RuntimeConfig(engine, settings, SecretBox(creds.encryption_key), providers)
     await runtime.refresh(force=True)  # stored keys override the environment's before any job runs
     runner.runtime = runtime
+    await raw.open()
     hub = None
     if listen:
         hub = NotificationHub(libpq_url(url), poll=queue.ended_among, poll_interval_sec=settings.fallback_poll_sec)
-        await hub.start()
+        try:
+            await hub.start()
+        except BaseException:
+            await hub.stop()
+            await raw.close()
+            raise
         # A job that ends in this process wakes its waiters here at once, without the NOTIFY round trip.
         runner.on_job_end = hub.job_ended
     return Container(
@@ -137,6 +149,7 @@ async def build_container(
         database_url=url,
         engine=engine,
         db=autocommit(engine),
+        sql=raw,
         store=store,
         media=media,
         catalog=catalog,

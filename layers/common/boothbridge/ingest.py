@@ -14,8 +14,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import text
-
 from boothbridge.auth import check_ingest_password
 from boothbridge.catalog import IngestLimits
 from boothbridge.container import Container
@@ -31,7 +29,7 @@ from boothbridge.ingest_model import (
     public_fields,
     too_large,
 )
-from boothbridge.jobs.model import JobRecord, NewJob
+from boothbridge.jobs.model import JobRecord, JobWithResult, NewJob
 from boothbridge.jobs.waiting import wait_subscribed
 from boothbridge.media.service import MediaExpired, MediaNotFound
 from boothbridge.provision import INGEST_PASSWORD_KEY
@@ -39,6 +37,14 @@ from boothbridge.provision import INGEST_PASSWORD_KEY
 log = logging.getLogger(__name__)
 
 FormReader = Callable[[int], Awaitable[UploadedForm]]
+
+# The slot as ingest needs it, and the ingest password's digest, in one read on every request (a changed slot or
+# password applies at once).
+_SLOT = """
+    SELECT s.id, s.provider_id, s.operation_id, s.settings_json, s.failure_policy,
+           (SELECT value->>'digest' FROM app_settings WHERE key = %(pw_key)s) AS digest
+    FROM slots s WHERE s.id = %(id)s
+    """
 
 
 class IngestService:
@@ -108,28 +114,16 @@ class IngestService:
     async def _load_slot(self, slot_id: str) -> SlotForIngest:
         if "\x00" in slot_id or len(slot_id) > 200:  # PostgreSQL text cannot hold NUL; no slot id is that long
             raise AppError(404, "slot_not_found", "no such slot", {"slot_id": slot_id.replace("\x00", "")[:200]})
-        async with self.c.db.connect() as conn:
-            row = (
-                await conn.execute(
-                    text(
-                        """
-                        SELECT s.id, s.provider_id, s.operation_id, s.settings_json, s.failure_policy,
-                               (SELECT value->>'digest' FROM app_settings WHERE key = :pw_key) AS digest
-                        FROM slots s WHERE s.id = :id
-                        """
-                    ),
-                    {"id": slot_id, "pw_key": INGEST_PASSWORD_KEY},
-                )
-            ).one_or_none()
+        row = await self.c.sql.one(_SLOT, {"id": slot_id, "pw_key": INGEST_PASSWORD_KEY})
         if row is None:
             raise AppError(404, "slot_not_found", "no such slot", {"slot_id": slot_id})
         return SlotForIngest(
-            id=row.id,
-            provider_id=row.provider_id,
-            operation_id=row.operation_id,
-            settings_json=row.settings_json or {},
-            failure_policy=row.failure_policy,
-            password_digest=row.digest,
+            id=row["id"],
+            provider_id=row["provider_id"],
+            operation_id=row["operation_id"],
+            settings_json=row["settings_json"] or {},
+            failure_policy=row["failure_policy"],
+            password_digest=row["digest"],
         )
 
     def _limits(self, slot: SlotForIngest) -> IngestLimits | None:
@@ -180,11 +174,11 @@ class IngestService:
         assert slot.provider_id and slot.operation_id
         sha = hashlib.sha256(photo).hexdigest()
         for _ in range(3):
-            existing = None if is_test else await self.c.queue.find_reusable(slot.id, sha)
-            if existing is not None:
-                return existing, None
-            await self._check_backlog(slot.provider_id)
-            source = await self.c.media.write_bytes("source", photo, mime)
+            admission = await self.c.queue.admit(slot.id, sha, slot.provider_id, reuse=not is_test)
+            if admission.reusable is not None:
+                return admission.reusable, None
+            self._check_backlog(slot.provider_id, admission.depth)
+            source = await self.c.media.write_bytes("source", photo, mime, sha256=sha)
             now = datetime.now(UTC)
             new = NewJob(
                 id=new_id,
@@ -214,21 +208,12 @@ class IngestService:
             await self.c.store.delete(source.storage_key)
         raise AppError(503, "busy", "the photo could not be queued, try again", headers={"Retry-After": "1"})
 
-    async def _check_backlog(self, provider_id: str) -> None:
-        """Back-pressure: refuse new work when this provider's backlog is already far beyond what it can run."""
+    def _check_backlog(self, provider_id: str, depth: int) -> None:
+        """Back-pressure: refuse new work when this provider's backlog (`depth`: its queued and running booth
+        jobs, read by `JobQueue.admit`) is already far beyond what it can run."""
         entry = self.c.catalog.provider(provider_id)
         assert entry is not None
         cap = entry.ingest.max_parallel_jobs * self.settings.backlog_factor
-        async with self.c.db.connect() as conn:
-            depth = (
-                await conn.execute(
-                    text(
-                        "SELECT count(*) FROM jobs WHERE provider_id = :p AND status IN ('queued', 'running')"
-                        " AND NOT is_test"
-                    ),
-                    {"p": provider_id},
-                )
-            ).scalar_one()
         if depth >= cap:
             raise AppError(
                 503,
@@ -263,7 +248,14 @@ class IngestService:
             )
         if job.status == "succeeded" and job.result_media_id is not None:
             try:
-                data, ref = await self.c.media.read(job.result_media_id)
+                if isinstance(job, JobWithResult):
+                    # The read that found the job ended also read its result's live media row (None: gone).
+                    if job.result is None:
+                        raise MediaNotFound(str(job.result_media_id))
+                    ref = job.result
+                    data = await self.c.media.read_described(ref)
+                else:
+                    data, ref = await self.c.media.read(job.result_media_id)
             except (MediaNotFound, MediaExpired):
                 return self._failure(slot, job, photo, mime, provider_failed(job, "the result is no longer stored"))
             return IngestOutcome(
@@ -316,5 +308,13 @@ class IngestService:
     ) -> None:
         source_expires = datetime.now(UTC) + timedelta(seconds=self.settings.source_ttl_sec)
         await record_request(
-            self.c.db, slot_id, slot.id if slot else None, form, outcome, elapsed_ms, source_id, source_expires, is_test
+            self.c.sql,
+            slot_id,
+            slot.id if slot else None,
+            form,
+            outcome,
+            elapsed_ms,
+            source_id,
+            source_expires,
+            is_test,
         )

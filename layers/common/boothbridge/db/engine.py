@@ -21,11 +21,12 @@ def libpq_url(url: str) -> str:
     return url
 
 
-def create_engine(url: str, pool_size: int = 20) -> AsyncEngine:
+def create_engine(url: str, pool_size: int = 20, max_overflow: int | None = None) -> AsyncEngine:
+    """`max_overflow` defaults to `pool_size` (up to twice as many connections under a burst)."""
     return create_async_engine(
         sqlalchemy_url(url),
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=pool_size if max_overflow is None else max_overflow,
         # No pre-ping: it costs a round trip on every checkout, the hot path's biggest overhead. A connection
         # the server dropped fails its statement once, SQLAlchemy then invalidates the pool; recycling keeps
         # connections younger than typical idle timeouts (RDS proxies, firewalls).

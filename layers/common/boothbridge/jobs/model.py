@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from boothbridge.media.ref import MediaRef, media_from
+
 TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
 
 
@@ -37,11 +39,47 @@ class JobRecord:
 
     @classmethod
     def from_row(cls, row: Any) -> JobRecord:
-        m = row._mapping
-        return cls(**{name: m[name] for name in cls.__dataclass_fields__})
+        """From a SQLAlchemy row or a mapping (the plain psycopg rows are dicts)."""
+        m = getattr(row, "_mapping", row)
+        return JobRecord(**{name: m[name] for name in JOB_FIELDS})
 
 
-JOB_COLUMNS = ", ".join(JobRecord.__dataclass_fields__)
+JOB_FIELDS = tuple(JobRecord.__dataclass_fields__)
+JOB_COLUMNS = ", ".join(JOB_FIELDS)
+
+
+def job_columns(alias: str) -> str:
+    """JOB_COLUMNS qualified with a table alias (for statements that join another table)."""
+    return ", ".join(f"{alias}.{name}" for name in JOB_FIELDS)
+
+
+@dataclass(frozen=True)
+class ClaimedJob(JobRecord):
+    """A job as the claim hands it to a worker, with its source photo's media row read in the same statement:
+    None when that row is gone or expired (the attempt then fails with `source_expired`)."""
+
+    source: MediaRef | None = None
+
+    @classmethod
+    def from_claim(cls, row: Any) -> ClaimedJob:
+        return cls(**{name: row[name] for name in JOB_FIELDS}, source=media_from(row))
+
+
+@dataclass(frozen=True)
+class JobWithResult(JobRecord):
+    """A job as a waiter reads it, with its result's media row read in the same statement: None when the job
+    has no result or the row is gone or expired."""
+
+    result: MediaRef | None = None
+
+    @classmethod
+    def from_read(cls, row: Any) -> JobWithResult:
+        return cls(**{name: row[name] for name in JOB_FIELDS}, result=media_from(row))
+
+    @classmethod
+    def completed(cls, row: Any, result: MediaRef) -> JobWithResult:
+        """From the completion statement's row and the result it recorded."""
+        return cls(**{name: row[name] for name in JOB_FIELDS}, result=result)
 
 
 @dataclass(frozen=True)

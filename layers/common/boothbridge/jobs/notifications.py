@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 
 import psycopg
 
+from boothbridge.jobs.model import JobWithResult
 from boothbridge.jobs.queue import CHANNEL_DONE, CHANNEL_NEW
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ class NotificationHub:
         self._poll_interval = poll_interval_sec
         self._poll_task: asyncio.Task[None] | None = None
         self._waiters: dict[uuid.UUID, set[asyncio.Event]] = {}
+        self._final: dict[uuid.UUID, JobWithResult] = {}
         self._new_job_callbacks: list[Callable[[], None]] = []
         self._task: asyncio.Task[None] | None = None
         self._conn: psycopg.AsyncConnection[object] | None = None
@@ -67,10 +69,23 @@ class NotificationHub:
         """True when this hub runs the per-process fallback poll (waiters need no timers of their own)."""
         return self._poll is not None
 
-    def job_ended(self, job_id: uuid.UUID) -> None:
-        """Wake this process's waiters of `job_id` now (a job finished here: no need to wait for the NOTIFY)."""
-        for event in self._waiters.get(job_id, ()):
+    def job_ended(self, job_id: uuid.UUID, final: JobWithResult | None = None) -> None:
+        """Wake this process's waiters of `job_id` now (a job finished here: no need to wait for the NOTIFY).
+
+        `final`: the job as it ended, returned by the very statement that ended it (committed, and terminal, so
+        it cannot change any more). Waiters take it instead of reading the row (`final()`); it is kept while
+        anyone here is subscribed to the job."""
+        events = self._waiters.get(job_id)
+        if not events:
+            return
+        if final is not None and final.is_terminal:
+            self._final[job_id] = final
+        for event in events:
             event.set()
+
+    def final(self, job_id: uuid.UUID) -> JobWithResult | None:
+        """The ended job handed over by `job_ended`, if there was one (see there)."""
+        return self._final.get(job_id)
 
     @property
     def listen_connections(self) -> int:
@@ -98,6 +113,7 @@ class NotificationHub:
                 events.discard(event)
                 if not events:
                     del self._waiters[job_id]
+                    self._final.pop(job_id, None)
 
     async def _run(self) -> None:
         while True:

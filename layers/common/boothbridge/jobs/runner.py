@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from boothbridge.catalog import Catalog
 from boothbridge.jobs.backoff import retry_delay, should_retry
 from boothbridge.jobs.callbacks import CallbackQueue, new_callback_token
-from boothbridge.jobs.model import JobRecord
+from boothbridge.jobs.model import ClaimedJob, JobRecord, JobWithResult
 from boothbridge.jobs.queue import JobQueue
 from boothbridge.media.links import PublicLinks
 from boothbridge.media.service import MediaExpired, MediaNotFound, MediaService
@@ -76,8 +76,9 @@ class JobRunner:
         self.retry = retry
         self.heartbeat_sec = heartbeat_sec
         self.result_ttl_sec = result_ttl_sec
-        # Called with the job id when a job ends in this process (set by the composition root).
-        self.on_job_end: Callable[[uuid.UUID], None] | None = None
+        # Called with the job id when a job ends in this process (set by the composition root), and the job as it
+        # ended when the statement that ended it returned it (a success).
+        self.on_job_end: Callable[[uuid.UUID, JobWithResult | None], None] | None = None
         # Operator overrides (API keys, result TTL), refreshed before each attempt (set by the composition root).
         self.runtime: RuntimeConfig | None = None
 
@@ -121,7 +122,13 @@ class JobRunner:
                 "provider_unavailable", f"provider {job.provider_id!r} is not available", retryable=False
             )
         try:
-            data, ref = await self.media.read(job.source_media_id)
+            if isinstance(job, ClaimedJob):  # the claim read the source's live media row (None: gone or expired)
+                if job.source is None:
+                    raise MediaNotFound(str(job.source_media_id))
+                ref = job.source
+                data = await self.media.read_described(ref)
+            else:
+                data, ref = await self.media.read(job.source_media_id)
         except (MediaNotFound, MediaExpired) as exc:
             raise ProviderError("source_expired", "the source photo is no longer stored", retryable=False) from exc
         media: dict[str, ImageInput] = {}
@@ -187,16 +194,16 @@ class JobRunner:
         ref = await self.media.write_bytes("result", result.image.data, result.image.mime)
         expires = datetime.now(UTC) + timedelta(seconds=self.result_ttl_sec)
         try:
-            done = await self.queue.complete(job.id, job.attempt, ref, expires, result.cost)
+            done = await self.queue.complete_job(job.id, job.attempt, ref, expires, result.cost)
         except BaseException:
             await self.media.store.delete(ref.storage_key)
             raise
-        if not done:
+        if done is None:
             # A newer attempt owns the job (or it was cancelled): this late result must not overwrite it.
             await self.media.store.delete(ref.storage_key)
             log.warning("job %s attempt %s finished late; result discarded", job.id, job.attempt)
             return AttemptOutcome("stale")
-        self._ended(job.id)
+        self._ended(job.id, done)
         return AttemptOutcome("succeeded")
 
     async def _failed(self, job: JobRecord, err: ProviderError) -> AttemptOutcome:
@@ -211,6 +218,6 @@ class JobRunner:
             self._ended(job.id)
         return AttemptOutcome(status, retry_in)
 
-    def _ended(self, job_id: uuid.UUID) -> None:
+    def _ended(self, job_id: uuid.UUID, final: JobWithResult | None = None) -> None:
         if self.on_job_end is not None:
-            self.on_job_end(job_id)
+            self.on_job_end(job_id, final)

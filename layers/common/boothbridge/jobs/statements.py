@@ -1,5 +1,8 @@
 """The job queue's SQL, each statement commented with why it is shaped so (used by `queue` and `callbacks`).
 
+The statements run on plain psycopg (`boothbridge.db.raw`), hence the `%(name)s` placeholders; JSONB parameters
+are passed wrapped in `psycopg.types.json.Jsonb`.
+
 Channels: `bb_job_new` (payload: job id) when work becomes claimable, `bb_job_done` (payload: job id) when a
 job reaches a terminal state. NOTIFY runs inside the statement that changes the row, so listeners are told only
 after the change is visible.
@@ -10,11 +13,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import TextClause, bindparam, text
-from sqlalchemy.dialects.postgresql import JSONB
+from psycopg.types.json import Jsonb
 
-from boothbridge.jobs.model import JOB_COLUMNS
-from boothbridge.media.service import MediaRef
+from boothbridge.jobs.model import JOB_COLUMNS, job_columns
+from boothbridge.media.ref import MediaRef, media_columns
 
 CHANNEL_NEW = "bb_job_new"
 CHANNEL_DONE = "bb_job_done"
@@ -22,31 +24,48 @@ CHANNEL_DONE = "bb_job_done"
 # Claimable: queued work whose time has come, and running work whose lease ran out (its worker died or hung).
 _CLAIMABLE = "((status = 'queued' AND run_after <= now()) OR (status = 'running' AND lease_expires_at <= now()))"
 
-# Which providers have claimable work (optionally: only the one job a Lambda worker was invoked for).
-PROVIDERS_WITH_WORK = text(
-    f"SELECT DISTINCT provider_id FROM jobs WHERE {_CLAIMABLE} AND (CAST(:only_id AS uuid) IS NULL OR id = :only_id)"
-)
+# ---- claim: BEGIN; LOCK_PROVIDERS_WITH_WORK; TAKE; COMMIT ------------------------------------------------------
 
-# Serialises capacity decisions for one provider across all claimers (every process, every host): without it two
-# claimers could both count one free place and both take it. Transaction-scoped, so it cannot leak. Every claimer
-# locks its providers in sorted order (unnest yields the sorted array in order), so claimers wait for each other
-# but can never deadlock.
-LOCK_PROVIDERS = text(
-    "SELECT pg_advisory_xact_lock(hashtext('boothbridge.provider'), hashtext(p))"
-    " FROM unnest(CAST(:providers AS text[])) AS p"
-)
-
-# Under those locks: each provider's free places (its limit minus running jobs whose lease is valid), then the
-# oldest claimable jobs, at most `free` of each provider (so one provider's backlog never hides another's work),
-# in arrival order across providers. `exhausted` marks a dead worker's job that has no attempts left.
-CANDIDATES = text(
+# Which providers have claimable work (optionally: only the one job a Lambda worker was invoked for), each one
+# locked. The lock serialises capacity decisions for one provider across all claimers (every process, every
+# host): without it two claimers could both count one free place and both take it. Transaction-scoped, so it
+# cannot leak. Every claimer locks its providers in sorted order, so claimers wait for each other but can never
+# deadlock: the lock is a volatile call in the output list, which PostgreSQL evaluates after the ORDER BY sort.
+# `ready` (how many are claimable, as seen before the lock) tells the worker whether the claim left work behind
+# (a provider at its limit): only then does a job ending in it need to wake its claim loop.
+LOCK_PROVIDERS_WITH_WORK = f"""
+    SELECT w.provider_id, w.ready,
+           pg_advisory_xact_lock(hashtext('boothbridge.provider'), hashtext(w.provider_id))
+    FROM (
+        SELECT provider_id, count(*) AS ready FROM jobs
+        WHERE {_CLAIMABLE} AND (%(only_id)s::uuid IS NULL OR id = %(only_id)s)
+        GROUP BY provider_id
+    ) AS w
+    ORDER BY w.provider_id
     """
+
+# Under those locks, and in a new statement (so its snapshot sees every commit made before the locks were
+# granted), in one statement:
+# - `cap`: each locked provider's free places (its limit minus running jobs whose lease is valid);
+# - `chosen`: the oldest claimable jobs, at most `free` of each provider (so one provider's backlog never hides
+#   another's work), at most `max_jobs` in all, in arrival order across providers; `exhausted` marks a dead
+#   worker's job that has no attempts left;
+# - `failed`: those exhausted jobs fail instead of being taken. Their waiters are woken by the pg_notify in the
+#   RETURNING list: a data-modifying CTE always runs to completion, RETURNING included, even though the main
+#   query does not read it;
+# - `picked`: the others, locked FOR UPDATE SKIP LOCKED: a row another transaction holds (a cancel, a cleanup)
+#   is left for later rather than waited for, and the claimable condition is re-checked on the locked row;
+# - `taken`: the new attempt. Its number is the fencing token: whoever held the previous attempt can no longer
+#   heartbeat, complete or fail it.
+# The rows come back in arrival order, each with its source photo's media row when that is still live (so the
+# worker needs no second read before it fetches the bytes).
+TAKE = f"""
     WITH cap AS (
         SELECT p.provider_id,
                p.max_parallel - (SELECT count(*) FROM jobs r
                                  WHERE r.provider_id = p.provider_id AND r.status = 'running'
                                    AND r.lease_expires_at > now()) AS free
-        FROM unnest(CAST(:providers AS text[]), CAST(:limits AS int[])) AS p(provider_id, max_parallel)
+        FROM unnest(%(providers)s::text[], %(limits)s::int[]) AS p(provider_id, max_parallel)
     ), ranked AS (
         SELECT j.id, j.run_after, j.created_at, c.free,
                (j.status = 'running' AND j.attempt >= j.max_attempts) AS exhausted,
@@ -55,91 +74,118 @@ CANDIDATES = text(
         WHERE c.free > 0
           AND ((j.status = 'queued' AND j.run_after <= now())
                OR (j.status = 'running' AND j.lease_expires_at <= now()))
-          AND (CAST(:only_id AS uuid) IS NULL OR j.id = :only_id)
-    )
-    SELECT id, exhausted FROM ranked WHERE place <= free ORDER BY run_after, created_at LIMIT :max_jobs
-    """
-)
-
-# Taking the chosen jobs. FOR UPDATE SKIP LOCKED: a row another transaction holds (a cancel, a cleanup) is left
-# for later rather than waited for, and the claimable condition is re-checked on the locked row. The new attempt
-# number is the fencing token: whoever held the previous attempt can no longer heartbeat, complete or fail it.
-TAKE = text(
-    f"""
-    WITH picked AS (
-        SELECT id FROM jobs
-        WHERE id = ANY(:ids) AND {_CLAIMABLE}
-        FOR UPDATE SKIP LOCKED
-    )
-    UPDATE jobs
-    SET status = 'running', attempt = attempt + 1, lease_owner = :owner,
-        lease_expires_at = now() + make_interval(secs => :lease), started_at = coalesce(started_at, now()),
-        updated_at = now()
-    FROM picked WHERE jobs.id = picked.id
-    RETURNING {", ".join("jobs." + c for c in JOB_COLUMNS.split(", "))}
-    """
-)
-
-# A dead worker's job with no attempts left fails instead of being taken; its waiters are woken.
-FAIL_EXHAUSTED = text(
-    f"""
-    WITH failed AS (
+          AND (%(only_id)s::uuid IS NULL OR j.id = %(only_id)s)
+    ), chosen AS (
+        SELECT id, exhausted FROM ranked WHERE place <= free ORDER BY run_after, created_at LIMIT %(max_jobs)s
+    ), failed AS (
         UPDATE jobs
-        SET status = 'failed', error_code = 'lease_expired', error_message = :message,
+        SET status = 'failed', error_code = 'lease_expired', error_message = %(message)s,
             attempt_errors = attempt_errors || jsonb_build_array(jsonb_build_object(
-                'attempt', attempt, 'code', 'lease_expired', 'message', CAST(:message AS text), 'retryable', false,
+                'attempt', attempt, 'code', 'lease_expired', 'message', %(message)s::text, 'retryable', false,
                 'at', now())),
             finished_at = now(), updated_at = now(), lease_owner = NULL, lease_expires_at = NULL
-        WHERE id = ANY(:ids) AND status = 'running' AND lease_expires_at <= now() AND attempt >= max_attempts
-        RETURNING id
+        WHERE id IN (SELECT id FROM chosen WHERE exhausted)
+          AND status = 'running' AND lease_expires_at <= now() AND attempt >= max_attempts
+        RETURNING id, pg_notify('{CHANNEL_DONE}', id::text)
+    ), picked AS (
+        SELECT id FROM jobs
+        WHERE id IN (SELECT id FROM chosen WHERE NOT exhausted) AND {_CLAIMABLE}
+        FOR UPDATE SKIP LOCKED
+    ), taken AS (
+        UPDATE jobs
+        SET status = 'running', attempt = attempt + 1, lease_owner = %(owner)s,
+            lease_expires_at = now() + make_interval(secs => %(lease)s), started_at = coalesce(started_at, now()),
+            updated_at = now()
+        FROM picked WHERE jobs.id = picked.id
+        RETURNING {job_columns("jobs")}, jobs.run_after
     )
-    SELECT id, pg_notify('{CHANNEL_DONE}', id::text) FROM failed
+    SELECT {job_columns("t")}, {media_columns("m")}
+    FROM taken t
+    LEFT JOIN media_objects m ON m.id = t.source_media_id AND (m.expires_at IS NULL OR m.expires_at > now())
+    ORDER BY t.run_after, t.created_at
     """
-)
 
+# ---- ingest ------------------------------------------------------------------------------------------------
+
+# Before a new photo is stored, one round trip answers both questions ingest asks, and always returns one row:
+# - the job a re-post of the same photo on the same slot should attach to instead of paying twice (columns NULL
+#   when there is none; never for a test run, `reuse` false): one still in flight first, else the newest that
+#   succeeded and whose result has not expired, with that result's media row (so it is answered at once);
+# - `depth`: the provider's backlog (queued and running booth jobs), for back-pressure. A caller that attaches
+#   ignores it, so a re-post is answered even when the provider is full.
+ADMIT = f"""
+    SELECT r.*,
+           (SELECT count(*) FROM jobs
+            WHERE provider_id = %(provider)s AND status IN ('queued', 'running') AND NOT is_test) AS depth
+    FROM (SELECT 1) AS one
+    LEFT JOIN (
+        SELECT {job_columns("j")}, {media_columns("m")} FROM jobs j
+        LEFT JOIN media_objects m ON m.id = j.result_media_id
+        WHERE %(reuse)s AND j.slot_id = %(slot)s AND j.source_sha256 = %(sha)s AND j.is_test = false
+          AND (j.status IN ('queued', 'running', 'waiting_provider')
+               OR (j.status = 'succeeded' AND m.id IS NOT NULL
+                   AND (m.expires_at IS NULL OR m.expires_at > now())))
+        ORDER BY (j.status <> 'succeeded'), j.created_at DESC
+        LIMIT 1
+    ) AS r ON true
+    """
 
 # One statement: the job, its source media row (only if the job was inserted) and the NOTIFY. ON CONFLICT on the
 # partial unique index is the retry-safety: a second identical photo on the slot while the first is in flight
 # inserts nothing and returns no row.
-ENQUEUE = text(
-    f"""
+ENQUEUE = f"""
     WITH job AS (
         INSERT INTO jobs (id, slot_id, status, provider_id, operation_id, settings_json, source_media_id,
                           source_sha256, max_attempts, deadline_at, request_meta, is_test)
-        VALUES (:id, :slot, 'queued', :provider, :operation, :settings, :source, :sha, :max_attempts, :deadline,
-                :meta, :is_test)
+        VALUES (%(id)s, %(slot)s, 'queued', %(provider)s, %(operation)s, %(settings)s, %(source)s, %(sha)s,
+                %(max_attempts)s, %(deadline)s, %(meta)s, %(is_test)s)
         ON CONFLICT (slot_id, source_sha256)
             WHERE status IN ('queued', 'running', 'waiting_provider') AND NOT is_test
             DO NOTHING
         RETURNING {JOB_COLUMNS}
     ), source AS (
         INSERT INTO media_objects (id, storage_key, mime, size_bytes, sha256, kind, expires_at, job_id)
-        SELECT :source, :m_key, :m_mime, :m_size, :m_sha, 'source', :m_expires, job.id FROM job
+        SELECT %(source)s, %(m_key)s, %(m_mime)s, %(m_size)s, %(m_sha)s, 'source', %(m_expires)s, job.id FROM job
     )
     SELECT job.*, pg_notify('{CHANNEL_NEW}', job.id::text) FROM job
     """
-).bindparams(bindparam("settings", type_=JSONB), bindparam("meta", type_=JSONB))
+
+# A waiter's read: the job and, when it has one that is still live, its result's media row (the waiter streams
+# those bytes next, so it needs no second read).
+READ = f"""
+    SELECT {job_columns("j")}, {media_columns("m")}
+    FROM jobs j
+    LEFT JOIN media_objects m ON m.id = j.result_media_id AND (m.expires_at IS NULL OR m.expires_at > now())
+    WHERE j.id = %(id)s
+    """
+
+# ---- while running and finishing ---------------------------------------------------------------------------
+
+HEARTBEAT = """
+    UPDATE jobs SET lease_expires_at = now() + make_interval(secs => %(lease)s), updated_at = now()
+    WHERE id = %(id)s AND attempt = %(attempt)s AND status = 'running' RETURNING id
+    """
 
 
-def completion_statement(fence: str) -> TextClause:
-    """One statement: fenced success, the result's media row, and the NOTIFY to waiters. `fence` decides who
-    may finish the job; a caller it does not match changes nothing, inserts no media row and notifies nobody."""
-    return text(
-        f"""
+def completion_statement(fence: str) -> str:
+    """One statement: fenced success, the result's media row, and the NOTIFY to waiters; it returns the job as
+    it now stands (a waiter in this process is handed that and needs no read). `fence` decides who may finish
+    the job; a caller it does not match changes nothing, inserts no media row and notifies nobody."""
+    return f"""
         WITH done AS (
             UPDATE jobs
-            SET status = 'succeeded', result_media_id = :result, cost = :cost, finished_at = now(),
+            SET status = 'succeeded', result_media_id = %(result)s, cost = %(cost)s, finished_at = now(),
                 updated_at = now(), lease_owner = NULL, lease_expires_at = NULL, error_code = NULL,
                 error_message = NULL
             WHERE {fence}
-            RETURNING id
+            RETURNING {JOB_COLUMNS}
         ), result AS (
             INSERT INTO media_objects (id, storage_key, mime, size_bytes, sha256, kind, expires_at, job_id)
-            SELECT :result, :m_key, :m_mime, :m_size, :m_sha, 'result', :m_expires, done.id FROM done
+            SELECT %(result)s, %(m_key)s, %(m_mime)s, %(m_size)s, %(m_sha)s, 'result', %(m_expires)s, done.id
+            FROM done
         )
-        SELECT done.id, pg_notify('{CHANNEL_DONE}', done.id::text) FROM done
+        SELECT done.*, pg_notify('{CHANNEL_DONE}', done.id::text) FROM done
         """
-    )
 
 
 def completion_params(result: MediaRef, result_expires_at: datetime, cost: float) -> dict[str, Any]:
@@ -154,42 +200,42 @@ def completion_params(result: MediaRef, result_expires_at: datetime, cost: float
     }
 
 
-def failure_statement(fence: str) -> TextClause:
-    """One statement: failing for good, the error recorded, the waiters woken; `fence` as for completion."""
-    return text(
-        f"""
+def failure_statement(fence: str) -> str:
+    """One statement: failing for good, the error recorded (`entry`: a JSONB array of one attempt error), the
+    waiters woken; `fence` as for completion."""
+    return f"""
         WITH failed AS (
             UPDATE jobs
-            SET status = 'failed', error_code = :code, error_message = :message,
-                attempt_errors = attempt_errors || :entry, finished_at = now(), updated_at = now(),
+            SET status = 'failed', error_code = %(code)s, error_message = %(message)s,
+                attempt_errors = attempt_errors || %(entry)s, finished_at = now(), updated_at = now(),
                 lease_owner = NULL, lease_expires_at = NULL
             WHERE {fence}
             RETURNING id
         )
         SELECT id, pg_notify('{CHANNEL_DONE}', id::text) FROM failed
         """
-    ).bindparams(bindparam("entry", type_=JSONB))
 
 
 # Only the attempt holding the job may finish it.
-COMPLETE = completion_statement("id = :id AND attempt = :attempt AND status = 'running'")
-FAIL = failure_statement("id = :id AND attempt = :attempt AND status IN ('running', 'queued')")
+COMPLETE = completion_statement("id = %(id)s AND attempt = %(attempt)s AND status = 'running'")
+FAIL = failure_statement("id = %(id)s AND attempt = %(attempt)s AND status IN ('running', 'queued')")
 
 # A retry: back to the queue after a delay, the error recorded; claimers are told (a delayed job is picked up by
 # their timers or fallback poll). Fenced like completion.
-REQUEUE = text(
-    f"""
+REQUEUE = f"""
     WITH requeued AS (
         UPDATE jobs
-        SET status = 'queued', run_after = now() + make_interval(secs => :delay), lease_owner = NULL,
-            lease_expires_at = NULL, error_code = :code, error_message = :message,
-            attempt_errors = attempt_errors || :entry, updated_at = now()
-        WHERE id = :id AND attempt = :attempt AND status = 'running'
+        SET status = 'queued', run_after = now() + make_interval(secs => %(delay)s), lease_owner = NULL,
+            lease_expires_at = NULL, error_code = %(code)s, error_message = %(message)s,
+            attempt_errors = attempt_errors || %(entry)s, updated_at = now()
+        WHERE id = %(id)s AND attempt = %(attempt)s AND status = 'running'
         RETURNING id
     )
     SELECT id, pg_notify('{CHANNEL_NEW}', id::text) FROM requeued
     """
-).bindparams(bindparam("entry", type_=JSONB))
+
+ENDED_AMONG = "SELECT id FROM jobs WHERE id = ANY(%(ids)s) AND status IN ('succeeded', 'failed', 'cancelled')"
+NEXT_RUN_AFTER = "SELECT min(run_after) AS at FROM jobs WHERE status = 'queued'"
 
 
 def attempt_error(attempt: int, code: str, message: str, retryable: bool) -> dict[str, Any]:
@@ -201,3 +247,8 @@ def attempt_error(attempt: int, code: str, message: str, retryable: bool) -> dic
         "retryable": retryable,
         "at": datetime.now(UTC).isoformat(),
     }
+
+
+def attempt_errors_entry(attempt: int, code: str, message: str, retryable: bool) -> Jsonb:
+    """`attempt_error` as the JSONB array of one that FAIL and REQUEUE append."""
+    return Jsonb([attempt_error(attempt, code, message, retryable)])

@@ -6,14 +6,14 @@ import asyncio
 import time
 import uuid
 
-from boothbridge.jobs.model import JobRecord
+from boothbridge.jobs.model import JobWithResult
 from boothbridge.jobs.notifications import NotificationHub
 from boothbridge.jobs.queue import JobQueue
 
 
 async def wait_for_job_end(
     queue: JobQueue, hub: NotificationHub, job_id: uuid.UUID, deadline: float, fallback_poll_sec: float
-) -> JobRecord:
+) -> JobWithResult:
     """Return the job once it is terminal, or as it stands when `deadline` (time.monotonic) passes."""
     with hub.subscribe(job_id) as woken:
         return await wait_subscribed(queue, hub, job_id, woken, deadline, fallback_poll_sec)
@@ -28,31 +28,35 @@ async def wait_subscribed(
     fallback_poll_sec: float,
     *,
     skip_first_read: bool = False,
-) -> JobRecord:
+) -> JobWithResult:
     """The waiting loop for a caller already subscribed to `job_id`.
 
     `skip_first_read` is for a caller that subscribed before the job could possibly end (before inserting it):
     any ending since then has set `woken`, so the first read can wait for it. When the hub runs the
-    per-process fallback poll, a waiter re-reads only when woken (or at its deadline).
+    per-process fallback poll, a waiter re-reads only when woken (or at its deadline). Each read brings the
+    result's media row along (`JobWithResult.result`), so a waiter needs no second read to stream it.
     """
-    job: JobRecord | None = None if skip_first_read else await _read(queue, job_id, woken)
+    job: JobWithResult | None = None if skip_first_read else await _read(queue, hub, job_id, woken)
     while job is None or not job.is_terminal:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             break
         timeout = remaining if hub.polls else min(remaining, fallback_poll_sec)
+        # asyncio.timeout, not wait_for (which on 3.11 can swallow a cancellation that arrives with the wake-up).
         try:
-            await asyncio.wait_for(woken.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await woken.wait()
         except TimeoutError:
             pass
-        job = await _read(queue, job_id, woken)
-    return job if job is not None else await _read(queue, job_id, woken)
+        job = await _read(queue, hub, job_id, woken)
+    return job if job is not None else await _read(queue, hub, job_id, woken)
 
 
-async def _read(queue: JobQueue, job_id: uuid.UUID, woken: asyncio.Event) -> JobRecord:
-    # Clear, then read: an ending signalled after the read sets the event again, so none is lost.
+async def _read(queue: JobQueue, hub: NotificationHub, job_id: uuid.UUID, woken: asyncio.Event) -> JobWithResult:
+    # Clear, then read: an ending signalled after the read sets the event again, so none is lost. A job that
+    # ended in this process was handed over as it ended (`hub.final`): no read at all.
     woken.clear()
-    job = await queue.get(job_id)
+    job = hub.final(job_id) or await queue.get(job_id)
     if job is None:
         raise LookupError(f"job {job_id} vanished")
     return job

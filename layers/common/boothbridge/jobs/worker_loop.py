@@ -24,7 +24,8 @@ def worker_identity() -> str:
 
 class WorkerLoop:
     """Claims up to `concurrency` jobs at a time. Woken by NOTIFY bb_job_new through the hub, by a finished
-    job (a place freed), by a scheduled retry coming due, and otherwise every `poll_sec` as a fallback."""
+    job when the place it frees can be used (the loop was full, or the last claim left work behind, e.g. at a
+    provider's limit), by a scheduled retry coming due, and otherwise every `poll_sec` as a fallback."""
 
     def __init__(
         self,
@@ -43,6 +44,7 @@ class WorkerLoop:
         self.owner = owner or worker_identity()
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._work_left = False  # the last claim left claimable work behind
         self._loop_task: asyncio.Task[None] | None = None
         if hub is not None:
             hub.on_new_job(self.wake)
@@ -75,7 +77,8 @@ class WorkerLoop:
             claimed = 0
             if free > 0:
                 try:
-                    jobs = await self.queue.claim(self.owner, free)
+                    batch = await self.queue.claim_batch(self.owner, free)
+                    jobs, self._work_left = batch.jobs, batch.work_left
                 except Exception:
                     log.exception("claiming jobs failed; retrying after %.1fs", self.poll_sec)
                     jobs = []
@@ -86,8 +89,11 @@ class WorkerLoop:
                     task.add_done_callback(self._tasks.discard)
             if claimed and claimed == free:
                 continue  # there may be more; loop again as soon as a place frees (that wakes us)
+            # asyncio.timeout, not wait_for: on 3.11 wait_for swallows a cancellation (stop()) that arrives just as
+            # the wake-up does, and the loop then never stops.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_sec)
+                async with asyncio.timeout(self.poll_sec):
+                    await self._wake.wait()
 
     async def _run_one(self, job: JobRecord) -> None:
         try:
@@ -99,7 +105,11 @@ class WorkerLoop:
         except Exception:
             log.exception("job %s attempt %s: unexpected failure in the runner", job.id, job.attempt)
         finally:
-            self.wake()
+            # Its place is free from here on, before the loop looks again (the done callback would come later).
+            was_full = len(self._tasks) >= self.concurrency
+            self._tasks.discard(asyncio.current_task())
+            if self._work_left or was_full:
+                self.wake()
 
 
 async def run_job_by_id(queue: JobQueue, runner: JobRunner, job_id: uuid.UUID, owner: str) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -12,7 +11,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from boothbridge.db.engine import autocommit
+from boothbridge.media.ref import MediaRef
 from boothbridge.media.store import ObjectNotFound, ObjectStore
+
+__all__ = ["MediaExpired", "MediaNotFound", "MediaRef", "MediaService"]
 
 _EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
 
@@ -52,17 +54,6 @@ class MediaExpired(Exception):
     """The media object exists but its `expires_at` has passed: it must not be served or used."""
 
 
-@dataclass(frozen=True)
-class MediaRef:
-    id: uuid.UUID
-    storage_key: str
-    mime: str
-    size_bytes: int
-    sha256: str
-    kind: str
-    expires_at: datetime | None
-
-
 def storage_key_for(kind: str, media_id: uuid.UUID, mime: str, now: datetime) -> str:
     ext = _EXTENSIONS.get(mime, "bin")
     return f"{kind}/{now:%Y/%m/%d}/{media_id}.{ext}"
@@ -76,8 +67,9 @@ class MediaService:
         self.db = autocommit(engine)  # every operation here is a single statement
         self.store = store
 
-    async def write_bytes(self, kind: str, data: bytes, mime: str) -> MediaRef:
-        """Put the bytes in the store and describe them; the caller inserts the row (often in its own tx)."""
+    async def write_bytes(self, kind: str, data: bytes, mime: str, *, sha256: str | None = None) -> MediaRef:
+        """Put the bytes in the store and describe them; the caller inserts the row (often in its own tx).
+        `sha256`: the bytes' digest when the caller has already computed it."""
         media_id = uuid.uuid4()
         key = storage_key_for(kind, media_id, mime, datetime.now(UTC))
         await self.store.put(key, data, mime)
@@ -86,7 +78,7 @@ class MediaService:
             storage_key=key,
             mime=mime,
             size_bytes=len(data),
-            sha256=hashlib.sha256(data).hexdigest(),
+            sha256=sha256 or hashlib.sha256(data).hexdigest(),
             kind=kind,
             expires_at=None,
         )
@@ -194,11 +186,14 @@ class MediaService:
 
     async def read(self, media_id: uuid.UUID) -> tuple[bytes, MediaRef]:
         ref = await self.describe(media_id)
+        return await self.read_described(ref), ref
+
+    async def read_described(self, ref: MediaRef) -> bytes:
+        """The bytes of an object whose live row the caller has already read (joined into its own statement)."""
         try:
-            data = await self.store.get(ref.storage_key)
+            return await self.store.get(ref.storage_key)
         except ObjectNotFound as exc:
-            raise MediaNotFound(str(media_id)) from exc
-        return data, ref
+            raise MediaNotFound(str(ref.id)) from exc
 
     async def extend(self, media_id: uuid.UUID, expires_at: datetime) -> MediaRef | None:
         """Push a live temporary object's expiry to `expires_at`, never earlier than it was (a de-duplicated
