@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
 
 from boothbridge.container import Container
+from boothbridge.jobs.model import JobWithResult
 from boothbridge.jobs.queue import Claim, JobQueue
 from boothbridge.jobs.waiting import wait_for_job_end
 from boothbridge.jobs.worker_loop import WorkerLoop
@@ -49,7 +52,9 @@ async def _run_loop(c: Container, queue: CountingClaims, concurrency: int = 4) -
     return loop
 
 
-async def test_a_waiter_takes_the_job_handed_over_by_the_runner_without_a_read(container: Container) -> None:
+async def test_a_waiter_takes_a_job_handed_over_in_process_without_a_read(container: Container) -> None:
+    # The hand-over alone: no job really ends here, so neither the NOTIFY nor the fallback poll can wake the
+    # waiter first (with a real ending the NOTIFY may win the race and cost one harmless read).
     assert container.hub is not None
     job = await new_job(container)
     counting = CountingQueue(container.queue)
@@ -58,18 +63,30 @@ async def test_a_waiter_takes_the_job_handed_over_by_the_runner_without_a_read(c
     )
     while counting.reads[job.id] < 1:  # its first read: not ended yet
         await asyncio.sleep(0.01)
+    current = await container.queue.get(job.id)
+    assert current is not None and not current.is_terminal
+    final = replace(current, status="succeeded")  # as a completion statement would return it
 
+    container.hub.job_ended(job.id, final)
+    ended = await asyncio.wait_for(waiter, 5)
+
+    assert ended is final
+    assert counting.reads[job.id] == 1  # woken with the job in hand: no second read
+    assert container.hub.final(job.id) is None  # dropped with the last subscription
+
+
+async def test_the_runner_hands_the_job_as_completed_to_the_hub(container: Container) -> None:
+    handed: list[tuple[uuid.UUID, JobWithResult | None]] = []
+    container.runner.on_job_end = lambda job_id, final: handed.append((job_id, final))
+    job = await new_job(container)
     [claimed] = await container.queue.claim("w", 1)
     outcome = await container.runner.run(claimed)
     assert outcome.status == "succeeded"
-    ended = await asyncio.wait_for(waiter, 5)
 
-    assert counting.reads[job.id] == 1  # woken with the job in hand: no second read
-    assert ended.status == "succeeded" and ended.result is not None
-    stored = await container.queue.get(job.id)  # what a read would have said
-    assert stored is not None
-    assert ended == stored
-    assert container.hub.final(job.id) is None  # dropped with the last subscription
+    [(job_id, final)] = handed
+    assert job_id == job.id
+    assert final is not None and final.status == "succeeded" and final.result is not None
+    assert final == await container.queue.get(job.id)  # exactly what a read says now
 
 
 async def test_no_claim_after_a_job_ends_when_nothing_was_left_behind(container: Container) -> None:
