@@ -81,7 +81,9 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     )
     install_error_handlers(app)
     install_openapi(app)
-    origins = (settings or (container.settings if container else Settings())).web_origin_list
+    # Resolved once, here (first invocation on Lambda, not import): CORS needs it now, the container later.
+    settings = settings or (container.settings if container else Settings())
+    origins = settings.web_origin_list
     if origins:  # the web UI deployed as a static site on another origin calls this API from the browser
         app.add_middleware(
             CORSMiddleware,
