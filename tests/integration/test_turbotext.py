@@ -377,12 +377,16 @@ def _request(fake: FakeTurbotext, *, timeout_sec: float = 10.0, webhook_url: str
     )
 
 
-async def _run_error(provider: TurbotextProvider, request: ProviderRequest) -> ProviderError:
+async def _run(provider: TurbotextProvider, request: ProviderRequest) -> ProviderResult | ProviderParked:
     try:
-        with pytest.raises(ProviderError) as caught:
-            await provider.run(request)
+        return await provider.run(request)
     finally:
         await provider.close()
+
+
+async def _run_error(provider: TurbotextProvider, request: ProviderRequest) -> ProviderError:
+    with pytest.raises(ProviderError) as caught:
+        await _run(provider, request)
     return caught.value
 
 
@@ -437,11 +441,7 @@ async def test_adapter_gives_up_polling_within_the_attempts_time(turbotext: Fake
 
 async def test_adapter_rides_out_a_failed_poll_without_a_new_generation(turbotext: FakeTurbotext) -> None:
     turbotext.fail = "flaky_poll"
-    provider = _adapter(turbotext)
-    try:
-        result = await provider.run(_request(turbotext))
-    finally:
-        await provider.close()
+    result = await _run(_adapter(turbotext), _request(turbotext))
     assert isinstance(result, ProviderResult)
     assert result.image.data == turbotext.result_image(turbotext.fetched[0].queue_id)
     assert len(turbotext.calls("create_queue")) == 1
@@ -449,11 +449,7 @@ async def test_adapter_rides_out_a_failed_poll_without_a_new_generation(turbotex
 
 async def test_adapter_turns_a_webp_result_into_png(turbotext: FakeTurbotext) -> None:
     turbotext.result_format = "WEBP"
-    provider = _adapter(turbotext)
-    try:
-        result = await provider.run(_request(turbotext))
-    finally:
-        await provider.close()
+    result = await _run(_adapter(turbotext), _request(turbotext))
     assert isinstance(result, ProviderResult) and result.image.mime == "image/png"
     assert Image.open(io.BytesIO(result.image.data)).size == (96, 64)
 
