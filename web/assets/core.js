@@ -186,11 +186,18 @@ export async function copyText(text, input) {
   if (!document.execCommand("copy")) throw new Error("copy refused");
 }
 
+/** Show a field's error in its error line and mark the control invalid; an empty message clears both. */
+export function setFieldError(control, errorLine, message) {
+  errorLine.textContent = message || "";
+  if (message) control.setAttribute("aria-invalid", "true");
+  else control.removeAttribute("aria-invalid");
+}
+
 /** Money with its currency when known (costs are per the provider's pricing). */
 export function money(value, currency) {
   if (value === null || value === undefined) return "—";
-  const digits = value !== 0 && Math.abs(value) < 0.01 ? 4 : 2;
-  const amount = Number(value).toFixed(Math.max(digits, 2));
+  const digits = value !== 0 && Math.abs(value) < 0.01 ? 4 : 2; // sub-cent prices (per-token costs) stay visible
+  const amount = Number(value).toFixed(digits);
   return currency ? `${amount} ${currency}` : amount;
 }
 

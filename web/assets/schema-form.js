@@ -1,7 +1,7 @@
 // The slot page's settings fields, generated from the operation's JSON Schema (`settings_schema`): strings,
 // enums, numbers with their ranges, booleans, nested objects ($ref into $defs too) and media ids as image drop
 // zones. Paths are "/"-joined property names, as the API reports field errors ("output/quality").
-import { h } from "./core.js";
+import { h, setFieldError } from "./core.js";
 import { dropZone } from "./dropzone.js";
 
 const COLOR = "^#[0-9a-fA-F]{6}$";
@@ -67,7 +67,7 @@ function leaf(path, key, schema, value, required, ctx, fields) {
   if (schema.type === "boolean") {
     const box = h("input", { id, type: "checkbox", "aria-describedby": described });
     box.checked = Boolean(initial);
-    fields.set(path, { read: () => box.checked, setError: (m) => (error.textContent = m || ""), focus: () => box.focus(),
+    fields.set(path, { read: () => box.checked, setError: (m) => setFieldError(box, error, m), focus: () => box.focus(),
       required });
     return h("div", { class: "field", dataset: { path } },
       h("label", { class: "switch", for: id }, box, title), hint, error);
@@ -111,11 +111,7 @@ function leaf(path, key, schema, value, required, ctx, fields) {
   focusable = control;
   fields.set(path, {
     read,
-    setError: (message) => {
-      error.textContent = message || "";
-      if (message) control.setAttribute("aria-invalid", "true");
-      else control.removeAttribute("aria-invalid");
-    },
+    setError: (message) => setFieldError(control, error, message),
     focus: () => focusable.focus(),
     required,
   });

@@ -1,6 +1,6 @@
 // The settings page: ingest password, provider API keys (masked, replaceable), booth wait, result retention,
 // and clearing the media cache.
-import { ApiError, api, busy, confirmDialog, h, pulse, requireSession, toast, topbar } from "./core.js";
+import { ApiError, api, busy, confirmDialog, h, pulse, requireSession, setFieldError, toast, topbar } from "./core.js";
 
 requireSession();
 topbar("settings");
@@ -42,17 +42,13 @@ function show(settings) {
 }
 
 function clearErrors() {
-  for (const id of Object.values(FIELD_INPUTS)) {
-    $(`${id}-error`).textContent = "";
-    $(id).removeAttribute("aria-invalid");
-  }
+  for (const id of Object.values(FIELD_INPUTS)) setFieldError($(id), $(`${id}-error`), "");
 }
 
 function fieldError(field, message) {
   const id = FIELD_INPUTS[field];
   if (!id) return false;
-  $(`${id}-error`).textContent = message;
-  $(id).setAttribute("aria-invalid", "true");
+  setFieldError($(id), $(`${id}-error`), message);
   return true;
 }
 

@@ -1,7 +1,9 @@
 // The slot page: name, provider and operation, the operation's settings (from its schema), a test run on a
 // photo through the real pipeline, and Save.
 import { API_BASE } from "./config.js";
-import { ApiError, api, busy, copyText, formatMs, h, money, pulse, requireSession, toast, topbar } from "./core.js";
+import {
+  ApiError, api, busy, copyText, formatMs, h, money, pulse, requireSession, setFieldError, toast, topbar,
+} from "./core.js";
 import { dropZone } from "./dropzone.js";
 import { schemaForm } from "./schema-form.js";
 
@@ -9,6 +11,8 @@ requireSession();
 topbar("slot");
 
 const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
+// The API's field names of the slot itself → their controls on this page (settings fields live in the schema form).
+const SLOT_FIELDS = { name: "slot-name", provider_id: "provider", operation_id: "operation" };
 const $ = (id) => document.getElementById(id);
 const form = $("slot-form");
 const slotId = new URLSearchParams(location.search).get("id") || "";
@@ -80,22 +84,18 @@ function currentValues() {
 }
 
 function clearErrors() {
-  for (const id of ["slot-name", "provider", "operation"]) {
-    $(`${id}-error`).textContent = "";
-    $(id).removeAttribute("aria-invalid");
-  }
+  for (const id of Object.values(SLOT_FIELDS)) setFieldError($(id), $(`${id}-error`), "");
 }
 
 /** Errors from the API (or found here) at their fields; the rest as a toast. */
 function showErrors(problems, fallback) {
-  const top = { name: "slot-name", provider_id: "provider", operation_id: "operation" };
   const rest = [];
   for (const p of problems) {
     const field = String(p.field || "").replace(/^body\./, "").replace(/^settings_json[./]?/, "");
-    if (top[field]) {
-      $(`${top[field]}-error`).textContent = p.message;
-      $(top[field]).setAttribute("aria-invalid", "true");
-      $(top[field]).focus();
+    const id = SLOT_FIELDS[field];
+    if (id) {
+      setFieldError($(id), $(`${id}-error`), p.message);
+      $(id).focus();
     } else {
       rest.push({ ...p, field });
     }
