@@ -14,7 +14,7 @@ from boothbridge.container import Container
 from boothbridge.errors import AppError
 from boothbridge.http.openapi import AUTH, BODY, PHOTO, PIPELINE, errors, header_docs, merge
 from boothbridge.ingest import IngestService
-from boothbridge.ingest_model import IngestOutcome, SlotConfig, UploadedForm
+from boothbridge.ingest_model import IngestOutcome, UploadedForm
 from boothbridge.slots import SlotService, SlotUpdate
 
 _RUN_HEADERS = {"X-Processing-Ms": "how long the run took", "X-Job-Id": "the job, once one was queued"}
@@ -89,8 +89,8 @@ def slot_test_router(get_container: Any, operator_dep: Any) -> APIRouter:
         override = None
         if config is not None:
             wanted = _parse_config(config)
-            await slots.check(SlotUpdate(current.name, wanted.provider_id, wanted.operation_id, wanted.settings_json))
-            override = SlotConfig(wanted.provider_id, wanted.operation_id, wanted.settings_json)
+            override = SlotUpdate(current.name, wanted.provider_id, wanted.operation_id, wanted.settings_json)
+            await slots.check(override)
         if c.hub is None:
             raise AppError(
                 503, "test_run_unavailable", "this deployment's operator API cannot wait for jobs (no LISTEN hub)"

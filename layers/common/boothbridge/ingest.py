@@ -22,7 +22,6 @@ from boothbridge.images import inspect_image
 from boothbridge.ingest_log import record_request
 from boothbridge.ingest_model import (
     IngestOutcome,
-    SlotConfig,
     SlotForIngest,
     UploadedForm,
     provider_failed,
@@ -33,6 +32,7 @@ from boothbridge.jobs.model import JobRecord, JobWithResult, NewJob
 from boothbridge.jobs.waiting import wait_subscribed
 from boothbridge.media.service import MediaExpired, MediaNotFound
 from boothbridge.provision import INGEST_PASSWORD_KEY
+from boothbridge.slots import SlotUpdate
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class IngestService:
         started: float,
         *,
         is_test: bool = False,
-        config: SlotConfig | None = None,
+        config: SlotUpdate | None = None,
     ) -> IngestOutcome:
         """Handle one booth request; always writes one processing-log row.
 
@@ -81,7 +81,12 @@ class IngestService:
             if is_test:
                 slot = replace(slot, failure_policy="error")
                 if config is not None:
-                    slot = replace(slot, **config.as_slot_fields())
+                    slot = replace(
+                        slot,
+                        provider_id=config.provider_id,
+                        operation_id=config.operation_id,
+                        settings_json=config.settings_json,
+                    )
             limits = self._limits(slot)
             form = await read_form(self._max_bytes(limits))
             if not is_test:

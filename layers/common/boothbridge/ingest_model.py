@@ -34,18 +34,6 @@ class SlotForIngest:
     password_digest: str | None
 
 
-@dataclass(frozen=True)
-class SlotConfig:
-    """A slot configuration that is not saved: what a test run from the slot page runs."""
-
-    provider_id: str
-    operation_id: str
-    settings_json: dict[str, Any]
-
-    def as_slot_fields(self) -> dict[str, Any]:
-        return {"provider_id": self.provider_id, "operation_id": self.operation_id, "settings_json": self.settings_json}
-
-
 @dataclass
 class IngestOutcome:
     """What to answer: an image (status 200) or an error; `log_status` is what the processing log records."""
