@@ -65,7 +65,7 @@ class TimedHub(NotificationHub):
             with contextlib.suppress(ValueError):
                 job_id = uuid.UUID(payload)
                 now = time.time()
-                if job_id in self._watching:
+                if job_id in self._watching and not self.holds(job_id):  # a held NOTIFY wakes nobody
                     self.woken.setdefault(job_id, now)
                 if job_id in self._watching or job_id in self.released:  # late NOTIFYs count here too
                     self.notified.setdefault(job_id, now)

@@ -1,22 +1,26 @@
 """A job that ends in this process: its waiters are handed the job as the completion statement returned it (no
-row read), and the worker loop claims again after a job ends only when that can find something (the loop was
-full, or the last claim left work behind at a provider's limit), not after every job."""
+row read; the statement's own NOTIFY is held back meanwhile), and the worker loop claims again after a job ends
+only when that can find something (the loop was full, or the last claim left work behind at a provider's limit),
+not after every job."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
+from sqlalchemy import text
 
 from boothbridge.container import Container
 from boothbridge.jobs.model import JobWithResult
-from boothbridge.jobs.queue import Claim, JobQueue
-from boothbridge.jobs.waiting import wait_for_job_end
+from boothbridge.jobs.queue import CHANNEL_DONE, Claim, JobQueue
+from boothbridge.jobs.waiting import wait_for_job_end, wait_subscribed
 from boothbridge.jobs.worker_loop import WorkerLoop
 from tests.fakes.sleepy import sleepy_catalog
 from tests.integration.test_notifications import CountingQueue
@@ -75,18 +79,90 @@ async def test_a_waiter_takes_a_job_handed_over_in_process_without_a_read(contai
     assert container.hub.final(job.id) is None  # dropped with the last subscription
 
 
+class RecordingEnds:
+    """Stands in for the hub as the runner's `JobEnds`: records holds and hand-overs."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, uuid.UUID, JobWithResult | None]] = []
+
+    @contextlib.contextmanager
+    def ending_here(self, job_id: uuid.UUID) -> Iterator[None]:
+        self.events.append(("hold", job_id, None))
+        yield
+        self.events.append(("release", job_id, None))
+
+    def job_ended(self, job_id: uuid.UUID, final: JobWithResult | None = None) -> None:
+        self.events.append(("ended", job_id, final))
+
+
 async def test_the_runner_hands_the_job_as_completed_to_the_hub(container: Container) -> None:
-    handed: list[tuple[uuid.UUID, JobWithResult | None]] = []
-    container.runner.on_job_end = lambda job_id, final: handed.append((job_id, final))
+    ends = RecordingEnds()
+    container.runner.ends = ends
     job = await new_job(container)
     [claimed] = await container.queue.claim("w", 1)
     outcome = await container.runner.run(claimed)
     assert outcome.status == "succeeded"
 
-    [(job_id, final)] = handed
-    assert job_id == job.id
+    assert [(kind, job_id) for kind, job_id, _ in ends.events] == [
+        ("hold", job.id),
+        ("ended", job.id),  # handed over while the NOTIFY is still held back
+        ("release", job.id),
+    ]
+    final = ends.events[1][2]
     assert final is not None and final.status == "succeeded" and final.result is not None
     assert final == await container.queue.get(job.id)  # exactly what a read says now
+
+
+async def test_a_waiter_of_a_job_completed_here_reads_nothing(container: Container) -> None:
+    # The real hub and the real completion statement with its NOTIFY: the waiter, subscribed before the job
+    # could end, is woken with the job in hand, however the NOTIFY and the statement's answer are ordered.
+    hub = container.hub
+    assert hub is not None
+    counting = CountingQueue(container.queue)
+    for _ in range(20):
+        job = await new_job(container)
+        [claimed] = await container.queue.claim("w", 1)
+        with hub.subscribe(job.id) as woken:
+            waiter = asyncio.create_task(
+                wait_subscribed(
+                    cast(JobQueue, counting), hub, job.id, woken, time.monotonic() + 20, 30, skip_first_read=True
+                )
+            )
+            assert (await container.runner.run(claimed)).status == "succeeded"
+            ended = await asyncio.wait_for(waiter, 5)
+        assert ended.status == "succeeded" and ended.result is not None
+    assert sum(counting.reads.values()) == 0
+
+
+async def test_a_notify_held_back_by_a_completion_that_did_not_end_the_job_wakes_the_waiters(
+    container: Container,
+) -> None:
+    hub = container.hub
+    assert hub is not None
+    job = await new_job(container)
+    with hub.subscribe(job.id) as woken:
+        with hub.ending_here(job.id):
+            assert hub.holds(job.id)
+            # Another process ends the job meanwhile (as an operator's cancel would): its NOTIFY is held back.
+            async with container.engine.connect() as conn:
+                await conn.execute(text("SELECT pg_notify(:ch, :id)"), {"ch": CHANNEL_DONE, "id": str(job.id)})
+                await conn.commit()
+            await asyncio.sleep(0.3)  # ample time for the NOTIFY to arrive
+            assert not woken.is_set()
+        # Our statement handed nothing over (fenced out, say): letting go wakes the waiters as the NOTIFY would.
+        assert not hub.holds(job.id)
+        assert woken.is_set()
+        assert hub.final(job.id) is None
+
+
+async def test_letting_go_without_a_notify_wakes_nobody(container: Container) -> None:
+    hub = container.hub
+    assert hub is not None
+    job = await new_job(container)
+    with hub.subscribe(job.id) as woken:
+        with hub.ending_here(job.id):
+            await asyncio.sleep(0.05)
+        assert not woken.is_set()
 
 
 async def test_no_claim_after_a_job_ends_when_nothing_was_left_behind(container: Container) -> None:

@@ -143,7 +143,7 @@ async def build_container(
             await raw.close()
             raise
         # A job that ends in this process wakes its waiters here at once, without the NOTIFY round trip.
-        runner.on_job_end = hub.job_ended
+        runner.ends = hub
     return Container(
         settings=settings,
         database_url=url,

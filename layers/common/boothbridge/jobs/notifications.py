@@ -43,6 +43,8 @@ class NotificationHub:
         self._poll_task: asyncio.Task[None] | None = None
         self._waiters: dict[uuid.UUID, set[asyncio.Event]] = {}
         self._final: dict[uuid.UUID, JobWithResult] = {}
+        # Jobs whose ending statement this process is running, and whether their NOTIFY came meanwhile.
+        self._ending: dict[uuid.UUID, bool] = {}
         self._new_job_callbacks: list[Callable[[], None]] = []
         self._task: asyncio.Task[None] | None = None
         self._conn: psycopg.AsyncConnection[object] | None = None
@@ -82,6 +84,27 @@ class NotificationHub:
             self._final[job_id] = final
         for event in events:
             event.set()
+
+    @contextlib.contextmanager
+    def ending_here(self, job_id: uuid.UUID) -> Iterator[None]:
+        """Hold back `job_id`'s done-NOTIFY while this process runs the statement that may end the job.
+
+        Whoever holds it hands the ended job over with `job_ended(job_id, final)`. Without the hold, the NOTIFY of
+        that very commit often reaches the LISTEN connection first (both land in the same loop turn under load)
+        and wakes the waiters to read the row they are about to be handed. If the block ends without a job handed
+        over (the attempt was fenced out, the statement failed) and a NOTIFY came meanwhile, the waiters are
+        woken then, as the NOTIFY would have woken them: nothing is lost, only delayed by one statement."""
+        self._ending[job_id] = False
+        try:
+            yield
+        finally:
+            noticed = self._ending.pop(job_id, False)
+            if noticed and job_id not in self._final:
+                self.job_ended(job_id)
+
+    def holds(self, job_id: uuid.UUID) -> bool:
+        """True while `ending_here(job_id)` holds the job's NOTIFY back."""
+        return job_id in self._ending
 
     def final(self, job_id: uuid.UUID) -> JobWithResult | None:
         """The ended job handed over by `job_ended`, if there was one (see there)."""
@@ -159,6 +182,9 @@ class NotificationHub:
         try:
             job_id = uuid.UUID(payload)
         except ValueError:
+            return
+        if job_id in self._ending:
+            self._ending[job_id] = True  # its holder hands the job over, or wakes the waiters when it lets go
             return
         self.job_ended(job_id)
 

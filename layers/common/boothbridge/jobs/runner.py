@@ -6,9 +6,11 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from boothbridge.catalog import Catalog
 from boothbridge.jobs.backoff import retry_delay, should_retry
@@ -16,6 +18,7 @@ from boothbridge.jobs.callbacks import CallbackQueue, new_callback_token
 from boothbridge.jobs.model import ClaimedJob, JobRecord, JobWithResult
 from boothbridge.jobs.queue import JobQueue
 from boothbridge.media.links import PublicLinks
+from boothbridge.media.ref import MediaRef
 from boothbridge.media.service import MediaExpired, MediaNotFound, MediaService
 from boothbridge.providers.base import (
     ImageInput,
@@ -42,6 +45,18 @@ class AttemptOutcome:
 
     status: str
     retry_in: float | None = None
+
+
+class JobEnds(Protocol):
+    """Where this process's waiters learn that a job ended here (the `NotificationHub`).
+
+    The runner holds the job's NOTIFY back while its completion statement runs (`ending_here`) and hands the
+    waiters the job as that statement returned it (`job_ended` with `final`), so they need no read of their own;
+    a failure wakes them with `job_ended(job_id)` to read the row."""
+
+    def ending_here(self, job_id: uuid.UUID) -> AbstractContextManager[None]: ...
+
+    def job_ended(self, job_id: uuid.UUID, final: JobWithResult | None = None) -> None: ...
 
 
 class _LeaseLost(Exception):
@@ -76,9 +91,8 @@ class JobRunner:
         self.retry = retry
         self.heartbeat_sec = heartbeat_sec
         self.result_ttl_sec = result_ttl_sec
-        # Called with the job id when a job ends in this process (set by the composition root), and the job as it
-        # ended when the statement that ended it returned it (a success).
-        self.on_job_end: Callable[[uuid.UUID, JobWithResult | None], None] | None = None
+        # Told when a job ends in this process (the hub; set by the composition root when it listens).
+        self.ends: JobEnds | None = None
         # Operator overrides (API keys, result TTL), refreshed before each attempt (set by the composition root).
         self.runtime: RuntimeConfig | None = None
 
@@ -194,7 +208,7 @@ class JobRunner:
         ref = await self.media.write_bytes("result", result.image.data, result.image.mime)
         expires = datetime.now(UTC) + timedelta(seconds=self.result_ttl_sec)
         try:
-            done = await self.queue.complete_job(job.id, job.attempt, ref, expires, result.cost)
+            done = await self._complete(job, ref, expires, result.cost)
         except BaseException:
             await self.media.store.delete(ref.storage_key)
             raise
@@ -203,8 +217,20 @@ class JobRunner:
             await self.media.store.delete(ref.storage_key)
             log.warning("job %s attempt %s finished late; result discarded", job.id, job.attempt)
             return AttemptOutcome("stale")
-        self._ended(job.id, done)
         return AttemptOutcome("succeeded")
+
+    async def _complete(
+        self, job: JobRecord, ref: MediaRef, expires: datetime, cost: float
+    ) -> JobWithResult | None:
+        """`complete_job`, with the job's NOTIFY held back meanwhile and the completed job handed to this
+        process's waiters as the statement returned it (see `JobEnds`)."""
+        if self.ends is None:
+            return await self.queue.complete_job(job.id, job.attempt, ref, expires, cost)
+        with self.ends.ending_here(job.id):
+            done = await self.queue.complete_job(job.id, job.attempt, ref, expires, cost)
+            if done is not None:
+                self.ends.job_ended(job.id, done)
+        return done
 
     async def _failed(self, job: JobRecord, err: ProviderError) -> AttemptOutcome:
         delay = retry_delay(job.attempt, self.retry.base_sec, self.retry.max_sec, err.retry_after)
@@ -218,6 +244,6 @@ class JobRunner:
             self._ended(job.id)
         return AttemptOutcome(status, retry_in)
 
-    def _ended(self, job_id: uuid.UUID, final: JobWithResult | None = None) -> None:
-        if self.on_job_end is not None:
-            self.on_job_end(job_id, final)
+    def _ended(self, job_id: uuid.UUID) -> None:
+        if self.ends is not None:
+            self.ends.job_ended(job_id)
