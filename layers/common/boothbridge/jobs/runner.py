@@ -219,9 +219,7 @@ class JobRunner:
             return AttemptOutcome("stale")
         return AttemptOutcome("succeeded")
 
-    async def _complete(
-        self, job: JobRecord, ref: MediaRef, expires: datetime, cost: float
-    ) -> JobWithResult | None:
+    async def _complete(self, job: JobRecord, ref: MediaRef, expires: datetime, cost: float) -> JobWithResult | None:
         """`complete_job`, with the job's NOTIFY held back meanwhile and the completed job handed to this
         process's waiters as the statement returned it (see `JobEnds`)."""
         if self.ends is None:
