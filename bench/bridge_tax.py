@@ -145,7 +145,7 @@ class Bench:
 
     async def measure(self) -> Report:
         args = self.args
-        report = Report(max_conc=max(args.concurrency))
+        report = Report(max_conc=max(args.concurrency), cores=usable_cpus())
 
         # (1) the provider called inline, no HTTP at all.
         photo = distinct_photos(base_photo(), 0, 1, 0)[0]

@@ -109,8 +109,9 @@ def load_average() -> str:
     return "?"
 
 
-def usable_cpus() -> str:
-    return str(len(os.sched_getaffinity(0))) if hasattr(os, "sched_getaffinity") else "?"
+def usable_cpus() -> int:
+    """The cores this process (and the client and PostgreSQL it starts) may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 @contextlib.contextmanager

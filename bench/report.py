@@ -65,6 +65,7 @@ class WakeRow:
 @dataclass
 class Report:
     max_conc: int
+    cores: int
     provider_calls: list[float] = field(default_factory=list)
     rows: list[LatencyRow] = field(default_factory=list)
     wakes: list[WakeRow] = field(default_factory=list)
@@ -156,9 +157,32 @@ class Report:
             if math.isnan(got_ms):
                 verdict = "NOT MEASURED"
             print(f"{label:<46}{ms(got) + ' ms':>36}   {verdict}")
+        self.print_saturation()
         label = "all waiters share one LISTEN connection"
         value = f"{reached} waiters on {listen} LISTEN backend(s)"
         print(f"{label:<46}{value:>36}   {'MET' if one_listen else 'MISSED'}")
+
+    def print_saturation(self) -> None:
+        """Context for the tax targets, from this run's own figures: with N requests always in flight and every
+        core busy, each request waits for the CPU work of the others, so the tax at N concurrent approaches
+        N x (extra CPU per ingest) / cores. The CPU a 5 ms tax would allow is printed beside what ingest costs."""
+        n = self.max_conc
+        own, pg = self.cpu_tax(f"c={n}")
+        floor, _ = self.tax("c=1")
+        rows = [
+            ("  tax at c=1 (nothing queues; per-request floor)", f"{ms(floor)} ms"),
+            (f"  extra CPU per ingest at c={n} (server + PostgreSQL)", f"{ms(own + pg)} ms"),
+            (
+                f"  {n} x that / {self.cores} cores (expected tax at saturation)",
+                f"{ms(n * (own + pg) / self.cores, 1)} ms",
+            ),
+            (
+                f"  extra CPU per ingest a {TARGET_TAX_P50_MS:g} ms tax allows here",
+                f"{ms(TARGET_TAX_P50_MS / 1e3 * self.cores / n)} ms",
+            ),
+        ]
+        for label, value in rows:
+            print(f"{label:<60}{value:>22}")
 
 
 def print_capacity(cap: CapacityResult) -> None:
