@@ -28,6 +28,13 @@ FROM pg_stat_activity
 WHERE datname = current_database() AND backend_type = 'client backend' AND pid <> pg_backend_pid()
 """
 
+# The slow slot's jobs of this phase that are in the queue (queued or running): when there are as many as
+# requests, every ingest has passed its enqueue, and what follows is waiting alone.
+JOBS_IN_QUEUE = """
+SELECT count(*) FROM jobs
+WHERE slot_id = %(slot)s AND created_at >= %(since)s AND status IN ('queued', 'running')
+"""
+
 
 @dataclass
 class CapacityResult:
@@ -48,6 +55,11 @@ class CapacityResult:
     hold_cpu_share: float = math.nan
     photo_bytes: int = 0
     samples: int = 0
+
+
+async def _jobs_in_queue(pg: psycopg.AsyncConnection[Any], since: Any) -> int:
+    row = await (await pg.execute(JOBS_IN_QUEUE, {"slot": SLOW_SLOT, "since": since})).fetchone()
+    return int(row[0]) if row else 0
 
 
 async def hold_waiters(h: Harness, client: LoadClient, n: int, ramp_timeout: float) -> CapacityResult:
@@ -75,6 +87,7 @@ async def hold_waiters(h: Harness, client: LoadClient, n: int, ramp_timeout: flo
     h.slow.hold()
     try:
         async with await psycopg.AsyncConnection.connect(libpq_url(h.url), autocommit=True) as pg:
+            since = (await (await pg.execute("SELECT now()")).fetchone() or [None])[0]
             sampling = asyncio.create_task(sampler(pg))
             t0 = time.perf_counter()
             answered = asyncio.ensure_future(
@@ -82,7 +95,8 @@ async def hold_waiters(h: Harness, client: LoadClient, n: int, ramp_timeout: flo
             )
             try:
                 while time.perf_counter() - t0 < ramp_timeout:
-                    if hub.waiting >= n:
+                    # A waiter subscribes before its job exists: all n subscribed is not yet all n enqueued.
+                    if hub.waiting >= n and await _jobs_in_queue(pg, since) >= n:
                         res.seconds_to_reach = time.perf_counter() - t0
                         break
                     if answered.done():
