@@ -14,7 +14,9 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+from argon2 import PasswordHasher, profiles
 
+from boothbridge import auth
 from boothbridge.container import Container, build_container
 from boothbridge.db.migrate import upgrade_to_head
 from boothbridge.media.s3_store import S3Store
@@ -23,6 +25,20 @@ from local.app import Emulator
 from tests.fakes.sleepy import SleepyProvider, sleepy_catalog
 from tests.support.live_server import bound_socket
 from tests.support.moto_server import FAKE_ACCESS_KEY_ID, FAKE_REGION, FAKE_SECRET_ACCESS_KEY, moto_s3_server
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashing() -> Iterator[None]:
+    """Operator passwords hashed with argon2id at argon2-cffi's CHEAPEST parameters (its profile for tests).
+
+    Every test provisions fresh random credentials, and at the product's parameters that is two hashes of
+    ~0.2 s each per test, plus every login: minutes over the suite. The hashing code is the same; only the cost
+    differs. test_password_hashing runs with the product's own parameters."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(auth, "_hasher", PasswordHasher.from_parameters(profiles.CHEAPEST))
+        auth._dummy_hash.cache_clear()
+        yield
+    auth._dummy_hash.cache_clear()
 
 
 @pytest.fixture(scope="session")

@@ -47,12 +47,13 @@ class LambdaInvokeDispatcher:
 
     async def open(self) -> None:
         from aiobotocore.config import AioConfig
-        from aiobotocore.session import get_session
+
+        from boothbridge.aws_session import aws_session
 
         self._stack = AsyncExitStack()
         config = AioConfig(connect_timeout=2, read_timeout=5, retries={"max_attempts": 2, "mode": "standard"})
         self._client = await self._stack.enter_async_context(
-            get_session().create_client(
+            aws_session().create_client(
                 "lambda", region_name=self._region, endpoint_url=self._endpoint_url, config=config
             )
         )

@@ -7,9 +7,9 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 from aiobotocore.config import AioConfig
-from aiobotocore.session import get_session
 from botocore.exceptions import ClientError
 
+from boothbridge.aws_session import aws_session
 from boothbridge.media.folder_store import validate_key
 from boothbridge.media.store import ObjectNotFound
 
@@ -63,7 +63,7 @@ class S3Store:
             )
             stack = AsyncExitStack()
             self._s3 = await stack.enter_async_context(
-                get_session().create_client(
+                aws_session().create_client(
                     "s3",
                     endpoint_url=self._endpoint_url,
                     region_name=self._region,
