@@ -18,7 +18,9 @@ from bench.load_client import LoadClient
 from bench.meters import rss_kb
 from boothbridge.db.engine import libpq_url
 
-HOLD_SEC = 1.5  # how long everyone is held once all wait, to measure what waiting costs
+# How long everyone is held once all wait, to measure what waiting costs: longer than the fallback poll's
+# interval (2 s in the bench), so at least one poll falls in it.
+HOLD_SEC = 4.5
 SAMPLE_EVERY_SEC = 0.2
 
 PG_ACTIVITY = """
