@@ -185,8 +185,3 @@ class JobQueue:
     async def ended_among(self, job_ids: list[uuid.UUID]) -> list[uuid.UUID]:
         """Which of these jobs have reached a terminal state (the per-process fallback poll)."""
         return [row["id"] for row in await self.sql.all(sql.ENDED_AMONG, {"ids": job_ids})]
-
-    async def next_run_after(self) -> datetime | None:
-        """When the earliest delayed retry becomes claimable (lets an idle worker sleep exactly that long)."""
-        row = await self.sql.one(sql.NEXT_RUN_AFTER)
-        return row["at"] if row else None

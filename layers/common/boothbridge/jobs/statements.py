@@ -235,9 +235,6 @@ REQUEUE = f"""
     """
 
 ENDED_AMONG = "SELECT id FROM jobs WHERE id = ANY(%(ids)s) AND status IN ('succeeded', 'failed', 'cancelled')"
-NEXT_RUN_AFTER = "SELECT min(run_after) AS at FROM jobs WHERE status = 'queued'"
-
-
 def attempt_error(attempt: int, code: str, message: str, retryable: bool) -> dict[str, Any]:
     """One entry of `jobs.attempt_errors`."""
     return {
