@@ -189,7 +189,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
                     "name": p.title,
                     "description": p.description,
                     "available": p.id in c.providers,
-                    "currency": p.pricing.get("currency"),
+                    "currency": c.catalog.currency_of(p.id),
                     "ingest": {
                         "max_parallel_jobs": p.ingest.max_parallel_jobs,
                         "timeout_sec": p.ingest.timeout_sec,

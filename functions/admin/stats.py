@@ -24,7 +24,7 @@ def stats_router(get_container: Any, operator_dep: Any) -> APIRouter:
     async def summary(operator: OperatorDep) -> dict[str, Any]:
         """Every slot's figures since its last reset, and the all-time processed count."""
         c: Container = await get_container()
-        out = await stats.slot_summary(c.engine, operator.id)
+        out = await stats.slot_summary(c.engine, operator.id, c.catalog.currency_of)
         for slot in out["data"]:
             media_id = slot["template_media_id"]
             slot["template_url"] = f"{c.settings.base_url}/public/media/{media_id}" if media_id else None

@@ -43,6 +43,10 @@ async def test_a_booth_post_shows_on_the_statistics_page_and_reset_clears_it(
     assert await cell(ui, "slot-001", "processed") == "1"
     assert await cell(ui, "slot-001", "errors") == "50.0 %"
     assert await cell(ui, "slot-001", "last-reset") == "—"
+    # Local work is free, priced in the catalog's currency for the local provider.
+    assert await cell(ui, "slot-001", "last-cost") == "0.00 USD"
+    assert await cell(ui, "slot-001", "total-cost") == "0.00 USD"
+    assert await cell(ui, "slot-002", "total-cost") == "0.00"  # nothing spent: no currency to name
     assert await ui.page.text_content("#all-time") == "1"
     await ui.page.wait_for_function("document.querySelector('#chart-summary').textContent !== ''")
     summary = await ui.page.text_content("#chart-summary")

@@ -41,7 +41,14 @@ def error_code(r: httpx.Response, status: int) -> str:
 
 
 async def add_job(
-    c: Container, slot: str, created: str | datetime, cost: float, *, finished: str | None = None, is_test: bool = False
+    c: Container,
+    slot: str,
+    created: str | datetime,
+    cost: float,
+    *,
+    finished: str | None = None,
+    is_test: bool = False,
+    provider: str = "local",
 ) -> str:
     job_id = uuid.uuid4()
     start = at(created)
@@ -51,13 +58,14 @@ async def add_job(
                 """
                 INSERT INTO jobs (id, slot_id, status, provider_id, operation_id, source_media_id, source_sha256,
                                   deadline_at, cost, is_test, created_at, finished_at)
-                VALUES (:id, :slot, 'succeeded', 'local', 'resize', :src, :sha, :deadline, :cost, :test, :created,
-                        :finished)
+                VALUES (:id, :slot, 'succeeded', :provider, 'resize', :src, :sha, :deadline, :cost, :test,
+                        :created, :finished)
                 """
             ),
             {
                 "id": job_id,
                 "slot": slot,
+                "provider": provider,
                 "src": uuid.uuid4(),
                 "sha": uuid.uuid4().hex,
                 "deadline": start + timedelta(hours=1),
@@ -336,7 +344,9 @@ async def test_summary_since_reset_and_reset(
         "p95_response_ms": 27300,
         "error_pct": 30.0,
         "last_cost": pytest.approx(0.2),
+        "last_cost_currency": "USD",
         "total_cost": pytest.approx(2.8),
+        "total_cost_by_currency": {"USD": pytest.approx(2.8)},
         "last_reset_at": None,
     }
     two = rows["slot-002"]
@@ -381,6 +391,35 @@ async def test_summary_since_reset_and_reset(
     theirs = (await client.get("/api/stats/summary", headers=auth(igor))).json()
     assert theirs["processed_all_time"] == 1
     assert theirs["data"][0]["id"] == "slot-041" and theirs["data"][0]["total_cost"] == 100.0
+
+
+async def test_summary_gives_a_slots_spending_per_currency(
+    client: httpx.AsyncClient, token: str, container: Container
+) -> None:
+    # slot-005 changed providers since its reset: Gemini bills in USD, Turbotext in RUB; `sleepy` has no pricing
+    # and `retired` is no longer in the catalog. The last job to finish was Turbotext's.
+    for provider, cost, finished in [
+        ("gemini", 0.039, "2024-04-01T10:00:00"),
+        ("gemini", 0.041, "2024-04-01T11:00:00"),
+        ("turbotext", 25.0, "2024-04-01T13:00:00"),
+        ("sleepy", 1.0, "2024-04-01T09:00:00"),
+        ("retired", 2.0, "2024-04-01T08:00:00"),
+    ]:
+        await add_job(container, "slot-005", "2024-04-01T07:00:00", cost, finished=finished, provider=provider)
+    await add_job(container, "slot-005", "2024-04-01T07:00:00", 99.0, finished="2024-04-02", is_test=True)
+
+    r = await client.get("/api/stats/summary", headers=auth(token))
+    assert r.status_code == 200, r.text
+    five = next(s for s in r.json()["data"] if s["id"] == "slot-005")
+    assert (five["last_cost"], five["last_cost_currency"]) == (25.0, "RUB")
+    assert five["total_cost_by_currency"] == {
+        "USD": pytest.approx(0.08),
+        "RUB": pytest.approx(25.0),
+        "unknown": pytest.approx(3.0),
+    }
+    assert five["total_cost"] == pytest.approx(28.08)  # the plain sum, as before
+    untouched = next(s for s in r.json()["data"] if s["id"] == "slot-006")
+    assert (untouched["last_cost_currency"], untouched["total_cost_by_currency"]) == (None, {})
 
 
 async def test_defaults_are_the_last_7_and_30_days(client: httpx.AsyncClient, token: str, container: Container) -> None:

@@ -12,6 +12,13 @@ function isoDate(date) {
   return date.toISOString().slice(0, 10);
 }
 
+/** The slot's spending since its reset, per currency ("1.20 USD + 30.00 RUB" after a change of provider). */
+function totalCost(slot) {
+  const parts = Object.entries(slot.total_cost_by_currency || {});
+  if (!parts.length) return money(slot.total_cost);
+  return parts.map(([currency, value]) => money(value, currency === "unknown" ? undefined : currency)).join(" + ");
+}
+
 function row(slot) {
   const reset = h("button", { class: "btn small secondary", type: "button", "data-reset": slot.id,
     "aria-label": `Reset the statistics of ${slot.name || slot.id}` }, "Reset");
@@ -37,8 +44,9 @@ function row(slot) {
     h("td", { class: "num", "data-label": "Requests", "data-col": "requests" }, String(slot.requests)),
     h("td", { class: "num", "data-label": "p95 response", "data-col": "p95" }, formatMs(slot.p95_response_ms)),
     h("td", { class: "num", "data-label": "Errors", "data-col": "errors" }, pct),
-    h("td", { class: "num", "data-label": "Last cost", "data-col": "last-cost" }, money(slot.last_cost)),
-    h("td", { class: "num", "data-label": "Total cost", "data-col": "total-cost" }, money(slot.total_cost)),
+    h("td", { class: "num", "data-label": "Last cost", "data-col": "last-cost" },
+      money(slot.last_cost, slot.last_cost_currency === "unknown" ? undefined : slot.last_cost_currency)),
+    h("td", { class: "num", "data-label": "Total cost", "data-col": "total-cost" }, totalCost(slot)),
     h("td", { "data-label": "Last reset", "data-col": "last-reset" }, formatDate(slot.last_reset_at)),
     h("td", {}, reset));
 }

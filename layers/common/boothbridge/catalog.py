@@ -133,6 +133,12 @@ class Catalog:
     def operation(self, operation_id: str) -> OperationEntry | None:
         return self.operations.get(operation_id)
 
+    def currency_of(self, provider_id: str) -> str | None:
+        """The currency of the provider's prices (and so of its jobs' costs), None for an unknown provider."""
+        provider = self.providers.get(provider_id)
+        currency = provider.pricing.get("currency") if provider else None
+        return str(currency) if currency else None
+
     def supports(self, provider_id: str, operation_id: str) -> bool:
         provider = self.providers.get(provider_id)
         return provider is not None and operation_id in provider.operations

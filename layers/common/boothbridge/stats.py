@@ -12,12 +12,15 @@ Definitions, shared by every endpoint:
 - Periods are UTC buckets (`date_trunc` on naive UTC timestamps, so the session TimeZone cannot move a day);
   weeks start on Monday (ISO). Every period meeting the range is listed, empty ones with zero counts
   (`generate_series`), so a chart has no gaps and the global endpoint's `total` is the number of periods.
+- Costs are in each provider's pricing currency (the catalog's `pricing.currency`); the summary also gives a
+  slot's spending per currency, since a slot may have changed providers since its reset.
 - Ranges are half-open [from, to). A date-only `to` (`2024-04-07`) includes that whole day, as in the seed.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -27,6 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from boothbridge.db.engine import autocommit
 from boothbridge.errors import AppError
+
+UNKNOWN_CURRENCY = "unknown"  # the provider is no longer in the catalog
 
 STEPS = {"hour": "1 hour", "day": "1 day", "week": "1 week", "month": "1 month"}
 SLOT_GROUPS, SLOT_MAX_DAYS, SLOT_DEFAULT_DAYS = ("hour", "day", "week"), 31, 7
@@ -199,12 +204,24 @@ _SUMMARY = """
     ),
     spend AS (
         SELECT j.slot_id, sum(j.cost) AS total_cost,
-               -- the cost of the job that finished last (the latest AI processing)
+               -- the cost of the job that finished last (the latest AI processing), and whose price it was
                (array_agg(j.cost ORDER BY j.finished_at DESC NULLS LAST, j.created_at DESC)
-                   FILTER (WHERE j.cost IS NOT NULL))[1] AS last_cost
+                   FILTER (WHERE j.cost IS NOT NULL))[1] AS last_cost,
+               (array_agg(j.provider_id ORDER BY j.finished_at DESC NULLS LAST, j.created_at DESC)
+                   FILTER (WHERE j.cost IS NOT NULL))[1] AS last_cost_provider
         FROM jobs j JOIN own s ON s.id = j.slot_id
         WHERE NOT j.is_test AND j.created_at >= coalesce(s.last_reset_at, '-infinity')
         GROUP BY j.slot_id
+    ),
+    -- The same money per provider: a slot that changed providers since its reset may have spent in two
+    -- currencies, which one sum cannot show.
+    spend_by_provider AS (
+        SELECT slot_id, jsonb_object_agg(provider_id, cost) AS by_provider
+        FROM (SELECT j.slot_id, j.provider_id, sum(j.cost) AS cost
+              FROM jobs j JOIN own s ON s.id = j.slot_id
+              WHERE NOT j.is_test AND j.cost IS NOT NULL AND j.created_at >= coalesce(s.last_reset_at, '-infinity')
+              GROUP BY j.slot_id, j.provider_id) per_provider
+        GROUP BY slot_id
     )
     SELECT s.id, s.name, s.last_reset_at,
            -- the slot's template image: its first `*_media_id` setting, by key name
@@ -212,12 +229,13 @@ _SUMMARY = """
              WHERE e.key LIKE '%\\_media\\_id' AND e.value <> '' ORDER BY e.key LIMIT 1) AS template_media_id,
            coalesce(r.processed, 0) AS processed, coalesce(r.requests, 0) AS requests, r.p95_ms,
            round(100.0 * r.failed / nullif(r.requests, 0), 2) AS error_pct,
-           m.last_cost, coalesce(m.total_cost, 0) AS total_cost,
+           m.last_cost, m.last_cost_provider, coalesce(m.total_cost, 0) AS total_cost, p.by_provider,
            (SELECT count(*) FROM processing_log l JOIN own o ON o.id = l.slot_id
              WHERE l.status = 'SUCCESS' AND NOT l.is_test) AS processed_all_time
     FROM own s
     LEFT JOIN since_reset r ON r.slot_id = s.id
     LEFT JOIN spend m ON m.slot_id = s.id
+    LEFT JOIN spend_by_provider p ON p.slot_id = s.id
     ORDER BY s.id
 """
 
@@ -292,8 +310,18 @@ async def global_series(engine: AsyncEngine, user_id: int, q: GlobalQuery) -> di
     return {"data": data, "meta": {"page": q.page, "page_size": q.page_size, "total": total}, "range": rng.json()}
 
 
-async def slot_summary(engine: AsyncEngine, user_id: int) -> dict[str, Any]:
-    """The stats page: every slot of the operator's since its last reset, and the all-time processed count."""
+def _by_currency(by_provider: dict[str, Any] | None, currency_of: Callable[[str], str | None]) -> dict[str, float]:
+    """Money per currency from money per provider (a provider no longer in the catalog counts as "unknown")."""
+    totals: dict[str, float] = {}
+    for provider_id, cost in sorted((by_provider or {}).items()):
+        currency = currency_of(provider_id) or UNKNOWN_CURRENCY
+        totals[currency] = totals.get(currency, 0.0) + float(cost)
+    return totals
+
+
+async def slot_summary(engine: AsyncEngine, user_id: int, currency_of: Callable[[str], str | None]) -> dict[str, Any]:
+    """The stats page: every slot of the operator's since its last reset, and the all-time processed count.
+    `currency_of` gives a provider's pricing currency (from the catalog)."""
     async with autocommit(engine).connect() as conn:
         rows = (await conn.execute(text(_SUMMARY), {"uid": user_id})).all()
     slots = [
@@ -306,7 +334,11 @@ async def slot_summary(engine: AsyncEngine, user_id: int) -> dict[str, Any]:
             "p95_response_ms": _opt(r.p95_ms, int),
             "error_pct": _opt(r.error_pct, float),
             "last_cost": _opt(r.last_cost, float),
+            "last_cost_currency": (currency_of(r.last_cost_provider) or UNKNOWN_CURRENCY)
+            if r.last_cost_provider
+            else None,
             "total_cost": float(r.total_cost),
+            "total_cost_by_currency": _by_currency(r.by_provider, currency_of),
             "last_reset_at": _iso(r.last_reset_at) if r.last_reset_at else None,
         }
         for r in rows

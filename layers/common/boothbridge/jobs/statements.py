@@ -235,6 +235,8 @@ REQUEUE = f"""
     """
 
 ENDED_AMONG = "SELECT id FROM jobs WHERE id = ANY(%(ids)s) AND status IN ('succeeded', 'failed', 'cancelled')"
+
+
 def attempt_error(attempt: int, code: str, message: str, retryable: bool) -> dict[str, Any]:
     """One entry of `jobs.attempt_errors`."""
     return {
