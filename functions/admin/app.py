@@ -17,7 +17,7 @@ from boothbridge.errors import AppError
 from boothbridge.http.errors import install_error_handlers
 from boothbridge.http.holder import ContainerHolder, LazyMangum
 from boothbridge.http.openapi import AUTH, BODY, INVALID, errors, install_openapi
-from boothbridge.login_guard import LoginGuard, client_key
+from boothbridge.login_guard import LoginGuard, client_key, viewer_host
 from boothbridge.sessions import is_revoked, revoke
 from boothbridge.settings import Settings
 from boothbridge.slots import SlotService, SlotUpdate, SlotView
@@ -146,8 +146,10 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         """Exchange an operator's username and password for a 60-minute JWT. After 10 failures for a username
         from one address within 15 minutes: 429 too_many_attempts with Retry-After, even with the right password."""
         c = await holder.get()
-        # The TCP peer; on Lambda, Mangum sets it from the Function URL event's sourceIp (see login_guard).
-        address = client_key(request.client.host if request.client else None)
+        # The TCP peer (on Lambda, Mangum sets it from the Function URL event's sourceIp), or behind CloudFront
+        # the viewer's address when the request proves it came through CloudFront (see login_guard).
+        peer = request.client.host if request.client else None
+        address = client_key(viewer_host(peer, request.headers, c.settings.origin_verify_secret))
         guard = LoginGuard(c.engine)
         await guard.admit(body.username, address)  # 429 when throttled; otherwise counted as a failure for now
         operator = await authenticate(c.engine, body.username, body.password)

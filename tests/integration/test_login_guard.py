@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import text
 
 from boothbridge.container import Container
-from boothbridge.login_guard import MAX_FAILURES, WINDOW_SEC, client_key
+from boothbridge.login_guard import MAX_FAILURES, WINDOW_SEC, client_key, viewer_host
 from boothbridge.settings import Settings
 from functions.admin.app import create_app as create_admin
 from local.app import Emulator
@@ -218,3 +218,68 @@ async def test_old_rows_of_other_pairs_are_swept(clients: ClientFactory, contain
 )
 def test_client_key(host: str | None, key: str) -> None:
     assert client_key(host) == key
+
+
+SECRET = "s3cret-origin-verify-0123456789abcdef"
+CLOUDFRONT = "130.176.0.1"  # CloudFront's origin-facing address: the TCP peer of every front-door request
+
+
+@pytest.mark.parametrize(
+    ("headers", "secret", "host"),
+    [
+        ({"x-origin-verify": SECRET, "cloudfront-viewer-address": "198.51.100.10:46532"}, SECRET, "198.51.100.10"),
+        (  # IPv6 as CloudFront writes it: no brackets, the port after the last colon
+            {"x-origin-verify": SECRET, "cloudfront-viewer-address": "2406:2d40:728d:fa10::c4a:42838"},
+            SECRET,
+            "2406:2d40:728d:fa10::c4a",
+        ),
+        ({"x-origin-verify": SECRET, "cloudfront-viewer-address": "[2001:db8::1]:443"}, SECRET, "2001:db8::1"),
+        ({"x-origin-verify": "wrong", "cloudfront-viewer-address": "198.51.100.10:1"}, SECRET, CLOUDFRONT),
+        ({"cloudfront-viewer-address": "198.51.100.10:1"}, SECRET, CLOUDFRONT),  # no secret presented
+        ({"x-origin-verify": SECRET, "cloudfront-viewer-address": "198.51.100.10:1"}, None, CLOUDFRONT),  # none set
+        ({"x-origin-verify": SECRET}, SECRET, CLOUDFRONT),
+        ({"x-origin-verify": SECRET, "cloudfront-viewer-address": "198.51.100.10"}, SECRET, CLOUDFRONT),  # no port
+        ({"x-origin-verify": SECRET, "cloudfront-viewer-address": "not-an-ip:80"}, SECRET, CLOUDFRONT),
+    ],
+)
+def test_viewer_host(headers: dict[str, str], secret: str | None, host: str) -> None:
+    assert viewer_host(CLOUDFRONT, headers, secret) == host
+
+
+@pytest.mark.parametrize("settings_overrides", [{"origin_verify_secret": SECRET}])
+async def test_behind_the_front_door_each_viewer_is_counted_on_its_own(
+    clients: ClientFactory, settings: Settings
+) -> None:
+    def through_cloudfront(viewer: str, secret: str = SECRET) -> dict[str, str]:
+        return {"X-Origin-Verify": secret, "CloudFront-Viewer-Address": viewer}
+
+    pw = passwords(settings)
+    async with clients(CLOUDFRONT) as http:
+        for _ in range(MAX_FAILURES):
+            r = await http.post(
+                "/api/login",
+                json={"username": "serg", "password": "definitely-wrong"},
+                headers=through_cloudfront("198.51.100.10:50001"),
+            )
+            assert r.status_code == 401, r.text
+        attacker = await http.post(
+            "/api/login",
+            json={"username": "serg", "password": pw["serg"]},
+            headers=through_cloudfront("198.51.100.10:50002"),  # another port of the same viewer
+        )
+        assert_throttled(attacker)
+        # The operator elsewhere comes through the same CloudFront address and is not locked out.
+        operator = await http.post(
+            "/api/login",
+            json={"username": "serg", "password": pw["serg"]},
+            headers=through_cloudfront("203.0.113.99:40000"),
+        )
+        assert operator.status_code == 200, operator.text
+        # Without the secret the header is not believed: naming the throttled viewer, the attempt counts under
+        # the TCP peer (no failures there), so it is not refused as that viewer's would be.
+        forged = await http.post(
+            "/api/login",
+            json={"username": "serg", "password": pw["serg"]},
+            headers=through_cloudfront("198.51.100.10:50003", secret="guessed-secret-guessed-secret"),
+        )
+        assert forged.status_code == 200, forged.text

@@ -222,6 +222,22 @@ def test_the_front_door_serves_the_web_ui_from_its_bucket_and_the_api_from_the_a
     assert "FrontDoor" in statement["Condition"]["StringEquals"]["AWS:SourceArn"]["Fn::Sub"]
 
 
+def test_sign_ins_through_the_front_door_are_counted_per_viewer(template: dict[str, Any]) -> None:
+    """CloudFront adds the origin secret to the admin origin's requests and forwards CloudFront-Viewer-Address
+    (AllViewerExceptHostHeader includes the CloudFront headers); the admin function knows the same secret."""
+    distribution = template["Resources"]["FrontDoor"]["Properties"]["DistributionConfig"]
+    admin_origin = next(o for o in distribution["Origins"] if o["Id"] == "admin")
+    assert admin_origin["OriginCustomHeaders"] == [
+        {"HeaderName": "X-Origin-Verify", "HeaderValue": {"Ref": "OriginVerifySecret"}}
+    ]
+    api = next(b for b in distribution["CacheBehaviors"] if b["PathPattern"] == "/api/*")
+    assert api["OriginRequestPolicyId"] == "b689b0a8-53d0-40ab-baf2-68738e2966ac"  # AllViewerExceptHostHeader
+    secret = template["Parameters"]["OriginVerifySecret"]
+    assert secret["NoEcho"] is True and secret["MinLength"] >= 32
+    admin_env = template["Resources"]["AdminFunction"]["Properties"]["Environment"]["Variables"]
+    assert admin_env["ORIGIN_VERIFY_SECRET"] == {"Ref": "OriginVerifySecret"}
+
+
 def test_s3_permissions_stay_on_the_media_bucket(template: dict[str, Any]) -> None:
     policy = template["Resources"]["MediaObjectAccessPolicy"]["Properties"]["PolicyDocument"]
     for statement in policy["Statement"]:

@@ -25,8 +25,10 @@ Lambda, Mangum builds the scope from the Function URL event (payload format 2.0,
 `mangum/handlers/api_gateway.py`) with `client = (event["requestContext"]["http"]["sourceIp"], 0)`; that is the
 address of the TCP connection Lambda received, not a header a caller can write. `X-Forwarded-For` is
 deliberately ignored: the Function URLs are reachable directly, bypassing CloudFront, so any caller could set it.
-Caveat: a request that comes through the CloudFront front door has CloudFront's origin-facing address as its
-`sourceIp`, not the viewer's, so there the pair is (username, CloudFront edge address).
+Through the CloudFront front door, `sourceIp` is CloudFront's origin-facing address, not the viewer's; there the
+viewer's address comes from `CloudFront-Viewer-Address` (`ip:port`, added by the origin request policy), believed
+only when the request also carries the origin secret that CloudFront adds to every request it sends to the admin
+origin (`X-Origin-Verify`, setting ORIGIN_VERIFY_SECRET; see `viewer_host`). A direct caller cannot present it.
 
 IPv6 addresses are counted per /64 network (what one subscriber typically gets), otherwise one host could rotate
 through its own /64 for unlimited attempts; IPv4-mapped IPv6 addresses count as their IPv4 address.
@@ -34,7 +36,9 @@ through its own /64 for unlimited attempts; IPv4-mapped IPv6 addresses count as 
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import text
@@ -47,6 +51,9 @@ WINDOW_SEC = 15 * 60
 # Expired rows of other pairs removed per admitted attempt; see `_SWEEP`.
 SWEEP_BATCH = 50
 UNKNOWN_ADDRESS = "unknown"
+# CloudFront's header with the viewer's "ip:port", and the header carrying the origin secret CloudFront adds.
+VIEWER_ADDRESS_HEADER = "cloudfront-viewer-address"
+ORIGIN_VERIFY_HEADER = "x-origin-verify"
 
 # Serialises the attempts of one (username, address) pair across every process and Lambda instance, so two
 # concurrent attempts cannot both see 9 failures and both go on to verify. Transaction-scoped: released at COMMIT.
@@ -100,6 +107,25 @@ _SWEEP = text(
 
 # A successful sign-in clears the pair's failures.
 _CLEAR = text("DELETE FROM login_failures WHERE username = :username AND client_address = :address")
+
+
+def viewer_host(peer: str | None, headers: Mapping[str, str], origin_secret: str | None) -> str | None:
+    """The address a sign-in came from: the TCP peer, or behind CloudFront the viewer's address (see the module
+    docstring). `headers` is case-insensitive (Starlette's); a missing, wrong or malformed header means the peer."""
+    if not origin_secret:
+        return peer
+    presented = headers.get(ORIGIN_VERIFY_HEADER, "")
+    if not hmac.compare_digest(presented.encode(), origin_secret.encode()):
+        return peer
+    host, sep, port = headers.get(VIEWER_ADDRESS_HEADER, "").rpartition(":")
+    if not sep or not port.isdigit():
+        return peer
+    host = host.removeprefix("[").removesuffix("]")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return peer
+    return host
 
 
 def client_key(host: str | None) -> str:

@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     gemini_base_url: str | None = None
     turbotext_api_key: str | None = Field(None, repr=False)
     turbotext_base_url: str = "https://www.turbotext.ru/api_ai"
+    # Behind the CloudFront front door: the secret CloudFront sends to the admin origin (X-Origin-Verify), which
+    # makes its CloudFront-Viewer-Address header believable for login throttling. Unset: the TCP peer counts.
+    origin_verify_secret: str | None = Field(None, repr=False, min_length=16)
     # Temporary public links (POST /api/media/register, images handed to URL-fetching providers).
     public_link_ttl_sec: int = Field(900, ge=30)
 
