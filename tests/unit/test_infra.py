@@ -238,6 +238,27 @@ def test_sign_ins_through_the_front_door_are_counted_per_viewer(template: dict[s
     assert admin_env["ORIGIN_VERIFY_SECRET"] == {"Ref": "OriginVerifySecret"}
 
 
+def test_credentials_come_from_their_secret_and_ship_with_no_code(template: dict[str, Any]) -> None:
+    """Every function reads the credentials secret named by the parameter, may read only that secret, and no
+    layer carries a credentials file."""
+    policy = template["Resources"]["CredentialsSecretReadPolicy"]["Properties"]["PolicyDocument"]
+    assert policy["Statement"] == [
+        {
+            "Sid": "RuntimeCredentials",
+            "Effect": "Allow",
+            "Action": "secretsmanager:GetSecretValue",
+            "Resource": {"Ref": "CredentialsSecretArn"},
+        }
+    ]
+    for name, function in functions_of(template).items():
+        assert env_of(function)["CREDENTIALS_SECRET_ARN"] == {"Ref": "CredentialsSecretArn"}, name
+        assert "CREDENTIALS_PATH" not in env_of(function), name
+        assert {"Ref": "CredentialsSecretReadPolicy"} in function["Policies"], name
+        assert function["Layers"] == [{"Ref": "CommonLayer"}], name
+    layers = [n for n, r in template["Resources"].items() if r["Type"] == "AWS::Serverless::LayerVersion"]
+    assert layers == ["CommonLayer"]
+
+
 def test_s3_permissions_stay_on_the_media_bucket(template: dict[str, Any]) -> None:
     policy = template["Resources"]["MediaObjectAccessPolicy"]["Properties"]["PolicyDocument"]
     for statement in policy["Statement"]:
@@ -263,7 +284,7 @@ def test_environment_is_production_settings(template: dict[str, Any]) -> None:
         assert not RESERVED_ENV & set(env), name
         assert {k.lower() for k in env} <= fields, f"{name}: unknown variables {set(env) - {f.upper() for f in fields}}"
         assert env["APP_ENV"] == "production", name
-        for required in ("DATABASE_URL", "PUBLIC_BASE_URL", "S3_BUCKET", "CREDENTIALS_PATH", "PROVIDERS_CONFIG"):
+        for required in ("DATABASE_URL", "PUBLIC_BASE_URL", "S3_BUCKET", "CREDENTIALS_SECRET_ARN", "PROVIDERS_CONFIG"):
             assert required in env, f"{name}: {required}"
         assert "secretsmanager" in repr(env["DATABASE_URL"]), "DATABASE_URL comes from Secrets Manager"
         values = {k.lower(): (v if isinstance(v, str) else placeholder) for k, v in env.items()}

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from boothbridge import credentials
 from boothbridge.catalog import Catalog
 from boothbridge.credentials import Credentials
+from boothbridge.credentials_secret import load_credentials
 from boothbridge.db.engine import autocommit, create_engine, libpq_url
 from boothbridge.db.raw import RawDb
 from boothbridge.jobs.dispatch import JobDispatcher, LambdaInvokeDispatcher, NotifyDispatcher
@@ -98,9 +98,7 @@ async def build_container(
 
         await asyncio.to_thread(upgrade_to_head, url)
     catalog = Catalog.load(settings.providers_config)
-    creds, created = credentials.load_or_create(
-        settings.credentials_path, allow_create=settings.app_env != "production"
-    )
+    creds, created = await load_credentials(settings)
     if created:
         log.warning("generated new credentials at %s", settings.credentials_path.resolve())
     # Two pools of `db_pool_size` each, so at most 2 x db_pool_size connections (as when the engine alone could

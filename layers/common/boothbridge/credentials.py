@@ -2,6 +2,9 @@
 
 Shape (other keys may be added): {"users": {"serg": "<pw>", "igor": "<pw>"}, "ingest_password": "<pw>",
 "jwt_secret": "<hex>", "ingest_hmac_key": "<hex>", "encryption_key": "<hex>"}.
+
+On AWS the same document is a Secrets Manager secret (`CREDENTIALS_SECRET_ARN`), read at start by
+`credentials_secret.load_credentials`, so no file with the secrets ships with the code.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 DEFAULT_USERS = ("serg", "igor")
 
@@ -50,7 +54,15 @@ def write(path: Path, data: dict[str, object]) -> None:
 
 
 def load(path: Path) -> Credentials:
-    raw = json.loads(path.read_text(encoding="utf-8"))
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"credentials file {path} is not JSON: {exc.msg}") from None
+    return parse(raw, f"credentials file {path}")
+
+
+def parse(raw: Any, source: str) -> Credentials:
+    """The credentials from their JSON document; `source` names where it came from in the error message."""
     try:
         users = {str(k): str(v) for k, v in raw["users"].items()}
         return Credentials(
@@ -60,8 +72,8 @@ def load(path: Path) -> Credentials:
             ingest_hmac_key=bytes.fromhex(raw["ingest_hmac_key"]),
             encryption_key=bytes.fromhex(raw["encryption_key"]),
         )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"credentials file {path} is malformed: missing or bad {exc}") from exc
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ValueError(f"{source} is malformed: missing or bad {exc}") from exc
 
 
 def load_or_create(path: Path, allow_create: bool) -> tuple[Credentials, bool]:

@@ -89,8 +89,11 @@ class Settings(BaseSettings):
     # Temporary public links (POST /api/media/register, images handed to URL-fetching providers).
     public_link_ttl_sec: int = Field(900, ge=30)
 
-    # Files.
+    # Files. On AWS the credentials come from a Secrets Manager secret instead of the file (its SecretString is
+    # the file's JSON); the endpoint is for a stand-in (tests) or a VPC endpoint with a private name.
     credentials_path: Path = Path("secrets/runtime_credentials.json")
+    credentials_secret_arn: str | None = None
+    secrets_endpoint_url: str | None = None
     providers_config: Path = DEFAULT_CATALOG
     # Extra provider implementations, "module:attribute" each (third-party providers, test doubles).
     provider_plugins: list[str] = Field(default_factory=list)
