@@ -232,7 +232,7 @@ async def test_killed_worker_is_taken_over_and_its_late_result_is_fenced_out(
     # The killed attempt "finishes late" (as a hung worker waking up would): fenced out, nothing changes.
     late = await container.media.write_bytes("result", jpeg(16, 16), "image/jpeg")
     done = await container.queue.complete(uuid.UUID(job_id), 1, late, datetime.now(UTC) + timedelta(hours=1), cost=0.01)
-    assert done is False
+    assert done is None
     after = await _job(container, job_id)
     assert (after.status, after.attempt, after.result_media_id) == ("succeeded", 2, row.result_media_id)
     async with container.engine.connect() as conn:

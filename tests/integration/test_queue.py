@@ -272,7 +272,7 @@ async def test_complete_is_fenced_by_attempt(container: Container) -> None:
     assert current.attempt == 2
 
     stale_ref = await result_ref(container)
-    assert await queue.complete(job.id, 1, stale_ref, _later(), 1.5) is False
+    assert await queue.complete(job.id, 1, stale_ref, _later(), 1.5) is None
     row = await job_row(container, job.id)
     assert (row.status, row.attempt, row.result_media_id, row.cost) == ("running", 2, None, None)
     assert row.lease_owner == "worker-b"
@@ -281,7 +281,7 @@ async def test_complete_is_fenced_by_attempt(container: Container) -> None:
     assert (await job_row(container, job.id)).status == "running"
 
     good_ref = await result_ref(container)
-    assert await queue.complete(job.id, 2, good_ref, _later(), 0.25) is True
+    assert await queue.complete(job.id, 2, good_ref, _later(), 0.25) is not None
     row = await job_row(container, job.id)
     assert (row.status, row.result_media_id, float(row.cost)) == ("succeeded", good_ref.id, 0.25)
     assert row.finished_at is not None and row.lease_owner is None
@@ -291,7 +291,7 @@ async def test_complete_is_fenced_by_attempt(container: Container) -> None:
     assert kind_job == f"result:{job.id}"
 
     # Finished: the same attempt cannot complete twice either.
-    assert await queue.complete(job.id, 2, await result_ref(container), _later(), 9.0) is False
+    assert await queue.complete(job.id, 2, await result_ref(container), _later(), 9.0) is None
     assert (await job_row(container, job.id)).result_media_id == good_ref.id
 
 

@@ -7,9 +7,9 @@ cleanup, migrations) stays on the SQLAlchemy engine.
 
 The statements stay visible: each caller passes its SQL text (psycopg `%(name)s` placeholders) with a comment
 on why it is shaped so. Connections are autocommit, so a single statement is its own transaction with no
-BEGIN/COMMIT round trips; `transaction()` is for the few multi-statement units (the claim). psycopg prepares a
-statement on the server after a connection has run it a few times (`prepare_threshold`), so the hottest ones
-are parsed and planned once per connection.
+BEGIN/COMMIT round trips; `transaction()` is for the few multi-statement units (the claim). Every statement is
+prepared on the server the first time a connection runs it (`prepare_threshold=0`), so each is parsed and
+planned once per connection.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -38,14 +39,18 @@ class JobRecord:
         return self.status in TERMINAL_STATUSES
 
     @classmethod
-    def from_row(cls, row: Any) -> JobRecord:
-        """From a SQLAlchemy row or a mapping (the plain psycopg rows are dicts)."""
-        m = getattr(row, "_mapping", row)
-        return JobRecord(**{name: m[name] for name in JOB_FIELDS})
+    def from_row(cls, row: Mapping[str, Any]) -> JobRecord:
+        """From a row of the job columns (the hot path's psycopg rows are dicts)."""
+        return JobRecord(**job_fields(row))
 
 
 JOB_FIELDS = tuple(JobRecord.__dataclass_fields__)
 JOB_COLUMNS = ", ".join(JOB_FIELDS)
+
+
+def job_fields(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The JobRecord fields of a row that holds (at least) the job columns."""
+    return {name: row[name] for name in JOB_FIELDS}
 
 
 def job_columns(alias: str) -> str:
@@ -62,7 +67,7 @@ class ClaimedJob(JobRecord):
 
     @classmethod
     def from_claim(cls, row: Any) -> ClaimedJob:
-        return cls(**{name: row[name] for name in JOB_FIELDS}, source=media_from(row))
+        return cls(**job_fields(row), source=media_from(row))
 
 
 @dataclass(frozen=True)
@@ -74,12 +79,12 @@ class JobWithResult(JobRecord):
 
     @classmethod
     def from_read(cls, row: Any) -> JobWithResult:
-        return cls(**{name: row[name] for name in JOB_FIELDS}, result=media_from(row))
+        return cls(**job_fields(row), result=media_from(row))
 
     @classmethod
     def completed(cls, row: Any, result: MediaRef) -> JobWithResult:
         """From the completion statement's row and the result it recorded."""
-        return cls(**{name: row[name] for name in JOB_FIELDS}, result=result)
+        return cls(**job_fields(row), result=result)
 
 
 @dataclass(frozen=True)

@@ -139,15 +139,10 @@ class JobQueue:
 
     async def complete(
         self, job_id: uuid.UUID, attempt: int, result: MediaRef, result_expires_at: datetime, cost: float
-    ) -> bool:
-        """Record success, fenced by attempt number: a stale attempt changes nothing and gets False.
-        The job update, the result's media row and the NOTIFY are one statement."""
-        return await self.complete_job(job_id, attempt, result, result_expires_at, cost) is not None
-
-    async def complete_job(
-        self, job_id: uuid.UUID, attempt: int, result: MediaRef, result_expires_at: datetime, cost: float
     ) -> JobWithResult | None:
-        """`complete`, returning the job as it now stands with its result (None: a stale attempt)."""
+        """Record success, fenced by attempt number, and return the job as it now stands with its result; a
+        stale attempt changes nothing and gets None. The job update, the result's media row and the NOTIFY are
+        one statement."""
         params = {"id": job_id, "attempt": attempt, **completion_params(result, result_expires_at, cost)}
         row = await self.sql.one(sql.COMPLETE, params)
         return JobWithResult.completed(row, replace(result, expires_at=result_expires_at)) if row else None

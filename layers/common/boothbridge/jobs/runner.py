@@ -220,12 +220,12 @@ class JobRunner:
         return AttemptOutcome("succeeded")
 
     async def _complete(self, job: JobRecord, ref: MediaRef, expires: datetime, cost: float) -> JobWithResult | None:
-        """`complete_job`, with the job's NOTIFY held back meanwhile and the completed job handed to this
+        """`complete`, with the job's NOTIFY held back meanwhile and the completed job handed to this
         process's waiters as the statement returned it (see `JobEnds`)."""
         if self.ends is None:
-            return await self.queue.complete_job(job.id, job.attempt, ref, expires, cost)
+            return await self.queue.complete(job.id, job.attempt, ref, expires, cost)
         with self.ends.ending_here(job.id):
-            done = await self.queue.complete_job(job.id, job.attempt, ref, expires, cost)
+            done = await self.queue.complete(job.id, job.attempt, ref, expires, cost)
             if done is not None:
                 self.ends.job_ended(job.id, done)
         return done

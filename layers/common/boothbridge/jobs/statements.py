@@ -21,8 +21,16 @@ from boothbridge.media.ref import MediaRef, media_columns
 CHANNEL_NEW = "bb_job_new"
 CHANNEL_DONE = "bb_job_done"
 
-# Claimable: queued work whose time has come, and running work whose lease ran out (its worker died or hung).
-_CLAIMABLE = "((status = 'queued' AND run_after <= now()) OR (status = 'running' AND lease_expires_at <= now()))"
+
+def _claimable(alias: str = "") -> str:
+    """Claimable: queued work whose time has come, and running work whose lease ran out (its worker died or hung).
+    `alias` qualifies the columns when the statement joins another table."""
+    t = f"{alias}." if alias else ""
+    return (
+        f"(({t}status = 'queued' AND {t}run_after <= now())"
+        f" OR ({t}status = 'running' AND {t}lease_expires_at <= now()))"
+    )
+
 
 # ---- claim: BEGIN; LOCK_PROVIDERS_WITH_WORK; TAKE; COMMIT ------------------------------------------------------
 
@@ -38,7 +46,7 @@ LOCK_PROVIDERS_WITH_WORK = f"""
            pg_advisory_xact_lock(hashtext('boothbridge.provider'), hashtext(w.provider_id))
     FROM (
         SELECT provider_id, count(*) AS ready FROM jobs
-        WHERE {_CLAIMABLE} AND (%(only_id)s::uuid IS NULL OR id = %(only_id)s)
+        WHERE {_claimable()} AND (%(only_id)s::uuid IS NULL OR id = %(only_id)s)
         GROUP BY provider_id
     ) AS w
     ORDER BY w.provider_id
@@ -72,8 +80,7 @@ TAKE = f"""
                row_number() OVER (PARTITION BY j.provider_id ORDER BY j.run_after, j.created_at) AS place
         FROM jobs j JOIN cap c USING (provider_id)
         WHERE c.free > 0
-          AND ((j.status = 'queued' AND j.run_after <= now())
-               OR (j.status = 'running' AND j.lease_expires_at <= now()))
+          AND {_claimable("j")}
           AND (%(only_id)s::uuid IS NULL OR j.id = %(only_id)s)
     ), chosen AS (
         SELECT id, exhausted FROM ranked WHERE place <= free ORDER BY run_after, created_at LIMIT %(max_jobs)s
@@ -89,7 +96,7 @@ TAKE = f"""
         RETURNING id, pg_notify('{CHANNEL_DONE}', id::text)
     ), picked AS (
         SELECT id FROM jobs
-        WHERE id IN (SELECT id FROM chosen WHERE NOT exhausted) AND {_CLAIMABLE}
+        WHERE id IN (SELECT id FROM chosen WHERE NOT exhausted) AND {_claimable()}
         FOR UPDATE SKIP LOCKED
     ), taken AS (
         UPDATE jobs
