@@ -8,7 +8,6 @@ Lambda cold start), with the process's shared aiobotocore session; the region is
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -30,12 +29,12 @@ def region_of(arn: str) -> str:
     return parts[3]
 
 
-async def read_secret(arn: str, endpoint_url: str | None = None, **client_args: Any) -> Credentials:
+async def read_secret(arn: str, endpoint_url: str | None = None) -> Credentials:
     """The credentials held by the secret `arn` (its SecretString is the credentials file's JSON)."""
     session = aws_session()
     try:
         async with session.create_client(
-            "secretsmanager", region_name=region_of(arn), endpoint_url=endpoint_url, **client_args
+            "secretsmanager", region_name=region_of(arn), endpoint_url=endpoint_url
         ) as client:
             answer = await client.get_secret_value(SecretId=arn)
     except ClientError as exc:
@@ -56,8 +55,11 @@ async def read_secret(arn: str, endpoint_url: str | None = None, **client_args: 
         raise CredentialsUnavailable(str(exc)) from None
 
 
-async def load_credentials(settings: Settings) -> tuple[Credentials, bool]:
-    """The process's credentials and whether they were just generated (only ever a local credentials file)."""
+async def load_credentials(settings: Settings, *, allow_create: bool | None = None) -> tuple[Credentials, bool]:
+    """The process's credentials and whether they were just generated (only ever a local credentials file; by
+    default generated only outside production, `allow_create` decides otherwise)."""
     if settings.credentials_secret_arn:
         return await read_secret(settings.credentials_secret_arn, settings.secrets_endpoint_url), False
-    return credentials.load_or_create(settings.credentials_path, allow_create=settings.app_env != "production")
+    if allow_create is None:
+        allow_create = settings.app_env != "production"
+    return credentials.load_or_create(settings.credentials_path, allow_create=allow_create)

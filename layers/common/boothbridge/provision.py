@@ -97,20 +97,17 @@ def _user_order(item: tuple[str, str]) -> tuple[int, str]:
 
 async def _main(regenerate: bool) -> None:
     from boothbridge.container import resolve_database_url
-    from boothbridge.credentials_secret import read_secret
+    from boothbridge.credentials_secret import load_credentials
     from boothbridge.db.engine import create_engine
     from boothbridge.db.migrate import upgrade_to_head
     from boothbridge.settings import Settings
 
     settings = Settings()
-    if settings.credentials_secret_arn:  # on AWS: apply the functions' own secret (never generated here)
-        if regenerate:
+    if regenerate:
+        if settings.credentials_secret_arn:  # on AWS the functions' own secret applies; it is never generated here
             raise SystemExit("--regenerate writes a local file; update the credentials secret instead")
-        creds, created = await read_secret(settings.credentials_secret_arn, settings.secrets_endpoint_url), False
-    else:
-        if regenerate and settings.credentials_path.exists():
-            settings.credentials_path.unlink()
-        creds, created = credentials.load_or_create(settings.credentials_path, allow_create=True)
+        settings.credentials_path.unlink(missing_ok=True)
+    creds, created = await load_credentials(settings, allow_create=True)
     url = resolve_database_url(settings)
     await asyncio.to_thread(upgrade_to_head, url)
     engine = create_engine(url, pool_size=1)
