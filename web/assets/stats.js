@@ -12,11 +12,16 @@ function isoDate(date) {
   return date.toISOString().slice(0, 10);
 }
 
+/** A cost in the API's currency ("unknown": the provider names none, so the amount is shown alone). */
+function cost(value, currency) {
+  return money(value, currency === "unknown" ? undefined : currency);
+}
+
 /** The slot's spending since its reset, per currency ("1.20 USD + 30.00 RUB" after a change of provider). */
 function totalCost(slot) {
   const parts = Object.entries(slot.total_cost_by_currency || {});
   if (!parts.length) return money(slot.total_cost);
-  return parts.map(([currency, value]) => money(value, currency === "unknown" ? undefined : currency)).join(" + ");
+  return parts.map(([currency, value]) => cost(value, currency)).join(" + ");
 }
 
 function row(slot) {
@@ -44,8 +49,7 @@ function row(slot) {
     h("td", { class: "num", "data-label": "Requests", "data-col": "requests" }, String(slot.requests)),
     h("td", { class: "num", "data-label": "p95 response", "data-col": "p95" }, formatMs(slot.p95_response_ms)),
     h("td", { class: "num", "data-label": "Errors", "data-col": "errors" }, pct),
-    h("td", { class: "num", "data-label": "Last cost", "data-col": "last-cost" },
-      money(slot.last_cost, slot.last_cost_currency === "unknown" ? undefined : slot.last_cost_currency)),
+    h("td", { class: "num", "data-label": "Last cost", "data-col": "last-cost" }, cost(slot.last_cost, slot.last_cost_currency)),
     h("td", { class: "num", "data-label": "Total cost", "data-col": "total-cost" }, totalCost(slot)),
     h("td", { "data-label": "Last reset", "data-col": "last-reset" }, formatDate(slot.last_reset_at)),
     h("td", {}, reset));

@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from boothbridge.db.engine import autocommit
 from boothbridge.errors import AppError
 
-UNKNOWN_CURRENCY = "unknown"  # the provider is no longer in the catalog
+UNKNOWN_CURRENCY = "unknown"  # the provider is no longer in the catalog, or its pricing names no currency
 
 STEPS = {"hour": "1 hour", "day": "1 day", "week": "1 week", "month": "1 month"}
 SLOT_GROUPS, SLOT_MAX_DAYS, SLOT_DEFAULT_DAYS = ("hour", "day", "week"), 31, 7
@@ -202,25 +202,28 @@ _SUMMARY = """
         WHERE NOT l.is_test AND l.created_at >= coalesce(s.last_reset_at, '-infinity')
         GROUP BY l.slot_id
     ),
-    spend AS (
-        SELECT j.slot_id, sum(j.cost) AS total_cost,
-               -- the cost of the job that finished last (the latest AI processing), and whose price it was
-               (array_agg(j.cost ORDER BY j.finished_at DESC NULLS LAST, j.created_at DESC)
-                   FILTER (WHERE j.cost IS NOT NULL))[1] AS last_cost,
-               (array_agg(j.provider_id ORDER BY j.finished_at DESC NULLS LAST, j.created_at DESC)
-                   FILTER (WHERE j.cost IS NOT NULL))[1] AS last_cost_provider
+    -- The booth jobs each slot's money is counted from: those since its last reset.
+    billed AS (
+        SELECT j.slot_id, j.provider_id, j.cost, j.finished_at, j.created_at
         FROM jobs j JOIN own s ON s.id = j.slot_id
         WHERE NOT j.is_test AND j.created_at >= coalesce(s.last_reset_at, '-infinity')
-        GROUP BY j.slot_id
+    ),
+    spend AS (
+        SELECT slot_id, sum(cost) AS total_cost,
+               -- the cost of the job that finished last (the latest AI processing), and whose price it was
+               (array_agg(cost ORDER BY finished_at DESC NULLS LAST, created_at DESC)
+                   FILTER (WHERE cost IS NOT NULL))[1] AS last_cost,
+               (array_agg(provider_id ORDER BY finished_at DESC NULLS LAST, created_at DESC)
+                   FILTER (WHERE cost IS NOT NULL))[1] AS last_cost_provider
+        FROM billed
+        GROUP BY slot_id
     ),
     -- The same money per provider: a slot that changed providers since its reset may have spent in two
     -- currencies, which one sum cannot show.
     spend_by_provider AS (
         SELECT slot_id, jsonb_object_agg(provider_id, cost) AS by_provider
-        FROM (SELECT j.slot_id, j.provider_id, sum(j.cost) AS cost
-              FROM jobs j JOIN own s ON s.id = j.slot_id
-              WHERE NOT j.is_test AND j.cost IS NOT NULL AND j.created_at >= coalesce(s.last_reset_at, '-infinity')
-              GROUP BY j.slot_id, j.provider_id) per_provider
+        FROM (SELECT slot_id, provider_id, sum(cost) AS cost FROM billed WHERE cost IS NOT NULL
+              GROUP BY slot_id, provider_id) per_provider
         GROUP BY slot_id
     )
     SELECT s.id, s.name, s.last_reset_at,
@@ -310,16 +313,23 @@ async def global_series(engine: AsyncEngine, user_id: int, q: GlobalQuery) -> di
     return {"data": data, "meta": {"page": q.page, "page_size": q.page_size, "total": total}, "range": rng.json()}
 
 
-def _by_currency(by_provider: dict[str, Any] | None, currency_of: Callable[[str], str | None]) -> dict[str, float]:
-    """Money per currency from money per provider (a provider no longer in the catalog counts as "unknown")."""
+CurrencyOf = Callable[[str], str | None]
+
+
+def _currency(currency_of: CurrencyOf, provider_id: str) -> str:
+    return currency_of(provider_id) or UNKNOWN_CURRENCY
+
+
+def _by_currency(by_provider: dict[str, Any] | None, currency_of: CurrencyOf) -> dict[str, float]:
+    """Money per currency from money per provider."""
     totals: dict[str, float] = {}
     for provider_id, cost in sorted((by_provider or {}).items()):
-        currency = currency_of(provider_id) or UNKNOWN_CURRENCY
+        currency = _currency(currency_of, provider_id)
         totals[currency] = totals.get(currency, 0.0) + float(cost)
     return totals
 
 
-async def slot_summary(engine: AsyncEngine, user_id: int, currency_of: Callable[[str], str | None]) -> dict[str, Any]:
+async def slot_summary(engine: AsyncEngine, user_id: int, currency_of: CurrencyOf) -> dict[str, Any]:
     """The stats page: every slot of the operator's since its last reset, and the all-time processed count.
     `currency_of` gives a provider's pricing currency (from the catalog)."""
     async with autocommit(engine).connect() as conn:
@@ -334,9 +344,7 @@ async def slot_summary(engine: AsyncEngine, user_id: int, currency_of: Callable[
             "p95_response_ms": _opt(r.p95_ms, int),
             "error_pct": _opt(r.error_pct, float),
             "last_cost": _opt(r.last_cost, float),
-            "last_cost_currency": (currency_of(r.last_cost_provider) or UNKNOWN_CURRENCY)
-            if r.last_cost_provider
-            else None,
+            "last_cost_currency": _currency(currency_of, r.last_cost_provider) if r.last_cost_provider else None,
             "total_cost": float(r.total_cost),
             "total_cost_by_currency": _by_currency(r.by_provider, currency_of),
             "last_reset_at": _iso(r.last_reset_at) if r.last_reset_at else None,
