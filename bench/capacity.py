@@ -89,7 +89,9 @@ async def hold_waiters(h: Harness, client: LoadClient, n: int, ramp_timeout: flo
     h.slow.hold()
     try:
         async with await psycopg.AsyncConnection.connect(libpq_url(h.url), autocommit=True) as pg:
-            since = (await (await pg.execute("SELECT now()")).fetchone() or [None])[0]
+            now_row = await (await pg.execute("SELECT now()")).fetchone()
+            assert now_row is not None
+            since = now_row[0]  # the database's clock, as jobs.created_at uses
             sampling = asyncio.create_task(sampler(pg))
             t0 = time.perf_counter()
             answered = asyncio.ensure_future(
