@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 
@@ -64,18 +65,48 @@ class ProviderParked:
 
 
 class ProviderError(Exception):
-    """A typed provider failure.
+    """A typed provider failure, with what is known about how long it lasts.
 
-    `retryable` tells the queue whether another attempt may succeed (network faults, 429, 5xx, an empty
-    answer); `retry_after` is the provider's own hint in seconds, when it gave one.
+    `retryable` tells the queue whether another attempt may succeed (network faults, 429, 5xx, an empty or
+    malformed answer). `retry_after` is the provider's own hint in seconds, when it gave one (Retry-After,
+    Google's RetryInfo). For a quota refusal, `quota_scope` names the window that is full (`minute`, `day`,
+    or the provider's own word), `quota_id` the provider's name for the quota, and `resets_at` (UTC) when it
+    frees up; the retry policy never starts an attempt before then, nor one that cannot end before the
+    booth's deadline.
     """
 
-    def __init__(self, code: str, message: str, *, retryable: bool, retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        retryable: bool,
+        retry_after: float | None = None,
+        quota_scope: str | None = None,
+        quota_id: str | None = None,
+        resets_at: datetime | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.retryable = retryable
         self.retry_after = retry_after
+        self.quota_scope = quota_scope
+        self.quota_id = quota_id
+        self.resets_at = resets_at
+
+    def details(self) -> dict[str, Any]:
+        """What is known about the failure's duration, as JSON-ready values (empty when nothing is known)."""
+        out: dict[str, Any] = {}
+        if self.retry_after is not None:
+            out["retry_after_sec"] = round(self.retry_after, 3)
+        if self.quota_scope is not None:
+            out["quota_scope"] = self.quota_scope
+        if self.quota_id is not None:
+            out["quota_id"] = self.quota_id
+        if self.resets_at is not None:
+            out["resets_at"] = self.resets_at.isoformat()
+        return out
 
 
 class Provider(Protocol):
