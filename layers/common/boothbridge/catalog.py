@@ -20,6 +20,9 @@ class IngestLimits:
     allowed_mime: tuple[str, ...]
     max_file_size_mb: float
     requires_public_media: bool = False
+    # How long one attempt typically takes, in seconds: an attempt (or a retry) is not started unless it can
+    # end before the job's last useful moment (`JobRecord.last_useful_end`). 0 = only the start is checked.
+    typical_sec: float = 0.0
 
     @property
     def max_file_size_bytes(self) -> int:
@@ -109,6 +112,7 @@ class Catalog:
                         allowed_mime=tuple(ing["allowed_mime"]),
                         max_file_size_mb=float(ing["max_file_size_mb"]),
                         requires_public_media=bool(ing.get("requires_public_media", False)),
+                        typical_sec=float(ing.get("typical_sec", 0.0)),
                     ),
                     operations=tuple(p["operations"]),
                     pricing=p.get("pricing", {}),

@@ -13,6 +13,7 @@ from boothbridge.credentials import Credentials
 from boothbridge.credentials_secret import load_credentials
 from boothbridge.db.engine import autocommit, create_engine, libpq_url
 from boothbridge.db.raw import RawDb
+from boothbridge.image_boundary import use_pixel_limit
 from boothbridge.jobs.dispatch import JobDispatcher, LambdaInvokeDispatcher, NotifyDispatcher
 from boothbridge.jobs.notifications import NotificationHub
 from boothbridge.jobs.queue import JobQueue
@@ -98,6 +99,7 @@ async def build_container(
 
         await asyncio.to_thread(upgrade_to_head, url)
     catalog = Catalog.load(settings.providers_config)
+    use_pixel_limit(settings.max_image_pixels)
     creds, created = await load_credentials(settings)
     if created:
         log.warning("generated new credentials at %s", settings.credentials_path.resolve())
@@ -125,6 +127,7 @@ async def build_container(
         links=PublicLinks(
             media, settings.base_url, settings.public_link_ttl_sec, webhooks=settings.public_base_url is not None
         ),
+        max_image_pixels=settings.max_image_pixels,
     )
     dispatcher = await build_dispatcher(settings)
     runtime = RuntimeConfig(engine, settings, SecretBox(creds.encryption_key), providers)

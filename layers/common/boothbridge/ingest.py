@@ -98,7 +98,7 @@ class IngestService:
             new_id = uuid.uuid4()
             # Subscribed before the job exists, so its end cannot be missed and needs no first read.
             with self.c.hub.subscribe(new_id) as woken:
-                job, source_id = await self._job_for(slot, form, photo, mime, new_id, is_test=is_test)
+                job, source_id = await self._job_for(slot, form, photo, mime, new_id, started, is_test=is_test)
                 if job.id == new_id:
                     outcome = await self._await_result(slot, job, photo, mime, started, woken, fresh=True)
             if job.id != new_id:
@@ -170,6 +170,7 @@ class IngestService:
         photo: bytes,
         mime: str,
         new_id: uuid.UUID,
+        started: float,
         *,
         is_test: bool = False,
     ) -> tuple[JobRecord, uuid.UUID | None]:
@@ -197,6 +198,7 @@ class IngestService:
                 deadline_at=now + timedelta(seconds=self.settings.job_deadline_sec),
                 request_meta=public_fields(form),
                 is_test=is_test,
+                booth_fallback_at=self._fallback_at(slot, started, now),
             )
             # Until the request ends the source must outlive the wait; its final expiry is set afterwards.
             hold_until = now + timedelta(seconds=self.t_sync + self.settings.source_ttl_sec)
@@ -212,6 +214,14 @@ class IngestService:
             # The same photo raced in on another request: attach to that job, drop our copy.
             await self.c.store.delete(source.storage_key)
         raise AppError(503, "busy", "the photo could not be queued, try again", headers={"Retry-After": "1"})
+
+    def _fallback_at(self, slot: SlotForIngest, started: float, now: datetime) -> datetime | None:
+        """When this request will answer with the booth's own photo if no result has come (policy `original`):
+        the worker starts no paid attempt that cannot end before then. None when the booth waits for a result or
+        a 504 (after which the job goes on and a re-post collects the kept result)."""
+        if slot.failure_policy != "original":
+            return None
+        return now + timedelta(seconds=max(self.t_sync - (time.monotonic() - started), 0.0))
 
     def _check_backlog(self, provider_id: str, depth: int) -> None:
         """Back-pressure: refuse new work when this provider's backlog (`depth`: its queued and running booth

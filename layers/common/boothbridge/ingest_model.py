@@ -75,9 +75,11 @@ def too_large(limit: int) -> AppError:
 
 
 def provider_failed(job: JobRecord, message: str | None = None) -> AppError:
-    return AppError(
-        502,
-        "provider_failed",
-        message or "the provider could not process the photo",
-        {"job_id": str(job.id), "reason": job.error_code, "attempts": job.attempt},
-    )
+    """502 for a job that failed: `details.reason` is the job's error code, `details.provider_message` what the
+    provider (or the worker) said, e.g. which quota is used up and when it resets."""
+    details: dict[str, Any] = {"job_id": str(job.id), "reason": job.error_code, "attempts": job.attempt}
+    if job.error_message:
+        details["provider_message"] = job.error_message
+    if message is None and job.error_code == "quota_exhausted" and job.error_message:
+        message = job.error_message
+    return AppError(502, "provider_failed", message or "the provider could not process the photo", details)

@@ -66,7 +66,9 @@ class Settings(BaseSettings):
 
     # Input validation.
     max_upload_mb: float = Field(20.0, gt=0)
-    max_image_pixels: int = Field(60_000_000, ge=1)
+    # Every current camera's native size fits (Phase One IQ4: 14204 x 10652 = 151 MP; Fujifilm GFX100: 102 MP); a
+    # decompression bomb (a small file that claims gigapixels) does not.
+    max_image_pixels: int = Field(160_000_000, ge=1)
 
     # HTTP.
     port: int = 8000

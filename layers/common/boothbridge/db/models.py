@@ -98,6 +98,9 @@ class Job(Base):
     max_attempts: Mapped[int] = mapped_column(Integer, server_default="3")
     run_after: Mapped[datetime] = mapped_column(server_default=func.now())
     deadline_at: Mapped[datetime] = mapped_column()
+    # When the booth is answered with its own photo if no result has come (slot policy `original`; NULL when it
+    # waits for a result or a 504): no paid attempt starts that cannot end before then.
+    booth_fallback_at: Mapped[datetime | None] = mapped_column()
     lease_owner: Mapped[str | None] = mapped_column(Text)
     lease_expires_at: Mapped[datetime | None] = mapped_column()
     provider_ref: Mapped[str | None] = mapped_column(Text)

@@ -28,3 +28,34 @@ def retry_delay(
 def should_retry(retryable: bool, attempt: int, max_attempts: int, delay: float, seconds_to_deadline: float) -> bool:
     """Retry only a retryable error, while attempts remain and the next try can start before the deadline."""
     return retryable and attempt < max_attempts and delay < seconds_to_deadline
+
+
+def next_attempt_in(
+    *,
+    retryable: bool,
+    attempt: int,
+    max_attempts: int,
+    delay: float,
+    seconds_until_reset: float | None,
+    seconds_left: float,
+    typical_sec: float,
+) -> float | None:
+    """Seconds until the next attempt may start, or None when none should (pure decision).
+
+    No attempt after a final error or the last allowed one; none before the provider's quota window resets
+    (`seconds_until_reset`, from the error), which counts as the delay's floor; and none that cannot end
+    (`typical_sec` after its start) within `seconds_left`, the time until the job's last useful moment — a
+    paid call that would end after the booth stopped waiting for it helps nobody.
+    """
+    if not retryable or attempt >= max_attempts:
+        return None
+    if seconds_until_reset is not None:
+        delay = max(delay, seconds_until_reset)
+    if delay + max(typical_sec, 0.0) > seconds_left or delay >= seconds_left:
+        return None
+    return delay
+
+
+def can_start(seconds_left: float, typical_sec: float) -> bool:
+    """Whether an attempt starting now can end (`typical_sec` from now) within `seconds_left`."""
+    return seconds_left > 0 and typical_sec <= seconds_left

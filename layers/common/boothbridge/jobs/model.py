@@ -27,6 +27,7 @@ class JobRecord:
     attempt: int
     max_attempts: int
     deadline_at: datetime
+    booth_fallback_at: datetime | None
     error_code: str | None
     error_message: str | None
     cost: float | None
@@ -37,6 +38,14 @@ class JobRecord:
     @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
+
+    @property
+    def last_useful_end(self) -> datetime:
+        """The latest moment an attempt may still end usefully: the job's deadline, or earlier when the waiting
+        booth will have been answered with its own photo by then (a result after that is paid for nothing)."""
+        if self.booth_fallback_at is None:
+            return self.deadline_at
+        return min(self.deadline_at, self.booth_fallback_at)
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> JobRecord:
@@ -100,3 +109,5 @@ class NewJob:
     deadline_at: datetime
     request_meta: dict[str, Any]
     is_test: bool = False
+    # When the waiting booth gets its own photo instead (slot policy `original`), else None.
+    booth_fallback_at: datetime | None = None

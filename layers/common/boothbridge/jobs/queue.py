@@ -80,6 +80,7 @@ class JobQueue:
                 "sha": job.source_sha256,
                 "max_attempts": job.max_attempts,
                 "deadline": job.deadline_at,
+                "fallback_at": job.booth_fallback_at,
                 "meta": Jsonb(job.request_meta),
                 "is_test": job.is_test,
                 "m_key": source.storage_key,
@@ -155,15 +156,17 @@ class JobQueue:
         message: str,
         retryable: bool,
         retry_in: float | None,
+        details: Mapping[str, object] | None = None,
     ) -> str | None:
-        """Record a failed attempt. With `retry_in` the job is requeued to run after that many seconds,
-        otherwise it fails for good. Returns the new status, or None if this attempt was stale."""
+        """Record a failed attempt (with what is known about the failure's duration: `details`). With `retry_in`
+        the job is requeued to run after that many seconds, otherwise it fails for good. Returns the new status,
+        or None if this attempt was stale."""
         params = {
             "id": job_id,
             "attempt": attempt,
             "code": code,
             "message": message,
-            "entry": attempt_errors_entry(attempt, code, message, retryable),
+            "entry": attempt_errors_entry(attempt, code, message, retryable, details),
         }
         if retry_in is None:
             return "failed" if await self.sql.one(sql.FAIL, params) is not None else None

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from boothbridge import image_boundary
 from boothbridge.catalog import Catalog
-from boothbridge.jobs.backoff import retry_delay, should_retry
+from boothbridge.jobs.backoff import can_start, next_attempt_in, retry_delay
 from boothbridge.jobs.callbacks import CallbackQueue, new_callback_token
 from boothbridge.jobs.model import ClaimedJob, JobRecord, JobWithResult
 from boothbridge.jobs.queue import JobQueue
@@ -81,8 +82,10 @@ class JobRunner:
         heartbeat_sec: float,
         result_ttl_sec: int,
         links: PublicLinks | None = None,
+        max_image_pixels: int = 160_000_000,
     ) -> None:
         self.queue = queue
+        self.max_image_pixels = max_image_pixels
         self.callbacks = CallbackQueue(queue)
         self.links = links
         self.media = media
@@ -122,6 +125,10 @@ class JobRunner:
             if await self.callbacks.park(job.id, job.attempt, result.provider_ref, request.timeout_sec * 2):
                 return AttemptOutcome("waiting_provider")
             return AttemptOutcome("stale")  # the callback already finished it, or the attempt was fenced out
+        try:
+            result = await accepted_result(result, job.settings_json, self.max_image_pixels)
+        except ProviderError as err:
+            return await self._failed(job, err)
         return await self._succeeded(job, result)
 
     async def _prepare(self, job: JobRecord) -> tuple[ProviderRequest, Provider]:
@@ -135,6 +142,11 @@ class JobRunner:
             raise ProviderError(
                 "provider_unavailable", f"provider {job.provider_id!r} is not available", retryable=False
             )
+        if not can_start(_seconds_left(job), entry.ingest.typical_sec):
+            # Queued too long, or taken over too late: a call now would end after the booth stopped waiting.
+            raise ProviderError(
+                "no_time_left", "no time was left for an attempt before the booth's answer was due", retryable=False
+            )
         try:
             if isinstance(job, ClaimedJob):  # the claim read the source's live media row (None: gone or expired)
                 if job.source is None:
@@ -145,18 +157,19 @@ class JobRunner:
                 data, ref = await self.media.read(job.source_media_id)
         except (MediaNotFound, MediaExpired) as exc:
             raise ProviderError("source_expired", "the source photo is no longer stored", retryable=False) from exc
+        source = await self._prepared(data, "photo")
         media: dict[str, ImageInput] = {}
         for field in operation.media_fields():
             media_id = job.settings_json.get(field)
             if not media_id:
                 continue
             try:
-                tdata, tref = await self.media.read(uuid.UUID(str(media_id)))
+                tdata, _ = await self.media.read(uuid.UUID(str(media_id)))
             except (ValueError, MediaNotFound, MediaExpired) as exc:
                 raise ProviderError(
                     "template_missing", f"the slot's image {field} is missing or expired", retryable=False
                 ) from exc
-            media[field] = ImageInput(tdata, tref.mime)
+            media[field] = await self._prepared(tdata, f"slot image {field}")
         webhook_url = None
         if self.links is not None and self.links.webhooks and hasattr(provider, "result_from_callback"):
             token, hash_ = new_callback_token(job.id)
@@ -168,13 +181,23 @@ class JobRunner:
             attempt=job.attempt,
             operation_id=job.operation_id,
             settings=job.settings_json,
-            source=ImageInput(data, ref.mime),
+            source=source,
             media=media,
             timeout_sec=entry.ingest.timeout_sec,
             public_url=self.links.linker(job.id) if self.links is not None else _no_links,
             webhook_url=webhook_url,
         )
         return request, provider
+
+    async def _prepared(self, data: bytes, what: str) -> ImageInput:
+        """The image as every provider receives it: upright, sRGB, 8-bit, without personal metadata."""
+        try:
+            ready = await asyncio.to_thread(image_boundary.prepare_input, data, self.max_image_pixels)
+        except image_boundary.TooManyPixelsError as exc:
+            raise ProviderError("image_too_many_pixels", f"the {what} has too many pixels", retryable=False) from exc
+        except image_boundary.UndecodableImageError as exc:
+            raise ProviderError("image_undecodable", f"the {what} cannot be decoded", retryable=False) from exc
+        return ImageInput(ready.data, ready.mime)
 
     async def _call_under_lease(
         self, job: JobRecord, provider: Provider, request: ProviderRequest
@@ -231,10 +254,23 @@ class JobRunner:
         return done
 
     async def _failed(self, job: JobRecord, err: ProviderError) -> AttemptOutcome:
-        delay = retry_delay(job.attempt, self.retry.base_sec, self.retry.max_sec, err.retry_after)
-        to_deadline = (job.deadline_at - datetime.now(UTC)).total_seconds()
-        retry_in = delay if should_retry(err.retryable, job.attempt, job.max_attempts, delay, to_deadline) else None
-        status = await self.queue.fail_attempt(job.id, job.attempt, err.code, err.message, err.retryable, retry_in)
+        entry = self.catalog.provider(job.provider_id)
+        now = datetime.now(UTC)
+        retry_in = next_attempt_in(
+            retryable=err.retryable,
+            attempt=job.attempt,
+            max_attempts=job.max_attempts,
+            delay=retry_delay(job.attempt, self.retry.base_sec, self.retry.max_sec, err.retry_after),
+            seconds_until_reset=(err.resets_at - now).total_seconds() if err.resets_at is not None else None,
+            seconds_left=_seconds_left(job, now),
+            typical_sec=entry.ingest.typical_sec if entry is not None else 0.0,
+        )
+        message = err.message
+        if retry_in is None and err.retryable and job.attempt < job.max_attempts:
+            message += " (no further attempt: it could not end before the booth's answer is due)"
+        status = await self.queue.fail_attempt(
+            job.id, job.attempt, err.code, message, err.retryable, retry_in, err.details()
+        )
         if status is None:
             return AttemptOutcome("stale")
         log.info("job %s attempt %s failed (%s); now %s", job.id, job.attempt, err.code, status)
@@ -245,3 +281,32 @@ class JobRunner:
     def _ended(self, job_id: uuid.UUID) -> None:
         if self.ends is not None:
             self.ends.job_ended(job_id)
+
+
+def _seconds_left(job: JobRecord, now: datetime | None = None) -> float:
+    """Seconds until the job's last useful moment (see `JobRecord.last_useful_end`)."""
+    return (job.last_useful_end - (now or datetime.now(UTC))).total_seconds()
+
+
+async def accepted_result(result: ProviderResult, settings: Mapping[str, object], max_pixels: int) -> ProviderResult:
+    """A provider's image through the image boundary (identified by its bytes, fully decoded, in the slot's
+    `output` format): what the worker and the webhook path store. An answer that is not a decodable image is the
+    provider's fault and retryable (`invalid_result`); one over the pixel limit is final (`result_too_large`)."""
+    output = settings.get("output")
+    fmt: str | None = None
+    quality = image_boundary.DEFAULT_OUTPUT_QUALITY
+    if isinstance(output, dict):
+        fmt = str(output["format"]) if output.get("format") in ("jpeg", "png") else None
+        if isinstance(output.get("quality"), int | float):
+            quality = int(output["quality"])
+    try:
+        image = await asyncio.to_thread(image_boundary.accept_result, result.image.data, fmt, quality, max_pixels)
+    except image_boundary.TooManyPixelsError as exc:
+        raise ProviderError("result_too_large", "the provider's image has too many pixels", retryable=False) from exc
+    except image_boundary.UndecodableImageError as exc:
+        raise ProviderError(
+            "invalid_result", f"the provider's answer is not a decodable image ({exc})"[:300], retryable=True
+        ) from exc
+    if image.mime != result.image.mime:
+        log.info("provider image declared %s, delivered as %s", result.image.mime, image.mime)
+    return ProviderResult(ImageInput(image.data, image.mime), result.cost)

@@ -10,6 +10,7 @@ after the change is visible.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -143,9 +144,9 @@ ADMIT = f"""
 ENQUEUE = f"""
     WITH job AS (
         INSERT INTO jobs (id, slot_id, status, provider_id, operation_id, settings_json, source_media_id,
-                          source_sha256, max_attempts, deadline_at, request_meta, is_test)
+                          source_sha256, max_attempts, deadline_at, booth_fallback_at, request_meta, is_test)
         VALUES (%(id)s, %(slot)s, 'queued', %(provider)s, %(operation)s, %(settings)s, %(source)s, %(sha)s,
-                %(max_attempts)s, %(deadline)s, %(meta)s, %(is_test)s)
+                %(max_attempts)s, %(deadline)s, %(fallback_at)s, %(meta)s, %(is_test)s)
         ON CONFLICT (slot_id, source_sha256)
             WHERE status IN ('queued', 'running', 'waiting_provider') AND NOT is_test
             DO NOTHING
@@ -244,17 +245,24 @@ REQUEUE = f"""
 ENDED_AMONG = "SELECT id FROM jobs WHERE id = ANY(%(ids)s) AND status IN ('succeeded', 'failed', 'cancelled')"
 
 
-def attempt_error(attempt: int, code: str, message: str, retryable: bool) -> dict[str, Any]:
-    """One entry of `jobs.attempt_errors`."""
-    return {
+def attempt_error(
+    attempt: int, code: str, message: str, retryable: bool, details: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """One entry of `jobs.attempt_errors`; `details` (retry hint, quota scope and reset) only when known."""
+    entry = {
         "attempt": attempt,
         "code": code,
         "message": message,
         "retryable": retryable,
         "at": datetime.now(UTC).isoformat(),
     }
+    if details:
+        entry["details"] = dict(details)
+    return entry
 
 
-def attempt_errors_entry(attempt: int, code: str, message: str, retryable: bool) -> Jsonb:
+def attempt_errors_entry(
+    attempt: int, code: str, message: str, retryable: bool, details: Mapping[str, Any] | None = None
+) -> Jsonb:
     """`attempt_error` as the JSONB array of one that FAIL and REQUEUE append."""
-    return Jsonb([attempt_error(attempt, code, message, retryable)])
+    return Jsonb([attempt_error(attempt, code, message, retryable, details)])
