@@ -203,13 +203,28 @@ def encode(img: Image.Image, fmt: str, quality: int) -> tuple[bytes, str]:
 
 
 def decode(data: bytes) -> Image.Image:
-    """Open and fully load image bytes, apply the EXIF orientation and return an RGB or RGBA image."""
-    try:
-        with Image.open(io.BytesIO(data)) as opened:
+    """Open and fully load image bytes, apply the EXIF orientation and return an RGB or RGBA image.
+
+    A JPEG that lacks only its final end-of-image marker (ingest accepts one whose scans are complete, see
+    `boothbridge.images.jpeg_lacks_only_eoi`) is decoded with the marker restored: libjpeg cannot finish the
+    last row of blocks without it, and Pillow then calls the file truncated."""
+
+    def load(candidate: bytes) -> Image.Image:
+        with Image.open(io.BytesIO(candidate)) as opened:
             opened.load()
             upright = ImageOps.exif_transpose(opened)
             return to_rgb_or_rgba(upright)
+
+    try:
+        return load(data)
     except MemoryError:
         raise
     except Exception as exc:  # Pillow raises many types for corrupt input (OSError, SyntaxError, ...)
+        if data.startswith(b"\xff\xd8") and not data.endswith(b"\xff\xd9"):
+            try:
+                return load(data + b"\xff\xd9")
+            except MemoryError:
+                raise
+            except Exception:
+                pass  # the first failure is the one to report
         raise UndecodableImageError(f"cannot decode image: {exc}") from exc
