@@ -39,6 +39,7 @@ pytest: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench.bridge_tax
+	$(PY) -m bench.big_photo
 
 clean:
 	rm -rf $(VENV) .data

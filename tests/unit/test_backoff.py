@@ -1,5 +1,5 @@
 """Retry delays: exponential growth, the cap, equal jitter within [exp/2, exp], Retry-After as a floor, and
-the retry decision's boundaries."""
+the retry decision's boundaries (attempts, the last useful moment, a typical attempt's length, a quota reset)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from boothbridge.jobs.backoff import retry_delay, should_retry
+from boothbridge.jobs.backoff import can_start, next_attempt_in, retry_delay
 
 
 def _exp(attempt: int, base: float, cap: float) -> float:
@@ -93,27 +93,75 @@ def test_retry_after_is_a_floor() -> None:
     assert retry_delay(3, 1.0, 10.0, retry_after=0.0, rand=_Extreme(upper=False)) == 2.0
 
 
-def test_should_retry_a_retryable_error_with_attempts_and_time_left() -> None:
-    assert should_retry(True, 1, 3, 0.5, 100.0) is True
-    assert should_retry(True, 2, 3, 0.5, 100.0) is True
+def _next(
+    retryable: bool = True,
+    attempt: int = 1,
+    max_attempts: int = 3,
+    delay: float = 0.5,
+    reset: float | None = None,
+    left: float = 100.0,
+    typical: float = 0.0,
+) -> float | None:
+    return next_attempt_in(
+        retryable=retryable,
+        attempt=attempt,
+        max_attempts=max_attempts,
+        delay=delay,
+        seconds_until_reset=reset,
+        seconds_left=left,
+        typical_sec=typical,
+    )
 
 
-def test_should_not_retry_a_non_retryable_error() -> None:
-    assert should_retry(False, 1, 3, 0.5, 100.0) is False
+def test_a_retryable_error_with_attempts_and_time_left_is_retried_after_the_delay() -> None:
+    assert _next(attempt=1) == 0.5
+    assert _next(attempt=2) == 0.5
 
 
-@pytest.mark.parametrize(("attempt", "max_attempts", "expected"), [(2, 3, True), (3, 3, False), (4, 3, False)])
-def test_should_not_retry_once_attempts_are_used_up(attempt: int, max_attempts: int, expected: bool) -> None:
-    assert should_retry(True, attempt, max_attempts, 0.5, 100.0) is expected
+def test_a_final_error_is_not_retried() -> None:
+    assert _next(retryable=False) is None
+
+
+@pytest.mark.parametrize(("attempt", "max_attempts", "retried"), [(2, 3, True), (3, 3, False), (4, 3, False)])
+def test_no_retry_once_attempts_are_used_up(attempt: int, max_attempts: int, retried: bool) -> None:
+    assert (_next(attempt=attempt, max_attempts=max_attempts) is not None) is retried
 
 
 def test_single_attempt_jobs_are_never_retried() -> None:
-    assert should_retry(True, 1, 1, 0.0, 100.0) is False
+    assert _next(max_attempts=1, delay=0.0) is None
 
 
 @pytest.mark.parametrize(
-    ("delay", "to_deadline", "expected"),
+    ("delay", "left", "retried"),
     [(4.99, 5.0, True), (5.0, 5.0, False), (5.01, 5.0, False), (0.1, 0.0, False), (0.1, -3.0, False)],
 )
-def test_should_not_retry_when_the_delay_reaches_the_deadline(delay: float, to_deadline: float, expected: bool) -> None:
-    assert should_retry(True, 1, 3, delay, to_deadline) is expected
+def test_no_retry_when_the_delay_reaches_the_deadline(delay: float, left: float, retried: bool) -> None:
+    assert (_next(delay=delay, left=left) is not None) is retried
+
+
+@pytest.mark.parametrize(
+    ("delay", "typical", "left", "retried"),
+    [(0.5, 2.0, 2.6, True), (0.5, 2.0, 2.5, True), (0.5, 2.0, 2.49, False), (47.0, 12.0, 4.0, False)],
+)
+def test_no_retry_that_cannot_end_before_the_last_useful_moment(
+    delay: float, typical: float, left: float, retried: bool
+) -> None:
+    """The Turbotext fault: an attempt timed out at 44 s of a booth's 48 s; another (typically 25 s) cannot end in
+    time, so it is not started (and paid for)."""
+    assert (_next(delay=delay, typical=typical, left=left) is not None) is retried
+    assert _next(delay=0.5, typical=25.0, left=4.0) is None
+
+
+def test_a_quota_reset_is_the_delay_s_floor() -> None:
+    """A per-minute quota that frees in 20 s: the retry waits for it (and only if it still fits)."""
+    assert _next(delay=0.5, reset=20.0, left=100.0) == 20.0
+    assert _next(delay=30.0, reset=20.0, left=100.0) == 30.0
+    assert _next(delay=0.5, reset=20.0, left=25.0, typical=10.0) is None  # 20 + 10 > 25
+    assert _next(delay=0.5, reset=-5.0, left=100.0) == 0.5  # already reset
+
+
+@pytest.mark.parametrize(
+    ("left", "typical", "ok"), [(10.0, 2.0, True), (2.0, 2.0, True), (1.9, 2.0, False), (0.0, 0.0, False)]
+)
+def test_an_attempt_starts_only_if_it_can_end_in_time(left: float, typical: float, ok: bool) -> None:
+    assert can_start(left, typical) is ok

@@ -25,11 +25,6 @@ def retry_delay(
     return delay
 
 
-def should_retry(retryable: bool, attempt: int, max_attempts: int, delay: float, seconds_to_deadline: float) -> bool:
-    """Retry only a retryable error, while attempts remain and the next try can start before the deadline."""
-    return retryable and attempt < max_attempts and delay < seconds_to_deadline
-
-
 def next_attempt_in(
     *,
     retryable: bool,
