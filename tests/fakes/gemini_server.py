@@ -16,6 +16,10 @@ Like the real API (proto JSON), request fields are accepted in lowerCamelCase or
 (`FakeGemini.requests`) and answers are scriptable per API key (`FakeGemini.script`, replies from
 `tests.fakes.gemini_replies`). Unscripted `generateContent` calls answer with `FakeGemini.default_image`. A file is
 usable only with the key that uploaded it (files belong to the key's project) and only once it is ACTIVE.
+
+A scripted reply may also be wrong on the wire (`Reply.raw`, `Reply.content_type`, `Reply.cut`): an HTML page
+with status 200 or 5xx, JSON cut short, a body that stops mid-transfer, or an image part whose bytes are not
+what its `mimeType` says — the faults real deployments meet behind proxies.
 """
 
 from __future__ import annotations
@@ -249,13 +253,18 @@ def _handler(fake: FakeGemini) -> type[BaseHTTPRequestHandler]:
                 reply = fake.handle(rec)
             if reply.delay:
                 time.sleep(reply.delay)
-            payload = json.dumps(reply.body).encode()
+            payload = reply.payload()
             self.send_response(reply.status)
-            self.send_header("Content-Type", "application/json; charset=UTF-8")
+            self.send_header("Content-Type", reply.content_type)
             self.send_header("Content-Length", str(len(payload)))
             for name, value in reply.headers.items():
                 self.send_header(name, value)
             self.end_headers()
+            if reply.cut is not None:  # announce the whole body, send part of it, hang up
+                self.wfile.write(payload[: reply.cut])
+                self.wfile.flush()
+                self.close_connection = True
+                return
             self.wfile.write(payload)
 
         do_GET = do_POST = do_DELETE = _serve

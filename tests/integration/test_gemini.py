@@ -21,7 +21,15 @@ from sqlalchemy import text
 from boothbridge.container import Container
 from boothbridge.providers.gemini_wire import DEFAULT_STYLE_PROMPT
 from boothbridge.settings import PROJECT_ROOT, Settings
-from tests.fakes.gemini_replies import error_reply, image_reply, no_image_reply, result_png, safety_reply
+from tests.fakes.gemini_replies import (
+    daily_quota_reply,
+    error_reply,
+    html_reply,
+    image_reply,
+    no_image_reply,
+    result_png,
+    safety_reply,
+)
 from tests.fakes.gemini_server import FakeGemini, gemini_server
 from tests.support.booth import configure_slot, credentials, jpeg, operator_token, post_photo
 
@@ -153,7 +161,9 @@ async def test_style_transfer_sends_photo_reference_and_default_prompt_with_mode
     assert r.headers["content-type"] == "image/jpeg"
     out = Image.open(io.BytesIO(r.content))
     assert out.format == "JPEG" and out.size == (48, 32)
-    red, green, blue = out.convert("RGB").getpixel((24, 16))
+    pixel = out.convert("RGB").getpixel((24, 16))
+    assert isinstance(pixel, tuple)
+    red, green, blue = pixel
     assert abs(red - 10) < 8 and abs(green - 200) < 8 and abs(blue - 30) < 8
 
     [call] = fake.generate_calls()
@@ -293,5 +303,62 @@ async def test_an_exhausted_daily_quota_fails_without_calling_gemini(
         assert (await post_photo(client, "slot-001", jpeg(color=color), pw)).status_code == 200
     r = await post_photo(client, "slot-001", jpeg(color=(240, 240, 240)), pw)
     assert r.status_code == 502, r.text
-    assert r.json()["error"]["details"] == {"job_id": r.headers["x-job-id"], "reason": "quota_exhausted", "attempts": 1}
+    details = r.json()["error"]["details"]
+    assert {k: details[k] for k in ("job_id", "reason", "attempts")} == {
+        "job_id": r.headers["x-job-id"],
+        "reason": "quota_exhausted",
+        "attempts": 1,
+    }
     assert [c.api_key for c in fake.generate_calls()] == ["key-a", "key-b"]
+
+
+# -- field reports: a daily quota Gemini says is spent; an HTML page instead of an answer --
+
+
+@pytest.mark.parametrize("gemini_keys", ["key-a"], indirect=True)
+async def test_gemini_saying_the_daily_quota_is_spent_fails_the_job_at_once_with_one_paid_call(
+    client: httpx.AsyncClient, settings: Settings, container: Container, fake: FakeGemini
+) -> None:
+    fake.script("key-a", daily_quota_reply("47s"))  # a retry would succeed here: it must not happen
+    pw = await setup_slot(client, settings, "change_image", {"prompt": "Sepia."})
+    r = await post_photo(client, "slot-001", jpeg(color=(10, 10, 10)), pw)
+    assert r.status_code == 502, r.text  # not a 504 after waiting out the booth's deadline
+    assert r.json()["error"]["details"]["reason"] == "quota_exhausted"
+    job = await job_row(container, r.headers["x-job-id"])
+    assert (job.status, job.attempt) == ("failed", 1)
+    [error] = job.attempt_errors
+    assert error["code"] == "quota_exhausted"
+    assert "GenerateRequestsPerDayPerProjectPerModel" in error["message"] and "limit 2000" in error["message"]
+    assert len(fake.generate_calls()) == 1
+
+    r = await post_photo(client, "slot-001", jpeg(color=(90, 90, 90)), pw)  # the next booth photo: no call at all
+    assert r.status_code == 502 and r.json()["error"]["details"]["reason"] == "quota_exhausted"
+    assert len(fake.generate_calls()) == 1
+
+
+async def test_a_day_spent_key_is_left_alone_while_the_other_key_serves(
+    client: httpx.AsyncClient, settings: Settings, container: Container, fake: FakeGemini
+) -> None:
+    fake.script("key-a", daily_quota_reply())
+    pw = await setup_slot(client, settings, "change_image", {"prompt": "Sepia."})
+    for i in range(3):
+        r = await post_photo(client, "slot-001", jpeg(color=(i * 70, 20, 20)), pw)
+        assert r.status_code == 200, r.text
+        job = await job_row(container, r.headers["x-job-id"])
+        assert job.attempt == 1 and job.attempt_errors in (None, [])
+    assert [c.api_key for c in fake.generate_calls()] == ["key-a", "key-b", "key-b", "key-b"]
+
+
+async def test_an_html_page_with_status_200_is_a_bad_answer_that_the_queue_retries(
+    client: httpx.AsyncClient, settings: Settings, container: Container, fake: FakeGemini
+) -> None:
+    fake.script(None, html_reply(200))
+    pw = await setup_slot(client, settings, "change_image", {"prompt": "Make it snow."})
+    r = await post_photo(client, "slot-001", jpeg(), pw)
+    assert r.status_code == 200, r.text
+    assert r.content == fake.default_image
+    job = await job_row(container, r.headers["x-job-id"])
+    assert job.attempt == 2
+    assert [e["code"] for e in job.attempt_errors] == ["bad_answer"]  # not provider_internal_error
+    assert "<!DOCTYPE html>" in job.attempt_errors[0]["message"]
+    assert len(fake.generate_calls()) == 2

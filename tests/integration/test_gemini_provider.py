@@ -1,27 +1,45 @@
 """The Gemini provider called directly (no queue) through the real SDK against the fake Gemini server: the
-error mapping, key rotation when every key is rate limited, quotas and the Files API's details."""
+error mapping, key rotation when every key is rate limited or spent for the day, quotas, malformed answers,
+image parts read by their bytes, and the Files API's details."""
 
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from boothbridge.catalog import Catalog
 from boothbridge.providers.base import ImageInput, ProviderError, ProviderRequest
 from boothbridge.providers.gemini import GeminiProvider
+from boothbridge.providers.gemini_wire import next_daily_reset
 from boothbridge.settings import PROJECT_ROOT, Settings
 from tests.fakes.gemini_replies import (
+    FAKE_PNG,
+    cut_reply,
+    daily_quota_reply,
+    daily_token_quota_reply,
     error_reply,
+    fake_png_reply,
+    html_reply,
     image_reply,
+    minute_quota_reply,
+    mislabeled_jpeg_reply,
     no_image_reply,
+    not_an_answer_reply,
+    not_an_image_reply,
     prompt_blocked_reply,
     result_png,
     safety_reply,
+    sample_jpeg,
+    truncated_json_reply,
+    wrong_shape_reply,
 )
 from tests.fakes.gemini_server import FakeGemini, gemini_server
 from tests.support.booth import jpeg
@@ -121,6 +139,15 @@ async def test_when_every_key_answers_429_the_attempt_is_rate_limited_until_the_
         (error_reply(404, "models/nope is not found for API version v1beta"), "bad_request", False),
         (error_reply(500, "An internal error has occurred."), "provider_unavailable", True),
         (error_reply(503, "The model is overloaded. Please try again later."), "provider_unavailable", True),
+        # Malformed answers are Gemini's fault, and another attempt may get a good one.
+        (html_reply(200), "bad_answer", True),
+        (truncated_json_reply(), "bad_answer", True),
+        (wrong_shape_reply(), "bad_answer", True),
+        (not_an_answer_reply(), "bad_answer", True),
+        (not_an_image_reply(), "bad_answer", True),
+        (cut_reply(), "network_error", True),  # the connection dropped mid-body: a transport fault
+        (html_reply(502), "provider_unavailable", True),
+        (html_reply(500), "provider_unavailable", True),
     ],
 )
 async def test_answers_map_to_typed_errors(
@@ -210,3 +237,107 @@ async def test_a_429_with_retry_after_zero_still_rests_the_key_briefly(fake: Fak
     assert (err.code, err.retryable) == ("rate_limited", True)
     assert err.retry_after is not None and 0.5 < err.retry_after <= 1.0
     assert len(fake.generate_calls()) == 1  # no hammering within the attempt
+
+
+# -- a 429 that a retry cannot help: per-day quotas --
+
+
+def spent_until(err: ProviderError, before: datetime) -> None:
+    """`err` is the daily-quota refusal: final, naming the quota, resetting at the next midnight Pacific time."""
+    assert (err.code, err.retryable, err.quota_scope) == ("quota_exhausted", False, "day")
+    assert err.resets_at in {next_daily_reset(before), next_daily_reset(datetime.now(UTC))}
+    assert err.resets_at is not None and err.resets_at.isoformat() in err.message
+
+
+async def test_the_reported_per_day_429_fails_at_once_without_a_second_paid_call(fake: FakeGemini) -> None:
+    fake.script("key-a", daily_quota_reply("47s"))  # then unscripted calls would succeed: none may come
+    p = GeminiProvider(provider_settings(fake, keys="key-a"))
+    try:
+        before = datetime.now(UTC)
+        err = await run_error(p)
+        spent_until(err, before)
+        assert err.quota_id == "GenerateRequestsPerDayPerProjectPerModel"
+        assert "generativelanguage.googleapis.com/generate_requests_per_model_per_day" in err.message
+        assert "limit 2000" in err.message and "key-a" not in err.message
+        assert err.retry_after is None  # not the 47 s of RetryInfo
+        assert p.quota.rested(0) == "day"
+        again = await run_error(p)  # the next job: the key is spent until midnight Pacific, no call at all
+        spent_until(again, before)
+        assert again.quota_id == err.quota_id and "limit 2000" in again.message
+    finally:
+        await p.close()
+    assert [c.api_key for c in fake.generate_calls()] == ["key-a"]
+
+
+async def test_a_per_project_per_day_token_quota_on_every_key_fails_after_one_call_each(
+    provider: GeminiProvider, fake: FakeGemini
+) -> None:
+    fake.script("key-a", daily_token_quota_reply())
+    fake.script("key-b", daily_token_quota_reply())
+    before = datetime.now(UTC)
+    err = await run_error(provider)
+    spent_until(err, before)
+    assert err.quota_id == "GenerateContentInputTokensPerProjectPerDay" and "limit 5000000" in err.message
+    assert (provider.quota.rested(0), provider.quota.rested(1)) == ("day", "day")
+    assert (await run_error(provider)).code == "quota_exhausted"
+    assert [c.api_key for c in fake.generate_calls()] == ["key-a", "key-b"]
+
+
+async def test_a_day_exhausted_key_hands_the_call_to_the_next_and_is_not_called_again(
+    provider: GeminiProvider, fake: FakeGemini
+) -> None:
+    fake.script("key-a", daily_quota_reply())
+    result = await provider.run(gemini_request())
+    assert result.image.data == fake.default_image  # from key-b, in the same attempt
+    assert [c.api_key for c in fake.generate_calls()] == ["key-a", "key-b"]
+    assert (provider.quota.rested(0), provider.quota.rested(1)) == ("day", None)
+    for _ in range(2):  # the next jobs go straight to key-b
+        assert (await provider.run(gemini_request())).image.data == fake.default_image
+    assert [c.api_key for c in fake.generate_calls()] == ["key-a", "key-b", "key-b", "key-b"]
+
+
+async def test_a_per_minute_429_still_rests_the_key_only_briefly(fake: FakeGemini) -> None:
+    fake.script("key-a", minute_quota_reply("2s"))
+    p = GeminiProvider(provider_settings(fake, keys="key-a"))
+    try:
+        before = datetime.now(UTC)
+        err = await run_error(p)
+        assert (err.code, err.retryable, err.quota_scope) == ("rate_limited", True, "minute")
+        assert err.retry_after is not None and 1.5 < err.retry_after <= 2.0
+        assert err.resets_at is not None
+        assert before + timedelta(seconds=1) <= err.resets_at <= datetime.now(UTC) + timedelta(seconds=3)
+        assert p.quota.rested(0) == "minute"
+        monotonic = p.quota.clock
+        p.quota.clock = lambda: monotonic() + 3  # three seconds later: the key is back
+        assert (await p.run(gemini_request())).image.data == fake.default_image
+    finally:
+        await p.close()
+    assert [c.api_key for c in fake.generate_calls()] == ["key-a", "key-a"]
+
+
+# -- image parts by their bytes --
+
+
+async def test_a_jpeg_declared_as_png_comes_back_labelled_jpeg(provider: GeminiProvider, fake: FakeGemini) -> None:
+    jpeg = sample_jpeg()
+    fake.script(None, mislabeled_jpeg_reply(jpeg))
+    result = await provider.run(gemini_request())
+    assert result.image == ImageInput(jpeg, "image/jpeg")  # passed through untouched, named by its bytes
+
+
+async def test_a_jpeg_declared_as_png_is_converted_when_the_slot_asks_for_png(
+    provider: GeminiProvider, fake: FakeGemini
+) -> None:
+    fake.script(None, mislabeled_jpeg_reply())
+    result = await provider.run(gemini_request(settings={"prompt": "Hat.", "output": {"format": "png"}}))
+    assert result.image.mime == "image/png" and Image.open(io.BytesIO(result.image.data)).format == "PNG"
+
+
+async def test_a_png_signature_followed_by_text_is_undecodable_when_re_encoded(
+    provider: GeminiProvider, fake: FakeGemini
+) -> None:
+    fake.script(None, fake_png_reply(), fake_png_reply())
+    err = await run_error(provider, gemini_request(settings={"prompt": "Hat.", "output": {"format": "jpeg"}}))
+    assert (err.code, err.retryable) == ("no_image", True)
+    # Unconverted it is labelled by its signature; decoding every provider's image is the worker's check.
+    assert (await provider.run(gemini_request())).image == ImageInput(FAKE_PNG, "image/png")

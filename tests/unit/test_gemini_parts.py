@@ -3,6 +3,7 @@ finish reasons, error mapping, cost and output encoding."""
 
 from __future__ import annotations
 
+import base64
 import io
 from typing import Any
 
@@ -109,22 +110,27 @@ def test_bad_inputs_are_final_errors(operation: str, settings: dict[str, Any], m
     assert (err.code, err.retryable) == (code, False)
 
 
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
 def test_the_first_image_part_is_returned_skipping_text_and_thoughts() -> None:
+    thought, answer = image("PNG", (8, 8)), image("PNG")
     body = {
         "candidates": [
             {
                 "content": {
                     "parts": [
                         {"text": "Here you go"},
-                        {"inlineData": {"mimeType": "image/png", "data": "dGhvdWdodA=="}, "thought": True},
-                        {"inlineData": {"mimeType": "image/png", "data": "aW1hZ2U="}},
+                        {"inlineData": {"mimeType": "image/png", "data": b64(thought)}, "thought": True},
+                        {"inlineData": {"mimeType": "image/png", "data": b64(answer)}},
                     ]
                 },
                 "finishReason": "STOP",
             }
         ]
     }
-    assert wire.read_image(response(body), []) == ImageInput(b"image", "image/png")
+    assert wire.read_image(response(body), []) == ImageInput(answer, "image/png")
 
 
 @pytest.mark.parametrize(

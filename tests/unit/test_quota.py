@@ -30,6 +30,11 @@ def granted(outcome: Grant | Blocked) -> Grant:
     return outcome
 
 
+def blocked(outcome: Grant | Blocked) -> tuple[str, float]:
+    assert isinstance(outcome, Blocked), outcome
+    return outcome.reason, outcome.wait_sec
+
+
 def test_limits_are_read_from_the_catalog_with_optional_windows() -> None:
     limits = QuotaLimits.from_catalog({"requests_per_minute": 500, "requests_per_day": 2000, "tokens_per_minute": 5e5})
     assert limits == QuotaLimits(500, 2000, 500_000, 60.0, 86_400.0)
@@ -43,7 +48,7 @@ def test_requests_per_minute_slide_with_the_window() -> None:
         granted(q.try_acquire(10))
     assert q.try_acquire(10) == Blocked("minute", 60.0)
     clock.now += 59.5
-    assert q.try_acquire(10) == Blocked("minute", pytest.approx(0.5))
+    assert blocked(q.try_acquire(10)) == ("minute", pytest.approx(0.5))
     clock.now += 0.5
     granted(q.try_acquire(10))
 
@@ -66,7 +71,7 @@ def test_tokens_per_minute_count_estimates_then_reported_tokens() -> None:
     granted(q.try_acquire(400))
     clock.now += 1
     q.finish(first, tokens=100)  # the provider reported fewer tokens than estimated
-    assert q.try_acquire(501) == Blocked("minute", pytest.approx(59.0))  # 100 + 400 + 501 > 1000 until the 400 expire
+    assert blocked(q.try_acquire(501)) == ("minute", pytest.approx(59.0))  # 100 + 400 + 501 > 1000 until the 400 expire
     granted(q.try_acquire(400))
 
 
@@ -84,7 +89,7 @@ def test_a_finished_call_counts_from_its_end() -> None:
     clock.now += 5  # the call took 5 s; the server may have seen it at any time up to now
     q.finish(grant)
     clock.now += 58
-    assert q.try_acquire(1) == Blocked("minute", pytest.approx(2.0))
+    assert blocked(q.try_acquire(1)) == ("minute", pytest.approx(2.0))
 
 
 def test_the_daily_cap_blocks_with_reason_day() -> None:
@@ -92,7 +97,7 @@ def test_the_daily_cap_blocks_with_reason_day() -> None:
     granted(q.try_acquire(1))
     clock.now += 3600
     granted(q.try_acquire(1))
-    assert q.try_acquire(1) == Blocked("day", pytest.approx(86_400.0 - 3600))
+    assert blocked(q.try_acquire(1)) == ("day", pytest.approx(86_400.0 - 3600))
     clock.now += 86_400 - 3600
     granted(q.try_acquire(1))
 
@@ -152,3 +157,54 @@ async def test_acquire_raises_when_the_wait_exceeds_max_wait_or_keys_rest() -> N
     with pytest.raises(QuotaBlocked) as caught:
         await q.acquire(1, max_wait=1000, sleep=clock.sleep)
     assert caught.value.blocked.reason == "rested"
+
+
+# -- why a key rests: a day rest (the provider said its daily quota is spent) is not a rate limit --
+
+
+def test_a_day_rested_key_counts_as_spent_for_the_day_not_as_rate_limited() -> None:
+    q, clock = limiter(1)
+    q.rest(0, 12 * 3600, "day")
+    assert q.rested(0) == "day"
+    assert q.try_acquire(1) == Blocked("day", 12 * 3600.0)
+    clock.now += 12 * 3600
+    assert q.rested(0) is None
+    assert granted(q.try_acquire(1)).key == 0
+
+
+def test_a_day_rested_key_is_skipped_and_the_others_keep_working() -> None:
+    q, _ = limiter(2)
+    q.rest(0, 3600, "day")
+    assert [granted(q.try_acquire(1)).key for _ in range(3)] == [1, 1, 1]
+
+
+def test_day_rested_and_minute_rested_keys_say_rested_for_the_one_usable_today() -> None:
+    q, _ = limiter(2)
+    q.rest(0, 3600, "day")
+    q.rest(1, 5)
+    assert (q.rested(0), q.rested(1)) == ("day", "minute")
+    assert q.try_acquire(1) == Blocked("rested", 5.0)
+
+
+def test_day_rested_beside_our_own_daily_cap_says_day_with_the_sooner_reset() -> None:
+    q, _ = limiter(2, requests_per_day=1)
+    q.rest(0, 7200, "day")
+    granted(q.try_acquire(1))  # key 1 takes its one call of the day
+    assert q.try_acquire(1) == Blocked("day", 7200.0)
+
+
+def test_a_shorter_minute_rest_does_not_cut_a_day_rest() -> None:
+    q, clock = limiter(1)
+    q.rest(0, 3600, "day")
+    q.rest(0, 5)
+    assert q.rested(0) == "day"
+    clock.now += 10
+    assert blocked(q.try_acquire(1)) == ("day", pytest.approx(3590.0))
+
+
+async def test_acquire_raises_a_day_block_at_once() -> None:
+    q, clock = limiter(1)
+    q.rest(0, 60, "day")
+    with pytest.raises(QuotaBlocked) as caught:
+        await q.acquire(1, max_wait=1000, sleep=clock.sleep)
+    assert caught.value.blocked == Blocked("day", 60.0) and clock.now == 1000.0

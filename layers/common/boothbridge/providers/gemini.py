@@ -6,10 +6,20 @@ whole request stays under 20 MB, else through the Files API (uploaded with the k
 afterwards). Several API keys (`GEMINI_API_KEY=k1,k2`) are used round robin under the catalog's client-side
 quotas; a key answering 429 is rested and the call moves on to the next key within the same attempt.
 
+How long a refused key rests depends on what Gemini said (see `gemini_wire` for the error model and its
+documentation): a per-minute 429 (or one without `QuotaFailure`) rests it for the `Retry-After` /
+`RetryInfo.retryDelay` hint (else `DEFAULT_REST_SEC`); a per-day quota violation rests it until the daily
+reset, midnight Pacific time, as a *day* rest — that key is spent, not rate limited, and is not called again
+before then. When every key is spent for the day the attempt fails at once with `quota_exhausted` (not
+retryable, `quota_scope="day"`, the quota's id and `resets_at`), without another paid call; when every key
+still usable today is resting briefly it fails with `rate_limited` (retryable, `quota_scope="minute"`,
+`retry_after` and `resets_at` = when the first key is free).
+
 Errors (`ProviderError.code`): `api_key_missing`, `settings_invalid`, `template_missing`, `image_undecodable`,
-`bad_request`, `auth_failed`, `safety_blocked`, `quota_exhausted` (final); `no_image`, `rate_limited`,
-`provider_unavailable`, `network_error`, `file_processing_failed` (retryable). API keys never appear in messages
-or logs: keys are referred to by their position only.
+`bad_request`, `auth_failed`, `safety_blocked`, `quota_exhausted` (final); `no_image`, `bad_answer` (a body that
+is not JSON, or JSON that is not an answer), `rate_limited`, `provider_unavailable`, `network_error`,
+`file_processing_failed` (retryable). API keys never appear in messages or logs: keys are referred to by their
+position only.
 """
 
 from __future__ import annotations
@@ -18,6 +28,8 @@ import asyncio
 import contextlib
 import io
 import logging
+import math
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -57,6 +69,8 @@ class GeminiProvider:
         self._base_url = settings.gemini_base_url
         self._limits = QuotaLimits.from_catalog(entry.limits if entry is not None else {})
         self.quota = QuotaLimiter(len(self._keys), self._limits)
+        # The daily-quota refusal each day-rested key got from Gemini (what the final error names).
+        self._spent: dict[int, ProviderError] = {}
         self._clients: dict[int, genai.Client] = {}
         self._http: list[httpx.AsyncClient] = []
         self._cleanups: set[asyncio.Task[None]] = set()
@@ -65,6 +79,7 @@ class GeminiProvider:
         """Use these keys from now on (the settings page): fresh clients and fresh quota windows per key."""
         self._keys = list(keys)
         self.quota = QuotaLimiter(len(self._keys), self._limits)
+        self._spent = {}
         self._clients = {}  # their HTTP clients stay in self._http and are closed by close()
 
     def _client(self, key: int) -> genai.Client:
@@ -99,15 +114,26 @@ class GeminiProvider:
                 response = await self._generate(grant.key, plan, deadline)
             except ProviderError as err:
                 self.quota.finish(grant)
-                if err.code != "rate_limited":
+                if err.code == "quota_exhausted" and err.quota_scope == "day" and err.resets_at is not None:
+                    rest = max((err.resets_at - datetime.now(UTC)).total_seconds(), MIN_REST_SEC)
+                    log.warning(
+                        "gemini key #%d exhausted its daily quota %s; resting it until %s",
+                        grant.key + 1,
+                        err.quota_id,
+                        err.resets_at.isoformat(),
+                    )
+                    self.quota.rest(grant.key, rest, "day")
+                    self._spent[grant.key] = err
+                elif err.code == "rate_limited":
+                    rest = max(err.retry_after if err.retry_after is not None else DEFAULT_REST_SEC, MIN_REST_SEC)
+                    log.info("gemini key #%d answered 429; resting it for %.0fs", grant.key + 1, rest)
+                    self.quota.rest(grant.key, rest)
+                else:
                     raise
-                rest = max(err.retry_after if err.retry_after is not None else DEFAULT_REST_SEC, MIN_REST_SEC)
-                log.info("gemini key #%d answered 429; resting it for %.0fs", grant.key + 1, rest)
-                self.quota.rest(grant.key, rest)
                 refusals += 1
                 if refusals > len(self._keys):  # a backstop (keys rested only briefly): stop hammering
                     raise
-                continue  # the next key that is not rested, or rate_limited once all are
+                continue  # the next key that is not rested; rate_limited / quota_exhausted once none is left
             except BaseException:  # cancelled (attempt timeout, lease lost): the call may have reached gemini
                 self.quota.finish(grant)
                 raise
@@ -121,7 +147,54 @@ class GeminiProvider:
         try:
             return await self.quota.acquire(tokens, max(max_wait, 0.0))
         except QuotaBlocked as blocked:
-            raise _quota_error(blocked.blocked) from None
+            raise self._quota_error(blocked.blocked) from None
+
+    def _quota_error(self, blocked: Blocked) -> ProviderError:
+        """Why no key may take the call: every key spent for the day (by Gemini's word or our own daily window),
+        or every key still usable today resting / over a minute window."""
+        now = datetime.now(UTC)
+        resets_at = _at_second(now + timedelta(seconds=blocked.wait_sec)) if math.isfinite(blocked.wait_sec) else None
+        if blocked.reason == "day":
+            spent = [
+                err for key, err in sorted(self._spent.items()) if self.quota.rested(key) == "day" and err.quota_id
+            ]
+            if spent:  # Gemini said so: name its quota (the soonest to reset), and when the first key is free again
+                first = min(spent, key=lambda err: err.resets_at or now)
+                if len(spent) == len(self._keys):
+                    reset, message = first.resets_at, f"every Gemini API key is spent for the day: {first.message}"
+                else:  # some keys are over our own daily window instead
+                    reset = resets_at
+                    message = (
+                        "every Gemini API key is spent for the day (the first is usable again at "
+                        f"{reset.isoformat() if reset else 'an unknown time'}): {first.message}"
+                    )
+                return ProviderError(
+                    "quota_exhausted",
+                    message,
+                    retryable=False,
+                    quota_scope="day",
+                    quota_id=first.quota_id,
+                    resets_at=reset,
+                )
+            limit = self._limits.requests_per_day
+            return ProviderError(
+                "quota_exhausted",
+                f"every Gemini API key has used its daily request quota (the catalog's requests_per_day: {limit}); "
+                f"the first key is usable again at {resets_at.isoformat() if resets_at else 'an unknown time'}",
+                retryable=False,
+                quota_scope="day",
+                quota_id="requests_per_day",
+                resets_at=resets_at,
+            )
+        reason = "every Gemini API key is rate limited" if blocked.reason == "rested" else "the Gemini quota is full"
+        return ProviderError(
+            "rate_limited",
+            reason,
+            retryable=True,
+            retry_after=blocked.wait_sec,
+            quota_scope="minute",
+            resets_at=resets_at,
+        )
 
     async def _generate(self, key: int, plan: wire.CallPlan, deadline: float) -> types.GenerateContentResponse:
         client = self._client(key)
@@ -142,10 +215,11 @@ class GeminiProvider:
             )
         except errors.APIError as err:
             raise wire.error_from_api(err, self._keys) from None
-        except errors.UnknownApiResponseError:
-            raise ProviderError(
-                "provider_unavailable", "gemini answered with a non-JSON body", retryable=True
-            ) from None
+        except ValueError as err:  # JSONDecodeError, pydantic's ValidationError, UnknownApiResponseError
+            answer = wire.answer_error(err, self._keys)
+            if answer is None:
+                raise  # not about Gemini's answer: ours to fix
+            raise answer from None
         except _NETWORK_ERRORS as err:
             detail = wire.scrub(str(err) or type(err).__name__, self._keys)[:200]
             raise ProviderError("network_error", f"cannot reach gemini: {detail}", retryable=True) from None
@@ -199,10 +273,6 @@ class GeminiProvider:
             await session.aclose()
 
 
-def _quota_error(blocked: Blocked) -> ProviderError:
-    if blocked.reason == "day":
-        return ProviderError(
-            "quota_exhausted", "every Gemini API key has used its daily request quota", retryable=False
-        )
-    reason = "every Gemini API key is rate limited" if blocked.reason == "rested" else "the Gemini quota is full"
-    return ProviderError("rate_limited", reason, retryable=True, retry_after=blocked.wait_sec)
+def _at_second(moment: datetime) -> datetime:
+    """`moment` rounded to the nearest whole second (the limiter's monotonic clock drifts by microseconds)."""
+    return (moment + timedelta(microseconds=500_000)).replace(microsecond=0)

@@ -4,10 +4,13 @@ Pure sliding-window bookkeeping with an injectable clock (no I/O); `QuotaLimiter
 wrapper that sleeps while a minute window is full. Keys are known only by their index, never by value.
 
 Each key keeps the calls it made in the last minute (with their token counts) and in the last day. A call is
-granted to the first key, in round-robin order, that is neither *rested* (it answered 429 and must not be used
-until its rest ends) nor over one of its windows. When none is free the limiter says why: `minute` (a window
-frees up within a minute, or a rested key comes back — waiting is worthwhile), `rested` (every key still usable
-today answered 429) or `day` (every key spent its daily quota).
+granted to the first key, in round-robin order, that is neither *rested* nor over one of its windows. A key is
+rested when the provider refused it, and the limiter remembers why: a `minute` rest (a rate limit: 429 with a
+short retry hint) or a `day` rest (the provider said the key's daily quota is spent; it rests until the
+provider's daily reset). A day-rested key counts as spent for the day, exactly like a key over its own daily
+window, never as "rate limited". When no key is free the limiter says why: `minute` (a window frees up within
+a minute, or a rested key comes back — waiting is worthwhile), `rested` (every key still usable today is on a
+minute rest) or `day` (every key spent its daily quota, by our count or the provider's word).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any, Literal
 
 Clock = Callable[[], float]
 BlockReason = Literal["minute", "rested", "day"]
+RestScope = Literal["minute", "day"]
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,7 @@ class _KeyState:
     minute: deque[_Use] = field(default_factory=deque)
     day: deque[float] = field(default_factory=deque)
     rested_until: float = -math.inf
+    rest_scope: RestScope = "minute"
 
 
 def _count_wait(times: list[float], limit: int | None, window: float, now: float) -> float:
@@ -148,10 +153,12 @@ class QuotaLimiter:
             state = self._keys[index]
             self._prune(state, now)
             day_wait, minute_wait = self._waits(state, tokens, now)
+            rest = max(state.rested_until - now, 0.0)
+            if rest > 0 and state.rest_scope == "day":
+                day_wait = max(day_wait, rest)
             if day_wait > 0:
                 day_waits.append(day_wait)
                 continue
-            rest = max(state.rested_until - now, 0.0)
             if rest == 0 and minute_wait == 0:
                 use = _Use(now, max(tokens, 0))
                 state.minute.append(use)
@@ -164,10 +171,19 @@ class QuotaLimiter:
             return Blocked("day", min(day_waits))
         return Blocked("rested" if all_rested else "minute", min(soon))
 
-    def rest(self, key: int, seconds: float) -> None:
-        """Keep key number `key` out of use for `seconds` (it answered 429)."""
+    def rest(self, key: int, seconds: float, scope: RestScope = "minute") -> None:
+        """Keep key number `key` out of use for `seconds`: it was rate limited (`minute`), or the provider said its
+        daily quota is spent (`day`, until the provider's daily reset). A longer rest already in place stays."""
         state = self._keys[key]
-        state.rested_until = max(state.rested_until, self.clock() + max(seconds, 0.0))
+        until = self.clock() + max(seconds, 0.0)
+        if until >= state.rested_until:
+            state.rested_until = until
+            state.rest_scope = scope
+
+    def rested(self, key: int) -> RestScope | None:
+        """Why key number `key` is out of use now (`minute` or `day`), or None when it is not rested."""
+        state = self._keys[key]
+        return state.rest_scope if state.rested_until > self.clock() else None
 
     def finish(self, grant: Grant, tokens: int | None = None) -> None:
         """The granted call is over: it counts from now on (the server saw it at some point up to now), with the
