@@ -1,20 +1,39 @@
-"""Reading the booth's multipart body with a hard size limit, so an oversized upload is refused early."""
+"""Reading the booth's multipart body with a hard size limit, so an oversized upload is refused early.
+
+The photo is the first part *named* `fileToUpload`, however its Content-Disposition names a file: with
+`filename=`, only with RFC 5987's `filename*=UTF-8''…`, with both, or not at all. Its bytes are kept exactly as
+sent (never decoded as text). Every other part that names a file is skipped; every other part is a text field.
+The body is parsed with python-multipart's streaming parser, not Starlette's form parser, because Starlette
+decides "file or text field" by the presence of a plain `filename` parameter.
+"""
 
 from __future__ import annotations
 
+import codecs
+import re
 from collections.abc import AsyncGenerator
-from urllib.parse import parse_qsl
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl, unquote_to_bytes
 
-from starlette.datastructures import UploadFile
-from starlette.formparsers import MultiPartException, MultiPartParser
+from python_multipart.exceptions import FormParserError
+from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
 
 from boothbridge.errors import AppError
 from boothbridge.ingest_model import UploadedForm, too_large
 
+if TYPE_CHECKING:
+    from python_multipart.multipart import MultipartCallbacks
+
 FILE_FIELD = "fileToUpload"
 # Room for the text fields and part headers on top of the photo itself.
 FORM_OVERHEAD_BYTES = 256 * 1024
+MAX_FILE_PARTS = 4  # parts named fileToUpload or naming a file
+MAX_TEXT_FIELDS = 200
+MAX_TEXT_FIELD_BYTES = 1024 * 1024
+
+# One `; key=value` parameter of a header value; the value a quoted-string or a token.
+_PARAMETER = re.compile(r';\s*([^\s=;]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
 
 
 async def read_booth_form(request: Request, max_file_bytes: int) -> UploadedForm:
@@ -24,7 +43,7 @@ async def read_booth_form(request: Request, max_file_bytes: int) -> UploadedForm
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise too_large(max_file_bytes)
-    ctype = request.headers.get("content-type", "").lower()
+    ctype = request.headers.get("content-type", "")
 
     async def limited() -> AsyncGenerator[bytes, None]:
         seen = 0
@@ -34,36 +53,155 @@ async def read_booth_form(request: Request, max_file_bytes: int) -> UploadedForm
                 raise too_large(max_file_bytes)
             yield chunk
 
-    if ctype.startswith("application/x-www-form-urlencoded"):
+    if ctype.lower().startswith("application/x-www-form-urlencoded"):
         # A form without a file part still carries the password: parse it so the answer can be precise.
         body = b"".join([chunk async for chunk in limited()])
         pairs = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
         return UploadedForm(file=None, filename=None, declared_type=None, fields=dict(reversed(pairs)))
-    if not ctype.startswith("multipart/form-data"):
+    if not ctype.lower().startswith("multipart/form-data"):
         raise AppError(400, "invalid_form", "the request must be multipart/form-data with a fileToUpload part")
 
-    parser = MultiPartParser(request.headers, limited(), max_files=4, max_fields=200)
+    _, params = parse_options_header(ctype)
+    boundary = params.get(b"boundary")
+    if not boundary:
+        raise _malformed("Missing boundary in multipart.")
+    form = _BoothForm(_charset(params.get(b"charset")))
     try:
-        form = await parser.parse()
-    except MultiPartException as exc:
-        raise AppError(400, "invalid_form", f"the multipart body is malformed: {exc.message}") from exc
+        parser = MultipartParser(boundary, form.callbacks())
+        async for chunk in limited():
+            parser.write(chunk)
+        parser.finalize()
+    except FormParserError as exc:
+        raise _malformed("Invalid multipart data.") from exc
     except ClientDisconnect as exc:
         raise AppError(400, "client_disconnected", "the client closed the connection mid-upload") from exc
-    fields: dict[str, str] = {}
-    photo: UploadFile | None = None
-    for name, value in form.multi_items():
-        if isinstance(value, UploadFile):
-            if name == FILE_FIELD and photo is None:
-                photo = value
+    return UploadedForm(file=form.photo, filename=form.filename, declared_type=form.declared_type, fields=form.fields)
+
+
+class _BoothForm:
+    """python-multipart callbacks collecting the photo and the text fields, part by part."""
+
+    def __init__(self, charset: str) -> None:
+        self.charset = charset
+        self.photo: bytes | None = None
+        self.filename: str | None = None
+        self.declared_type: str | None = None
+        self.fields: dict[str, str] = {}
+        self._file_parts = 0
+        self._text_fields = 0
+        self._photo_taken = False
+        self._header_name = bytearray()
+        self._header_value = bytearray()
+        self._reset_part()
+
+    def _reset_part(self) -> None:
+        self._disposition = b""
+        self._content_type: bytes | None = None
+        self._name = ""
+        self._filename: str | None = None
+        self._kind = "skip"  # "photo", "text" or "skip" (a file part that is not the photo)
+        self._data = bytearray()
+
+    def callbacks(self) -> MultipartCallbacks:
+        return {
+            "on_part_begin": self._reset_part,
+            "on_header_field": self._on_header_field,
+            "on_header_value": self._on_header_value,
+            "on_header_end": self._on_header_end,
+            "on_headers_finished": self._on_headers_finished,
+            "on_part_data": self._on_part_data,
+            "on_part_end": self._on_part_end,
+        }
+
+    def _on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._header_name += memoryview(data)[start:end]
+
+    def _on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._header_value += memoryview(data)[start:end]
+
+    def _on_header_end(self) -> None:
+        name, value = bytes(self._header_name).strip().lower(), bytes(self._header_value).strip()
+        self._header_name.clear()
+        self._header_value.clear()
+        if name == b"content-disposition":
+            self._disposition = value
+        elif name == b"content-type" and self._content_type is None:
+            self._content_type = value
+
+    def _on_headers_finished(self) -> None:
+        _, options = parse_options_header(self._disposition)
+        if b"name" not in options:
+            raise _malformed('The Content-Disposition header field "name" must be provided.')
+        self._name = _decode(options[b"name"], self.charset)
+        plain = _decode(options[b"filename"], self.charset) if b"filename" in options else None
+        extended = _extended_filename(self._disposition)
+        # RFC 6266 §4.3: filename* wins when both are given (filename is then the ASCII fallback).
+        self._filename = extended if extended is not None else plain
+        if self._name == FILE_FIELD or b"filename" in options or extended is not None:
+            self._file_parts += 1
+            if self._file_parts > MAX_FILE_PARTS:
+                raise _malformed(f"Too many files. Maximum number of files is {MAX_FILE_PARTS}.")
+            if self._name == FILE_FIELD and not self._photo_taken:
+                self._photo_taken = True
+                self._kind = "photo"
+        else:
+            self._text_fields += 1
+            if self._text_fields > MAX_TEXT_FIELDS:
+                raise _malformed(f"Too many fields. Maximum number of fields is {MAX_TEXT_FIELDS}.")
+            self._kind = "text"
+
+    def _on_part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._kind == "skip":
+            return
+        if self._kind == "text" and len(self._data) + (end - start) > MAX_TEXT_FIELD_BYTES:
+            raise _malformed(f"Part exceeded maximum size of {MAX_TEXT_FIELD_BYTES // 1024}KB.")
+        self._data += memoryview(data)[start:end]
+
+    def _on_part_end(self) -> None:
+        if self._kind == "photo":
+            self.photo = bytes(self._data)
+            self.filename = self._filename
+            self.declared_type = self._content_type.decode("latin-1") if self._content_type is not None else None
+        elif self._kind == "text":
+            self.fields.setdefault(self._name, _decode(self._data, self.charset))
+        self._data = bytearray()
+
+
+def _extended_filename(disposition: bytes) -> str | None:
+    """The RFC 5987 `filename*=charset'language'percent-encoded` parameter, decoded; None when absent or
+    not in that form. (RFC 2231 continuations, `filename*0*=`, are not supported.)"""
+    for match in _PARAMETER.finditer(disposition.decode("latin-1")):
+        if match.group(1).lower() != "filename*":
             continue
-        fields.setdefault(name, value)
+        value = match.group(2).strip()
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = value[1:-1]
+        charset, sep, rest = value.partition("'")
+        _language, sep2, encoded = rest.partition("'")
+        if not (sep and sep2):
+            return None
+        raw = unquote_to_bytes(encoded)
+        try:
+            return raw.decode(charset or "utf-8", "replace")
+        except LookupError:
+            return raw.decode("utf-8", "replace")
+    return None
+
+
+def _charset(declared: bytes | None) -> str:
     try:
-        data = await photo.read() if photo is not None else None
-        return UploadedForm(
-            file=data,
-            filename=photo.filename if photo is not None else None,
-            declared_type=photo.content_type if photo is not None else None,
-            fields=fields,
-        )
-    finally:
-        await form.close()
+        return codecs.lookup((declared or b"utf-8").decode("latin-1")).name
+    except LookupError:
+        return "latin-1"
+
+
+def _decode(raw: bytes | bytearray, charset: str) -> str:
+    """Text as Starlette decodes it: the form's charset, else Latin-1 (which never fails)."""
+    try:
+        return raw.decode(charset)
+    except (UnicodeDecodeError, LookupError):
+        return raw.decode("latin-1")
+
+
+def _malformed(reason: str) -> AppError:
+    return AppError(400, "invalid_form", f"the multipart body is malformed: {reason}")
