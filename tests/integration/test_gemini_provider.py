@@ -5,7 +5,6 @@ image parts read by their bytes, and the Files API's details."""
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -13,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from PIL import Image
 
 from boothbridge.catalog import Catalog
 from boothbridge.providers.base import ImageInput, ProviderError, ProviderRequest
@@ -325,19 +323,10 @@ async def test_a_jpeg_declared_as_png_comes_back_labelled_jpeg(provider: GeminiP
     assert result.image == ImageInput(jpeg, "image/jpeg")  # passed through untouched, named by its bytes
 
 
-async def test_a_jpeg_declared_as_png_is_converted_when_the_slot_asks_for_png(
+async def test_a_png_signature_followed_by_text_is_labelled_by_its_signature(
     provider: GeminiProvider, fake: FakeGemini
 ) -> None:
-    fake.script(None, mislabeled_jpeg_reply())
-    result = await provider.run(gemini_request(settings={"prompt": "Hat.", "output": {"format": "png"}}))
-    assert result.image.mime == "image/png" and Image.open(io.BytesIO(result.image.data)).format == "PNG"
-
-
-async def test_a_png_signature_followed_by_text_is_undecodable_when_re_encoded(
-    provider: GeminiProvider, fake: FakeGemini
-) -> None:
-    fake.script(None, fake_png_reply(), fake_png_reply())
-    err = await run_error(provider, gemini_request(settings={"prompt": "Hat.", "output": {"format": "jpeg"}}))
-    assert (err.code, err.retryable) == ("no_image", True)
-    # Unconverted it is labelled by its signature; decoding every provider's image is the worker's check.
+    """The adapter names the part by its bytes; decoding it (and refusing it) is the worker's image boundary,
+    tested end to end in test_gemini_boundary.py, as is converting to the slot's output format."""
+    fake.script(None, fake_png_reply())
     assert (await provider.run(gemini_request())).image == ImageInput(FAKE_PNG, "image/png")

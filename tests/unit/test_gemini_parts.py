@@ -1,5 +1,5 @@
 """Gemini request planning and response reading without the network: parts, inline vs Files API, tokens,
-finish reasons, error mapping, cost and output encoding."""
+finish reasons, error mapping and cost (the output format is the worker's image boundary)."""
 
 from __future__ import annotations
 
@@ -66,7 +66,6 @@ def test_change_image_plan_is_the_photo_then_the_prompt() -> None:
     assert [p.image.mime for p in plan.images] == ["image/jpeg"] and not plan.images[0].upload
     assert plan.prompt == "Add hats" and plan.model == wire.DEFAULT_MODEL and plan.aspect_ratio == "16:9"
     assert plan.tokens == 6 * 258 + 2  # 960x540 photo + len("Add hats") / 4
-    assert plan.output_format is None
     config = wire.generation_config(plan)
     assert config.response_modalities == ["IMAGE"]
     assert config.image_config is not None and config.image_config.aspect_ratio == "16:9"
@@ -99,7 +98,6 @@ def test_a_small_inline_limit_sends_images_through_the_files_api() -> None:
     ("operation", "settings", "media", "code"),
     [
         ("change_image", {}, {}, "settings_invalid"),
-        ("change_image", {"prompt": "x", "output": {"format": "gif"}}, {}, "settings_invalid"),
         ("combine_images", {"prompt": "x"}, {}, "template_missing"),
         ("frame", {"prompt": "x"}, {}, "operation_unsupported"),
         ("style_transfer", {}, {"reference_media_id": ImageInput(b"not an image", "image/png")}, "image_undecodable"),
@@ -198,15 +196,3 @@ def test_http_errors_map_to_codes(code: int, reason: str | None, expected: str, 
     err = wire.error_from_api(api_error(code, {"error": error}), ["SECRET"])
     assert (err.code, err.retryable) == (expected, retryable)
     assert "boom" in err.message and "SECRET" not in err.message
-
-
-def test_output_is_re_encoded_only_when_the_format_differs() -> None:
-    answer = ImageInput(image("PNG"), "image/png")
-    assert wire.finish_output(answer, None, 90) is answer
-    assert wire.finish_output(answer, "png", 90) is answer
-    as_jpeg = wire.finish_output(answer, "jpeg", 90)
-    assert as_jpeg.mime == "image/jpeg" and Image.open(io.BytesIO(as_jpeg.data)).format == "JPEG"
-    webp = ImageInput(image("WEBP"), "image/webp")
-    assert wire.finish_output(webp, None, 90).mime == "image/jpeg"  # the booth only takes JPEG or PNG
-    err = provider_error(wire.finish_output, ImageInput(b"junk", "image/webp"), None, 90)
-    assert (err.code, err.retryable) == ("no_image", True)

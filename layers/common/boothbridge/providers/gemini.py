@@ -140,7 +140,6 @@ class GeminiProvider:
             prompt_tokens, output_tokens = wire.usage(response)
             self.quota.finish(grant, prompt_tokens)
             image = wire.read_image(response, self._keys)
-            image = await asyncio.to_thread(wire.finish_output, image, plan.output_format, plan.output_quality)
             return ProviderResult(image=image, cost=wire.call_cost(self._pricing, prompt_tokens, output_tokens))
 
     async def _acquire(self, tokens: int, max_wait: float) -> Grant:

@@ -84,8 +84,6 @@ class CallPlan:
     prompt: str
     aspect_ratio: str | None
     tokens: int  # input-token estimate for the tokens/minute quota
-    output_format: str | None  # "jpeg"/"png" when the slot asks for one
-    output_quality: int
 
 
 def image_tokens(width: int, height: int) -> int:
@@ -149,12 +147,6 @@ def plan_call(request: ProviderRequest, limit: int = INLINE_REQUEST_LIMIT) -> Ca
         inputs.append(_prepare_image(request.media[second], "slot image"))
     uploads = choose_uploads([len(img.data) for img, _ in inputs], len(prompt.encode()), limit)
     images = tuple(PlannedImage(img, i in uploads, tokens) for i, (img, tokens) in enumerate(inputs))
-    output = s.get("output") or {}
-    if not isinstance(output, dict):
-        raise _settings_error("output must be an object")
-    fmt = output.get("format")
-    if fmt is not None and fmt not in ("jpeg", "png"):
-        raise _settings_error(f"unsupported output format {fmt!r}")
     aspect = s.get("aspect_ratio")
     return CallPlan(
         model=str(s.get("model") or DEFAULT_MODEL),
@@ -162,8 +154,6 @@ def plan_call(request: ProviderRequest, limit: int = INLINE_REQUEST_LIMIT) -> Ca
         prompt=prompt,
         aspect_ratio=str(aspect) if aspect else None,
         tokens=sum(img.tokens for img in images) + math.ceil(len(prompt) / 4),
-        output_format=fmt,
-        output_quality=int(output.get("quality", 92)),
     )
 
 
@@ -422,16 +412,3 @@ def error_from_api(err: errors.APIError, secrets: list[str], now: datetime | Non
     if code >= 500 or code == 408:
         return ProviderError("provider_unavailable", f"gemini error {code}: {message}", retryable=True)
     return ProviderError("bad_request", f"gemini rejected the request ({code}): {message}", retryable=False)
-
-
-def finish_output(image: ImageInput, output_format: str | None, quality: int) -> ImageInput:
-    """Re-encode only when the slot asks for another format, or the answer is neither JPEG nor PNG (CPU work)."""
-    got = {"image/jpeg": "jpeg", "image/png": "png"}.get(image.mime)
-    wanted = output_format or got or "jpeg"
-    if wanted == got:
-        return image
-    try:
-        data, mime = local_ops.encode(local_ops.decode(image.data), wanted, quality)
-    except local_ops.UndecodableImageError as exc:
-        raise ProviderError("no_image", "gemini answered with an undecodable image", retryable=True) from exc
-    return ImageInput(data, mime)
