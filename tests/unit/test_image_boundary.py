@@ -257,3 +257,15 @@ def test_results_are_normalised_and_converted() -> None:
     assert rgba.mime == "image/jpeg"
     with pytest.raises(ValueError, match="format"):
         accept_result(encoded(two_tone(8, 8), "PNG"), "gif", 92, LIMIT)
+
+
+def test_a_jpeg_lacking_only_its_end_marker_crosses_both_ways() -> None:
+    """Ingest accepts such a JPEG (its scans are complete); the boundary restores the marker before decoding."""
+    whole = camera_jpeg(120, 80, orientation=6)
+    assert whole.endswith(b"\xff\xd9")
+    upright = prepare_input(whole[:-2], LIMIT)
+    assert opened(upright.data).size == (80, 120)
+    back = accept_result(whole[:-2], "png", 92, LIMIT)
+    assert opened(back.data).size == (80, 120)
+    with pytest.raises(UndecodableImageError):
+        accept_result(whole[: len(whole) // 2], "png", 92, LIMIT)  # truly cut short

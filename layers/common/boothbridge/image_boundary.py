@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageCms, ImageOps
 
-from boothbridge.images import sniff_mime
+from boothbridge.images import JPEG_EOI, jpeg_lacks_only_eoi, sniff_mime
 
 _ORIENTATION_TAG = 0x0112
 JPEG_INPUT_QUALITY = 95  # re-encoding a photo for a provider: visually lossless, ~half the size of 100
@@ -243,6 +243,12 @@ def _jpeg_end(data: bytes, sos: int) -> int:
     return len(data) if end < 0 else end + 2
 
 
+def _lacks_eoi(data: bytes) -> bool:
+    """A JPEG with no end-of-image marker after its first scan (it may lack only that, or be cut short)."""
+    sos = data.find(b"\xff\xda")
+    return sos >= 0 and _jpeg_end(data, sos) == len(data) and not data.endswith(JPEG_EOI)
+
+
 def strip_png_metadata(data: bytes) -> bytes:
     """The PNG without text, EXIF and time chunks; image chunks copied unchanged (`data` itself when clean)."""
     if not data.startswith(_PNG_SIGNATURE):
@@ -293,6 +299,8 @@ def prepare_input(data: bytes, max_pixels: int) -> Normalised:
     mime = sniff_mime(data)
     if mime is None:
         raise UndecodableImageError("not an image")
+    if mime == "image/jpeg" and _lacks_eoi(data):
+        data += JPEG_EOI  # validated on entry: only the end-of-image marker is missing (see images.inspect_image)
     with open_image(data, max_pixels) as img:
         if _clean(img, mime, data):
             stripped = _strip(data, mime)
@@ -322,6 +330,8 @@ def accept_result(data: bytes, output_format: str | None, quality: int, max_pixe
     mime = sniff_mime(data)
     if mime is None:
         raise UndecodableImageError("the answer is not an image")
+    if mime == "image/jpeg" and _lacks_eoi(data) and jpeg_lacks_only_eoi(data):
+        data += JPEG_EOI
     with open_image(data, max_pixels) as img:
         wanted = output_format or _FORMAT_OF.get(mime)
         if wanted is not None and _MIME[wanted] == mime and _clean(img, mime, data):

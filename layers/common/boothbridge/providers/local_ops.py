@@ -9,7 +9,9 @@ from __future__ import annotations
 import io
 import re
 
-from PIL import Image, ImageOps, ImageStat
+from PIL import Image, ImageStat
+
+from boothbridge import image_boundary
 
 LANCZOS = Image.Resampling.LANCZOS
 _HEX_COLOR = re.compile(r"^#([0-9a-fA-F]{2})([0-9a-fA-F]{2})([0-9a-fA-F]{2})$")
@@ -185,35 +187,29 @@ def _resample(img: Image.Image, size: tuple[int, int]) -> Image.Image:
 
 
 def encode(img: Image.Image, fmt: str, quality: int) -> tuple[bytes, str]:
-    """Encode as "jpeg" (RGB, alpha flattened on white) or "png"; return the bytes and their MIME type."""
+    """Encode as "jpeg" (RGB, alpha flattened on white) or "png" without metadata; return the bytes and MIME type."""
     fmt = fmt.lower()
     if fmt not in _MIME:
         raise ValueError(f"unsupported output format {fmt!r}")
-    src = to_rgb_or_rgba(img)
-    buf = io.BytesIO()
-    if fmt == "jpeg":
-        if src.mode == "RGBA":
-            flat = Image.new("RGB", src.size, (255, 255, 255))
-            flat.paste(src, mask=src.getchannel("A"))
-            src = flat
-        src.save(buf, "JPEG", quality=min(max(int(quality), 1), 100), optimize=False)
-    else:
-        src.save(buf, "PNG")
-    return buf.getvalue(), _MIME[fmt]
+    out = image_boundary.encode(to_rgb_or_rgba(img), fmt, quality)
+    return out.data, out.mime
 
 
 def decode(data: bytes) -> Image.Image:
-    """Open and fully load image bytes, apply the EXIF orientation and return an RGB or RGBA image.
+    """Open and fully load image bytes and return them through the image boundary's `normalise`: upright, sRGB,
+    8-bit RGB or RGBA (a 16-bit grey stays grey instead of clipping to white).
 
     A JPEG that lacks only its final end-of-image marker (ingest accepts one whose scans are complete, see
     `boothbridge.images.jpeg_lacks_only_eoi`) is decoded with the marker restored: libjpeg cannot finish the
     last row of blocks without it, and Pillow then calls the file truncated."""
 
     def load(candidate: bytes) -> Image.Image:
-        with Image.open(io.BytesIO(candidate)) as opened:
-            opened.load()
-            upright = ImageOps.exif_transpose(opened)
-            return to_rgb_or_rgba(upright)
+        # Not closed on purpose: `normalise` may hand back the opened image itself (no copy of a 60 MP photo);
+        # its only resource is the in-memory buffer, released with it.
+        opened = Image.open(io.BytesIO(candidate))
+        opened.load()
+        pixels, _ = image_boundary.normalise(opened)
+        return pixels
 
     try:
         return load(data)
