@@ -18,6 +18,12 @@ Failure injection (`fail`): "auth" (401), "auth_answer" (200 with an error about
 `uploaded_image`), "bad_image" (`uploaded_image` serves HTML), "flaky_poll" (the first get_result of each entry
 answers 500). `answer_delay_sec` delays every API answer. `host(data)` serves arbitrary bytes (for tests that
 hand the adapter links without the product's public media).
+
+Result links that are not ready yet (the field fault: a link that answers 404 once, then the image):
+`link_faults` is what every result link answers, in turn, before it serves the image — `not_found()`,
+`unavailable(retry_after)` (503), `html_page()` (an HTML error page with 200) or any `LinkFault`; with
+`link_faults_forever` the last one is answered for good. Every GET of a result link is recorded (`downloads`,
+`download_tries(queue_id)`); `creates()` counts `create_queue` calls (each is a paid generation).
 """
 
 from __future__ import annotations
@@ -76,12 +82,43 @@ class Delivery:
     answer: Any
 
 
+@dataclass(frozen=True)
+class LinkFault:
+    """What a result link answers instead of the image (after `delay_sec`: a link that hangs)."""
+
+    status: int
+    body: bytes = b"not found"
+    content_type: str = "text/plain"
+    headers: dict[str, str] = field(default_factory=dict)
+    delay_sec: float = 0.0
+
+
+def not_found() -> LinkFault:
+    return LinkFault(404, b"<html><body>404 Not Found</body></html>", "text/html")
+
+
+def unavailable(retry_after: str | None = None) -> LinkFault:
+    return LinkFault(503, b"Service Unavailable", headers={"Retry-After": retry_after} if retry_after else {})
+
+
+def html_page() -> LinkFault:
+    return LinkFault(200, b"<html><body>502 Bad Gateway</body></html>", "text/html")
+
+
+@dataclass(frozen=True)
+class Download:
+    queue_id: int
+    status: int
+    served_image: bool
+
+
 @dataclass
 class _Entry:
     id: int
     method: str
     form: dict[str, str]
     polls: int = 0
+    downloads: int = 0
     error: str | None = None
     webhook: str | None = None
     fetched: list[Fetched] = field(default_factory=list)
@@ -105,6 +142,9 @@ class FakeTurbotext:
         self.answer_delay_sec = 0.0
         self.deliver_twice = False
         self.result_format = "PNG"  # or "WEBP"
+        self.link_faults: list[LinkFault] = []
+        self.link_faults_forever = False
+        self.downloads: list[Download] = []
         self.requests: list[Recorded] = []
         self.fetched: list[Fetched] = []
         self.deliveries: list[Delivery] = []
@@ -159,6 +199,15 @@ class FakeTurbotext:
     def calls(self, do: str | None = None) -> list[Recorded]:
         with self._lock:
             return [r for r in self.requests if do is None or r.form.get("do") == do]
+
+    def creates(self) -> int:
+        """How many generations were started (`create_queue` calls)."""
+        return len(self.calls("create_queue"))
+
+    def download_tries(self, queue_id: int | None = None) -> int:
+        """GETs of result links (of one queue entry, or of all)."""
+        with self._lock:
+            return sum(1 for d in self.downloads if queue_id is None or d.queue_id == queue_id)
 
     def result_image(self, queue_id: int) -> bytes:
         """The image the fake hands out for a queue entry: a colour unique to the entry, with a white mark."""
@@ -304,12 +353,24 @@ class FakeTurbotext:
     async def _result_file(self, request: Request) -> Response:
         stem, _, ext = request.path_params["name"].partition(".")
         with self._lock:
-            known = stem.isdigit() and int(stem) in self._entries
-        if not known:
+            entry = self._entries.get(int(stem)) if stem.isdigit() else None
+            fault: LinkFault | None = None
+            if entry is not None:
+                entry.downloads += 1
+                if entry.downloads <= len(self.link_faults):
+                    fault = self.link_faults[entry.downloads - 1]
+                elif self.link_faults and self.link_faults_forever:
+                    fault = self.link_faults[-1]
+        if entry is None:
             return PlainTextResponse("not found", 404)
-        if ext == "txt":
-            return Response(b"<html><body>502 Bad Gateway</body></html>", 200, media_type="text/html")
-        return Response(self.result_image(int(stem)), media_type=f"image/{self.result_format.lower()}")
+        if fault is None and ext == "txt":
+            fault = html_page()
+        with self._lock:
+            self.downloads.append(Download(entry.id, fault.status if fault else 200, fault is None))
+        if fault is not None:
+            await asyncio.sleep(fault.delay_sec)
+            return Response(fault.body, fault.status, headers=fault.headers, media_type=fault.content_type)
+        return Response(self.result_image(entry.id), media_type=f"image/{self.result_format.lower()}")
 
     async def _hosted_file(self, request: Request) -> Response:
         with self._lock:

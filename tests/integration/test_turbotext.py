@@ -4,8 +4,8 @@ The product runs on a real port (Turbotext downloads our images through `/public
 webhook), the fake on another. For every operation: the booth gets the fake's image, by polling (with
 `{"action":"reconnect"}` rounds) and by webhook; the fake saw the documented request (path per method, POST,
 Bearer key, form encoding, field names and values) and downloaded the right bytes from our links. Then forged
-and duplicate webhook deliveries, a provider that is down (original-photo fallback), refusals, and the
-adapter's typed errors.
+and duplicate webhook deliveries, a provider that is down (original-photo fallback), refusals, result links
+that are not ready yet (fetched again, never generated again), and the adapter's typed errors.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import asyncio
 import base64
 import io
 import logging
+import re
 import socket
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -29,7 +30,7 @@ from boothbridge.providers.base import ImageInput, ProviderError, ProviderParked
 from boothbridge.providers.turbotext import TurbotextProvider
 from boothbridge.settings import Settings
 from local.app import Emulator
-from tests.fakes.turbotext_server import FakeTurbotext
+from tests.fakes.turbotext_server import FakeTurbotext, LinkFault, html_page, not_found, unavailable
 from tests.support.booth import configure_slot, credentials, jpeg, operator_token, post_photo
 from tests.support.live_server import serving
 
@@ -58,6 +59,14 @@ CASES: dict[str, tuple[str, dict[str, Any], dict[str, str]]] = {
 
 
 # --- fixtures ------------------------------------------------------------------------------------------------
+
+
+def _short_downloads(provider: TurbotextProvider, window_sec: float = 1.0) -> None:
+    """Test timings for fetching a result: short waits between tries, `window_sec` for all of them."""
+    provider.download_backoff_sec = 0.02
+    provider.download_backoff_max_sec = 0.1
+    provider.min_download_try_sec = 0.05
+    provider.max_download_sec = window_sec
 
 
 @pytest.fixture
@@ -90,6 +99,7 @@ async def live(emulator: Emulator, container: Container, app_socket: socket.sock
     provider = container.providers["turbotext"]
     assert isinstance(provider, TurbotextProvider)
     provider.poll_interval_sec = 0.1
+    _short_downloads(provider)
     async with (
         serving(emulator, app_socket),
         httpx.AsyncClient(base_url=container.settings.base_url, timeout=30) as http,
@@ -350,6 +360,161 @@ async def test_links_that_do_not_serve_our_images_make_turbotext_fail_the_job(
     assert [f.status for f in turbotext.fetched] == [404]
 
 
+# --- result links that are not ready yet: fetched again, never generated again --------------------------------
+
+MODES = ("webhook", "polling")
+
+
+def _turbotext_of(container: Container) -> TurbotextProvider:
+    provider = container.providers["turbotext"]
+    assert isinstance(provider, TurbotextProvider)
+    return provider
+
+
+def _record_waits(provider: TurbotextProvider, monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The waits the download asks for between its tries (it still waits them)."""
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        await asyncio.sleep(seconds)
+
+    monkeypatch.setattr(provider, "sleep", sleep)
+    return waits
+
+
+def _tries_in(message: str) -> int:
+    found = re.search(r"\((\d+) download tr(?:y|ies) in [\d.]+ s\)", message)
+    assert found, message
+    return int(found.group(1))
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_result_link_that_answers_404_once_is_fetched_again_on_the_same_generation(
+    mode: str,
+    live: httpx.AsyncClient,
+    settings: Settings,
+    container: Container,
+    turbotext: FakeTurbotext,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The field fault: Turbotext's result link answers 404 once and serves the image a moment later.
+    if mode == "polling":
+        _polling_only(container, monkeypatch)
+    turbotext.link_faults = [not_found()]
+    password, _ = await _setup(live, settings, "style_transfer", CASES["style_transfer"][1])
+
+    r = await post_photo(live, "slot-001", jpeg(320, 240), password)
+
+    assert r.status_code == 200, r.text
+    queue_id = turbotext.fetched[0].queue_id
+    assert r.content == turbotext.result_image(queue_id)
+    assert turbotext.creates() == 1  # one paid generation
+    assert [(d.queue_id, d.status, d.served_image) for d in turbotext.downloads] == [
+        (queue_id, 404, False),
+        (queue_id, 200, True),
+    ]
+    if mode == "webhook":
+        assert turbotext.calls("get_result") == []
+        assert [(d.status, d.answer["status"]) for d in turbotext.deliveries] == [(200, "completed")]
+    job = await _job(container, r.headers["x-job-id"])
+    assert (job.status, job.attempt, job.attempt_errors) == ("succeeded", 1, [])
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_busy_link_then_an_error_page_then_the_image(
+    mode: str,
+    live: httpx.AsyncClient,
+    settings: Settings,
+    container: Container,
+    turbotext: FakeTurbotext,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # 503 with Retry-After (a floor of the next wait), then an HTML page with 200 (not an image by its bytes),
+    # then the image.
+    if mode == "polling":
+        _polling_only(container, monkeypatch)
+    waits = _record_waits(_turbotext_of(container), monkeypatch)
+    turbotext.link_faults = [unavailable(retry_after="0.3"), html_page()]
+    password, _ = await _setup(live, settings, "change_image", {"prompt": "x"})
+
+    r = await post_photo(live, "slot-001", jpeg(320, 240), password)
+
+    assert r.status_code == 200, r.text
+    assert r.content == turbotext.result_image(turbotext.fetched[0].queue_id)
+    assert turbotext.creates() == 1
+    assert [(d.status, d.served_image) for d in turbotext.downloads] == [(503, False), (200, False), (200, True)]
+    assert len(waits) == 2
+    assert waits[0] >= 0.3  # Retry-After honoured
+    assert waits[1] <= 0.1  # the plain backoff again (download_backoff_max_sec) after the HTML page
+    job = await _job(container, r.headers["x-job-id"])
+    assert (job.status, job.attempt) == ("succeeded", 1)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_link_that_never_serves_fails_without_extra_generations(
+    mode: str,
+    live: httpx.AsyncClient,
+    settings: Settings,
+    container: Container,
+    turbotext: FakeTurbotext,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if mode == "polling":
+        _polling_only(container, monkeypatch)
+    _short_downloads(_turbotext_of(container), window_sec=0.5)
+    turbotext.link_faults, turbotext.link_faults_forever = [not_found()], True
+    password, _ = await _setup(live, settings, "change_image", {"prompt": "x"})
+
+    r = await post_photo(live, "slot-001", jpeg(320, 240), password)
+
+    assert r.status_code == 502, r.text
+    assert r.json()["error"]["details"]["reason"] == "result_download_failed"
+    job = await _job(container, r.headers["x-job-id"])
+    assert (job.status, job.error_code) == ("failed", "result_download_failed")
+    # Every generation is one the queue's retry policy started: polling retries the attempt (the error is
+    # retryable) up to max_attempts; a callback's failure ends the job. Download tries added none.
+    allowed = settings.max_attempts if mode == "polling" else 1
+    assert turbotext.creates() == job.attempt == len(job.attempt_errors) == allowed
+    queue_ids = sorted({d.queue_id for d in turbotext.downloads})
+    assert len(queue_ids) == allowed
+    for entry, error in zip(queue_ids, job.attempt_errors, strict=True):
+        assert error["code"] == "result_download_failed"
+        assert "HTTP 404" in error["message"]
+        tries = _tries_in(error["message"])
+        assert tries >= 2 and tries == turbotext.download_tries(entry)
+
+
+async def test_a_callbacks_download_is_bounded_by_the_jobs_deadline(
+    live: httpx.AsyncClient,
+    settings: Settings,
+    container: Container,
+    turbotext: FakeTurbotext,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The provider's own cap is far away (60 s); the job has about half a second left when the callback comes
+    # (delivered 1 s after create_queue; the deadline moved to 1.5 s after it).
+    monkeypatch.setattr("boothbridge.webhooks.MIN_RESULT_FETCH_SEC", 0.2)
+    _short_downloads(_turbotext_of(container), window_sec=60.0)
+    turbotext.webhook_delay_sec = 1.0
+    turbotext.link_faults, turbotext.link_faults_forever = [not_found()], True
+    password, _ = await _setup(live, settings, "change_image", {"prompt": "x"})
+    booth = asyncio.create_task(post_photo(live, "slot-001", jpeg(320, 240), password))
+    row = await _wait_parked(container)
+    async with container.engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE jobs SET deadline_at = now() + interval '1.5 second' WHERE id = :id"), {"id": row.id}
+        )
+
+    r = await asyncio.wait_for(booth, 30)
+
+    assert r.status_code == 502, r.text  # failed by the callback, not 504 at T_sync_response
+    job = await _job(container, str(row.id))
+    assert (job.status, job.error_code, turbotext.creates()) == ("failed", "result_download_failed", 1)
+    assert [(d.status, d.answer["status"]) for d in turbotext.deliveries] == [(200, "failed")]
+    assert _tries_in(job.error_message) == turbotext.download_tries() >= 2
+
+
 # --- the adapter on its own (no database): typed errors ------------------------------------------------------
 
 
@@ -358,6 +523,7 @@ def _adapter(fake: FakeTurbotext, api_key: str | None = API_KEY) -> TurbotextPro
         Settings(_env_file=None, app_env="test", turbotext_api_key=api_key, turbotext_base_url=fake.api_url)
     )
     provider.poll_interval_sec = 0.05
+    _short_downloads(provider)
     return provider
 
 
@@ -404,13 +570,88 @@ async def test_adapter_without_a_key_calls_nobody(turbotext: FakeTurbotext) -> N
         ("http500", "provider_unavailable", True),
         ("error_answer", "provider_rejected", False),
         ("no_image", "no_image", True),
-        ("bad_image", "invalid_result", True),
+        ("bad_image", "invalid_result", True),  # an HTML page, fetched again until the window closes
     ],
 )
 async def test_adapter_typed_errors(turbotext: FakeTurbotext, fail: str, code: str, retryable: bool) -> None:
     turbotext.fail = fail
     err = await _run_error(_adapter(turbotext), _request(turbotext))
     assert (err.code, err.retryable) == (code, retryable), err.message
+    assert turbotext.creates() <= 1
+    if fail == "bad_image":
+        assert _tries_in(err.message) == turbotext.download_tries() >= 2
+
+
+async def _callback_error(provider: TurbotextProvider, url: str) -> ProviderError:
+    try:
+        with pytest.raises(ProviderError) as caught:
+            await provider.result_from_callback({"success": True, "uploaded_image": url})
+    finally:
+        await provider.close()
+    return caught.value
+
+
+async def _finished_entry(fake: FakeTurbotext) -> str:
+    """A generation the fake has finished; its result link."""
+    provider = _adapter(fake)
+    fake.webhook_delay_sec = 3600
+    try:
+        parked = await provider.run(_request(fake, webhook_url="https://booth.example.test/webhooks/t/abc"))
+    finally:
+        await provider.close()
+    assert isinstance(parked, ProviderParked)
+    return str(fake.result_answer(int(parked.provider_ref))["uploaded_image"])
+
+
+@pytest.mark.parametrize("status", [401, 403, 410])
+async def test_adapter_does_not_fetch_a_refused_or_gone_link_again(turbotext: FakeTurbotext, status: int) -> None:
+    url = await _finished_entry(turbotext)
+    turbotext.link_faults, turbotext.link_faults_forever = [LinkFault(status)], True
+    err = await _callback_error(_adapter(turbotext), url)
+    assert (err.code, err.retryable) == ("result_download_failed", False)
+    assert f"HTTP {status}" in err.message
+    assert turbotext.download_tries() == 1
+
+
+async def test_adapter_does_not_fetch_a_too_large_result_again(turbotext: FakeTurbotext) -> None:
+    url = await _finished_entry(turbotext)
+    provider = _adapter(turbotext)
+    provider.max_result_bytes = 100
+    err = await _callback_error(provider, url)
+    assert (err.code, err.retryable) == ("result_too_large", False)
+    assert turbotext.download_tries() == 1
+
+
+async def test_adapter_starts_no_try_that_a_retry_after_pushes_past_the_deadline(
+    turbotext: FakeTurbotext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = await _finished_entry(turbotext)
+    provider = _adapter(turbotext)
+    waits = _record_waits(provider, monkeypatch)
+    turbotext.link_faults, turbotext.link_faults_forever = [unavailable(retry_after="30")], True
+    err = await _callback_error(provider, url)  # 30 s asked for, 1 s of window: give up now, not sleep
+    assert (err.code, err.retryable) == ("result_download_failed", True)
+    assert waits == [] and turbotext.download_tries() == 1 == _tries_in(err.message)
+
+
+async def test_adapter_fetches_again_after_a_timeout_and_a_network_fault(turbotext: FakeTurbotext) -> None:
+    url = await _finished_entry(turbotext)
+    provider = _adapter(turbotext)
+    provider.request_timeout_sec = 0.2  # per try
+    turbotext.link_faults = [LinkFault(200, b"late", delay_sec=1.0)]  # hangs past the try's timeout
+    try:
+        result = await provider.result_from_callback({"success": True, "uploaded_image": url})
+    finally:
+        await provider.close()
+    assert result.image.data == turbotext.result_image(int(url.rsplit("/", 1)[1].split(".")[0]))
+    assert turbotext.download_tries() == 2
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    err = await _callback_error(_adapter(turbotext), f"http://127.0.0.1:{dead}/results/1.png")
+    assert (err.code, err.retryable) == ("result_download_failed", True)
+    assert "ConnectError" in err.message and _tries_in(err.message) >= 2
 
 
 async def test_adapter_rate_limited_carries_retry_after(turbotext: FakeTurbotext) -> None:

@@ -2,11 +2,14 @@
 
 The token is `<job id>.<secret>`, one per attempt; only its sha256 is stored. An unknown or forged token
 changes nothing; a duplicate delivery finds the job finished and is acknowledged without a second completion.
+A provider that has to download the delivered result is given the job's deadline for it.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,6 +20,10 @@ from boothbridge.jobs.callbacks import CallbackQueue, job_id_from_token, same_to
 from boothbridge.providers.base import CallbackProvider, ProviderError
 
 log = logging.getLogger(__name__)
+
+# A result delivered when the job's own time is (nearly) up still gets this long to be fetched: the provider's
+# work is done and paid for, and a result is kept for the booth's re-post of the photo (no retry would follow).
+MIN_RESULT_FETCH_SEC = 5.0
 
 
 @dataclass(frozen=True)
@@ -53,8 +60,12 @@ class WebhookService:
         hash_ = token_hash(token)
         job = await self.c.queue.get(job_id)
         attempt = job.attempt if job else 0
+        extra: dict[str, Any] = {}
+        if job is not None and _takes_deadline(callback_provider.result_from_callback):
+            to_deadline = (job.deadline_at - datetime.now(UTC)).total_seconds()
+            extra["deadline"] = time.monotonic() + max(to_deadline, MIN_RESULT_FETCH_SEC)
         try:
-            result = await callback_provider.result_from_callback(payload)
+            result = await callback_provider.result_from_callback(payload, **extra)
         except ProviderError as err:
             failed = await self.callbacks.fail(job_id, hash_, attempt, err.code, err.message)
             self._ended(job_id)
@@ -70,3 +81,11 @@ class WebhookService:
     def _ended(self, job_id: Any) -> None:
         if self.c.hub is not None:
             self.c.hub.job_ended(job_id)
+
+
+def _takes_deadline(method: Any) -> bool:
+    """Whether a provider's `result_from_callback` accepts the optional `deadline` keyword (older ones do not)."""
+    try:
+        return "deadline" in inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return False

@@ -130,6 +130,10 @@ class CallbackProvider(Provider, Protocol):
 
     `result_from_callback` turns the delivered body (already parsed: JSON object, or form fields) into the
     image — downloading it if the provider sends a URL — or raises `ProviderError` for a failure report.
+    `deadline` (a `time.monotonic()` value from the job's deadline) bounds that download; a provider that
+    downloads nothing may leave the keyword out (the webhook service passes it only where it is taken).
     """
 
-    async def result_from_callback(self, payload: dict[str, Any]) -> ProviderResult: ...
+    async def result_from_callback(
+        self, payload: dict[str, Any], *, deadline: float | None = None
+    ) -> ProviderResult: ...

@@ -15,10 +15,22 @@ Errors and whether another attempt may help (each attempt is a new paid generati
 - `{"success":false,"error":...}` or another 4xx -> `provider_rejected` with the provider's message: NOT
   retryable — Turbotext looked at the request and refused it (bad input, no face, balance, plan), and the same
   request would be refused again at a cost;
-- a result without an image URL -> `no_image`; a result URL that fails or does not serve an image ->
-  `result_download_failed` / `invalid_result`: retryable (a glitch on the provider's side).
+- a result without an image URL -> `no_image`.
 While polling, up to `max_poll_failures` consecutive retryable faults of `get_result` are ridden out in place,
 so a blip does not throw away (and pay again for) a generation already under way.
+
+A download is not a generation. The result link of a finished generation (`uploaded_image`, in the webhook
+body and in `get_result`'s final answer alike: https://www.turbotext.ru/photo_ai/docs/info) has been seen in the
+field to answer 404 once and serve the image a moment later, and Turbotext sends its callback only once. So
+fetching the result is retried in place, with exponential backoff and jitter (a `Retry-After` is a floor of the
+wait), on HTTP 404/408/425/429/5xx, network faults and timeouts, and a 200 whose bytes are not an image (an HTML
+error page), for as long as the time left allows (the attempt's, or on the webhook path the job's, capped at
+`max_download_sec`); no try is started that could not get `min_download_try_sec` before that deadline, and no
+new generation is started for it. When the tries run out: `result_download_failed` (or `invalid_result` if the
+last try got something that is not an image), retryable, with the number of tries in the message. Not retried
+in place: a result larger than `max_result_bytes` -> `result_too_large` and HTTP 401/403/410 ->
+`result_download_failed`, both not retryable at all (see `RESULT_REFUSED`); another 4xx ->
+`result_download_failed`, retryable.
 """
 
 from __future__ import annotations
@@ -26,11 +38,14 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import math
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 from PIL import Image
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
 from boothbridge.catalog import Catalog, CatalogError
 from boothbridge.images import sniff_mime
@@ -52,9 +67,23 @@ from boothbridge.settings import Settings
 log = logging.getLogger(__name__)
 
 PASS_THROUGH_MIME = ("image/jpeg", "image/png")
+RESULT_MIME = (*PASS_THROUGH_MIME, "image/webp")
 # Time kept back from the attempt's budget so that we, not the runner's hard cancel, report the timeout.
 DEADLINE_MARGIN_SEC = 1.5
-CALLBACK_DOWNLOAD_SEC = 30.0
+# A result link that answers these may serve the image on a later try: not there yet (404, 425 Too Early),
+# slow or busy (408, 429, 5xx).
+RESULT_NOT_READY = frozenset({404, 408, 425, 429})
+# A result link that answers these will not serve this client, now or later: refused (401/403 — the link
+# carries no credentials of ours to fix, and asking again is asking the same question) or gone for good (410).
+# Neither another try nor another paid generation is expected to help, so these are not retried at all.
+RESULT_REFUSED = frozenset({401, 403, 410})
+
+
+class _NotReady(ProviderError):
+    """One try of the result download failed in a way a later try of the same link may not (see `_download`)."""
+
+    def __init__(self, code: str, message: str, retry_after: float | None = None) -> None:
+        super().__init__(code, message, retryable=True, retry_after=retry_after)
 
 
 class TurbotextProvider:
@@ -66,6 +95,16 @@ class TurbotextProvider:
     max_result_bytes: int = 30 * 1024 * 1024
     request_timeout_sec: float = 30.0
     connect_timeout_sec: float = 5.0
+    # Fetching a finished result (see `_download`): at most this long in all — below the webhook function's
+    # 30 s (infra/template.yaml: Lambda Timeout and CloudFront's origin read timeout), leaving time to store the
+    # result; the attempt's or the job's own deadline is used when it comes sooner.
+    max_download_sec: float = 20.0
+    # No try is started with less time than this left before the deadline.
+    min_download_try_sec: float = 2.0
+    # Waits between tries: download_backoff_sec * 2^(n-1) plus up to download_backoff_sec of jitter, at most
+    # download_backoff_max_sec (a Retry-After above that is still honoured).
+    download_backoff_sec: float = 0.5
+    download_backoff_max_sec: float = 4.0
 
     def __init__(self, settings: Settings) -> None:
         self._api_key = settings.turbotext_api_key or None
@@ -74,6 +113,8 @@ class TurbotextProvider:
         self._catalog: Catalog | None = None
         self._client: httpx.AsyncClient | None = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
+        # How the download waits between tries (replaceable, so that tests can record the waits).
+        self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
     def set_keys(self, keys: list[str]) -> None:
         """Use this key from now on (the settings page); Turbotext takes one bearer key."""
@@ -105,8 +146,9 @@ class TurbotextProvider:
         url = await self._poll(spec.method, answer.ref, deadline)
         return ProviderResult(await self._download(url, deadline), self._cost())
 
-    async def result_from_callback(self, payload: dict[str, Any]) -> ProviderResult:
-        """A webhook delivery: the same JSON as `get_result`'s final answer."""
+    async def result_from_callback(self, payload: dict[str, Any], *, deadline: float | None = None) -> ProviderResult:
+        """A webhook delivery: the same JSON as `get_result`'s final answer. The image is downloaded by
+        `deadline` (a `time.monotonic()` value: the job's), and within `max_download_sec` in any case."""
         try:
             answer = parse_answer(payload)
         except WireError as exc:
@@ -117,7 +159,7 @@ class TurbotextProvider:
             raise self._answer_error(answer)
         if answer.kind != "result" or not answer.image_url:
             raise ProviderError("no_image", "the Turbotext callback carried no result image", retryable=True)
-        image = await self._download(answer.image_url, time.monotonic() + CALLBACK_DOWNLOAD_SEC)
+        image = await self._download(answer.image_url, math.inf if deadline is None else deadline)
         return ProviderResult(image, self._cost())
 
     async def close(self) -> None:
@@ -280,30 +322,10 @@ class TurbotextProvider:
             raise ProviderError("bad_answer", f"unexpected get_result answer ({answer.kind})", retryable=True)
 
     async def _download(self, url: str, deadline: float) -> ImageInput:
-        """GET the result (no credentials: it is Turbotext's public download link), bounded in size, and check
-        by its bytes that it is an image."""
-        timeout = self._timeout(deadline, "the result download")
-        buf = bytearray()
-        try:
-            async with self._http().stream("GET", url, timeout=timeout, follow_redirects=True) as resp:
-                if resp.status_code != 200:
-                    raise ProviderError(
-                        "result_download_failed", f"the result image answered HTTP {resp.status_code}", retryable=True
-                    )
-                declared = resp.headers.get("content-length", "")
-                if declared.isdigit() and int(declared) > self.max_result_bytes:
-                    raise ProviderError("result_too_large", "the result image is too large", retryable=False)
-                async for chunk in resp.aiter_bytes():
-                    buf += chunk
-                    if len(buf) > self.max_result_bytes:
-                        raise ProviderError("result_too_large", "the result image is too large", retryable=False)
-        except httpx.TimeoutException:
-            raise ProviderError("provider_timeout", "the result download timed out", retryable=True) from None
-        except httpx.HTTPError as exc:
-            raise ProviderError(
-                "result_download_failed", f"cannot download the result ({type(exc).__name__})", retryable=True
-            ) from None
-        data = bytes(buf)
+        """The result image from its URL (Turbotext's public download link: no credentials are sent there),
+        tried again while the link is not ready (see the module docstring) until `deadline`, at most
+        `max_download_sec` from now; bounded in size and checked by its bytes to be an image."""
+        data = await self._fetch_result(url, min(deadline, time.monotonic() + self.max_download_sec))
         mime = sniff_mime(data)
         if mime in PASS_THROUGH_MIME:
             return ImageInput(data, mime)
@@ -313,6 +335,85 @@ class TurbotextProvider:
             except (OSError, ValueError, Image.DecompressionBombError):
                 pass  # not a decodable WebP after all
         raise ProviderError("invalid_result", "the result URL did not serve a JPEG, PNG or WebP image", retryable=True)
+
+    async def _fetch_result(self, url: str, deadline: float) -> bytes:
+        """`_fetch_result_once`, tried again on `_NotReady` with exponential backoff and jitter while a next try
+        still fits before `deadline`; the last fault, with the number of tries, when none does."""
+        backoff = wait_exponential_jitter(
+            initial=self.download_backoff_sec, max=self.download_backoff_max_sec, jitter=self.download_backoff_sec
+        )
+
+        def wait(state: RetryCallState) -> float:
+            fault = state.outcome.exception() if state.outcome is not None else None
+            hint = fault.retry_after if isinstance(fault, ProviderError) else None
+            return max(backoff(state), hint or 0.0)  # the link's own Retry-After is a floor
+
+        def stop(state: RetryCallState) -> bool:  # `upcoming_sleep` is the wait just chosen
+            return time.monotonic() + state.upcoming_sleep + self.min_download_try_sec > deadline
+
+        def before_sleep(state: RetryCallState) -> None:
+            fault = state.outcome.exception() if state.outcome is not None else None
+            log.info(
+                "turbotext: result download try %d failed (%s), next in %.2f s",
+                state.attempt_number,
+                fault,
+                state.upcoming_sleep,
+            )
+
+        retrying = AsyncRetrying(
+            sleep=self.sleep,
+            retry=retry_if_exception_type(_NotReady),
+            wait=wait,
+            stop=stop,
+            before_sleep=before_sleep,
+            reraise=True,
+        )
+        started = time.monotonic()
+        try:
+            data: bytes = await retrying(self._fetch_result_once, url, deadline)
+        except _NotReady as fault:
+            tries = retrying.statistics.get("attempt_number", 1)
+            raise ProviderError(
+                fault.code,
+                f"{fault.message} ({tries} download {'try' if tries == 1 else 'tries'}"
+                f" in {time.monotonic() - started:.1f} s)",
+                retryable=True,
+            ) from None
+        return data
+
+    async def _fetch_result_once(self, url: str, deadline: float) -> bytes:
+        """One GET of the result: its bytes if they are an image, `_NotReady` if a later try may do better."""
+        timeout = self._timeout(deadline, "the result download")
+        buf = bytearray()
+        try:
+            async with self._http().stream("GET", url, timeout=timeout, follow_redirects=True) as resp:
+                status = resp.status_code
+                if status != 200:
+                    message = f"the result image answered HTTP {status}"
+                    if status in RESULT_NOT_READY or status >= 500:
+                        raise _NotReady(
+                            "result_download_failed", message, parse_retry_after(resp.headers.get("retry-after"))
+                        )
+                    raise ProviderError("result_download_failed", message, retryable=status not in RESULT_REFUSED)
+                declared = resp.headers.get("content-length", "")
+                if declared.isdigit() and int(declared) > self.max_result_bytes:
+                    raise ProviderError("result_too_large", "the result image is too large", retryable=False)
+                async for chunk in resp.aiter_bytes():
+                    buf += chunk
+                    if len(buf) > self.max_result_bytes:
+                        raise ProviderError("result_too_large", "the result image is too large", retryable=False)
+        except httpx.TimeoutException:
+            raise _NotReady("result_download_failed", "the result download timed out") from None
+        except (httpx.UnsupportedProtocol, httpx.InvalidURL):
+            raise ProviderError(
+                "result_download_failed", "the result URL cannot be downloaded from", retryable=True
+            ) from None
+        except httpx.HTTPError as exc:
+            raise _NotReady("result_download_failed", f"cannot download the result ({type(exc).__name__})") from None
+        data = bytes(buf)
+        if sniff_mime(data) not in RESULT_MIME:  # e.g. an HTML error page served with 200
+            raise _NotReady("invalid_result", "the result URL did not serve a JPEG, PNG or WebP image")
+        return data
 
 
 def _to_png(data: bytes) -> bytes:
