@@ -12,8 +12,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# exec: the recipe's shell becomes python, so the SIGTERM make passes on to its child reaches the emulator.
 run: $(STAMP)
-	$(PY) -m local
+	exec $(PY) -m local
 
 provision: $(STAMP)
 	$(PY) -m boothbridge.provision

@@ -1,6 +1,11 @@
 """`python -m local` (what `make run` does): the whole product on one port, no cloud account, no API key.
 
 `--demo-fakes` (or DEMO_FAKES=1) also starts the Gemini and Turbotext fakes and points the providers at them.
+
+However it is stopped — SIGTERM (to this process, or to `make run`, which passes it on), SIGINT (Ctrl-C), SIGHUP
+(the terminal closed) — the server shuts down gracefully and the interpreter exits normally, so the embedded
+PostgreSQL this process started is stopped by its exit hook. (uvicorn alone re-raises SIGTERM after its shutdown
+with the default disposition: the process then dies without running any exit hook and leaves PostgreSQL behind.)
 """
 
 from __future__ import annotations
@@ -8,14 +13,33 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import signal
+import sys
+from types import FrameType
 
 import uvicorn
 
 from boothbridge.settings import Settings
 from local.app import create_app
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
 
 def main() -> None:
+    stopped_by: list[int] = []
+    server: uvicorn.Server | None = None
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        # uvicorn handles SIGTERM and SIGINT itself while serving and re-raises them here afterwards; SIGHUP (and
+        # anything before or after serving) arrives here directly. Either way: remember it, ask for a graceful
+        # shutdown (a second signal forces it), and let main() return.
+        stopped_by.append(signum)
+        if server is not None:
+            server.force_exit = server.should_exit
+            server.should_exit = True
+
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, stop)
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--demo-fakes", action="store_true", help="run fake Gemini and Turbotext services locally")
     args = parser.parse_args()
@@ -36,7 +60,16 @@ def main() -> None:
             f"  ingest URL of a slot:          {settings.base_url}/ingest/slot-001",
             flush=True,
         )
-        uvicorn.run(app, host=settings.host, port=settings.port, log_level="info", timeout_graceful_shutdown=5)
+        config = uvicorn.Config(
+            app, host=settings.host, port=settings.port, log_level="info", timeout_graceful_shutdown=5
+        )
+        server = uvicorn.Server(config)
+        if not stopped_by:
+            server.run()
+    if stopped_by:
+        sys.exit(128 + stopped_by[0])  # the shell's "ended by signal N", after a clean stop
+    if not server.started:
+        sys.exit(3)  # uvicorn's STARTUP_FAILURE, as uvicorn.run exits when the server could not start
 
 
 if __name__ == "__main__":
