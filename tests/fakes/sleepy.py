@@ -84,7 +84,7 @@ class SleepyProvider:
             raise ProviderError("upstream_unavailable", "the test provider is briefly down", retryable=True)
         return ProviderResult(image=ImageInput(request.source.data, request.source.mime), cost=0.01)
 
-    async def result_from_callback(self, payload: dict[str, Any]) -> ProviderResult:
+    async def result_from_callback(self, payload: dict[str, Any], *, deadline: float | None = None) -> ProviderResult:
         """Callback body: {"image_b64": ..., "mime": ...} or {"error": "..."}."""
         if "error" in payload:
             raise ProviderError("upstream_rejected", str(payload["error"]), retryable=False)

@@ -18,6 +18,7 @@ import re
 import socket
 import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -303,6 +304,9 @@ async def test_provider_down_falls_back_to_the_original_photo_quickly(
     live: httpx.AsyncClient, settings: Settings, container: Container, turbotext: FakeTurbotext
 ) -> None:
     turbotext.fail = "http500"
+    # The fake answers in milliseconds: say so, or no attempt (typically 20 s at Turbotext) fits an 8 s wait.
+    entry = container.catalog.providers["turbotext"]
+    container.catalog.providers["turbotext"] = replace(entry, ingest=replace(entry.ingest, typical_sec=1.0))
     password, _ = await _setup(live, settings, "change_image", {"prompt": "x"}, failure_policy="original")
     photo = jpeg(500, 400)
     started = time.monotonic()
@@ -688,10 +692,11 @@ async def test_adapter_rides_out_a_failed_poll_without_a_new_generation(turbotex
     assert len(turbotext.calls("create_queue")) == 1
 
 
-async def test_adapter_turns_a_webp_result_into_png(turbotext: FakeTurbotext) -> None:
+async def test_adapter_names_a_webp_result_by_its_bytes(turbotext: FakeTurbotext) -> None:
+    """Converted for the booth by the worker's image boundary (see test_webp_result_reaches_the_booth_as_jpeg)."""
     turbotext.result_format = "WEBP"
     result = await _run(_adapter(turbotext), _request(turbotext))
-    assert isinstance(result, ProviderResult) and result.image.mime == "image/png"
+    assert isinstance(result, ProviderResult) and result.image.mime == "image/webp"
     assert Image.open(io.BytesIO(result.image.data)).size == (96, 64)
 
 

@@ -42,7 +42,7 @@ def turbotext() -> Iterator[FakeTurbotext]:
 
 def _short_catalog(path: Path) -> Path:
     """The product catalog with Turbotext's attempt budget cut to 5 s (typically 2.5 s), so a booth waiting 5 s
-    sees the same arithmetic as at a venue (45 s attempts, typically 25 s, a 48 s wait)."""
+    sees the same arithmetic as at a venue (45 s attempts, typically 20 s, a 48 s wait)."""
     catalog = json.loads((PROJECT_ROOT / "configs" / "providers.json").read_text())
     entry = next(p for p in catalog["providers"] if p["id"] == "turbotext")
     entry["ingest"].update(timeout_sec=5, typical_sec=2.5)
@@ -75,9 +75,11 @@ async def live(emulator: Emulator, container: Container, app_socket: socket.sock
         yield http
 
 
-async def _slot(http: httpx.AsyncClient, settings: Settings, **extra: Any) -> str:
+async def _slot(http: httpx.AsyncClient, settings: Settings, output: str | None = None, **extra: Any) -> str:
     token = await operator_token(http, settings.credentials_path)
-    settings_json = {"prompt": "в стиле комикса", "strength": 40}
+    settings_json: dict[str, Any] = {"prompt": "в стиле комикса", "strength": 40}
+    if output is not None:
+        settings_json["output"] = {"format": output}
     r = await configure_slot(http, token, "slot-001", "turbotext", "change_image", settings_json, **extra)
     assert r.status_code == 200, r.text
     return str(credentials(settings.credentials_path)["ingest_password"])
@@ -136,3 +138,16 @@ async def test_with_policy_error_the_job_goes_on_after_the_504(
     job = await container.queue.get(uuid.UUID(r.json()["error"]["details"]["job_id"]))
     assert job is not None
     assert turbotext.creates() >= 2, (job.status, job.attempt, job.error_code, job.error_message)
+
+
+@pytest.mark.parametrize(("output", "mime"), [(None, "image/jpeg"), ("png", "image/png")])
+async def test_webp_result_reaches_the_booth_as_jpeg_or_the_slot_s_format(
+    live: httpx.AsyncClient, settings: Settings, turbotext: FakeTurbotext, output: str | None, mime: str
+) -> None:
+    """Booths take JPEG or PNG: the worker's image boundary converts what the provider delivered."""
+    turbotext.result_format = "WEBP"
+    pw = await _slot(live, settings, output=output)
+    r = await post_photo(live, "slot-001", camera_jpeg(320, 240), pw)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == mime
+    assert Image.open(io.BytesIO(r.content)).format == {"image/jpeg": "JPEG", "image/png": "PNG"}[mime]

@@ -7,7 +7,6 @@ A provider that has to download the delivered result is given the job's deadline
 
 from __future__ import annotations
 
-import inspect
 import logging
 import time
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from typing import Any
 from boothbridge.container import Container
 from boothbridge.errors import AppError
 from boothbridge.jobs.callbacks import CallbackQueue, job_id_from_token, same_token, token_hash
+from boothbridge.jobs.runner import accepted_result
 from boothbridge.providers.base import CallbackProvider, ProviderError
 
 log = logging.getLogger(__name__)
@@ -60,12 +60,14 @@ class WebhookService:
         hash_ = token_hash(token)
         job = await self.c.queue.get(job_id)
         attempt = job.attempt if job else 0
-        extra: dict[str, Any] = {}
-        if job is not None and _takes_deadline(callback_provider.result_from_callback):
+        deadline = None
+        if job is not None:
             to_deadline = (job.deadline_at - datetime.now(UTC)).total_seconds()
-            extra["deadline"] = time.monotonic() + max(to_deadline, MIN_RESULT_FETCH_SEC)
+            deadline = time.monotonic() + max(to_deadline, MIN_RESULT_FETCH_SEC)
         try:
-            result = await callback_provider.result_from_callback(payload, **extra)
+            result = await callback_provider.result_from_callback(payload, deadline=deadline)
+            # The same image boundary as the worker's: identified by its bytes, decoded, in the slot's format.
+            result = await accepted_result(result, job.settings_json if job else {}, self.c.settings.max_image_pixels)
         except ProviderError as err:
             failed = await self.callbacks.fail(job_id, hash_, attempt, err.code, err.message)
             self._ended(job_id)
@@ -81,11 +83,3 @@ class WebhookService:
     def _ended(self, job_id: Any) -> None:
         if self.c.hub is not None:
             self.c.hub.job_ended(job_id)
-
-
-def _takes_deadline(method: Any) -> bool:
-    """Whether a provider's `result_from_callback` accepts the optional `deadline` keyword (older ones do not)."""
-    try:
-        return "deadline" in inspect.signature(method).parameters
-    except (TypeError, ValueError):
-        return False

@@ -4,8 +4,8 @@ Turbotext downloads our images by URL, so the booth photo and the slot's templat
 public links first (`request.public_url`). Then `do=create_queue`; with a webhook address the job parks
 (`asyncid`) and `result_from_callback` finishes it, otherwise `do=get_result` is polled until the answer is no
 longer `{"action":"reconnect"}`. The result image is downloaded from `uploaded_image` (no credentials are sent
-there), checked to be an image by its bytes and size, and returned as delivered (WebP becomes PNG, since
-booths take JPEG or PNG). Wire details: `turbotext_wire`.
+there), checked to be an image by its bytes and size, and returned as delivered (the worker's image boundary
+decodes it and converts it to the slot's output format). Wire details: `turbotext_wire`.
 
 Errors and whether another attempt may help (each attempt is a new paid generation):
 - no API key -> `api_key_missing`; HTTP 401/403 or an error answer about the key -> `auth_failed`: not retryable;
@@ -36,7 +36,6 @@ in place: a result larger than `max_result_bytes` -> `result_too_large` and HTTP
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 import math
 import time
@@ -44,7 +43,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
-from PIL import Image
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
 from boothbridge.catalog import Catalog, CatalogError
@@ -66,8 +64,7 @@ from boothbridge.settings import Settings
 
 log = logging.getLogger(__name__)
 
-PASS_THROUGH_MIME = ("image/jpeg", "image/png")
-RESULT_MIME = (*PASS_THROUGH_MIME, "image/webp")
+RESULT_MIME = ("image/jpeg", "image/png", "image/webp")
 # Time kept back from the attempt's budget so that we, not the runner's hard cancel, report the timeout.
 DEADLINE_MARGIN_SEC = 1.5
 # A result link that answers these may serve the image on a later try: not there yet (404, 425 Too Early),
@@ -327,14 +324,8 @@ class TurbotextProvider:
         `max_download_sec` from now; bounded in size and checked by its bytes to be an image."""
         data = await self._fetch_result(url, min(deadline, time.monotonic() + self.max_download_sec))
         mime = sniff_mime(data)
-        if mime in PASS_THROUGH_MIME:
-            return ImageInput(data, mime)
-        if mime == "image/webp":
-            try:
-                return ImageInput(await asyncio.to_thread(_to_png, data), "image/png")
-            except (OSError, ValueError, Image.DecompressionBombError):
-                pass  # not a decodable WebP after all
-        raise ProviderError("invalid_result", "the result URL did not serve a JPEG, PNG or WebP image", retryable=True)
+        assert mime is not None  # _fetch_result returns only bytes that sniff as a JPEG, PNG or WebP image
+        return ImageInput(data, mime)
 
     async def _fetch_result(self, url: str, deadline: float) -> bytes:
         """`_fetch_result_once`, tried again on `_NotReady` with exponential backoff and jitter while a next try
@@ -414,10 +405,3 @@ class TurbotextProvider:
         if sniff_mime(data) not in RESULT_MIME:  # e.g. an HTML error page served with 200
             raise _NotReady("invalid_result", "the result URL did not serve a JPEG, PNG or WebP image")
         return data
-
-
-def _to_png(data: bytes) -> bytes:
-    with Image.open(io.BytesIO(data)) as img:
-        out = io.BytesIO()
-        img.save(out, "PNG")
-        return out.getvalue()
