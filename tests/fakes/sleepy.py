@@ -2,7 +2,8 @@
 
 Registered through `PROVIDER_PLUGINS=tests.fakes.sleepy:SleepyProvider` with the `sleepy` catalog entry from
 `sleepy_catalog()`. Settings: `delay_sec` (how long an attempt takes), `fail_first` (this many attempts fail
-with a retryable error first), `fail_always` (every attempt fails, not retryable). Calls are appended to the
+with a retryable error first), `fail_always` (every attempt fails, not retryable), `html_answer` (attempt 1
+parses an HTML page as JSON, as an adapter meeting a provider's error page would). Calls are appended to the
 file named by env `SLEEPY_CALLS_FILE` (one line per call: job id, attempt, pid) so tests can count calls made
 in other processes too.
 """
@@ -31,6 +32,7 @@ SLEEPY_OPERATION = {
             "fail_first": {"type": "integer", "minimum": 0, "maximum": 10, "default": 0},
             "fail_always": {"type": "boolean", "default": False},
             "park": {"type": "boolean", "default": False},
+            "html_answer": {"type": "boolean", "default": False},
         },
         "additionalProperties": False,
     },
@@ -78,6 +80,8 @@ class SleepyProvider:
             if request.webhook_url is None:
                 raise ProviderError("webhook_unavailable", "no public webhook address", retryable=False)
             return ProviderParked(provider_ref=f"sleepy-{request.job_id}")
+        if settings.get("html_answer") and request.attempt == 1:
+            json.loads("<html><body>502 Bad Gateway</body></html>")  # as an adapter parsing an HTML page would
         if settings.get("fail_always"):
             raise ProviderError("upstream_rejected", "the test provider refuses this photo", retryable=False)
         if request.attempt <= int(settings.get("fail_first", 0)):

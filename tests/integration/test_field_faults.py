@@ -150,3 +150,21 @@ async def test_after_a_504_the_job_goes_on_and_a_repost_collects(
     assert again.status_code == 200, again.text
     assert again.headers["x-job-id"] == job_id
     assert await _calls(job_id) == 3
+
+
+async def test_an_answer_that_is_not_json_is_the_provider_s_fault_not_our_crash(
+    client: httpx.AsyncClient, settings: Settings, container: Container, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Any adapter that meets an HTML page where the provider documents JSON: a retried `bad_answer`."""
+    pw = await _slot(client, settings, "sleepy", "echo", slot_settings={"html_answer": True})
+    r = await post_photo(client, "slot-001", jpeg(300, 200), pw)
+    assert r.status_code == 200, r.text
+    async with container.engine.connect() as conn:
+        job = (
+            await conn.execute(
+                text("SELECT attempt, attempt_errors FROM jobs WHERE id = :id"), {"id": r.headers["x-job-id"]}
+            )
+        ).one()
+    assert job.attempt == 2
+    assert [(e["code"], e["retryable"]) for e in job.attempt_errors] == [("bad_answer", True)]
+    assert "crashed" not in caplog.text

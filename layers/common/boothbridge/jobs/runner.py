@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import uuid
 from collections.abc import Mapping
@@ -114,6 +115,12 @@ class JobRunner:
         except TimeoutError:
             return await self._failed(
                 job, ProviderError("provider_timeout", "the provider did not answer in time", retryable=True)
+            )
+        except json.JSONDecodeError as exc:
+            # An adapter parses only what the provider sent: an answer that is not the JSON it documents (an HTML
+            # error page with status 200, a cut body) is the provider's fault, retried like one, not our crash.
+            return await self._failed(
+                job, ProviderError("bad_answer", f"the provider's answer is not valid JSON ({exc.msg})", retryable=True)
             )
         except Exception:
             log.exception("provider %s crashed on job %s", job.provider_id, job.id)
