@@ -269,3 +269,10 @@ def test_a_jpeg_lacking_only_its_end_marker_crosses_both_ways() -> None:
     assert opened(back.data).size == (80, 120)
     with pytest.raises(UndecodableImageError):
         accept_result(whole[: len(whole) // 2], "png", 92, LIMIT)  # truly cut short
+
+
+def test_a_profile_that_cannot_be_applied_is_reported_not_silently_dropped(caplog: pytest.LogCaptureFixture) -> None:
+    out = prepare_input(camera_jpeg(120, 80, icc=b"not an ICC profile at all" * 8), LIMIT)
+    left = opened(out.data).getpixel((10, 40))
+    assert left[0] > 180 and left[1] < 60, left  # type: ignore[index]  # the pixels as they were
+    assert "ICC profile could not be applied" in caplog.text

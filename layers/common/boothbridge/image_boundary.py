@@ -24,6 +24,7 @@ Pure functions over bytes (CPU-bound: call them in a worker thread). Pixel limit
 from __future__ import annotations
 
 import io
+import logging
 import struct
 import warnings
 from dataclasses import dataclass
@@ -47,6 +48,8 @@ _PNG_METADATA_CHUNKS = frozenset({b"tEXt", b"zTXt", b"iTXt", b"eXIf", b"tIME"})
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 _SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+log = logging.getLogger(__name__)
 
 
 class UndecodableImageError(ValueError):
@@ -170,8 +173,10 @@ def normalise(img: Image.Image) -> tuple[Image.Image, tuple[str, ...]]:
         try:
             img = _to_srgb(img, icc)
             changes.append("colour")
-        except (ImageCms.PyCMSError, OSError, ValueError):
-            pass  # a profile LittleCMS cannot use (or one for another colour space): the pixels stay as they are
+        except (ImageCms.PyCMSError, OSError, ValueError) as exc:
+            # A profile LittleCMS cannot use (broken, or for another colour space): the pixels go as they are,
+            # and the operator can see why their colours may be off.
+            log.warning("an embedded ICC profile could not be applied (%s); pixels taken as sRGB", exc)
     if img.mode not in ("RGB", "RGBA"):
         img = img.convert("RGBA" if _has_alpha(img) else "RGB")
         if "mode" not in changes:
