@@ -41,6 +41,12 @@ class Settings(BaseSettings):
     result_ttl_sec: int = Field(72 * 3600, ge=60)
     source_ttl_sec: int = Field(60, ge=1)
     job_deadline_sec: float = Field(150.0, gt=0)
+    # Append-only tables (processing_log, login_failures, revoked_tokens) keep this many days of rows; the
+    # scheduled cleanup deletes older ones in batches (processing_log's counts are first folded into per-slot
+    # totals, so all-time and since-reset counts survive). Statistics series reach back at most this far.
+    log_retention_days: int = Field(90, ge=1)
+    # A request body (ingest, admin uploads) that sends nothing for this long is cut with 408 request_timeout.
+    body_timeout_sec: float = Field(30.0, gt=0)
 
     # Queue behaviour.
     lease_sec: float = Field(30.0, gt=0)
