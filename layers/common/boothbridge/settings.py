@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     lease_sec: float = Field(30.0, gt=0)
     heartbeat_sec: float = Field(10.0, gt=0)
     max_attempts: int = Field(3, ge=1, le=10)
+    # Leases that ran out (a worker died or hung) are counted apart from provider failures; a job whose lease runs
+    # out more often than this fails as `lease_expired`. A graceful stop hands its jobs back and counts nothing.
+    max_lease_expiries: int = Field(3, ge=0, le=20)
+    # On SIGTERM a worker stops claiming, finishes what it runs for at most this long, then hands back the rest
+    # (requeued at once, no attempt spent). A little under the platform's stop timeout (docker stop: 10 s).
+    worker_grace_sec: float = Field(8.0, ge=0)
     retry_base_sec: float = Field(0.5, gt=0)
     retry_max_sec: float = Field(10.0, gt=0)
     worker_concurrency: int = Field(16, ge=1, le=256)
