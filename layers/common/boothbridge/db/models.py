@@ -96,6 +96,9 @@ class Job(Base):
     result_media_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     attempt: Mapped[int] = mapped_column(Integer, server_default="0")
     max_attempts: Mapped[int] = mapped_column(Integer, server_default="3")
+    # How often a worker's lease ran out on this job (it died or hung): counted apart from provider attempts,
+    # limited by MAX_LEASE_EXPIRIES. A graceful hand-back counts neither.
+    lease_expiries: Mapped[int] = mapped_column(Integer, server_default="0")
     run_after: Mapped[datetime] = mapped_column(server_default=func.now())
     deadline_at: Mapped[datetime] = mapped_column()
     # When the booth is answered with its own photo if no result has come (slot policy `original`; NULL when it
