@@ -75,6 +75,10 @@ class MediaObject(Base):
     # NULL = no expiry (templates referenced by slots).
     expires_at: Mapped[datetime | None] = mapped_column(index=True)
     job_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), index=True)
+    # The operator who uploaded it (POST /api/media/register): only they find it by hash, reuse it on a new
+    # upload, name it in a slot or extend it. NULL: objects made by the service itself (booth photos, results,
+    # the links a provider downloads) and uploads from before owners were recorded (see boothbridge.media).
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), index=True)
 
     __table_args__ = (
         CheckConstraint("kind IN ('source', 'result', 'template', 'public')", name="media_objects_kind_check"),
@@ -167,6 +171,23 @@ class ProcessingLog(Base):
         Index("processing_log_slot_created_idx", "slot_id", "created_at"),
         Index("processing_log_created_idx", "created_at"),
     )
+
+
+class ProcessingLogTotals(Base):
+    """A slot's processing_log rows that the retention cleanup has deleted, as counts (booth requests only, never
+    test runs): the all-time processed count and the since-reset counts are these plus the rows still kept.
+    The `since_reset_*` columns count only deleted rows newer than the slot's last statistics reset, and a reset
+    sets them to zero."""
+
+    __tablename__ = "processing_log_totals"
+
+    slot_id: Mapped[str] = mapped_column(ForeignKey("slots.id", ondelete="CASCADE"), primary_key=True)
+    requests: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    processed: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    since_reset_requests: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    since_reset_processed: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    since_reset_failed: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 
 class AppSetting(Base):
