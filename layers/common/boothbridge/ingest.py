@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -17,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from boothbridge.auth import check_ingest_password
 from boothbridge.catalog import IngestLimits
 from boothbridge.container import Container
+from boothbridge.db.raw import DatabaseUnavailable, db_deadline, is_connection_trouble, retry_safe, trouble_reason
 from boothbridge.errors import AppError
 from boothbridge.images import inspect_image
 from boothbridge.ingest_log import record_request
@@ -39,12 +41,15 @@ log = logging.getLogger(__name__)
 FormReader = Callable[[int], Awaitable[UploadedForm]]
 
 # The slot as ingest needs it, and the ingest password's digest, in one read on every request (a changed slot or
-# password applies at once).
-_SLOT = """
+# password applies at once). A read: retried on a fresh connection when the database blinks.
+_SLOT = retry_safe("""
     SELECT s.id, s.provider_id, s.operation_id, s.settings_json, s.failure_policy,
            (SELECT value->>'digest' FROM app_settings WHERE key = %(pw_key)s) AS digest
     FROM slots s WHERE s.id = %(id)s
-    """
+    """)
+
+# How long the request's own log row may wait for a database that blinked (the booth is waiting for its answer).
+_LOG_RETRY_SEC = 2.0
 
 
 class IngestService:
@@ -71,47 +76,69 @@ class IngestService:
         and log row are marked `is_test`, so booth statistics never count it. `config` (test runs only) is an
         unsaved configuration from the slot page, already validated like a save, run in place of the stored one.
         """
-        # The operator may have changed T_SYNC_RESPONSE on the settings page (re-read at most every few seconds).
-        self.t_sync = (await self.c.runtime.refresh()).t_sync_response
+        # The operator may have changed T_SYNC_RESPONSE on the settings page (re-read at most every few seconds;
+        # while the database does not answer, the values last read stand).
+        try:
+            self.t_sync = (await self.c.runtime.refresh()).t_sync_response
+        except Exception as exc:
+            if not is_connection_trouble(exc):
+                raise
+            self.t_sync = self.c.runtime.values.t_sync_response
         slot: SlotForIngest | None = None
         form: UploadedForm | None = None
         source_id: uuid.UUID | None = None
-        try:
-            slot = await self._load_slot(slot_id)
-            if is_test:
-                slot = replace(slot, failure_policy="error")
-                if config is not None:
-                    slot = replace(
-                        slot,
-                        provider_id=config.provider_id,
-                        operation_id=config.operation_id,
-                        settings_json=config.settings_json,
-                    )
-            limits = self._limits(slot)
-            form = await read_form(self._max_bytes(limits))
-            if not is_test:
-                self._check_password(slot, form)
-            if limits is None:
-                raise AppError(409, "slot_not_configured", "this slot has no provider and operation configured")
-            photo, mime = await self._validated_photo(form, limits)
-            assert self.c.hub is not None, "ingest needs the LISTEN hub"
-            new_id = uuid.uuid4()
-            # Subscribed before the job exists, so its end cannot be missed and needs no first read.
-            with self.c.hub.subscribe(new_id) as woken:
-                job, source_id = await self._job_for(slot, form, photo, mime, new_id, started, is_test=is_test)
-                if job.id == new_id:
-                    outcome = await self._await_result(slot, job, photo, mime, started, woken, fresh=True)
-            if job.id != new_id:
-                with self.c.hub.subscribe(job.id) as woken:
-                    outcome = await self._await_result(slot, job, photo, mime, started, woken, fresh=False)
-                # A re-post answered by an existing job started no paid call: its cost was logged once already.
-                outcome.cost = None
-        except AppError as err:
-            outcome = IngestOutcome(status=err.status, log_status="ERROR", error=err)
+        job: JobRecord | None = None
+        # Every retried statement of this request gives up when the booth's answer is due.
+        with db_deadline(started + self.t_sync):
+            try:
+                slot = await self._load_slot(slot_id)
+                if is_test:
+                    slot = replace(slot, failure_policy="error")
+                    if config is not None:
+                        slot = replace(
+                            slot,
+                            provider_id=config.provider_id,
+                            operation_id=config.operation_id,
+                            settings_json=config.settings_json,
+                        )
+                limits = self._limits(slot)
+                form = await read_form(self._max_bytes(limits))
+                if not is_test:
+                    self._check_password(slot, form)
+                if limits is None:
+                    raise AppError(409, "slot_not_configured", "this slot has no provider and operation configured")
+                photo, mime = await self._validated_photo(form, limits)
+                assert self.c.hub is not None, "ingest needs the LISTEN hub"
+                new_id = uuid.uuid4()
+                # Subscribed before the job exists, so its end cannot be missed and needs no first read.
+                with self.c.hub.subscribe(new_id) as woken:
+                    job, source_id = await self._job_for(slot, form, photo, mime, new_id, started, is_test=is_test)
+                    if job.id == new_id:
+                        outcome = await self._await_result(slot, job, photo, mime, started, woken, fresh=True)
+                if job.id != new_id:
+                    with self.c.hub.subscribe(job.id) as woken:
+                        outcome = await self._await_result(slot, job, photo, mime, started, woken, fresh=False)
+                    # A re-post answered by an existing job started no paid call: its cost was logged once already.
+                    outcome.cost = None
+            except AppError as err:
+                outcome = IngestOutcome(status=err.status, log_status="ERROR", error=err)
+            except Exception as exc:
+                # A statement that is not retried (SQLAlchemy's reads of media) met a database that blinked: 503 with
+                # Retry-After, never a 500. Nothing was stored half: a photo stored before its job row was deleted.
+                if not is_connection_trouble(exc):
+                    raise
+                log.warning("ingest on %s: the database is not reachable (%s)", slot_id, type(exc).__name__)
+                unavailable = DatabaseUnavailable(trouble_reason(exc))
+                outcome = IngestOutcome(status=unavailable.status, log_status="ERROR", error=unavailable)
+        if outcome.job_id is None and job is not None:
+            outcome.job_id = job.id
         elapsed_ms = int((time.monotonic() - started) * 1000)
         outcome.processing_ms = elapsed_ms
         outcome.headers["X-Processing-Ms"] = str(elapsed_ms)
-        await self._finish(slot_id, slot, form, outcome, elapsed_ms, source_id, is_test)
+        # The photo whose expiry this request sets: the one it stored, or the one of the job it attached to (a
+        # re-post keeps the photo alive while its job may still run).
+        photo_id = source_id if source_id is not None else (job.source_media_id if job is not None else None)
+        await self._finish(slot_id, slot, form, outcome, elapsed_ms, photo_id, is_test)
         return outcome
 
     # ---- steps ---------------------------------------------------------------------------------------
@@ -183,9 +210,10 @@ class IngestService:
             admission = await self.c.queue.admit(slot.id, sha, slot.provider_id, reuse=not is_test)
             if admission.reusable is not None:
                 return admission.reusable, None
+            now = datetime.now(UTC)
+            deadline_at = now + timedelta(seconds=self.settings.job_deadline_sec)
             self._check_backlog(slot.provider_id, admission.depth)
             source = await self.c.media.write_bytes("source", photo, mime, sha256=sha)
-            now = datetime.now(UTC)
             new = NewJob(
                 id=new_id,
                 slot_id=slot.id,
@@ -195,15 +223,23 @@ class IngestService:
                 source_media_id=source.id,
                 source_sha256=sha,
                 max_attempts=self.settings.max_attempts,
-                deadline_at=now + timedelta(seconds=self.settings.job_deadline_sec),
+                deadline_at=deadline_at,
                 request_meta=public_fields(form),
                 is_test=is_test,
                 booth_fallback_at=self._fallback_at(slot, started, now),
             )
-            # Until the request ends the source must outlive the wait; its final expiry is set afterwards.
-            hold_until = now + timedelta(seconds=self.t_sync + self.settings.source_ttl_sec)
+            # The photo must outlive every attempt the job may start: a queue can hold it past the booth's wait
+            # (a backlog up to the job's deadline). When the request ends, its expiry is set again (see
+            # `ingest_log`): SOURCE_TTL after the job's end, or this hold while the job can still run.
+            hold_until = deadline_at + timedelta(seconds=self.settings.source_ttl_sec)
             try:
                 job, created = await self.c.queue.enqueue(new, source, hold_until)
+                if not created:
+                    # No row: the same photo raced in on another request, or this very statement ran twice (the
+                    # database blinked after inserting our job, and the retry met our own row).
+                    mine = await self.c.queue.get(new_id)
+                    if mine is not None:
+                        job, created = mine, True
             except BaseException:
                 await self.c.store.delete(source.storage_key)
                 raise
@@ -225,10 +261,14 @@ class IngestService:
 
     def _check_backlog(self, provider_id: str, depth: int) -> None:
         """Back-pressure: refuse new work when this provider's backlog (`depth`: its queued and running booth
-        jobs, read by `JobQueue.admit`) is already far beyond what it can run."""
+        jobs, read by `JobQueue.admit`) is already far beyond what it can run, or when a job queued behind it
+        could not end before its deadline (`backlog_wait`). A job accepted and then dropped at its deadline (its
+        photo kept for nothing, the booth told 504 and its re-post 502) helps nobody: the booth is told 503 with
+        `Retry-After` now, and uses its own photo or posts again."""
         entry = self.c.catalog.provider(provider_id)
         assert entry is not None
-        cap = entry.ingest.max_parallel_jobs * self.settings.backlog_factor
+        limits = entry.ingest
+        cap = limits.max_parallel_jobs * self.settings.backlog_factor
         if depth >= cap:
             raise AppError(
                 503,
@@ -236,6 +276,20 @@ class IngestService:
                 "too many photos are waiting for this provider; try again shortly",
                 {"provider_id": provider_id, "in_flight": depth, "limit": cap},
                 headers={"Retry-After": "5"},
+            )
+        ends_in, retry_after = backlog_wait(limits, depth, self.settings.job_deadline_sec)
+        if retry_after is not None:
+            raise AppError(
+                503,
+                "provider_backlog_full",
+                "the photos waiting for this provider would keep this one past its deadline; try again shortly",
+                {
+                    "provider_id": provider_id,
+                    "in_flight": depth,
+                    "estimated_end_sec": round(ends_in, 1),
+                    "job_deadline_sec": self.settings.job_deadline_sec,
+                },
+                headers={"Retry-After": str(retry_after)},
             )
 
     async def _await_result(
@@ -252,15 +306,21 @@ class IngestService:
         assert self.c.hub is not None
         if not job.is_terminal:
             deadline = started + self.t_sync
-            job = await wait_subscribed(
-                self.c.queue,
-                self.c.hub,
-                job.id,
-                woken,
-                deadline,
-                self.settings.fallback_poll_sec,
-                skip_first_read=fresh,
-            )
+            try:
+                job = await wait_subscribed(
+                    self.c.queue,
+                    self.c.hub,
+                    job.id,
+                    woken,
+                    deadline,
+                    self.settings.fallback_poll_sec,
+                    skip_first_read=fresh,
+                )
+            except DatabaseUnavailable as unavailable:
+                # Its answer is due and the database still does not answer: the job is kept (a re-post once
+                # the database is back attaches to it or gets its result), the booth is told to try again.
+                unavailable.details["job_id"] = str(job.id)
+                return self._failure(slot, job, photo, mime, unavailable)
         if job.status == "succeeded" and job.result_media_id is not None:
             try:
                 if isinstance(job, JobWithResult):
@@ -322,14 +382,36 @@ class IngestService:
         is_test: bool,
     ) -> None:
         source_expires = datetime.now(UTC) + timedelta(seconds=self.settings.source_ttl_sec)
-        await record_request(
-            self.c.sql,
-            slot_id,
-            slot.id if slot else None,
-            form,
-            outcome,
-            elapsed_ms,
-            source_id,
-            source_expires,
-            is_test,
-        )
+        # The answer waits for this row: a database that blinked gets a short retry, one that is known to be
+        # down (this very answer says so) gets a single try.
+        unavailable = outcome.error is not None and outcome.error.code == "database_unavailable"
+        with db_deadline(time.monotonic() + (0.0 if unavailable else _LOG_RETRY_SEC)):
+            await record_request(
+                self.c.sql,
+                slot_id,
+                slot.id if slot else None,
+                form,
+                outcome,
+                elapsed_ms,
+                source_id,
+                source_expires,
+                is_test,
+                source_ttl_sec=self.settings.source_ttl_sec,
+            )
+
+
+def backlog_wait(limits: IngestLimits, depth: int, job_deadline_sec: float) -> tuple[float, int | None]:
+    """When a job queued now behind `depth` queued and running jobs of a provider would end, in seconds (an
+    estimate: each round of `max_parallel_jobs` jobs takes the catalog's `typical_sec`), and, when that is past
+    the job's deadline, the seconds after which enough of the backlog should have gone for a new job to fit
+    (None: it fits now). A provider without `typical_sec` gives no estimate; nor does an empty queue (a single
+    attempt that cannot end in time is the worker's to refuse)."""
+    if limits.typical_sec <= 0 or depth <= 0:
+        return 0.0, None
+    parallel = max(1, limits.max_parallel_jobs)
+    rounds = depth // parallel + 1
+    ends_in = rounds * limits.typical_sec
+    if ends_in <= job_deadline_sec:
+        return ends_in, None
+    rounds_that_fit = math.floor(job_deadline_sec / limits.typical_sec)
+    return ends_in, max(1, math.ceil((rounds - rounds_that_fit) * limits.typical_sec))

@@ -10,7 +10,11 @@ from typing import Any
 from sqlalchemy import text
 
 from boothbridge.container import Container
+from boothbridge.db.raw import db_deadline, is_connection_trouble, retry_safe, trouble_reason
 from boothbridge.runtime_config import KEYED_PROVIDERS
+
+# The hot path's pool answering at all (retried on a fresh connection when a pooled one was dropped).
+_PING = retry_safe("SELECT 1 AS ok")
 
 # Upper bounds (ms) of the ingest latency histogram; the booth waits at most T_sync_response (≤ 50 s).
 LATENCY_BUCKETS_MS = (100, 250, 500, 1000, 2500, 5000, 10000, 20000, 30000, 40000, 50000)
@@ -29,18 +33,43 @@ async def _timed(check: Any, timeout: float) -> dict[str, Any]:
     try:
         await asyncio.wait_for(check(), timeout)
     except Exception as exc:  # reported, never raised: health must answer even when parts are down
-        return {"ok": False, "error": type(exc).__name__, "latency_ms": round((time.monotonic() - started) * 1000)}
+        report = {"ok": False, "error": type(exc).__name__, "latency_ms": round((time.monotonic() - started) * 1000)}
+        if isinstance(exc, TimeoutError):
+            report["reason"] = "timeout"
+        elif is_connection_trouble(exc):
+            report["reason"] = trouble_reason(exc)  # a short code, never the server's message (hosts, users)
+        return report
     return {"ok": True, "latency_ms": round((time.monotonic() - started) * 1000)}
 
 
 async def health(c: Container, timeout: float = 3.0) -> dict[str, Any]:
     async def database() -> None:
-        async with c.db.connect() as conn:
-            await conn.execute(text("SELECT 1"))
+        # Both pools: the hot path's (ingest, queue, worker) and SQLAlchemy's (operator API, cleanup). A
+        # connection the server dropped (a restart) fails once and is replaced: that is not an outage.
+        with db_deadline(time.monotonic() + timeout):
+            await c.sql.one(_PING)
+        for tries_left in (1, 0):
+            try:
+                async with c.db.connect() as conn:
+                    await conn.execute(text("SELECT 1"))
+                return
+            except Exception as exc:
+                if not tries_left or not is_connection_trouble(exc):
+                    raise
 
     db, storage = await asyncio.gather(_timed(database, timeout), _timed(c.store.check, timeout))
+    if c.hub is not None:
+        # Notifications (a waiting booth woken at once): informational; without them waiters fall back to polling.
+        down_for = c.hub.disconnected_for
+        db["listen"] = {"connected": down_for is None} | ({} if down_for is None else {"down_sec": round(down_for, 1)})
+    if c.sql.unreachable_for is not None and not db["ok"]:
+        db["unreachable_sec"] = round(c.sql.unreachable_for, 1)
     if db["ok"]:
-        await c.runtime.refresh()
+        try:
+            await c.runtime.refresh()
+        except Exception as exc:  # the database went away between the check and this read
+            if not is_connection_trouble(exc):
+                raise
     providers = {
         pid: {"available": pid in c.providers, "configured": provider_configured(c, pid)} for pid in c.catalog.providers
     }

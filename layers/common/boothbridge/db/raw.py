@@ -10,32 +10,172 @@ on why it is shaped so. Connections are autocommit, so a single statement is its
 BEGIN/COMMIT round trips; `transaction()` is for the few multi-statement units (the claim). Every statement is
 prepared on the server the first time a connection runs it (`prepare_threshold=0`), so each is parsed and
 planned once per connection.
+
+**When the database blinks** (a restart, a failover, a dropped connection):
+- a pooled connection the server has closed is found at checkout, nearly for free (psycopg_pool's `check` hook:
+  an idle connection whose socket has something to read has been sent its FATAL or its EOF; only then is it
+  pinged), and the pool's other idle connections are then checked at once;
+- a statement registered with `retry_safe()` (reads, and writes that are idempotent or fenced, so that running
+  them twice changes nothing more than running them once) is retried on a fresh connection after a
+  connection-level failure, with exponential backoff and jitter (tenacity), for at most `retry_window_sec` and
+  never past the caller's deadline (`db_deadline()`); then it raises `DatabaseUnavailable` (503 with
+  `Retry-After`). While the database has been unreachable for longer than the window, a statement gets one try
+  and fails fast. Any other statement fails as before: only its caller knows whether running it again is safe;
+- the pool replaces lost connections by itself (its reconnect backoff is bounded by `reconnect_timeout`, so a
+  database back after a long outage is found again within seconds, without a restart).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import contextvars
 import logging
-from collections.abc import AsyncIterator, Mapping
-from typing import Any, LiteralString
+import select
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from typing import Any, LiteralString, TypeVar
 
 import psycopg
 from psycopg.rows import DictRow, dict_row
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from tenacity import AsyncRetrying, retry_if_exception, stop_before_delay, wait_exponential_jitter
 
 from boothbridge.db.engine import libpq_url
+from boothbridge.errors import AppError
 
 log = logging.getLogger(__name__)
 
 Params = Mapping[str, Any]
 Conn = psycopg.AsyncConnection[DictRow]
+T = TypeVar("T")
+
+# What a client told 503 `database_unavailable` is asked to wait before trying again.
+RETRY_AFTER_SEC = 5
+# A statement's single try (or the last one) may still wait this long for a pooled connection.
+MIN_CHECKOUT_SEC = 0.5
+
+_RETRY_SAFE: set[str] = set()
+_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("boothbridge_db_deadline", default=None)
+
+
+def retry_safe(query: LiteralString) -> LiteralString:
+    """Register `query` as safe to run again after a connection-level failure (it may have run once already,
+    its answer lost): a read, or a write that is idempotent or fenced. Returns it unchanged, so a statement is
+    declared where it is written: `READ = retry_safe("SELECT …")`."""
+    _RETRY_SAFE.add(query)
+    return query
+
+
+def is_retry_safe(query: str) -> bool:
+    return query in _RETRY_SAFE
+
+
+@contextlib.contextmanager
+def db_deadline(at: float) -> Iterator[None]:
+    """Retried statements run in this block give up at `at` (time.monotonic()) at the latest: a request's own
+    deadline. At least one try is always made."""
+    token = _deadline.set(at)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+class DatabaseUnavailable(AppError):
+    """The database could not be reached (or kept dropping the connection) within the time there was."""
+
+    def __init__(self, reason: str = "unreachable") -> None:
+        super().__init__(
+            503,
+            "database_unavailable",
+            "the database is not reachable at the moment; try again shortly",
+            {"reason": reason},
+            headers={"Retry-After": str(RETRY_AFTER_SEC)},
+        )
+        self.reason = reason
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        orig = getattr(current, "orig", None)  # SQLAlchemy's DBAPIError wraps the driver's error
+        current = orig if isinstance(orig, BaseException) else (current.__cause__ or current.__context__)
+
+
+def is_connection_trouble(exc: BaseException) -> bool:
+    """A failure of the connection or the server rather than of the statement: lost or refused connections
+    (SQLSTATE class 08, or none: the client side), a server shutting down or starting up (57P01-57P03), too
+    many connections (53300), no pooled connection in time. A cancelled statement (57014), a constraint or a
+    syntax error is not one: running it again would fail again."""
+    for cause in _causes(exc):
+        if isinstance(cause, DatabaseUnavailable | PoolTimeout):
+            return True
+        if isinstance(cause, psycopg.OperationalError):
+            state = cause.sqlstate
+            return state is None or state.startswith("08") or state in ("57P01", "57P02", "57P03", "53300")
+        if isinstance(cause, psycopg.Error):
+            return False
+        if type(cause).__module__.startswith("sqlalchemy") and type(cause).__name__ == "TimeoutError":
+            return True  # SQLAlchemy's pool had no connection in time
+    return False
+
+
+def trouble_reason(exc: BaseException) -> str:
+    """A short, secret-free reason for a connection failure (health and error details): never the server's
+    message, which names hosts, sockets and users."""
+    for cause in _causes(exc):
+        if isinstance(cause, DatabaseUnavailable):
+            return cause.reason
+        if isinstance(cause, PoolTimeout) or type(cause).__name__ == "TimeoutError":
+            return "no_connection_in_time"
+        if isinstance(cause, psycopg.OperationalError):
+            state = cause.sqlstate
+            if state in ("57P01", "57P02"):
+                return "server_shutting_down"
+            if state == "57P03":
+                return "server_starting_up"
+            if state == "53300":
+                return "too_many_connections"
+            if state == "28P01" or state == "28000":
+                return "authentication_failed"
+            text = str(cause).lower()
+            if "shutting down" in text:
+                return "server_shutting_down"
+            if "starting up" in text or "recovery" in text:
+                return "server_starting_up"
+            if "timeout" in text or "timed out" in text:
+                return "connection_timeout"
+            if "closed" in text or "terminat" in text:
+                return "connection_lost"
+            return "unreachable"
+    return "unreachable"
+
+
+def _readable(fd: int) -> bool:
+    """Whether the socket has something to read (or has hung up), without waiting."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return bool(poller.poll(0))
 
 
 class RawDb:
     """A psycopg connection pool with one-call helpers. Rows are dicts. Counts its statements and checkouts
-    (read by the benchmark; cheap enough to keep)."""
+    (read by the benchmark; cheap enough to keep), and the retries of retry-safe statements."""
 
-    def __init__(self, url: str, max_size: int, *, recycle_sec: float = 300.0, timeout_sec: float = 30.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        max_size: int,
+        *,
+        recycle_sec: float = 300.0,
+        timeout_sec: float = 30.0,
+        retry_window_sec: float = 5.0,
+        reconnect_timeout_sec: float = 5.0,
+    ) -> None:
         self.pool: AsyncConnectionPool[Conn] = AsyncConnectionPool(
             libpq_url(url),
             min_size=1,
@@ -48,24 +188,70 @@ class RawDb:
             # turn (FIFO) and recycles them, so with psycopg's default most executions would still be planned anew.
             kwargs={"autocommit": True, "row_factory": dict_row, "prepare_threshold": 0},
             name="boothbridge-hot",
+            check=self._check_at_checkout,
+            # A lost connection is replaced with backoff (1 s, 2 s, …) for at most this long, then given up and
+            # started again by the next request that needs one: after a long outage the database is found
+            # again within a couple of seconds, not after a backoff grown to minutes.
+            reconnect_timeout=reconnect_timeout_sec,
         )
+        self.retry_window_sec = retry_window_sec
         self.statements = 0
         self.checkouts = 0
+        self.retries = 0
+        self._down_since: float | None = None
+        self._last_trouble = "unreachable"
+        self._scrub: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
         await self.pool.open(wait=True)
 
     async def close(self) -> None:
+        if self._scrub is not None:
+            self._scrub.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._scrub
         await self.pool.close()
 
+    @property
+    def unreachable_for(self) -> float | None:
+        """Seconds since retried statements began failing for connection reasons (None: they succeed)."""
+        return None if self._down_since is None else time.monotonic() - self._down_since
+
+    @property
+    def last_trouble(self) -> str:
+        return self._last_trouble
+
+    async def _check_at_checkout(self, conn: Conn) -> None:
+        """psycopg_pool's `check` hook, nearly free: an idle connection has nothing to read unless the server
+        has closed it (its FATAL message or its EOF is waiting), so only then is it pinged; a ping that fails
+        makes the pool discard it, and the other idle connections are checked at once."""
+        if conn.closed or conn.broken:
+            raise psycopg.OperationalError("the connection is closed")
+        if _readable(conn.pgconn.socket):
+            try:
+                await AsyncConnectionPool.check_connection(conn)
+            except Exception:
+                self._check_idle_soon()
+                raise
+
+    def _check_idle_soon(self) -> None:
+        if self._scrub is None or self._scrub.done():
+            self._scrub = asyncio.create_task(self._check_idle(), name="boothbridge-hot-check")
+
+    async def _check_idle(self) -> None:
+        log.warning("a database connection was lost; checking the pool's idle connections")
+        with contextlib.suppress(Exception):
+            await self.pool.check()
+
     @contextlib.asynccontextmanager
-    async def connection(self) -> AsyncIterator[Conn]:
-        """A pooled autocommit connection. After a lost connection (server restart, network) the pool's other
-        idle connections are checked at once, so one failed statement does not become one per connection."""
+    async def connection(self, timeout: float | None = None) -> AsyncIterator[Conn]:
+        """A pooled autocommit connection (waiting at most `timeout` for one: default the pool's). After a lost
+        connection (server restart, network) the pool's other idle connections are checked at once, so one
+        failed statement does not become one per connection."""
         self.checkouts += 1
         broken = False
         try:
-            async with self.pool.connection() as conn:
+            async with self.pool.connection(timeout) as conn:
                 try:
                     yield conn
                 finally:
@@ -89,13 +275,64 @@ class RawDb:
 
     async def one(self, query: LiteralString, params: Params | None = None) -> DictRow | None:
         """The first row of a single statement, or None."""
-        async with self.connection() as conn:
-            return await (await self.run(conn, query, params)).fetchone()
+
+        async def attempt(timeout: float | None) -> DictRow | None:
+            async with self.connection(timeout) as conn:
+                return await (await self.run(conn, query, params)).fetchone()
+
+        return await self._run_statement(query, attempt)
 
     async def all(self, query: LiteralString, params: Params | None = None) -> list[DictRow]:
-        async with self.connection() as conn:
-            return await (await self.run(conn, query, params)).fetchall()
+        async def attempt(timeout: float | None) -> list[DictRow]:
+            async with self.connection(timeout) as conn:
+                return await (await self.run(conn, query, params)).fetchall()
+
+        return await self._run_statement(query, attempt)
 
     async def execute(self, query: LiteralString, params: Params | None = None) -> None:
-        async with self.connection() as conn:
-            await self.run(conn, query, params)
+        async def attempt(timeout: float | None) -> None:
+            async with self.connection(timeout) as conn:
+                await self.run(conn, query, params)
+
+        await self._run_statement(query, attempt)
+
+    async def _run_statement(self, query: str, attempt: Callable[[float | None], Awaitable[T]]) -> T:
+        if query not in _RETRY_SAFE:
+            return await attempt(None)
+        return await self.retrying(attempt)
+
+    async def retrying(self, attempt: Callable[[float | None], Awaitable[T]]) -> T:
+        """Run `attempt(checkout_timeout)` (one retry-safe unit of work), again on a fresh connection after a
+        connection-level failure, until it succeeds or the time is up (see the module's docstring)."""
+        started = time.monotonic()
+        until = started + self.retry_window_sec
+        if self._down_since is not None and started - self._down_since > self.retry_window_sec:
+            until = started  # known down for a while: one try, and a quick 503
+        deadline = _deadline.get()
+        if deadline is not None:
+            until = min(until, deadline)
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(is_connection_trouble),
+            stop=stop_before_delay(max(0.0, until - started)),
+            wait=wait_exponential_jitter(initial=0.05, max=1.0, jitter=0.1),
+            before_sleep=self._count_retry,
+            reraise=True,
+        )
+        try:
+            async for trying in retrying:
+                with trying:
+                    result = await attempt(max(MIN_CHECKOUT_SEC, until - time.monotonic()))
+        except Exception as exc:
+            if not is_connection_trouble(exc):
+                raise
+            self._last_trouble = trouble_reason(exc)
+            if self._down_since is None:
+                self._down_since = started
+            raise DatabaseUnavailable(self._last_trouble) from exc
+        self._down_since = None
+        return result
+
+    def _count_retry(self, state: Any) -> None:
+        self.retries += 1
+        if self._down_since is None:
+            self._down_since = time.monotonic()

@@ -10,6 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from boothbridge.db.raw import DatabaseUnavailable, is_connection_trouble, trouble_reason
 from boothbridge.errors import AppError, error_body
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,11 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     async def on_unexpected(_: Request, exc: Exception) -> JSONResponse:
+        if is_connection_trouble(exc):
+            # The database blinked or is down (a restart, a failover): not a bug of ours, and the client may
+            # simply try again. 503 `database_unavailable` with Retry-After, in the uniform format.
+            log.warning("database unavailable: %s", type(exc).__name__)
+            return app_error_response(DatabaseUnavailable(trouble_reason(exc)))
         log.exception("unhandled error")
         return JSONResponse(error_body("internal_error", "an internal error occurred"), status_code=500)
 

@@ -4,6 +4,11 @@ Lost wakeups are closed three ways: a waiter subscribes *before* it reads the jo
 between the read and the wait still reaches it); a slow fallback poll, one query per process for all waiting
 jobs, wakes the waiters of jobs that ended; and when the LISTEN connection drops, every waiter is woken at once
 (and again after the reconnect), because notifications sent while we were disconnected are gone for good.
+
+While the database is unreachable the hub tries again with exponential backoff and jitter (from
+`reconnect_delay_sec` up to `max_reconnect_delay_sec`), and wakes nobody meanwhile: each failed attempt waking
+every waiter would send them all to a database that is not there, again and again. It resumes by itself when
+the database is back; `connected` and `disconnected_for` say how it stands (`/health`).
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 
@@ -35,9 +42,12 @@ class NotificationHub:
         *,
         poll: EndedPoll | None = None,
         poll_interval_sec: float = 2.0,
+        max_reconnect_delay_sec: float = 2.0,
     ) -> None:
         self._conninfo = conninfo
         self._reconnect_delay = reconnect_delay_sec
+        self._max_reconnect_delay = max(reconnect_delay_sec, max_reconnect_delay_sec)
+        self._disconnected_at: float | None = time.monotonic()
         self._poll = poll
         self._poll_interval = poll_interval_sec
         self._poll_task: asyncio.Task[None] | None = None
@@ -138,13 +148,30 @@ class NotificationHub:
                     del self._waiters[job_id]
                     self._final.pop(job_id, None)
 
+    @property
+    def connected(self) -> bool:
+        """Whether the LISTEN connection is up (notifications reach this process's waiters)."""
+        return self._disconnected_at is None
+
+    @property
+    def disconnected_for(self) -> float | None:
+        """Seconds since the LISTEN connection was lost (None while it is up)."""
+        return None if self._disconnected_at is None else time.monotonic() - self._disconnected_at
+
     async def _run(self) -> None:
+        delay = self._reconnect_delay
         while True:
+            was_listening = False
             try:
                 async with await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True) as conn:
                     self._conn = conn
                     await conn.execute(f"LISTEN {CHANNEL_DONE}")
                     await conn.execute(f"LISTEN {CHANNEL_NEW}")
+                    was_listening = True
+                    if self._disconnected_at is not None and self.connects:
+                        log.warning("LISTEN connection back after %.1fs", time.monotonic() - self._disconnected_at)
+                    self._disconnected_at = None
+                    delay = self._reconnect_delay
                     self.connects += 1
                     self._connected.set()
                     # Anything that ended while we were not listening would be missed: wake everyone.
@@ -155,11 +182,19 @@ class NotificationHub:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # connection lost or refused: keep retrying, never die
-                log.warning("LISTEN connection lost (%s); reconnecting", type(exc).__name__)
+                if was_listening or self._disconnected_at is None:
+                    log.warning("LISTEN connection lost (%s); reconnecting", type(exc).__name__)
             finally:
                 self._conn = None
-            self._wake_all()
-            await asyncio.sleep(self._reconnect_delay)
+            if was_listening:
+                self._disconnected_at = time.monotonic()
+                # Lost: whatever ended from now on is not heard. Wake everyone once (their reads are retried on
+                # fresh connections; the reconnect wakes them again).
+                self._wake_all()
+            elif self._disconnected_at is None:
+                self._disconnected_at = time.monotonic()
+            await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+            delay = min(delay * 2, self._max_reconnect_delay)
 
     async def _poll_loop(self) -> None:
         assert self._poll is not None

@@ -6,6 +6,7 @@ import asyncio
 import time
 import uuid
 
+from boothbridge.db.raw import DatabaseUnavailable
 from boothbridge.jobs.model import JobWithResult
 from boothbridge.jobs.notifications import NotificationHub
 from boothbridge.jobs.queue import JobQueue
@@ -35,21 +36,44 @@ async def wait_subscribed(
     any ending since then has set `woken`, so the first read can wait for it. When the hub runs the
     per-process fallback poll, a waiter re-reads only when woken (or at its deadline). Each read brings the
     result's media row along (`JobWithResult.result`), so a waiter needs no second read to stream it.
+
+    When the database blinks, a read is retried on a fresh connection (the READ statement is retry-safe); one
+    that still fails (`DatabaseUnavailable`) does not end the wait: the waiter stays subscribed and reads again
+    when woken (the hub wakes everyone once its LISTEN connection is back) or after `fallback_poll_sec` (an
+    ending that woke it just before the failed read is not lost). At the deadline it answers with the job as
+    last read; only if the database does not answer that last read either does `DatabaseUnavailable` reach
+    the caller (503 with Retry-After, not a 500).
     """
-    job: JobWithResult | None = None if skip_first_read else await _read(queue, hub, job_id, woken)
+    job: JobWithResult | None = None
+    failed = False
+    if not skip_first_read:
+        job, failed = await _try_read(queue, hub, job_id, woken, job)
     while job is None or not job.is_terminal:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             break
-        timeout = remaining if hub.polls else min(remaining, fallback_poll_sec)
+        timeout = remaining if hub.polls and not failed else min(remaining, fallback_poll_sec)
         # asyncio.timeout, not wait_for (which on 3.11 can swallow a cancellation that arrives with the wake-up).
         try:
             async with asyncio.timeout(timeout):
                 await woken.wait()
         except TimeoutError:
             pass
-        job = await _read(queue, hub, job_id, woken)
-    return job if job is not None else await _read(queue, hub, job_id, woken)
+        job, failed = await _try_read(queue, hub, job_id, woken, job)
+    if job is not None and not failed:
+        return job
+    return await _read(queue, hub, job_id, woken)
+
+
+async def _try_read(
+    queue: JobQueue, hub: NotificationHub, job_id: uuid.UUID, woken: asyncio.Event, last: JobWithResult | None
+) -> tuple[JobWithResult | None, bool]:
+    """A read that does not end the wait when the database is unreachable: (the job, False), or (the job as
+    last read, True)."""
+    try:
+        return await _read(queue, hub, job_id, woken), False
+    except DatabaseUnavailable:
+        return last, True
 
 
 async def _read(queue: JobQueue, hub: NotificationHub, job_id: uuid.UUID, woken: asyncio.Event) -> JobWithResult:
