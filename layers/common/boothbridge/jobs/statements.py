@@ -16,6 +16,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from boothbridge.db.raw import retry_safe
 from boothbridge.jobs.model import JOB_COLUMNS, job_columns
 from boothbridge.media.ref import MediaRef, media_columns
 
@@ -121,7 +122,8 @@ TAKE = f"""
 #   succeeded and whose result has not expired, with that result's media row (so it is answered at once);
 # - `depth`: the provider's backlog (queued and running booth jobs), for back-pressure. A caller that attaches
 #   ignores it, so a re-post is answered even when the provider is full.
-ADMIT = f"""
+# A read: retried on a fresh connection when the database blinks (`retry_safe`).
+ADMIT = retry_safe(f"""
     SELECT r.*,
            (SELECT count(*) FROM jobs
             WHERE provider_id = %(provider)s AND status IN ('queued', 'running') AND NOT is_test) AS depth
@@ -136,36 +138,37 @@ ADMIT = f"""
         ORDER BY (j.status <> 'succeeded'), j.created_at DESC
         LIMIT 1
     ) AS r ON true
-    """
+    """)
 
 # One statement: the job, its source media row (only if the job was inserted) and the NOTIFY. ON CONFLICT on the
 # partial unique index is the retry-safety: a second identical photo on the slot while the first is in flight
-# inserts nothing and returns no row.
-ENQUEUE = f"""
+# inserts nothing and returns no row. ON CONFLICT names no index, so a conflict on the job's id (this very
+# statement run again after its answer was lost when the database blinked) inserts nothing either: running it
+# twice inserts one job, one media row and sends one NOTIFY, hence `retry_safe`. A caller given no row tells
+# the two apart by reading the job it tried to insert (its id is the caller's own).
+ENQUEUE = retry_safe(f"""
     WITH job AS (
         INSERT INTO jobs (id, slot_id, status, provider_id, operation_id, settings_json, source_media_id,
                           source_sha256, max_attempts, deadline_at, booth_fallback_at, request_meta, is_test)
         VALUES (%(id)s, %(slot)s, 'queued', %(provider)s, %(operation)s, %(settings)s, %(source)s, %(sha)s,
                 %(max_attempts)s, %(deadline)s, %(fallback_at)s, %(meta)s, %(is_test)s)
-        ON CONFLICT (slot_id, source_sha256)
-            WHERE status IN ('queued', 'running', 'waiting_provider') AND NOT is_test
-            DO NOTHING
+        ON CONFLICT DO NOTHING
         RETURNING {JOB_COLUMNS}
     ), source AS (
         INSERT INTO media_objects (id, storage_key, mime, size_bytes, sha256, kind, expires_at, job_id)
         SELECT %(source)s, %(m_key)s, %(m_mime)s, %(m_size)s, %(m_sha)s, 'source', %(m_expires)s, job.id FROM job
     )
     SELECT job.*, pg_notify('{CHANNEL_NEW}', job.id::text) FROM job
-    """
+    """)
 
 # A waiter's read: the job and, when it has one that is still live, its result's media row (the waiter streams
-# those bytes next, so it needs no second read).
-READ = f"""
+# those bytes next, so it needs no second read). A read: retried when the database blinks.
+READ = retry_safe(f"""
     SELECT {job_columns("j")}, {media_columns("m")}
     FROM jobs j
     LEFT JOIN media_objects m ON m.id = j.result_media_id AND (m.expires_at IS NULL OR m.expires_at > now())
     WHERE j.id = %(id)s
-    """
+    """)
 
 # ---- while running and finishing ---------------------------------------------------------------------------
 
