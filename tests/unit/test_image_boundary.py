@@ -76,7 +76,7 @@ def test_sixteen_bit_pngs_of_every_colour_type_become_eight_bit(colour_type: int
     ("img", "expected"),
     [
         (Image.new("I", (40, 30), 20000), 78),  # 32-bit integer holding 16-bit data
-        (Image.new("I", (40, 30), 2**30), 64),  # 32-bit integer using a wider range: 2^30 / 2^32 x 255
+        (Image.new("I", (40, 30), 2**30), 128),  # signed 32-bit range: 2^30 / (2^31 - 1) x 255
         (Image.new("F", (40, 30), 0.3), 77),  # float in 0..1: 0.3 x 255 = 76.5
         (Image.new("F", (40, 30), 200.0), 200),  # float stored unscaled 0..255
     ],

@@ -23,13 +23,15 @@ Pure functions over bytes (CPU-bound: call them in a worker thread). Pixel limit
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
+import math
 import struct
 import warnings
 from dataclasses import dataclass
 
-from PIL import Image, ImageCms, ImageOps
+from PIL import Image, ImageCms
 
 from boothbridge.images import JPEG_EOI, jpeg_lacks_only_eoi, sniff_mime
 
@@ -49,6 +51,8 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 _SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
 
+_LAB_TO_SRGB = ImageCms.buildTransform(ImageCms.createProfile("LAB"), _SRGB, "LAB", "RGB")
+
 log = logging.getLogger(__name__)
 
 
@@ -58,6 +62,10 @@ class UndecodableImageError(ValueError):
 
 class TooManyPixelsError(ValueError):
     """The image has more pixels than the configured limit (a decompression-bomb guard)."""
+
+
+class UnencodableImageError(ValueError):
+    """The pixels are fine but cannot be written in the wanted format (e.g. a side beyond JPEG's 65,535 px)."""
 
 
 @dataclass(frozen=True)
@@ -106,42 +114,89 @@ def _load(img: Image.Image) -> None:
 # ---- pixels ------------------------------------------------------------------------------------------------
 
 
+# EXIF orientation -> the transposition that shows the image upright (EXIF 2.32, tag 0x0112).
+_UPRIGHT = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+
+
 def _orientation(img: Image.Image) -> int:
     try:
-        return int(img.getexif().get(_ORIENTATION_TAG, 1) or 1)
+        value = int(img.getexif().get(_ORIENTATION_TAG, 1) or 1)
     except Exception:  # a broken EXIF block: nothing to apply
         return 1
+    return value if value in _UPRIGHT else 1
 
 
+# Probe colours for `_is_srgb`: primaries, secondaries, greys at several levels and a few skin and sky tones.
+_PROBE = Image.new("RGB", (16, 1))
+_PROBE.putdata(
+    [
+        *((255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (0, 255, 255), (255, 0, 255), (255, 255, 255)),
+        *((0, 0, 0), (32, 32, 32), (64, 64, 64), (128, 128, 128), (192, 192, 192), (224, 172, 140), (120, 80, 60)),
+        *((90, 140, 210), (40, 120, 60)),
+    ]
+)
+
+
+@functools.lru_cache(maxsize=64)
 def _is_srgb(icc: bytes) -> bool:
+    """Whether an RGB profile behaves as sRGB: converting probe colours through it to sRGB changes none of them by
+    more than 2 levels. Judged by what the profile does, not its name (a "Linear sRGB" profile is not sRGB)."""
     try:
-        description = ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(icc)))
-    except (ImageCms.PyCMSError, OSError, TypeError, ValueError):
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        if profile.profile.xcolor_space.strip() != "RGB":
+            return False
+        converted = ImageCms.profileToProfile(_PROBE, profile, _SRGB, outputMode="RGB")
+    except (ImageCms.PyCMSError, OSError, TypeError, ValueError, AttributeError):
         return False
-    return "srgb" in description.lower().replace(" ", "")
+    if converted is None:  # pragma: no cover - only with inPlace=True
+        return False
+    pairs = zip(_PROBE.tobytes(), converted.tobytes(), strict=True)
+    return max(abs(a - b) for a, b in pairs) <= 2
 
 
 def _has_alpha(img: Image.Image) -> bool:
     return img.mode in ("RGBA", "LA", "La", "RGBa", "PA") or "transparency" in img.info
 
 
-def _to_eight_bit_grey(img: Image.Image) -> Image.Image:
-    """Integer (`I`, `I;16*`) and float (`F`) greyscale scaled to 8 bits by the range its values live in.
+_STRIP_ROWS = 256  # rows scaled at a time: a 150 MP 16-bit grey photo needs no 32-bit copy of itself
+
+
+def _grey_top(img: Image.Image) -> float:
+    """The value that maps to 255: the top of the range the samples live in.
 
     16-bit data (the common source: 16-bit PNG and TIFF) spans 0..65535; a 32-bit integer image whose values
-    exceed that spans 0..2^32-1; a float image spans 0..1 (the usual convention), or 0..255 / 0..65535 when its
-    values show it was stored unscaled."""
-    wide = img.convert("F") if img.mode == "F" else img.convert("I")
-    extrema = wide.getextrema()
+    exceed that spans the signed 32-bit range; a float image spans 0..1 (the usual convention), or 0..255 /
+    0..65535 when its values show it was stored unscaled. Non-finite float samples do not set the range."""
+    if str(img.mode).startswith("I;16"):
+        return 65535.0
+    extrema = img.getextrema()
     high = float(extrema[1]) if isinstance(extrema[1], int | float) else 0.0
     if img.mode == "F":
-        top = 1.0 if high <= 1.0 else 255.0 if high <= 255.0 else 65535.0 if high <= 65535.0 else high
-    elif str(img.mode).startswith("I;16") or high <= 65535:
-        top = 65535.0
-    else:
-        top = 4294967295.0
-    scale = 255.0 / top
-    return wide.point(lambda v: v * scale + 0.5).convert("L")
+        if not math.isfinite(high):
+            high = 1.0
+        return 1.0 if high <= 1.0 else 255.0 if high <= 255.0 else 65535.0 if high <= 65535.0 else high
+    return 65535.0 if high <= 65535 else 2147483647.0
+
+
+def _to_eight_bit_grey(img: Image.Image) -> Image.Image:
+    """Integer (`I`, `I;16*`) and float (`F`) greyscale scaled to 8 bits by the range its values live in
+    (`_grey_top`); negative samples become 0, those above the range 255. Worked in strips of rows, so the 32-bit
+    intermediate never holds more than a strip."""
+    scale = 255.0 / _grey_top(img)
+    wide_mode = "F" if img.mode == "F" else "I"
+    out = Image.new("L", img.size)
+    for top in range(0, img.height, _STRIP_ROWS):
+        strip = img.crop((0, top, img.width, min(top + _STRIP_ROWS, img.height))).convert(wide_mode)
+        out.paste(strip.point(lambda v: v * scale + 0.5).convert("L"), (0, top))
+    return out
 
 
 def _to_srgb(img: Image.Image, icc: bytes) -> Image.Image:
@@ -163,8 +218,11 @@ def normalise(img: Image.Image) -> tuple[Image.Image, tuple[str, ...]]:
     (comment, EXIF, profile) is emptied."""
     changes: list[str] = []
     icc = img.info.get("icc_profile")
-    if _orientation(img) != 1:
-        img = ImageOps.exif_transpose(img)
+    orientation = _orientation(img)
+    if orientation != 1:
+        # Transposed here rather than with ImageOps.exif_transpose, which also rewrites the EXIF block and fails on
+        # a mistyped tag elsewhere in it (seen in the field); the metadata is dropped below anyway.
+        img = img.transpose(_UPRIGHT[orientation])
         changes.append("orientation")
     if img.mode == "F" or str(img.mode).startswith("I"):
         img = _to_eight_bit_grey(img)
@@ -177,6 +235,9 @@ def normalise(img: Image.Image) -> tuple[Image.Image, tuple[str, ...]]:
             # A profile LittleCMS cannot use (broken, or for another colour space): the pixels go as they are,
             # and the operator can see why their colours may be off.
             log.warning("an embedded ICC profile could not be applied (%s); pixels taken as sRGB", exc)
+    if img.mode == "LAB":  # CIELAB pixels: a colorimetric conversion (Pillow's convert would copy the channels)
+        img = ImageCms.applyTransform(img, _LAB_TO_SRGB) or img
+        changes.append("colour")
     if img.mode not in ("RGB", "RGBA"):
         img = img.convert("RGBA" if _has_alpha(img) else "RGB")
         if "mode" not in changes:
@@ -204,74 +265,129 @@ def encode(img: Image.Image, fmt: str, quality: int) -> Normalised:
 
 
 # ---- metadata, losslessly --------------------------------------------------------------------------------
+# Allowlists, failing closed: a file whose structure is not exactly as expected is not passed on (None), and the
+# caller decodes and re-encodes it instead, so a malformed segment can never smuggle metadata through.
+
+_JPEG_SOI, _JPEG_EOI_MARKER, _JPEG_SOS = 0xD8, 0xD9, 0xDA
+# Segments a decoder needs: frame headers (SOF0-15 but DHT C4, JPG C8, DAC CC), tables (DHT C4, DAC CC, DQT DB,
+# DRI DD, DNL DC) and scans (SOS DA). Of the application segments only the JFIF header (APP0 "JFIF"), the ICC
+# profile (APP2 "ICC_PROFILE") and Adobe's colour-transform flag (APP14 "Adobe") stay.
+_JPEG_CODING = frozenset({*range(0xC0, 0xD0), 0xDA, 0xDB, 0xDC, 0xDD}) - {0xC8}
+_RESTART = frozenset(range(0xD0, 0xD8))
 
 
-def strip_jpeg_metadata(data: bytes) -> bytes:
-    """The JPEG without EXIF/XMP/IPTC/MPF/comment segments and without data after its end-of-image marker;
-    the compressed image itself is copied unchanged. Returns `data` itself when nothing is dropped."""
-    if not data.startswith(b"\xff\xd8"):
-        return data
-    out = bytearray(b"\xff\xd8")
-    pos, dropped = 2, False
-    while pos + 4 <= len(data):
-        if data[pos] != 0xFF:
-            return data  # not a marker where one must be: leave the file alone
-        marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte
+def _jpeg_segment_kept(marker: int, payload: bytes) -> bool:
+    if marker in _JPEG_CODING:
+        return True
+    return (
+        (marker == 0xE0 and payload.startswith(b"JFIF\x00"))
+        or (marker == 0xE2 and payload.startswith(b"ICC_PROFILE\x00"))
+        or (marker == 0xEE and payload.startswith(b"Adobe"))
+    )
+
+
+def _entropy_end(data: bytes, pos: int) -> int:
+    """Offset of the first marker after entropy-coded data starting at `pos` (FF 00 is a stuffed byte, FF D0-D7
+    a restart marker, FF FF fill), or len(data)."""
+    while True:
+        pos = data.find(b"\xff", pos)
+        if pos < 0 or pos + 1 >= len(data):
+            return len(data)
+        nxt = data[pos + 1]
+        if nxt == 0x00 or nxt in _RESTART:
+            pos += 2
+        elif nxt == 0xFF:
             pos += 1
-            continue
-        if marker == 0xDA:  # start of scan: the rest is image data up to the end-of-image marker
-            end = _jpeg_end(data, pos)
-            dropped = dropped or end < len(data)
-            out += data[pos:end]
-            return bytes(out) if dropped else data
-        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
-        segment = data[pos : pos + 2 + length]
-        payload = segment[4:]
-        keep = not (0xE0 <= marker <= 0xEF or marker == _JPEG_COM)
-        keep = keep or (marker == _JPEG_APP0 and payload.startswith((b"JFIF\x00", b"JFXX\x00")))
-        keep = keep or (marker == _JPEG_APP2 and payload.startswith(b"ICC_PROFILE\x00"))
-        keep = keep or (marker == _JPEG_APP14 and payload.startswith(b"Adobe"))
-        if keep:
-            out += segment
         else:
-            dropped = True
-        pos += 2 + length
-    return data
+            return pos
 
 
-def _jpeg_end(data: bytes, sos: int) -> int:
-    """Offset just past the end-of-image marker of the primary image (markers inside entropy-coded data are
-    byte-stuffed as FF 00 or are restart markers, so the first FF D9 after the first scan ends it), or the
-    file's length when the marker is missing."""
-    end = data.find(b"\xff\xd9", sos)
-    return len(data) if end < 0 else end + 2
+def strip_jpeg_metadata(data: bytes) -> bytes | None:
+    """The JPEG with only the segments a decoder needs (plus JFIF, ICC and Adobe), its scans copied byte for
+    byte, ending at its end-of-image marker; None when the file is not a well-formed JPEG stream (the caller then
+    re-encodes). A missing end-of-image marker is restored (whether only that was missing is the caller's check:
+    `images.jpeg_lacks_only_eoi`)."""
+    stripped = _strip_jpeg(data)
+    return stripped[0] if stripped is not None else None
 
 
-def _lacks_eoi(data: bytes) -> bool:
-    """A JPEG with no end-of-image marker after its first scan (it may lack only that, or be cut short)."""
-    sos = data.find(b"\xff\xda")
-    return sos >= 0 and _jpeg_end(data, sos) == len(data) and not data.endswith(JPEG_EOI)
+def _strip_jpeg(data: bytes) -> tuple[bytes, bool] | None:
+    """`strip_jpeg_metadata`, and whether the end-of-image marker had to be restored."""
+    if not data.startswith(b"\xff\xd8"):
+        return None
+    out = bytearray(b"\xff\xd8")
+    pos = 2
+    while pos < len(data):
+        if data[pos] != 0xFF:
+            return None  # bytes where a marker must be
+        while pos + 1 < len(data) and data[pos + 1] == 0xFF:  # fill bytes before a marker
+            pos += 1
+        if pos + 1 >= len(data):
+            return None
+        marker = data[pos + 1]
+        if marker == _JPEG_EOI_MARKER:
+            out += b"\xff\xd9"
+            return bytes(out), False
+        if marker in _RESTART or marker in (0x00, _JPEG_SOI, 0x01):
+            return None  # not a segment that can stand here
+        if pos + 4 > len(data):
+            return None
+        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
+        end = pos + 2 + length
+        if length < 2 or end > len(data):
+            return None
+        if _jpeg_segment_kept(marker, data[pos + 4 : end]):
+            out += data[pos:end]
+        pos = end
+        if marker == _JPEG_SOS:
+            scan_end = _entropy_end(data, pos)
+            out += data[pos:scan_end]
+            pos = scan_end
+    if _JPEG_SOS not in _markers(out):
+        return None
+    out += b"\xff\xd9"
+    return bytes(out), True
 
 
-def strip_png_metadata(data: bytes) -> bytes:
-    """The PNG without text, EXIF and time chunks; image chunks copied unchanged (`data` itself when clean)."""
+def _markers(segments: bytes | bytearray) -> set[int]:
+    found, pos = set(), 2
+    while pos + 4 <= len(segments) and segments[pos] == 0xFF:
+        marker = segments[pos + 1]
+        found.add(marker)
+        if marker == _JPEG_SOS:
+            break
+        pos += 2 + struct.unpack(">H", segments[pos + 2 : pos + 4])[0]
+    return found
+
+
+# Chunks a PNG decoder needs, and those that describe colour; text, EXIF, time, animation (APNG), private and
+# unknown chunks go, and nothing after IEND is kept.
+_PNG_KEPT = frozenset({b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS", b"cHRM", b"gAMA", b"iCCP", b"sBIT", b"sRGB"})
+_PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+
+
+def strip_png_metadata(data: bytes) -> bytes | None:
+    """The PNG with only the chunks a decoder needs and those about colour, ending with IEND (restored when
+    missing); None when the chunk structure is broken (the caller then re-encodes)."""
     if not data.startswith(_PNG_SIGNATURE):
-        return data
+        return None
     out = bytearray(_PNG_SIGNATURE)
-    pos, dropped = len(_PNG_SIGNATURE), False
-    while pos + 12 <= len(data):
+    pos = len(_PNG_SIGNATURE)
+    while pos < len(data):
+        if pos + 12 > len(data):
+            return None
         (length,) = struct.unpack(">I", data[pos : pos + 4])
         kind = data[pos + 4 : pos + 8]
         end = pos + 12 + length
-        if kind in _PNG_METADATA_CHUNKS:
-            dropped = True
-        else:
+        if end > len(data) or not kind.isalpha():
+            return None
+        if kind in _PNG_KEPT:
             out += data[pos:end]
-        pos = end
         if kind == b"IEND":
-            break
-    return bytes(out) if dropped else data
+            return bytes(out)
+        pos = end
+    out += _PNG_IEND
+    return bytes(out)
 
 
 def _png_is_plain_8bit(data: bytes) -> bool:
@@ -289,8 +405,15 @@ def _clean(img: Image.Image, mime: str, data: bytes) -> bool:
     return _orientation(img) == 1 and (not icc or _is_srgb(icc))
 
 
-def _strip(data: bytes, mime: str) -> bytes:
-    return strip_jpeg_metadata(data) if mime == "image/jpeg" else strip_png_metadata(data)
+def _strip(data: bytes, mime: str) -> tuple[bytes, bool] | None:
+    """(the file without metadata, whether a JPEG's end-of-image marker was restored), or None when its structure
+    is not one to pass on (not JPEG or PNG, or malformed)."""
+    if mime == "image/jpeg":
+        return _strip_jpeg(data)
+    if mime == "image/png":
+        stripped = strip_png_metadata(data)
+        return (stripped, False) if stripped is not None else None
+    return None
 
 
 # ---- the two crossings ------------------------------------------------------------------------------------
@@ -299,21 +422,21 @@ def _strip(data: bytes, mime: str) -> bytes:
 def prepare_input(data: bytes, max_pixels: int) -> Normalised:
     """A booth photo or template as a provider may receive it (see the module docstring).
 
-    The bytes were validated when they entered (ingest, media registration); they are decoded here only when
-    something has to change. Raises `UndecodableImageError` or `TooManyPixelsError`."""
+    The bytes were validated when they entered (ingest, media registration: a JPEG that lacks only its
+    end-of-image marker was accepted there, and gets it back here); they are decoded only when something has to
+    change. Raises `UndecodableImageError` or `TooManyPixelsError`."""
     mime = sniff_mime(data)
     if mime is None:
         raise UndecodableImageError("not an image")
-    if mime == "image/jpeg" and _lacks_eoi(data):
-        data += JPEG_EOI  # validated on entry: only the end-of-image marker is missing (see images.inspect_image)
-    with open_image(data, max_pixels) as img:
-        if _clean(img, mime, data):
-            stripped = _strip(data, mime)
-            return Normalised(stripped, mime, ("metadata",) if stripped is not data else ())
+    stripped = _strip(data, mime)
+    # Decoded from the file as it came (its EXIF says which way is up), the end-of-image marker restored if need be.
+    with open_image(_with_eoi(data, stripped), max_pixels) as img:
+        if stripped is not None and _clean(img, mime, data):
+            return Normalised(stripped[0], mime, ("metadata",) if stripped[0] != data else ())
         _load(img)
         pixels, changes = normalise(img)
         fmt = "jpeg" if pixels.mode == "RGB" and mime in _LOSSY_SOURCES else "png"
-        encoded = encode(pixels, fmt, JPEG_INPUT_QUALITY)  # inside: `pixels` may be `img`, closed on leaving
+        encoded = _encoded(pixels, fmt, JPEG_INPUT_QUALITY)  # inside: `pixels` may be `img`, closed on leaving
     return Normalised(encoded.data, encoded.mime, (*changes, "metadata", "encoding"))
 
 
@@ -328,21 +451,34 @@ def _verify(img: Image.Image, mime: str) -> None:
 def accept_result(data: bytes, output_format: str | None, quality: int, max_pixels: int) -> Normalised:
     """A provider's answer as the booth receives it: identified by its bytes, fully decoded, normalised, in the
     slot's `output_format` (`jpeg`/`png`; None keeps JPEG or PNG as delivered and turns anything else into PNG
-    with alpha or JPEG without). Raises `UndecodableImageError` (not an image, or one that does not decode) or
-    `TooManyPixelsError`."""
+    with alpha or JPEG without). Raises `UndecodableImageError` (not an image, or one that does not decode),
+    `TooManyPixelsError`, or `UnencodableImageError` (decoded, but cannot be written in the wanted format)."""
     if output_format is not None and output_format not in _MIME:
         raise ValueError(f"unsupported output format {output_format!r}")
     mime = sniff_mime(data)
     if mime is None:
         raise UndecodableImageError("the answer is not an image")
-    if mime == "image/jpeg" and _lacks_eoi(data) and jpeg_lacks_only_eoi(data):
-        data += JPEG_EOI
-    with open_image(data, max_pixels) as img:
+    stripped = _strip(data, mime)
+    if stripped is not None and stripped[1] and not jpeg_lacks_only_eoi(data):
+        raise UndecodableImageError("the JPEG is cut short")
+    with open_image(_with_eoi(data, stripped), max_pixels) as img:
         wanted = output_format or _FORMAT_OF.get(mime)
-        if wanted is not None and _MIME[wanted] == mime and _clean(img, mime, data):
+        if stripped is not None and wanted is not None and _MIME[wanted] == mime and _clean(img, mime, data):
             _verify(img, mime)
-            return Normalised(_strip(data, mime), mime)
+            return Normalised(stripped[0], mime)
         _load(img)
         pixels, changes = normalise(img)
-        encoded = encode(pixels, wanted or ("png" if pixels.mode == "RGBA" else "jpeg"), quality)
+        encoded = _encoded(pixels, wanted or ("png" if pixels.mode == "RGBA" else "jpeg"), quality)
     return Normalised(encoded.data, encoded.mime, (*changes, "encoding"))
+
+
+def _with_eoi(data: bytes, stripped: tuple[bytes, bool] | None) -> bytes:
+    return data + JPEG_EOI if stripped is not None and stripped[1] else data
+
+
+def _encoded(img: Image.Image, fmt: str, quality: int) -> Normalised:
+    """`encode`, with the encoder's refusals (a JPEG side over 65,535 px, …) as `UnencodableImageError`."""
+    try:
+        return encode(img, fmt, quality)
+    except (OSError, ValueError) as exc:
+        raise UnencodableImageError(f"cannot write a {img.width}x{img.height} image as {fmt}: {exc}") from exc
