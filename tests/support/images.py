@@ -104,18 +104,23 @@ def _desc(text: str) -> bytes:
     return b"desc\x00\x00\x00\x00" + struct.pack(">I", len(ascii_)) + ascii_ + b"\x00" * (4 + 4 + 2 + 1 + 67)
 
 
-def swapped_red_green_profile() -> bytes:
-    """An ICC v2 matrix/TRC RGB profile whose red colorant is sRGB's green and vice versa, so a correct
-    conversion to sRGB visibly turns red pixels green (and a dropped profile leaves them red)."""
+def rgb_profile(
+    description: str,
+    red: tuple[float, float, float] = _SRGB_RED,
+    green: tuple[float, float, float] = _SRGB_GREEN,
+    blue: tuple[float, float, float] = _SRGB_BLUE,
+    gamma: float = 2.2,
+) -> bytes:
+    """An ICC v2 matrix/TRC RGB display profile with these D50 colorants and one gamma for every channel."""
     tags = [
-        (b"desc", _desc("Swapped red/green test profile")),
+        (b"desc", _desc(description)),
         (b"wtpt", _xyz(_D50)),
-        (b"rXYZ", _xyz(_SRGB_GREEN)),
-        (b"gXYZ", _xyz(_SRGB_RED)),
-        (b"bXYZ", _xyz(_SRGB_BLUE)),
-        (b"rTRC", _gamma_curve(2.2)),
-        (b"gTRC", _gamma_curve(2.2)),
-        (b"bTRC", _gamma_curve(2.2)),
+        (b"rXYZ", _xyz(red)),
+        (b"gXYZ", _xyz(green)),
+        (b"bXYZ", _xyz(blue)),
+        (b"rTRC", _gamma_curve(gamma)),
+        (b"gTRC", _gamma_curve(gamma)),
+        (b"bTRC", _gamma_curve(gamma)),
     ]
     offset = 128 + 4 + 12 * len(tags)
     table, data = b"", b""
@@ -138,6 +143,17 @@ def swapped_red_green_profile() -> bytes:
     )
     assert len(header) == 128
     return header + struct.pack(">I", len(tags)) + table + data
+
+
+def swapped_red_green_profile() -> bytes:
+    """A profile whose red colorant is sRGB's green and vice versa, so a correct conversion to sRGB visibly turns
+    red pixels green (and a dropped profile leaves them red)."""
+    return rgb_profile("Swapped red/green test profile", red=_SRGB_GREEN, green=_SRGB_RED)
+
+
+def linear_profile_named_srgb() -> bytes:
+    """sRGB's primaries with a linear (gamma 1.0) curve, misleadingly named "Linear sRGB": linear 128 is sRGB 188."""
+    return rgb_profile("Linear sRGB", gamma=1.0)
 
 
 def srgb_profile() -> bytes:

@@ -7,6 +7,9 @@ portrait reached Gemini with its orientation tag; a provider's declared type was
 from __future__ import annotations
 
 import io
+import struct
+import zlib
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -14,6 +17,7 @@ from PIL import Image
 from boothbridge.image_boundary import (
     TooManyPixelsError,
     UndecodableImageError,
+    UnencodableImageError,
     accept_result,
     prepare_input,
     strip_jpeg_metadata,
@@ -24,6 +28,7 @@ from tests.support.images import (
     PERSONAL_MARKERS,
     camera_jpeg,
     encoded,
+    linear_profile_named_srgb,
     png16,
     png_header_only,
     srgb_profile,
@@ -188,12 +193,14 @@ def test_png_text_and_exif_chunks_are_dropped() -> None:
     assert opened(out.data).tobytes() == opened(source).tobytes()
 
 
-def test_strippers_leave_clean_files_and_non_images_untouched() -> None:
+def test_strippers_keep_clean_files_and_refuse_what_does_not_parse() -> None:
     clean_jpeg = encoded(two_tone(16, 16), "JPEG")
     clean_png = encoded(two_tone(16, 16), "PNG")
-    assert strip_jpeg_metadata(clean_jpeg) is clean_jpeg
-    assert strip_png_metadata(clean_png) is clean_png
-    assert strip_jpeg_metadata(b"not a jpeg") == b"not a jpeg"
+    assert strip_jpeg_metadata(clean_jpeg) == clean_jpeg
+    assert strip_png_metadata(clean_png) == clean_png
+    assert strip_jpeg_metadata(b"not a jpeg") is None
+    assert strip_jpeg_metadata(clean_jpeg[:2] + b"\x00" + clean_jpeg[2:]) is None  # the caller re-encodes
+    assert strip_png_metadata(clean_png[:40]) is None
 
 
 def test_a_jpeg_s_trailing_secondary_image_is_not_sent() -> None:
@@ -276,3 +283,110 @@ def test_a_profile_that_cannot_be_applied_is_reported_not_silently_dropped(caplo
     left = opened(out.data).getpixel((10, 40))
     assert left[0] > 180 and left[1] < 60, left  # type: ignore[index]  # the pixels as they were
     assert "ICC profile could not be applied" in caplog.text
+
+
+# ---- what a hostile tester found (each a member of a kind the boundary must hold) --------------------------
+
+
+def _segment(marker: int, payload: bytes) -> bytes:
+    return bytes([0xFF, marker]) + struct.pack(">H", len(payload) + 2) + payload
+
+
+GPS = b"GPSSECRET-48.8584N-2.2945E"
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda j, p: j[:2] + _segment(0xE1, b"Exif\x00\x00" + GPS) + b"\x00" + j[2:],  # junk after the segment
+        lambda j, p: j[:2] + b"\xff\xe1\x00\x08" + b"Exif\x00\x00" + GPS + j[2:],  # APP1 length declared short
+        lambda j, p: (
+            p[: p.index(b"\xff\xc4", p.index(b"\xff\xda"))]
+            + _segment(0xFE, GPS)
+            + p[p.index(b"\xff\xc4", p.index(b"\xff\xda")) :]
+        ),
+        lambda j, p: j[:20] + _segment(0xE0, b"JFXX\x00\x10" + GPS) + j[20:],  # a JFXX thumbnail
+    ],
+    ids=["junk-between-segments", "short-app1", "comment-between-progressive-scans", "jfxx-thumbnail"],
+)
+def test_metadata_never_slips_through_a_malformed_or_unusual_jpeg(build: Any) -> None:
+    base = two_tone(64, 48)
+    source = build(encoded(base, "JPEG", quality=90), encoded(base, "JPEG", quality=90, progressive=True))
+    assert GPS in source
+    out = prepare_input(source, LIMIT)
+    assert GPS not in out.data
+    assert opened(out.data).size == (64, 48)
+
+
+def test_an_end_marker_inside_a_segment_between_scans_does_not_cut_the_image() -> None:
+    progressive = encoded(two_tone(64, 48), "JPEG", quality=90, progressive=True)
+    at = progressive.index(b"\xff\xc4", progressive.index(b"\xff\xda"))
+    source = progressive[:at] + _segment(0xFE, b"\xff\xd9ab") + progressive[at:]
+    out = prepare_input(source, LIMIT)
+    assert opened(out.data).tobytes() == opened(progressive).tobytes()
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        lambda png: png[:33] + _png_chunk(b"prVt", GPS) + png[33:],  # a private chunk
+        lambda png: png + _png_chunk(b"tEXt", b"Comment\x00" + GPS),  # text after IEND
+        lambda png: png[:33] + _png_chunk(b"acTL", b"\x00\x00\x00\x02\x00\x00\x00\x00") + png[33:] + GPS,  # APNG
+    ],
+    ids=["private-chunk", "after-iend", "apng-and-trailer"],
+)
+def test_png_keeps_only_what_decoders_need(extra: Any) -> None:
+    png = encoded(two_tone(20, 10), "PNG")
+    source = extra(png)
+    for out in (prepare_input(source, LIMIT), accept_result(source, None, 92, LIMIT)):
+        assert GPS not in out.data and b"acTL" not in out.data
+        assert out.data.endswith(b"IEND\xaeB`\x82")
+
+
+def test_a_png_without_iend_gets_it_back() -> None:
+    png = encoded(two_tone(20, 10), "PNG")
+    out = accept_result(png[:-12], None, 92, LIMIT)
+    assert out.data == png
+
+
+def test_a_mistyped_exif_tag_does_not_stop_the_orientation() -> None:
+    """Orientation 6 next to a Copyright tag stored as RATIONAL: Pillow's exif_transpose fails on such a block."""
+    ifd = [(0x0112, 3, 1, struct.pack("<HH", 6, 0)), (0x8298, 5, 1, struct.pack("<I", 38))]
+    tiff = b"II*\x00" + struct.pack("<I", 8) + struct.pack("<H", len(ifd))
+    tiff += b"".join(struct.pack("<HHI", *entry[:3]) + entry[3] for entry in ifd) + struct.pack("<I", 0)
+    tiff += struct.pack("<II", 1, 1)
+    plain = encoded(two_tone(64, 32), "JPEG")
+    out = prepare_input(plain[:2] + _segment(0xE1, b"Exif\x00\x00" + tiff) + plain[2:], LIMIT)
+    assert opened(out.data).size == (32, 64)
+
+
+def test_a_result_jpeg_cannot_hold_is_unencodable_not_a_crash() -> None:
+    wide = encoded(Image.new("RGB", (70_000, 2)), "PNG")
+    with pytest.raises(UnencodableImageError):
+        accept_result(wide, "jpeg", 92, LIMIT)
+
+
+def test_srgb_is_judged_by_what_the_profile_does_not_its_name() -> None:
+    img = Image.new("RGB", (8, 8), (128, 128, 128))
+    out = prepare_input(encoded(img, "PNG", icc_profile=linear_profile_named_srgb()), LIMIT)
+    assert "colour" in out.changes
+    assert abs(grey_of(out.data) - 188) <= 2
+
+
+@pytest.mark.parametrize(
+    ("img", "expected"),
+    [
+        (Image.new("I", (8, 8), 2**31 - 1), 255),
+        (Image.new("F", (8, 8), float("nan")), 0),
+        (Image.new("F", (8, 8), -1.0), 0),
+        (Image.new("LAB", (8, 8), (128, 128, 128)), 119),  # L* 50 is a mid grey, not Pillow's channel copy
+    ],
+    ids=["int32-max", "float-nan", "float-negative", "cielab-mid-grey"],
+)
+def test_odd_pixel_formats_from_a_provider(img: Image.Image, expected: int) -> None:
+    out = accept_result(encoded(img, "TIFF"), None, 92, LIMIT)
+    assert abs(grey_of(out.data) - expected) <= 2
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
