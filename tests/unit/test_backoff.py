@@ -9,6 +9,7 @@ import random
 import pytest
 
 from boothbridge.jobs.backoff import can_start, next_attempt_in, retry_delay
+from boothbridge.providers.base import retry_hint_seconds
 
 
 def _exp(attempt: int, base: float, cap: float) -> float:
@@ -165,3 +166,23 @@ def test_a_quota_reset_is_the_delay_s_floor() -> None:
 )
 def test_an_attempt_starts_only_if_it_can_end_in_time(left: float, typical: float, ok: bool) -> None:
     assert can_start(left, typical) is ok
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("2", 2.0),
+        (" 0.5 ", 0.5),
+        ("-3", 0.0),
+        ("nan", None),
+        ("inf", None),
+        ("1e12", 86_400.0),
+        ("soon", None),
+        (None, None),
+        ("Wed, 21 Oct 2015 07:28:00 GMT", None),
+        (47, 47.0),
+    ],
+)
+def test_a_provider_s_wait_hint_is_a_finite_bounded_number_or_nothing(value: object, seconds: float | None) -> None:
+    """`Retry-After: nan` crashed the Gemini error mapping; `inf` made Turbotext's poll sleep for ever."""
+    assert retry_hint_seconds(value) == seconds

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -62,6 +63,23 @@ class ProviderParked:
     The job parks as `waiting_provider`; `provider_ref` is the provider's id for it (kept on the job)."""
 
     provider_ref: str
+
+
+MAX_RETRY_HINT_SEC = 86_400.0  # a provider's wait hint beyond a day is treated as a day
+
+
+def retry_hint_seconds(value: object) -> float | None:
+    """A provider's wait hint (a `Retry-After` header's seconds, Google's RetryInfo delay) as a finite number of
+    seconds in [0, one day]; None when absent or not a number (`nan`, the HTTP-date form, garbage)."""
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        seconds = float(str(value).strip())
+    except ValueError:
+        return None
+    if not math.isfinite(seconds):
+        return None
+    return min(max(seconds, 0.0), MAX_RETRY_HINT_SEC)
 
 
 class ProviderError(Exception):

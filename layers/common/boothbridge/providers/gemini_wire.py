@@ -46,7 +46,7 @@ from PIL import Image
 
 from boothbridge.images import sniff_mime
 from boothbridge.providers import local_ops
-from boothbridge.providers.base import ImageInput, ProviderError, ProviderRequest
+from boothbridge.providers.base import ImageInput, ProviderError, ProviderRequest, retry_hint_seconds
 
 log = logging.getLogger(__name__)
 
@@ -316,15 +316,13 @@ def retry_after(err: errors.APIError) -> float | None:
     """The server's hint: the `Retry-After` header (seconds), else RetryInfo.retryDelay ("31s") in the body."""
     headers = getattr(err.response, "headers", None)
     value = headers.get("Retry-After") if headers is not None else None
-    if value is not None:
-        try:
-            return max(float(value), 0.0)
-        except ValueError:
-            pass
+    header = retry_hint_seconds(value)
+    if header is not None:
+        return header
     for detail in _details(err):
         match = _DURATION.match(str(_get(detail, "retryDelay") or ""))
         if match:
-            return float(match.group(1))
+            return retry_hint_seconds(match.group(1))
     return None
 
 

@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from boothbridge.providers.base import retry_hint_seconds
+
 # The catalog's name for the booth photo in a field mapping; names ending in `_media_id` are slot templates.
 BOOTH_PHOTO = "ingest_media"
 MEDIA_SUFFIX = "_media_id"
@@ -117,11 +119,6 @@ def is_auth_error(message: str) -> bool:
 
 
 def parse_retry_after(value: str | None) -> float | None:
-    """`Retry-After` in seconds (the HTTP-date form is rare for APIs and treated as absent)."""
-    if not value:
-        return None
-    try:
-        seconds = float(value.strip())
-    except ValueError:
-        return None
-    return max(seconds, 0.0)
+    """`Retry-After` in seconds (the HTTP-date form is rare for APIs and treated as absent; see
+    `retry_hint_seconds` for the bounds)."""
+    return retry_hint_seconds(value)
