@@ -34,7 +34,9 @@ class ProviderRequest:
     what this attempt may take before the worker gives up on it. `public_url` publishes an image as a
     temporary public link (Turbotext downloads our images by URL). `webhook_url` is where an asynchronous
     provider may deliver this attempt's result (it carries a per-attempt secret), or None when the
-    deployment has no public address for callbacks.
+    deployment has no public address for callbacks. `start_by` (a `time.monotonic()` value, None = no limit) is
+    the latest moment a paid call of this attempt may start: one starting later could not end before the booth's
+    answer is due (a provider that first waits, e.g. for a client-side quota window, gives up instead).
     """
 
     job_id: str
@@ -46,6 +48,7 @@ class ProviderRequest:
     timeout_sec: float = 48.0
     public_url: PublicLinker = _no_public_links
     webhook_url: str | None = None
+    start_by: float | None = None
 
 
 @dataclass(frozen=True)

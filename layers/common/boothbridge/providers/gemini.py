@@ -109,7 +109,9 @@ class GeminiProvider:
         plan = await asyncio.to_thread(wire.plan_call, request, self.inline_limit)
         refusals = 0
         while True:
-            grant = await self._acquire(plan.tokens, deadline - loop.time())
+            # No paid call starts after `start_by` (the runner's clock is time.monotonic, as the loop's).
+            start_by = min(deadline, request.start_by) if request.start_by is not None else deadline
+            grant = await self._acquire(plan.tokens, start_by - loop.time())
             try:
                 response = await self._generate(grant.key, plan, deadline)
             except ProviderError as err:
