@@ -330,3 +330,21 @@ async def test_a_png_signature_followed_by_text_is_labelled_by_its_signature(
     tested end to end in test_gemini_boundary.py, as is converting to the slot's output format."""
     fake.script(None, fake_png_reply())
     assert (await provider.run(gemini_request())).image == ImageInput(FAKE_PNG, "image/png")
+
+
+async def test_no_paid_call_starts_after_the_attempt_s_start_by(provider: GeminiProvider, fake: FakeGemini) -> None:
+    """A full client-side minute window frees only after `start_by`: the adapter gives up instead of waiting and then
+    starting a call that could not end before the booth's answer is due (it started one at 44 s of 48)."""
+    from dataclasses import replace
+
+    from boothbridge.providers.quota import QuotaLimiter, QuotaLimits
+
+    provider.quota = QuotaLimiter(1, QuotaLimits(requests_per_minute=1, minute_sec=3.0))
+    await provider.run(gemini_request())  # fills the window for 3 s
+    request = replace(gemini_request(), start_by=time.monotonic() + 1.0)
+    err = await run_error(provider, request)
+    assert (err.code, err.retryable) == ("rate_limited", True)
+    assert len(fake.generate_calls()) == 1
+    await asyncio.sleep(3.0)  # the window frees: with time to start, the call is made
+    await provider.run(replace(gemini_request(), start_by=time.monotonic() + 5.0))
+    assert len(fake.generate_calls()) == 2
