@@ -51,19 +51,80 @@ class IngestOutcome:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-def public_fields(form: UploadedForm) -> dict[str, Any]:
-    """The booth's form fields as recorded (never the password), plus what we know of the file."""
-    # NUL cannot be stored in PostgreSQL text or jsonb: it is dropped from what the booth sent.
-    fields: dict[str, Any] = {
-        _no_nul(k)[:200]: _no_nul(v)[:1000] for k, v in form.fields.items() if k not in _SECRET_FIELDS
+# What is kept of an authenticated booth's form (the processing log row, the job's request_meta): every field a
+# known booth sends fits (DSLR Remote Pro's longest are Windows paths, at most 260 characters), and whatever a
+# booth sends, the record stays bounded: at most this many fields, characters per name and value, and characters
+# over all values (about 36 KB of UTF-8 at worst; a DSLR Remote Pro form records about 600 bytes).
+MAX_RECORDED_FIELDS = 40
+MAX_FIELD_NAME_CHARS = 64
+MAX_FIELD_VALUE_CHARS = 512
+MAX_RECORDED_VALUE_CHARS = 8192
+
+# Error codes answered before the ingest password was verified: the sender is unknown, so its request is recorded
+# as fixed-size facts only (how many fields, how big), never what it sent. (401 invalid_password is the one such
+# answer that has a parsed form; 404/400/408/413 from before or while reading the body have none.)
+UNVERIFIED_CODES = frozenset(
+    {
+        "invalid_password",
+        "slot_not_found",
+        "invalid_form",
+        "file_too_large",
+        "client_disconnected",
+        "request_timeout",
     }
+)
+
+
+def public_fields(form: UploadedForm) -> dict[str, Any]:
+    """An authenticated booth's form fields as recorded (never the password), capped (see MAX_RECORDED_*), plus
+    what we know of the file. What was left out is counted under `_truncated`."""
+    fields: dict[str, Any] = {}
+    dropped = cut = 0
+    budget = MAX_RECORDED_VALUE_CHARS
+    for key, raw in form.fields.items():
+        if key in _SECRET_FIELDS:
+            continue
+        if len(fields) >= MAX_RECORDED_FIELDS or budget <= 0:
+            dropped += 1
+            continue
+        # NUL cannot be stored in PostgreSQL text or jsonb: it is dropped from what the booth sent.
+        value = _no_nul(raw)
+        keep = min(MAX_FIELD_VALUE_CHARS, budget)
+        if len(value) > keep:
+            cut += 1
+            value = value[:keep]
+        budget -= len(value)
+        fields[_no_nul(key)[:MAX_FIELD_NAME_CHARS]] = value
+    if dropped or cut:
+        fields["_truncated"] = {"fields_dropped": dropped, "values_cut": cut}
     if form.file is not None:
         fields["_file"] = {
             "filename": _no_nul(form.filename or "")[:255],
-            "declared_type": _no_nul(form.declared_type) if form.declared_type else None,
+            "declared_type": _no_nul(form.declared_type)[:100] if form.declared_type else None,
             "size_bytes": len(form.file),
         }
     return fields
+
+
+def refused_fields(form: UploadedForm) -> dict[str, Any]:
+    """What is recorded of a request refused before its password was verified: fixed-size facts about the form,
+    never a name or value it carried (an unauthenticated sender must not be able to write into our tables)."""
+    return {
+        "_refused": {
+            "field_count": len(form.fields),
+            "field_chars": sum(len(k) + len(v) for k, v in form.fields.items()),
+            "password_sent": bool(form.fields.get("password")),
+            "file_bytes": len(form.file) if form.file is not None else None,
+        }
+    }
+
+
+def log_fields(form: UploadedForm, outcome: IngestOutcome) -> dict[str, Any]:
+    """The processing log's `request_fields` for a request that ended with `outcome`: the booth's (capped) fields
+    once its password was verified, fixed-size facts when it was refused before that."""
+    if outcome.error is not None and outcome.error.code in UNVERIFIED_CODES:
+        return refused_fields(form)
+    return public_fields(form)
 
 
 def _no_nul(text: str) -> str:

@@ -15,6 +15,11 @@ Definitions, shared by every endpoint:
 - Costs are in each provider's pricing currency (the catalog's `pricing.currency`); the summary also gives a
   slot's spending per currency, since a slot may have changed providers since its reset.
 - Ranges are half-open [from, to). A date-only `to` (`2024-04-07`) includes that whole day, as in the seed.
+- Retention: processing_log keeps LOG_RETENTION_DAYS (default 90) days of rows. Before the cleanup deletes older
+  rows it adds them to `processing_log_totals` per slot, so the summary's counts stay exact: the all-time
+  processed count is every booth request's SUCCESS ever (deleted + kept rows), and the since-reset requests,
+  processed and error % include deleted rows newer than the reset. The since-reset p95 is over the kept rows
+  only; the series (≤ 31 / ≤ 90 days) show nothing older than the retention.
 """
 
 from __future__ import annotations
@@ -189,10 +194,11 @@ _GLOBAL_SERIES = f"""
     ORDER BY {{order}}
 """
 
-# The stats page: each slot since its last reset, plus the operator's all-time processed count.
+# The stats page: each slot since its last reset, plus the operator's all-time processed count. Counts are the
+# kept processing_log rows plus those the retention cleanup folded into processing_log_totals.
 _SUMMARY = """
     WITH own AS (SELECT id, name, settings_json, last_reset_at FROM slots WHERE user_id = :uid),
-    since_reset AS (
+    kept AS (
         SELECT l.slot_id,
                count(*) AS requests,
                count(*) FILTER (WHERE l.status = 'SUCCESS') AS processed,
@@ -201,6 +207,16 @@ _SUMMARY = """
         FROM processing_log l JOIN own s ON s.id = l.slot_id
         WHERE NOT l.is_test AND l.created_at >= coalesce(s.last_reset_at, '-infinity')
         GROUP BY l.slot_id
+    ),
+    since_reset AS (
+        SELECT s.id AS slot_id,
+               coalesce(k.requests, 0) + coalesce(t.since_reset_requests, 0) AS requests,
+               coalesce(k.processed, 0) + coalesce(t.since_reset_processed, 0) AS processed,
+               coalesce(k.failed, 0) + coalesce(t.since_reset_failed, 0) AS failed,
+               k.p95_ms
+        FROM own s
+        LEFT JOIN kept k ON k.slot_id = s.id
+        LEFT JOIN processing_log_totals t ON t.slot_id = s.id
     ),
     -- The booth jobs each slot's money is counted from: those since its last reset.
     billed AS (
@@ -234,7 +250,10 @@ _SUMMARY = """
            round(100.0 * r.failed / nullif(r.requests, 0), 2) AS error_pct,
            m.last_cost, m.last_cost_provider, coalesce(m.total_cost, 0) AS total_cost, p.by_provider,
            (SELECT count(*) FROM processing_log l JOIN own o ON o.id = l.slot_id
-             WHERE l.status = 'SUCCESS' AND NOT l.is_test) AS processed_all_time
+             WHERE l.status = 'SUCCESS' AND NOT l.is_test)
+           + (SELECT CAST(coalesce(sum(t.processed), 0) AS bigint)
+                FROM processing_log_totals t JOIN own o ON o.id = t.slot_id)
+             AS processed_all_time
     FROM own s
     LEFT JOIN since_reset r ON r.slot_id = s.id
     LEFT JOIN spend m ON m.slot_id = s.id
@@ -243,7 +262,20 @@ _SUMMARY = """
 """
 
 _OWNED = text("SELECT 1 FROM slots WHERE id = :id AND user_id = :uid")
-_RESET = text("UPDATE slots SET last_reset_at = now() WHERE id = :id AND user_id = :uid RETURNING last_reset_at")
+# The reset and the zeroing of the since-reset totals of rows already deleted, in one statement (one transaction).
+_RESET = text(
+    """
+    WITH reset AS (
+        UPDATE slots SET last_reset_at = now() WHERE id = :id AND user_id = :uid RETURNING id, last_reset_at
+    ),
+    zeroed AS (
+        UPDATE processing_log_totals t
+        SET since_reset_requests = 0, since_reset_processed = 0, since_reset_failed = 0, updated_at = now()
+        FROM reset WHERE t.slot_id = reset.id
+    )
+    SELECT last_reset_at FROM reset
+    """
+)
 
 
 def _slot_not_found(slot_id: str) -> AppError:
