@@ -1,4 +1,8 @@
-"""Media endpoints: upload images (slot templates, temporary public links) and serve public links."""
+"""Media endpoints: upload images (slot templates, temporary public links) and serve public links.
+
+An operator finds, reuses and extends only their own uploads (see `boothbridge.media.service`): another
+operator's object is answered exactly like a missing one (404 media_not_found). Upload bodies that stall are cut
+with 408 request_timeout (BODY_TIMEOUT_SEC)."""
 
 import asyncio
 import re
@@ -10,8 +14,10 @@ from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from boothbridge.accounts import Operator
 from boothbridge.container import Container
 from boothbridge.errors import AppError
+from boothbridge.http.multipart import BodyTimeoutRoute
 from boothbridge.http.openapi import AUTH, BODY, INVALID, errors, merge
 from boothbridge.images import inspect_image
 from boothbridge.media.service import MediaExpired, MediaNotFound, MediaRef
@@ -41,15 +47,16 @@ def media_json(c: Container, ref: MediaRef, expires_at: datetime | None) -> dict
 
 
 def media_router(get_container: Any, operator_dep: Any) -> APIRouter:
-    router = APIRouter(tags=["media"])
+    router = APIRouter(tags=["media"], route_class=BodyTimeoutRoute)
+    OperatorDep = Annotated[Operator, Depends(operator_dep)]
 
     @router.post(
         "/api/media/register",
-        dependencies=[Depends(operator_dep)],
         responses=errors(
             *AUTH,
             *BODY,
             "400 file_empty",
+            "408 request_timeout",
             "413 file_too_large",
             "415 unsupported_media_type",
             "422 image_undecodable",
@@ -58,11 +65,13 @@ def media_router(get_container: Any, operator_dep: Any) -> APIRouter:
     )
     async def register(
         file: Annotated[UploadFile, File(description="a JPEG, PNG or WebP image")],
+        operator: OperatorDep,
         purpose: Annotated[str, Form(pattern="^(template|public)$")] = "public",
         ttl_sec: Annotated[int | None, Form(ge=1, le=MAX_PUBLIC_TTL_SEC)] = None,
     ) -> dict[str, Any]:
         """Store an image: a slot template (kept while referenced) or a temporary public link. The same bytes
-        uploaded again return the same object (a public link's expiry becomes the later of the two)."""
+        uploaded again by the same operator return the same object (a public link's expiry becomes the later of
+        the two); another operator's identical upload is an object of their own."""
         c: Container = await get_container()
         data = await file.read(c.settings.max_upload_bytes + 1)
         if not data:
@@ -74,42 +83,44 @@ def media_router(get_container: Any, operator_dep: Any) -> APIRouter:
         info = await asyncio.to_thread(inspect_image, data, ACCEPTED_MIME, c.settings.max_image_pixels)
         ttl = ttl_sec if ttl_sec is not None else c.settings.public_link_ttl_sec
         expires = None if purpose == "template" else datetime.now(UTC) + timedelta(seconds=ttl)
-        ref = await c.media.save(purpose, data, info.mime, expires)
+        ref = await c.media.save(purpose, data, info.mime, expires, owner_id=operator.id)
         return media_json(c, ref, ref.expires_at)
 
     @router.post(
         "/api/media/extend",
-        dependencies=[Depends(operator_dep)],
         responses=errors(*AUTH, *BODY, "404 media_not_found", "409 media_not_temporary", "410 media_expired"),
     )
-    async def extend(body: ExtendRequest) -> dict[str, Any]:
-        """Push a live public link's expiry to `ttl_sec` from now (never earlier: the same uploaded bytes share
-        one object, so one link's extension must not cut another's short)."""
+    async def extend(body: ExtendRequest, operator: OperatorDep) -> dict[str, Any]:
+        """Push a live public link of the operator's to `ttl_sec` from now (never earlier: the same uploaded bytes
+        share one object, so one link's extension must not cut another's short). Another operator's object, or
+        one the service made itself, is 404 media_not_found."""
         c: Container = await get_container()
         try:
-            ref = await c.media.describe(body.id)
+            ref = await c.media.describe(body.id, owner_id=operator.id)
         except MediaNotFound:
             raise AppError(404, "media_not_found", "no such media object") from None
         except MediaExpired:
             raise AppError(410, "media_expired", "the link has already expired") from None
         if ref.expires_at is None:
             raise AppError(409, "media_not_temporary", "this object does not expire")
-        extended = await c.media.extend(body.id, datetime.now(UTC) + timedelta(seconds=body.ttl_sec))
+        expires = datetime.now(UTC) + timedelta(seconds=body.ttl_sec)
+        extended = await c.media.extend(body.id, expires, owner_id=operator.id)
         if extended is None:  # expired (or removed) since it was read
             raise AppError(410, "media_expired", "the link has already expired")
         return media_json(c, extended, extended.expires_at)
 
     @router.get(
         "/api/media/hash/{sha256}",
-        dependencies=[Depends(operator_dep)],
         responses=errors(*AUTH, INVALID, "400 invalid_parameter", "404 media_not_found"),
     )
     async def by_hash(
         sha256: str,
+        operator: OperatorDep,
         kind: Annotated[str | None, Query(max_length=20, description="'template' or 'public' (default: both)")] = None,
     ) -> dict[str, Any]:
-        """The live uploaded object (template or public link) with these bytes, if any: lets a client check its
-        file's SHA-256 before uploading it. Booth photos and results are never found here."""
+        """The operator's own live upload (template or public link) with these bytes, if any: lets a client check
+        its file's SHA-256 before uploading it. Booth photos, results and other operators' uploads are never
+        found here."""
         if not _SHA256.fullmatch(sha256):
             raise AppError(400, "invalid_parameter", "sha256 must be 64 hexadecimal digits", {"parameter": "sha256"})
         if kind is not None and kind not in UPLOAD_KINDS:
@@ -120,7 +131,7 @@ def media_router(get_container: Any, operator_dep: Any) -> APIRouter:
                 {"parameter": "kind", "allowed": UPLOAD_KINDS},
             )
         c: Container = await get_container()
-        ref = await c.media.find_live(sha256.lower(), (kind,) if kind else tuple(UPLOAD_KINDS))
+        ref = await c.media.find_live(sha256.lower(), operator.id, (kind,) if kind else tuple(UPLOAD_KINDS))
         if ref is None:
             raise AppError(404, "media_not_found", "no live object with these bytes", {"sha256": sha256.lower()})
         return media_json(c, ref, ref.expires_at)

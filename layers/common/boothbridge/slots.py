@@ -15,6 +15,20 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from boothbridge.catalog import Catalog
 from boothbridge.errors import AppError
 
+# The images an operator may name in a slot's `*_media_id` settings: live, and their own upload; or, for an
+# upload from before owners were recorded (owner_id NULL), one that a slot of theirs already names (so an existing
+# configuration can be saved again). Another operator's image is reported exactly like a missing one.
+_USABLE_MEDIA = text(
+    r"""
+    SELECT m.id FROM media_objects m
+    WHERE m.id = ANY(:ids) AND (m.expires_at IS NULL OR m.expires_at > now())
+      AND (m.owner_id = CAST(:uid AS integer)
+           OR (m.owner_id IS NULL AND EXISTS (
+                SELECT 1 FROM slots s, jsonb_each_text(s.settings_json) e
+                WHERE s.user_id = CAST(:uid AS integer) AND e.key LIKE '%\_media\_id' AND e.value = m.id::text)))
+    """
+)
+
 _SLOT_COLUMNS = "id, name, provider_id, operation_id, settings_json, failure_policy, version, last_reset_at, updated_at"
 
 
@@ -66,6 +80,8 @@ class SlotService:
     def __init__(self, engine: AsyncEngine, catalog: Catalog) -> None:
         self.engine = engine
         self.catalog = catalog
+        # The operator whose slot `get` last found: whose media a later `check` without `user_id` may name.
+        self._viewer: int | None = None
 
     async def list(
         self,
@@ -103,6 +119,7 @@ class SlotService:
         if row is None:
             # Another operator's slot is reported exactly like a missing one.
             raise AppError(404, "slot_not_found", "no such slot", {"slot_id": slot_id})
+        self._viewer = user_id
         return SlotView(**row._mapping)
 
     def validate(self, update: SlotUpdate) -> None:
@@ -140,7 +157,7 @@ class SlotService:
         if update.failure_policy is not None and update.failure_policy not in ("error", "original"):
             raise AppError(422, "invalid_failure_policy", "failure_policy must be 'error' or 'original'")
 
-    async def _check_media(self, update: SlotUpdate) -> None:
+    async def _check_media(self, update: SlotUpdate, user_id: int | None) -> None:
         operation = self.catalog.operation(update.operation_id)
         assert operation is not None
         ids = {f: update.settings_json[f] for f in operation.media_fields() if update.settings_json.get(f)}
@@ -150,11 +167,8 @@ class SlotService:
             found = set(
                 (
                     await conn.execute(
-                        text(
-                            "SELECT id FROM media_objects WHERE id = ANY(:ids)"
-                            " AND (expires_at IS NULL OR expires_at > now())"
-                        ),
-                        {"ids": [uuid.UUID(str(v)) for v in ids.values()]},
+                        _USABLE_MEDIA,
+                        {"ids": [uuid.UUID(str(v)) for v in ids.values()], "uid": user_id},
                     )
                 ).scalars()
             )
@@ -167,14 +181,15 @@ class SlotService:
                 {"fields": [{"field": f, "message": "no such media object"} for f in missing]},
             )
 
-    async def check(self, update: SlotUpdate) -> None:
-        """Everything a save checks, without saving: catalog, settings schema, and that named images exist."""
+    async def check(self, update: SlotUpdate, user_id: int | None = None) -> None:
+        """Everything a save checks, without saving: catalog, settings schema, and that named images exist and
+        are the operator's (`user_id`; by default the one whose slot `get` found; with neither, no image is)."""
         self.validate(update)
-        await self._check_media(update)
+        await self._check_media(update, user_id if user_id is not None else self._viewer)
 
     async def update(self, user_id: int, slot_id: str, update: SlotUpdate) -> SlotView:
         await self.get(user_id, slot_id)
-        await self.check(update)
+        await self.check(update, user_id)
         # Optimistic concurrency: with a version the update applies only to the version the editor saw.
         sql = text(
             f"""

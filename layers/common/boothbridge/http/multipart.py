@@ -5,19 +5,28 @@ The photo is the first part *named* `fileToUpload`, however its Content-Disposit
 sent (never decoded as text). Every other part that names a file is skipped; every other part is a text field.
 The body is parsed with python-multipart's streaming parser, not Starlette's form parser, because Starlette
 decides "file or text field" by the presence of a plain `filename` parameter.
+
+A body that stalls (slow-loris: no bytes for BODY_TIMEOUT_SEC, default 30 s, between two chunks) is cut with
+`408 request_timeout`. The limit is on the gap between chunks, not on the whole body: a booth on slow event
+Wi-Fi may take minutes over a 20 MB photo, but it never goes silent for 30 s. `BodyTimeoutRoute` does the same
+for FastAPI endpoints that read a form (the operator API's uploads).
 """
 
 from __future__ import annotations
 
+import asyncio
 import codecs
 import re
-from collections.abc import AsyncGenerator
-from typing import TYPE_CHECKING
+from collections.abc import AsyncGenerator, Callable, Coroutine
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote_to_bytes
 
+from fastapi.routing import APIRoute
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.types import Message, Receive
 
 from boothbridge.errors import AppError
 from boothbridge.ingest_model import UploadedForm, too_large
@@ -32,22 +41,55 @@ MAX_FILE_PARTS = 4  # parts named fileToUpload or naming a file
 MAX_TEXT_FIELDS = 200
 MAX_TEXT_FIELD_BYTES = 1024 * 1024
 
+DEFAULT_BODY_TIMEOUT_SEC = 30.0
+
 # One `; key=value` parameter of a header value; the value a quoted-string or a token.
 _PARAMETER = re.compile(r';\s*([^\s=;]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
 
 
-async def read_booth_form(request: Request, max_file_bytes: int) -> UploadedForm:
+def request_timeout(seconds: float) -> AppError:
+    return AppError(
+        408,
+        "request_timeout",
+        "the request body stalled: nothing arrived for too long",
+        {"body_timeout_sec": seconds},
+        headers={"Connection": "close"},
+    )
+
+
+async def body_timeout_for(request: Request) -> float:
+    """BODY_TIMEOUT_SEC of the app serving `request` (its container's settings), else the default."""
+    app = request.scope.get("app")
+    holder = getattr(getattr(app, "state", None), "holder", None)
+    if holder is None:
+        return DEFAULT_BODY_TIMEOUT_SEC
+    return float((await holder.get()).settings.body_timeout_sec)
+
+
+async def read_booth_form(
+    request: Request, max_file_bytes: int, *, body_timeout_sec: float | None = None
+) -> UploadedForm:
     """Parse `multipart/form-data`; 413 before reading when Content-Length is already too big (so an
-    `Expect: 100-continue` client never sends the body), and 413 while streaming if it grows too big."""
+    `Expect: 100-continue` client never sends the body), 413 while streaming if it grows too big, and 408 when
+    no chunk arrives for `body_timeout_sec` (default: the app's BODY_TIMEOUT_SEC)."""
     limit = max_file_bytes + FORM_OVERHEAD_BYTES
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise too_large(max_file_bytes)
     ctype = request.headers.get("content-type", "")
+    timeout = body_timeout_sec if body_timeout_sec is not None else await body_timeout_for(request)
 
     async def limited() -> AsyncGenerator[bytes, None]:
         seen = 0
-        async for chunk in request.stream():
+        chunks = request.stream().__aiter__()
+        while True:
+            try:
+                async with asyncio.timeout(timeout):
+                    chunk = await chunks.__anext__()
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                raise request_timeout(timeout) from None
             seen += len(chunk)
             if seen > limit:
                 raise too_large(max_file_bytes)
@@ -205,3 +247,38 @@ def _decode(raw: bytes | bytearray, charset: str) -> str:
 
 def _malformed(reason: str) -> AppError:
     return AppError(400, "invalid_form", f"the multipart body is malformed: {reason}")
+
+
+class BodyTimeoutRoute(APIRoute):
+    """A route whose request body is cut with `408 request_timeout` when no chunk arrives for BODY_TIMEOUT_SEC.
+
+    FastAPI reads a form body before the endpoint runs and turns any failure while reading into its own 400, so
+    the stalled `receive` ends the body as a disconnect and the 408 is raised here, once FastAPI gave up."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+
+        async def timed(request: Request) -> Response:
+            timeout = await body_timeout_for(request)
+            stalled: list[bool] = []
+            receive = _timed_receive(request.receive, timeout, stalled)
+            try:
+                return await handle(Request(request.scope, receive))
+            except Exception:
+                if stalled:
+                    raise request_timeout(timeout) from None
+                raise
+
+        return timed
+
+
+def _timed_receive(receive: Receive, timeout: float, stalled: list[Any]) -> Receive:
+    async def timed() -> Message:
+        try:
+            async with asyncio.timeout(timeout):
+                return await receive()
+        except TimeoutError:
+            stalled.append(True)
+            return {"type": "http.disconnect"}
+
+    return timed

@@ -1,4 +1,12 @@
-"""Media objects: bytes in an ObjectStore, one `media_objects` row each, refused once expired."""
+"""Media objects: bytes in an ObjectStore, one `media_objects` row each, refused once expired.
+
+Ownership: an operator's uploads (`POST /api/media/register`) carry their `owner_id`. An operator finds by hash,
+reuses on upload (de-duplication), extends and names in a slot only their own objects; identical bytes uploaded
+by two operators are two objects. Objects the service makes itself (booth photos, results, the links providers
+download) have no owner and are de-duplicated only among themselves. Uploads from before owners were recorded
+(migration 0007) have no owner either: nobody finds, reuses or extends them, and an operator may go on naming one
+in a slot only while one of their own slots already names it (so existing configurations can be saved again).
+"""
 
 from __future__ import annotations
 
@@ -37,7 +45,8 @@ _REUSE = text(
                           ELSE greatest(expires_at, CAST(:exp AS timestamptz)) END
     WHERE id = (
         SELECT id FROM media_objects
-        WHERE sha256 = :sha AND kind = :kind AND mime = :mime AND {_LIVE}
+        WHERE sha256 = :sha AND kind = :kind AND mime = :mime AND owner_id IS NOT DISTINCT FROM :owner
+          AND {_LIVE}
         ORDER BY expires_at DESC NULLS FIRST, created_at
         LIMIT 1
     ) AND {_LIVE}
@@ -85,12 +94,16 @@ class MediaService:
 
     @staticmethod
     async def insert_row(
-        conn: AsyncConnection, ref: MediaRef, expires_at: datetime | None, job_id: uuid.UUID | None = None
+        conn: AsyncConnection,
+        ref: MediaRef,
+        expires_at: datetime | None,
+        job_id: uuid.UUID | None = None,
+        owner_id: int | None = None,
     ) -> None:
         await conn.execute(
             text(
-                "INSERT INTO media_objects (id, storage_key, mime, size_bytes, sha256, kind, expires_at, job_id)"
-                " VALUES (:id, :key, :mime, :size, :sha, :kind, :exp, :job)"
+                "INSERT INTO media_objects (id, storage_key, mime, size_bytes, sha256, kind, expires_at, job_id,"
+                " owner_id) VALUES (:id, :key, :mime, :size, :sha, :kind, :exp, :job, :owner)"
             ),
             {
                 "id": ref.id,
@@ -101,6 +114,7 @@ class MediaService:
                 "kind": ref.kind,
                 "exp": expires_at,
                 "job": job_id,
+                "owner": owner_id,
             },
         )
 
@@ -111,63 +125,69 @@ class MediaService:
         mime: str,
         expires_at: datetime | None,
         job_id: uuid.UUID | None = None,
+        *,
+        owner_id: int | None = None,
     ) -> MediaRef:
         """Store the bytes as a new object, or, for the de-duplicated kinds, return a live object of that kind
-        with the same bytes, its expiry pushed to the later of the two.
+        with the same bytes and the same owner (`owner_id`, None for the service's own objects), its expiry pushed
+        to the later of the two.
 
         Two identical uploads at the same moment may both find nothing and both store: that leaves two whole
         objects (each row is inserted only after its bytes are stored), never a broken one, and later uploads
         reuse one of them. Only a single-statement reuse is needed for that, no lock held across the upload.
         """
         if kind in DEDUPLICATED_KINDS:
-            reused = await self._reuse(kind, hashlib.sha256(data).hexdigest(), mime, expires_at)
+            reused = await self._reuse(kind, hashlib.sha256(data).hexdigest(), mime, expires_at, owner_id)
             if reused is not None:
                 return reused
         ref = await self.write_bytes(kind, data, mime)
         try:
             async with self.db.connect() as conn:
-                await self.insert_row(conn, ref, expires_at, job_id)
+                await self.insert_row(conn, ref, expires_at, job_id, owner_id)
         except BaseException:
             await self.store.delete(ref.storage_key)
             raise
         return MediaRef(**{**ref.__dict__, "expires_at": expires_at})
 
-    async def _reuse(self, kind: str, sha256: str, mime: str, expires_at: datetime | None) -> MediaRef | None:
+    async def _reuse(
+        self, kind: str, sha256: str, mime: str, expires_at: datetime | None, owner_id: int | None
+    ) -> MediaRef | None:
+        params = {"sha": sha256, "kind": kind, "mime": mime, "exp": expires_at, "owner": owner_id}
         async with self.db.connect() as conn:
-            row = (
-                await conn.execute(_REUSE, {"sha": sha256, "kind": kind, "mime": mime, "exp": expires_at})
-            ).one_or_none()
+            row = (await conn.execute(_REUSE, params)).one_or_none()
         return _ref(row) if row is not None else None
 
     async def find_live(
-        self, sha256: str, kinds: tuple[str, ...] = tuple(sorted(DEDUPLICATED_KINDS))
+        self, sha256: str, owner_id: int, kinds: tuple[str, ...] = tuple(sorted(DEDUPLICATED_KINDS))
     ) -> MediaRef | None:
-        """A live (unexpired) object of one of `kinds` with these bytes: one that never expires first, else the
-        one that lives longest."""
+        """A live (unexpired) object of `owner_id`'s, of one of `kinds`, with these bytes: one that never expires
+        first, else the one that lives longest."""
         async with self.db.connect() as conn:
             row = (
                 await conn.execute(
                     text(
                         f"SELECT {_REF_COLUMNS} FROM media_objects"
-                        f" WHERE sha256 = :sha AND kind = ANY(:kinds) AND {_LIVE}"
+                        f" WHERE sha256 = :sha AND kind = ANY(:kinds) AND owner_id = :owner AND {_LIVE}"
                         " ORDER BY expires_at DESC NULLS FIRST, created_at LIMIT 1"
                     ),
-                    {"sha": sha256, "kinds": list(kinds)},
+                    {"sha": sha256, "kinds": list(kinds), "owner": owner_id},
                 )
             ).one_or_none()
         return _ref(row) if row is not None else None
 
-    async def describe(self, media_id: uuid.UUID) -> MediaRef:
-        """The row, refusing expired objects even before cleanup has removed them."""
+    async def describe(self, media_id: uuid.UUID, *, owner_id: int | None = None) -> MediaRef:
+        """The row, refusing expired objects even before cleanup has removed them. With `owner_id`, only that
+        operator's object: another's is MediaNotFound, exactly like a missing one."""
+        owned = " AND owner_id = :owner" if owner_id is not None else ""
         async with self.db.connect() as conn:
             row = (
                 await conn.execute(
                     text(
                         "SELECT id, storage_key, mime, size_bytes, sha256, kind, expires_at,"
                         " expires_at IS NOT NULL AND expires_at <= now() AS expired"
-                        " FROM media_objects WHERE id = :id"
+                        f" FROM media_objects WHERE id = :id{owned}"
                     ),
-                    {"id": media_id},
+                    {"id": media_id, "owner": owner_id},
                 )
             ).one_or_none()
         if row is None:
@@ -195,18 +215,20 @@ class MediaService:
         except ObjectNotFound as exc:
             raise MediaNotFound(str(ref.id)) from exc
 
-    async def extend(self, media_id: uuid.UUID, expires_at: datetime) -> MediaRef | None:
-        """Push a live temporary object's expiry to `expires_at`, never earlier than it was (a de-duplicated
-        object may be shared by several links). None when it is gone, expired or not temporary. One statement,
-        checked on the locked row, so an object cleanup is already removing is never brought back."""
+    async def extend(self, media_id: uuid.UUID, expires_at: datetime, *, owner_id: int) -> MediaRef | None:
+        """Push a live temporary object of `owner_id`'s to `expires_at`, never earlier than it was (a
+        de-duplicated object may be shared by several links). None when it is gone, expired, not temporary or not
+        theirs. One statement, checked on the locked row, so an object cleanup is already removing is never
+        brought back."""
         async with self.db.connect() as conn:
             row = (
                 await conn.execute(
                     text(
                         "UPDATE media_objects SET expires_at = greatest(expires_at, :exp)"
-                        f" WHERE id = :id AND expires_at IS NOT NULL AND expires_at > now() RETURNING {_REF_COLUMNS}"
+                        " WHERE id = :id AND owner_id = :owner AND expires_at IS NOT NULL AND expires_at > now()"
+                        f" RETURNING {_REF_COLUMNS}"
                     ),
-                    {"id": media_id, "exp": expires_at},
+                    {"id": media_id, "exp": expires_at, "owner": owner_id},
                 )
             ).one_or_none()
         return _ref(row) if row is not None else None
