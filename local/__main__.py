@@ -20,6 +20,7 @@ from types import FrameType
 import uvicorn
 
 from boothbridge.settings import Settings
+from functions.webhook.redact import install_redaction
 from local.app import create_app
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
@@ -63,6 +64,7 @@ def main() -> None:
         config = uvicorn.Config(
             app, host=settings.host, port=settings.port, log_level="info", timeout_graceful_shutdown=5
         )
+        configure_log_redaction()  # after uvicorn.Config, which installs uvicorn's own handlers
         server = uvicorn.Server(config)
         if not stopped_by:
             server.run()
@@ -70,6 +72,12 @@ def main() -> None:
         sys.exit(128 + stopped_by[0])  # the shell's "ended by signal N", after a clean stop
     if not server.started:
         sys.exit(3)  # uvicorn's STARTUP_FAILURE, as uvicorn.run exits when the server could not start
+
+
+def configure_log_redaction() -> None:
+    """No webhook secret in any line this process logs: uvicorn's access log prints every request's path, and a
+    provider's callback path carries its secret (`/webhooks/turbotext/{job id}.{secret}` → `{job id}.***`)."""
+    install_redaction("uvicorn.access", "uvicorn.error", "uvicorn")
 
 
 if __name__ == "__main__":

@@ -12,12 +12,16 @@ from boothbridge.http.holder import ContainerHolder, LazyMangum
 from boothbridge.http.openapi import errors, install_openapi
 from boothbridge.settings import Settings
 from boothbridge.webhooks import WebhookService
+from functions.webhook.redact import install_redaction
 
 MAX_CALLBACK_BYTES = 1024 * 1024
 
 
 def create_app(settings: Settings | None = None, container: Container | None = None) -> FastAPI:
     app = FastAPI(title="boothbridge webhooks", docs_url=None, redoc_url=None, openapi_url=None)
+    # The URL carries the callback's secret: whatever logs it here (Lambda's root handler, uvicorn's access log
+    # when served by it) prints `***` instead.
+    install_redaction("uvicorn.access", "uvicorn.error")
     install_error_handlers(app)
     install_openapi(app)
     holder = app.state.holder = ContainerHolder(settings, container, listen=False)

@@ -1,0 +1,115 @@
+"""A provider's callback URL carries its secret (`/webhooks/turbotext/{job id}.{secret}`): a real emulator run
+(`python -m local`, uvicorn's own access log) prints the job id and `***`, never the secret."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+
+from boothbridge.settings import PROJECT_ROOT, Settings
+from functions.webhook.redact import WebhookSecretFilter, redact
+
+STARTUP_TIMEOUT = 60.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_emulator_access_log_never_shows_a_webhook_secret(settings: Settings, tmp_path: Path) -> None:
+    port = free_port()
+    log_path = tmp_path / "emulator.log"
+    assert settings.s3_bucket and settings.database_url
+    env = {
+        **os.environ,
+        "APP_ENV": "local",
+        "DATABASE_URL": settings.database_url,
+        "DATA_DIR": str(tmp_path / "data"),
+        "S3_ENDPOINT_URL": settings.s3_endpoint_url or "",
+        "S3_BUCKET": settings.s3_bucket,
+        "S3_ACCESS_KEY_ID": settings.s3_access_key_id or "",
+        "S3_SECRET_ACCESS_KEY": settings.s3_secret_access_key or "",
+        "S3_REGION": settings.s3_region,
+        "CREDENTIALS_PATH": str(settings.credentials_path),
+        "PORT": str(port),
+        "HOST": "127.0.0.1",
+        # A public address turns provider webhooks on, as in production.
+        "PUBLIC_BASE_URL": "https://booth.example.test",
+        "RUN_WORKER": "false",
+        "RUN_CLEANUP": "false",
+        "DEMO_FAKES": "0",
+    }
+    secrets = [f"s3cr3t{uuid.uuid4().hex}", f"other{uuid.uuid4().hex}"]
+    job_id = str(uuid.uuid4())
+    with log_path.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "local"],
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while True:
+            assert process.poll() is None, log_path.read_text(errors="replace")[-4000:]
+            try:
+                if httpx.get(f"{base}/health", timeout=2).status_code in (200, 503):
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, log_path.read_text(errors="replace")[-4000:]
+            time.sleep(0.2)
+        # Turbotext's callback: JSON with the result link, to the attempt's URL (here one no job answers to).
+        payload = {"success": True, "uploaded_image": "https://www.turbotext.ru/image/result.png", "asyncid": 1}
+        r = httpx.post(f"{base}/webhooks/turbotext/{job_id}.{secrets[0]}", json=payload, timeout=10)
+        assert r.status_code == 404 and r.json()["error"]["code"] == "unknown_callback"
+        r = httpx.post(f"{base}/webhooks/turbotext/{job_id}.{secrets[1]}?retry=1", json=payload, timeout=10)
+        assert r.status_code == 404
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
+    output = log_path.read_text(errors="replace")
+    access = [line for line in output.splitlines() if "/webhooks/turbotext/" in line]
+    assert len(access) == 2, output[-4000:]
+    assert all(f"/webhooks/turbotext/{job_id}.***" in line and " 404" in line for line in access), access
+    for secret in secrets:
+        assert secret not in output
+
+
+def test_filter_rewrites_uvicorn_access_records() -> None:
+    """The filter on uvicorn's record shape: the path is an argument of the message, not part of it."""
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5000", "POST", "/webhooks/turbotext/abc.SECRET?x=1", "1.1", 200),
+        None,
+    )
+    assert WebhookSecretFilter().filter(record)
+    assert record.getMessage() == '127.0.0.1:5000 - "POST /webhooks/turbotext/abc.***?x=1 HTTP/1.1" 200'
+    assert redact("/webhooks/sleepy/garbage") == "/webhooks/sleepy/***"
+    assert redact("GET /api/slots/slot-001") == "GET /api/slots/slot-001"
+    assert (
+        redact("/webhooks/turbotext/j.s1 and /webhooks/fal/k.s2") == "/webhooks/turbotext/j.*** and /webhooks/fal/k.***"
+    )
