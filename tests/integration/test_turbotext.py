@@ -476,9 +476,9 @@ async def test_a_link_that_never_serves_fails_without_extra_generations(
     assert r.json()["error"]["details"]["reason"] == "result_download_failed"
     job = await _job(container, r.headers["x-job-id"])
     assert (job.status, job.error_code) == ("failed", "result_download_failed")
-    # Every generation is one the queue's retry policy started: polling retries the attempt (the error is
-    # retryable) up to max_attempts; a callback's failure ends the job. Download tries added none.
-    allowed = settings.max_attempts if mode == "polling" else 1
+    # Every generation is one the queue's retry policy started: on both paths the attempt is retried (the error is
+    # retryable) up to max_attempts. Download tries added none.
+    allowed = settings.max_attempts
     assert turbotext.creates() == job.attempt == len(job.attempt_errors) == allowed
     queue_ids = sorted({d.queue_id for d in turbotext.downloads})
     assert len(queue_ids) == allowed

@@ -17,12 +17,13 @@ from typing import Any
 import httpx
 import pytest
 from PIL import Image
+from sqlalchemy import text
 
 from boothbridge.container import Container
 from boothbridge.providers.turbotext import TurbotextProvider
 from boothbridge.settings import PROJECT_ROOT, Settings
 from local.app import Emulator
-from tests.fakes.turbotext_server import FakeTurbotext
+from tests.fakes.turbotext_server import FakeTurbotext, LinkFault
 from tests.support.booth import configure_slot, credentials, operator_token, post_photo
 from tests.support.images import ORIENTATION, PERSONAL_MARKERS, camera_jpeg
 from tests.support.live_server import serving
@@ -151,3 +152,23 @@ async def test_webp_result_reaches_the_booth_as_jpeg_or_the_slot_s_format(
     assert r.status_code == 200, r.text
     assert r.headers["content-type"] == mime
     assert Image.open(io.BytesIO(r.content)).format == {"image/jpeg": "JPEG", "image/png": "PNG"}[mime]
+
+
+async def test_a_delivered_result_that_does_not_decode_is_retried_on_the_webhook_path_too(
+    live: httpx.AsyncClient, settings: Settings, turbotext: FakeTurbotext, container: Container
+) -> None:
+    """The webhook path used to fail the job for good on any error; a retryable one (here: every result link first
+    serves a "PNG" that is only its signature) now sends the job back to the queue like the polling path does."""
+    turbotext.link_faults = [LinkFault(200, b"\x89PNG\r\n\x1a\n" + b"not an image" * 4, "image/png")]
+    pw = await _slot(live, settings)
+    r = await post_photo(live, "slot-001", camera_jpeg(340, 240), pw)
+    assert r.status_code == 502, r.text
+    job = await container.queue.get(uuid.UUID(r.json()["error"]["details"]["job_id"]))
+    assert job is not None and job.status == "failed"
+    assert turbotext.creates() == settings.max_attempts  # one generation per attempt, each delivered by webhook
+    assert len(turbotext.deliveries) == settings.max_attempts
+    async with container.engine.connect() as conn:
+        errors = (
+            await conn.execute(text("SELECT attempt_errors FROM jobs WHERE id = :id"), {"id": job.id})
+        ).scalar_one()
+    assert [(e["code"], e["retryable"]) for e in errors] == [("invalid_result", True)] * settings.max_attempts

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,6 +17,8 @@ from typing import Any
 from boothbridge.container import Container
 from boothbridge.errors import AppError
 from boothbridge.jobs.callbacks import CallbackQueue, job_id_from_token, same_token, token_hash
+from boothbridge.jobs.model import JobRecord
+from boothbridge.jobs.retry import decide_retry
 from boothbridge.jobs.runner import accepted_result
 from boothbridge.providers.base import CallbackProvider, ProviderError
 
@@ -28,7 +31,8 @@ MIN_RESULT_FETCH_SEC = 5.0
 
 @dataclass(frozen=True)
 class Delivery:
-    """What became of a delivery: `completed`, `failed` (the provider reported a failure), or `duplicate`."""
+    """What became of a delivery: `completed`, `failed` (the provider reported a failure, or the result could not
+    be used, and no attempt may follow), `requeued` (another attempt will run), or `duplicate`."""
 
     job_id: str
     outcome: str
@@ -59,7 +63,6 @@ class WebhookService:
         callback_provider: CallbackProvider = provider  # type: ignore[assignment]
         hash_ = token_hash(token)
         job = await self.c.queue.get(job_id)
-        attempt = job.attempt if job else 0
         deadline = None
         if job is not None:
             to_deadline = (job.deadline_at - datetime.now(UTC)).total_seconds()
@@ -69,9 +72,7 @@ class WebhookService:
             # The same image boundary as the worker's: identified by its bytes, decoded, in the slot's format.
             result = await accepted_result(result, job.settings_json if job else {}, self.c.settings.max_image_pixels)
         except ProviderError as err:
-            failed = await self.callbacks.fail(job_id, hash_, attempt, err.code, err.message)
-            self._ended(job_id)
-            return Delivery(str(job_id), "failed" if failed else "duplicate")
+            return await self._failed(job_id, hash_, job, err)
         ref = await self.c.media.write_bytes("result", result.image.data, result.image.mime)
         expires = datetime.now(UTC) + timedelta(seconds=self.c.settings.result_ttl_sec)
         if not await self.callbacks.complete(job_id, hash_, ref, expires, result.cost):
@@ -79,6 +80,31 @@ class WebhookService:
             return Delivery(str(job_id), "duplicate")
         self._ended(job_id)
         return Delivery(str(job_id), "completed")
+
+    async def _failed(self, job_id: uuid.UUID, hash_: str, job: JobRecord | None, err: ProviderError) -> Delivery:
+        """The same retry decision as the worker's: a failure another attempt may cure, with time for it, sends the
+        job back to the queue (`requeued`); otherwise the job fails (`failed`)."""
+        decision = None
+        if job is not None:
+            entry = self.c.catalog.provider(job.provider_id)
+            decision = decide_retry(
+                job,
+                err,
+                base_sec=self.c.settings.retry_base_sec,
+                max_sec=self.c.settings.retry_max_sec,
+                typical_sec=entry.ingest.typical_sec if entry is not None else 0.0,
+                now=datetime.now(UTC),
+            )
+        attempt = job.attempt if job is not None else 0
+        if decision is not None and decision.retry_in is not None:
+            requeued = await self.callbacks.requeue(
+                job_id, hash_, attempt, err.code, err.message, decision.retry_in, err.details()
+            )
+            return Delivery(str(job_id), "requeued" if requeued else "duplicate")
+        message = decision.message if decision is not None else err.message
+        failed = await self.callbacks.fail(job_id, hash_, attempt, err.code, message, err.retryable, err.details())
+        self._ended(job_id)
+        return Delivery(str(job_id), "failed" if failed else "duplicate")
 
     def _ended(self, job_id: Any) -> None:
         if self.c.hub is not None:

@@ -7,12 +7,14 @@ import hashlib
 import hmac
 import secrets
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from typing import NamedTuple
 
 from boothbridge.jobs.queue import JobQueue
 from boothbridge.jobs.statements import (
     CHANNEL_DONE,
+    CHANNEL_NEW,
     attempt_errors_entry,
     completion_params,
     completion_statement,
@@ -64,6 +66,20 @@ _CALLBACK_FENCE = "id = %(id)s AND webhook_token_hash = %(hash)s AND status IN (
 _COMPLETE_BY_CALLBACK = completion_statement(_CALLBACK_FENCE)
 _FAIL_BY_CALLBACK = failure_statement(_CALLBACK_FENCE)
 
+# A delivery that reported a failure another attempt may cure (a result that could not be fetched or decoded):
+# back to the queue, fenced like completion; the secret is spent, so a repeated delivery changes nothing more.
+_REQUEUE_BY_CALLBACK = f"""
+    WITH requeued AS (
+        UPDATE jobs
+        SET status = 'queued', run_after = now() + make_interval(secs => %(delay)s), lease_owner = NULL,
+            lease_expires_at = NULL, webhook_token_hash = NULL, provider_ref = NULL, error_code = %(code)s,
+            error_message = %(message)s, attempt_errors = attempt_errors || %(entry)s, updated_at = now()
+        WHERE {_CALLBACK_FENCE}
+        RETURNING id
+    )
+    SELECT id, pg_notify('{CHANNEL_NEW}', id::text) FROM requeued
+    """
+
 # Parked jobs whose provider never called back in time.
 _FAIL_ABANDONED = f"""
     WITH failed AS (
@@ -108,10 +124,34 @@ class CallbackQueue:
         params = {"id": job_id, "hash": hash_, **completion_params(result, result_expires_at, cost)}
         return await self.sql.one(_COMPLETE_BY_CALLBACK, params) is not None
 
-    async def fail(self, job_id: uuid.UUID, hash_: str, attempt: int, code: str, message: str) -> bool:
-        entry = attempt_errors_entry(attempt, code, message, False)
+    async def fail(
+        self,
+        job_id: uuid.UUID,
+        hash_: str,
+        attempt: int,
+        code: str,
+        message: str,
+        retryable: bool = False,
+        details: Mapping[str, object] | None = None,
+    ) -> bool:
+        entry = attempt_errors_entry(attempt, code, message, retryable, details)
         params = {"id": job_id, "hash": hash_, "code": code, "message": message, "entry": entry}
         return await self.sql.one(_FAIL_BY_CALLBACK, params) is not None
+
+    async def requeue(
+        self,
+        job_id: uuid.UUID,
+        hash_: str,
+        attempt: int,
+        code: str,
+        message: str,
+        delay: float,
+        details: Mapping[str, object] | None = None,
+    ) -> bool:
+        """Put the job back in the queue for another attempt in `delay` seconds (fenced by the secret)."""
+        entry = attempt_errors_entry(attempt, code, message, True, details)
+        params = {"id": job_id, "hash": hash_, "code": code, "message": message, "entry": entry, "delay": delay}
+        return await self.sql.one(_REQUEUE_BY_CALLBACK, params) is not None
 
     async def fail_abandoned(self) -> list[uuid.UUID]:
         return [row["id"] for row in await self.sql.all(_FAIL_ABANDONED)]
