@@ -1,0 +1,63 @@
+"""decide_retry: the one retry decision of the worker and the webhook path (pure)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from boothbridge.jobs.model import JobRecord
+from boothbridge.jobs.retry import NO_TIME_NOTE, decide_retry
+from boothbridge.providers.base import ProviderError
+
+NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+
+
+def _job(attempt: int = 1, deadline_in: float = 150.0, fallback_in: float | None = None) -> JobRecord:
+    return JobRecord(
+        id=uuid.uuid4(),
+        slot_id="slot-001",
+        status="running",
+        provider_id="turbotext",
+        operation_id="change_image",
+        settings_json={},
+        source_media_id=uuid.uuid4(),
+        source_sha256="0" * 64,
+        result_media_id=None,
+        attempt=attempt,
+        max_attempts=3,
+        deadline_at=NOW + timedelta(seconds=deadline_in),
+        booth_fallback_at=NOW + timedelta(seconds=fallback_in) if fallback_in is not None else None,
+        error_code=None,
+        error_message=None,
+        cost=None,
+        created_at=NOW,
+        started_at=NOW,
+        finished_at=None,
+    )
+
+
+def _decide(job: JobRecord, err: ProviderError, typical: float = 20.0) -> tuple[float | None, str]:
+    decision = decide_retry(job, err, base_sec=0.5, max_sec=10.0, typical_sec=typical, now=NOW)
+    return decision.retry_in, decision.message
+
+
+def test_a_retryable_failure_with_time_left_is_retried() -> None:
+    retry_in, message = _decide(_job(), ProviderError("provider_timeout", "slow", retryable=True))
+    assert retry_in is not None and 0.25 <= retry_in <= 0.5
+    assert message == "slow"
+
+
+def test_the_booth_s_original_photo_answer_ends_the_paying() -> None:
+    """The Turbotext fault: attempt 1 timed out at 44 s; the booth gets its own photo at 48 s (4 s left)."""
+    retry_in, message = _decide(_job(fallback_in=4.0), ProviderError("provider_timeout", "slow", retryable=True))
+    assert retry_in is None
+    assert message == "slow" + NO_TIME_NOTE
+
+
+def test_a_quota_reset_beyond_the_deadline_ends_it_and_a_final_error_says_nothing_more() -> None:
+    resets = NOW + timedelta(hours=8)
+    err = ProviderError("rate_limited", "quota", retryable=True, quota_scope="minute", resets_at=resets)
+    assert _decide(_job(), err)[0] is None
+    final = ProviderError("provider_rejected", "no face", retryable=False)
+    assert _decide(_job(), final) == (None, "no face")
+    assert _decide(_job(attempt=3), ProviderError("x", "m", retryable=True)) == (None, "m")
