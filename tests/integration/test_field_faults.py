@@ -168,3 +168,13 @@ async def test_an_answer_that_is_not_json_is_the_provider_s_fault_not_our_crash(
     assert job.attempt == 2
     assert [(e["code"], e["retryable"]) for e in job.attempt_errors] == [("bad_answer", True)]
     assert "crashed" not in caplog.text
+
+
+@pytest.mark.slow
+def test_a_102_megapixel_medium_format_photo_passes_the_ingest_check(settings: Settings) -> None:
+    """Another member of the camera-size kind: Fujifilm GFX100's 11648 x 8736 (102 MP), checked as ingest does."""
+    from boothbridge.images import inspect_image
+
+    gfx100 = encoded(Image.new("L", (11648, 8736), 90), "JPEG", quality=50)
+    info = inspect_image(gfx100, ("image/jpeg",), settings.max_image_pixels)
+    assert (info.width, info.height) == (11648, 8736)

@@ -77,8 +77,10 @@ def _decode_within_limit(data: bytes, max_pixels: int) -> tuple[int, int]:
     or does not decode."""
     try:
         with warnings.catch_warnings():
-            # Pillow's own bomb guard warns (or raises) above its limit; both mean "too many pixels" here.
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # `max_pixels` is the limit that counts (checked below before any pixel is decoded); Pillow's own guard
+            # (a process-wide setting, see image_boundary.use_pixel_limit) must not refuse a camera's size below it.
+            # Its hard stop, twice its limit, still means "too many pixels" here.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as img:
                 width, height = img.size
                 if width * height > max_pixels:
@@ -90,7 +92,7 @@ def _decode_within_limit(data: bytes, max_pixels: int) -> tuple[int, int]:
                 img.load()
     except AppError:
         raise
-    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError as exc:
         raise _too_many_pixels(0, 0, max_pixels) from exc
     except (OSError, ValueError, SyntaxError, EOFError) as exc:
         raise AppError(
