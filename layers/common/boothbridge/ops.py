@@ -58,6 +58,9 @@ async def health(c: Container, timeout: float = 3.0) -> dict[str, Any]:
                     raise
 
     db, storage = await asyncio.gather(_timed(database, timeout), _timed(c.store.check, timeout))
+    if db.get("reason") in ("no_connection_in_time", "timeout"):
+        # The pool only knows it got no connection: a connection attempt of our own says why.
+        db["reason"] = await c.sql.probe(timeout) or db["reason"]
     if c.hub is not None:
         # Notifications (a waiting booth woken at once): informational; without them waiters fall back to polling.
         down_for = c.hub.disconnected_for

@@ -12,9 +12,11 @@ prepared on the server the first time a connection runs it (`prepare_threshold=0
 planned once per connection.
 
 **When the database blinks** (a restart, a failover, a dropped connection):
-- a pooled connection the server has closed is found at checkout, nearly for free (psycopg_pool's `check` hook:
-  an idle connection whose socket has something to read has been sent its FATAL or its EOF; only then is it
-  pinged), and the pool's other idle connections are then checked at once;
+- a pooled connection the server has closed is found at checkout, nearly for free: an idle connection whose
+  socket has something to read has been sent its FATAL or its EOF, so only then is it pinged (psycopg_pool's
+  `check_connection`); a dead one goes back to the pool, which replaces it, the next one is taken at once (not
+  after psycopg_pool's `check` hook's backoff of a second and more per dead connection), and the pool's other
+  idle connections are checked (`pool.check()`);
 - a statement registered with `retry_safe()` (reads, and writes that are idempotent or fenced, so that running
   them twice changes nothing more than running them once) is retried on a fresh connection after a
   connection-level failure, with exponential backoff and jitter (tenacity), for at most `retry_window_sec` and
@@ -147,6 +149,8 @@ def trouble_reason(exc: BaseException) -> str:
                 return "server_shutting_down"
             if "starting up" in text or "recovery" in text:
                 return "server_starting_up"
+            if "refused" in text or "no such file" in text:
+                return "connection_refused"  # nothing listens: the server is stopped (or not there)
             if "timeout" in text or "timed out" in text:
                 return "connection_timeout"
             if "closed" in text or "terminat" in text:
@@ -188,7 +192,6 @@ class RawDb:
             # turn (FIFO) and recycles them, so with psycopg's default most executions would still be planned anew.
             kwargs={"autocommit": True, "row_factory": dict_row, "prepare_threshold": 0},
             name="boothbridge-hot",
-            check=self._check_at_checkout,
             # A lost connection is replaced with backoff (1 s, 2 s, …) for at most this long, then given up and
             # started again by the next request that needs one: after a long outage the database is found
             # again within a couple of seconds, not after a backoff grown to minutes.
@@ -221,18 +224,34 @@ class RawDb:
     def last_trouble(self) -> str:
         return self._last_trouble
 
-    async def _check_at_checkout(self, conn: Conn) -> None:
-        """psycopg_pool's `check` hook, nearly free: an idle connection has nothing to read unless the server
-        has closed it (its FATAL message or its EOF is waiting), so only then is it pinged; a ping that fails
-        makes the pool discard it, and the other idle connections are checked at once."""
-        if conn.closed or conn.broken:
-            raise psycopg.OperationalError("the connection is closed")
-        if _readable(conn.pgconn.socket):
-            try:
-                await AsyncConnectionPool.check_connection(conn)
-            except Exception:
-                self._check_idle_soon()
-                raise
+    async def probe(self, timeout: float = 2.0) -> str | None:
+        """Why the database cannot be reached, from a connection attempt of its own (the pool, reconnecting in
+        the background, only says it has no connection): None if it connects, else a short reason code."""
+        try:
+            conninfo = str(self.pool.conninfo)
+            conn = await psycopg.AsyncConnection.connect(conninfo, connect_timeout=max(1, round(timeout)))
+        except Exception as exc:
+            return trouble_reason(exc) if is_connection_trouble(exc) else "connect_failed"
+        await conn.close()
+        return None
+
+    async def _checkout(self, timeout: float | None) -> Conn:
+        """A pooled connection that the server has not closed, as far as can be told for free: an idle
+        connection has nothing to read unless the server has closed it (its FATAL message or its EOF is
+        waiting), so only then is it pinged. A dead one is handed back (the pool replaces it) and the next one
+        taken at once; the pool's other idle connections are checked meanwhile."""
+        until = time.monotonic() + (self.pool.timeout if timeout is None else timeout)
+        while True:
+            conn = await self.pool.getconn(max(0.001, until - time.monotonic()))
+            if not conn.closed and not conn.broken and not _readable(conn.pgconn.socket):
+                return conn
+            with contextlib.suppress(Exception):
+                if not conn.closed:
+                    await AsyncConnectionPool.check_connection(conn)
+            if not conn.closed and not conn.broken:
+                return conn  # something to read, but alive (a notice): keep it
+            await self.pool.putconn(conn)
+            self._check_idle_soon()
 
     def _check_idle_soon(self) -> None:
         if self._scrub is None or self._scrub.done():
@@ -251,11 +270,12 @@ class RawDb:
         self.checkouts += 1
         broken = False
         try:
-            async with self.pool.connection(timeout) as conn:
-                try:
-                    yield conn
-                finally:
-                    broken = conn.broken
+            conn = await self._checkout(timeout)
+            try:
+                yield conn
+            finally:
+                broken = conn.broken
+                await self.pool.putconn(conn)
         finally:
             if broken:  # the pool has already dropped this one
                 log.warning("a database connection was lost; checking the pool's idle connections")
