@@ -202,3 +202,20 @@ async def test_client_disconnect_mid_upload() -> None:
     with pytest.raises(AppError) as caught:
         await read(body(part('form-data; name="fileToUpload"', PHOTO)), chunk=512, disconnect=True)
     assert (caught.value.status, caught.value.code) == (400, "client_disconnected")
+
+
+@pytest.mark.parametrize(
+    ("disposition", "ctype"),
+    [
+        ("form-data; name=\"fileToUpload\"; filename*=idna''%FF%FE.jpg", None),  # idna raises UnicodeError
+        ("form-data; name=\"fileToUpload\"; filename*=zlib''x.jpg", None),  # a codec that is not a text encoding
+        ('form-data; name="fileToUpload"; filename="p.jpg"', f"multipart/form-data; boundary={BOUNDARY}; charset=idna"),
+    ],
+    ids=["filename-star-idna", "filename-star-binary-codec", "form-charset-idna"],
+)
+async def test_a_charset_that_cannot_decode_never_fails_the_request(disposition: str, ctype: str | None) -> None:
+    """`filename*=idna''…` answered 500 (found by a hostile review): a name's charset must never cost the photo."""
+    content = body(part(disposition, PHOTO, "image/jpeg"), text("password", "\xff\xfe-pw"))
+    form = await (read(content, ctype=ctype) if ctype else read(content))
+    assert form.file == PHOTO
+    assert form.fields["password"]

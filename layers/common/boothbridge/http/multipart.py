@@ -225,7 +225,7 @@ def _extended_filename(disposition: bytes) -> str | None:
         raw = unquote_to_bytes(encoded)
         try:
             return raw.decode(charset or "utf-8", "replace")
-        except LookupError:
+        except (LookupError, UnicodeError):  # an unknown charset, or one that is not text (idna)
             return raw.decode("utf-8", "replace")
     return None
 
@@ -241,7 +241,7 @@ def _decode(raw: bytes | bytearray, charset: str) -> str:
     """Text as Starlette decodes it: the form's charset, else Latin-1 (which never fails)."""
     try:
         return raw.decode(charset)
-    except (UnicodeDecodeError, LookupError):
+    except (UnicodeError, LookupError):  # UnicodeError: also what a codec like idna raises for bad input
         return raw.decode("latin-1")
 
 
