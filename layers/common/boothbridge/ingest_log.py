@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from psycopg.types.json import Jsonb
 
 from boothbridge.db.raw import RawDb, retry_safe
-from boothbridge.ingest_model import IngestOutcome, UploadedForm, public_fields
+from boothbridge.ingest_model import IngestOutcome, UploadedForm, log_fields
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ async def record_request(
                 "msg": err.message if err else None,
                 "fallback": outcome.fallback,
                 "is_test": is_test,
-                "fields": Jsonb(public_fields(form) if form else {}),
+                "fields": Jsonb(log_fields(form, outcome) if form else {}),
                 "source": source_id,
                 "source_expires": source_expires,
                 "ttl": float(source_ttl_sec),
