@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field, ValidationError
 from boothbridge.accounts import Operator
 from boothbridge.container import Container
 from boothbridge.errors import AppError
+from boothbridge.http.multipart import BodyTimeoutRoute
 from boothbridge.http.openapi import AUTH, BODY, PHOTO, PIPELINE, errors, header_docs, merge
 from boothbridge.ingest import IngestService
 from boothbridge.ingest_model import IngestOutcome, UploadedForm
@@ -43,7 +44,7 @@ def _parse_config(raw: str) -> TestConfig:
 
 
 def slot_test_router(get_container: Any, operator_dep: Any) -> APIRouter:
-    router = APIRouter(tags=["slots"])
+    router = APIRouter(tags=["slots"], route_class=BodyTimeoutRoute)  # a stalled test-photo upload: 408
     OperatorDep = Annotated[Operator, Depends(operator_dep)]
 
     @router.post(

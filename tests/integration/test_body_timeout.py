@@ -135,3 +135,16 @@ async def test_stalled_upload_to_the_operator_api_is_cut_with_408(
         headers={"Authorization": f"Bearer {token}"},
     )
     assert r.status_code == 200, r.text
+
+
+async def test_stalled_test_photo_upload_on_the_slot_page_is_cut_with_408(
+    client: httpx.AsyncClient, settings: Settings, container: Container, port: int
+) -> None:
+    token = await operator_token(client, settings.credentials_path)
+    body = part("file", jpeg(640, 480), "t.jpg") + f"--{BOUNDARY}--\r\n".encode()
+    status, answer = await stalled_post(
+        port, "/api/slots/slot-001/test", body[: len(body) // 2], len(body), {"Authorization": f"Bearer {token}"}
+    )
+    assert status == 408
+    assert answer["error"]["code"] == "request_timeout"
+    assert await stored(container) == {"media_objects": 0, "jobs": 0}
