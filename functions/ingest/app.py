@@ -26,7 +26,8 @@ INGEST_RESPONSES = merge(
         }
     },
     errors("400 invalid_form", "400 client_disconnected", "401 invalid_password", *PHOTO, headers=_TIMING),
-    errors(*PIPELINE, headers=_JOB),
+    # 503 database_unavailable (with Retry-After): the database did not answer in time (a restart, an outage).
+    errors(*PIPELINE, "503 database_unavailable", headers=_JOB),
 )
 
 
