@@ -56,6 +56,7 @@ class Emulator:
         if web_dir.is_dir():
             self._routes.append(("/", static_site(web_dir)))
         if self.settings.run_worker:
+            c.queue.max_lease_expiries = self.settings.max_lease_expiries
             self.worker = WorkerLoop(
                 c.queue,
                 c.runner,
@@ -67,13 +68,16 @@ class Emulator:
         if self.settings.run_cleanup:
             self._cleanup_task = asyncio.create_task(self._cleanup_loop(), name="cleanup-loop")
 
-    async def stop(self) -> None:
+    async def stop(self, grace_sec: float = 0.0) -> None:
+        """Stop the loops; the worker's attempts in flight get `grace_sec` to finish and the rest hand their jobs
+        back to the queue (no attempt spent). The emulator's own shutdown (SIGTERM, Ctrl-C) gives
+        WORKER_GRACE_SEC."""
         if self._cleanup_task is not None:
             self._cleanup_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._cleanup_task
         if self.worker is not None:
-            await self.worker.stop()
+            await self.worker.stop(grace_sec)
         if self.container is not None and self._owns_container:
             await self.container.close()
 
@@ -109,7 +113,7 @@ class Emulator:
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                await self.stop()
+                await self.stop(self.settings.worker_grace_sec)
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 

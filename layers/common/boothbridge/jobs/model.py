@@ -34,6 +34,8 @@ class JobRecord:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    # Leases that ran out on this job (its worker died or hung), counted apart from provider attempts.
+    lease_expiries: int = 0
 
     @property
     def is_terminal(self) -> bool:

@@ -4,12 +4,17 @@ psycopg (`boothbridge.db.raw`), the hot path's connections."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import time
 import uuid
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any, LiteralString
 
+import psycopg
 from psycopg.types.json import Jsonb
 
 from boothbridge.db.raw import RawDb
@@ -18,9 +23,19 @@ from boothbridge.jobs.model import ClaimedJob, JobRecord, JobWithResult, NewJob
 from boothbridge.jobs.statements import CHANNEL_DONE, CHANNEL_NEW, attempt_errors_entry, completion_params
 from boothbridge.media.ref import MediaRef
 
-__all__ = ["CHANNEL_DONE", "CHANNEL_NEW", "Admission", "Claim", "JobQueue"]
+__all__ = ["CHANNEL_DONE", "CHANNEL_NEW", "DEFAULT_MAX_LEASE_EXPIRIES", "Admission", "Claim", "JobQueue"]
 
-_EXHAUSTED_MESSAGE = "the worker running the last attempt stopped responding"
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_LEASE_EXPIRIES = 3
+_EXHAUSTED_MESSAGE = "workers running this job stopped responding more often than MAX_LEASE_EXPIRIES allows"
+_TAKEN_OVER_MESSAGE = "the worker running this attempt stopped responding; its lease ran out and the job was taken over"
+# The database could not be reached (a lost connection, no connection from the pool in time).
+UNREACHABLE: tuple[type[Exception], ...] = (psycopg.OperationalError, psycopg.InterfaceError)
+# How long an attempt's outcome (its result already paid for and stored) is retried while the database is away,
+# and how often: an outcome given up is an attempt lost, and the provider paid again by whoever takes the job.
+OUTAGE_PATIENCE_SEC = 600.0
+OUTAGE_RETRY_SEC = 1.0
 
 
 @dataclass(frozen=True)
@@ -44,10 +59,29 @@ class Admission:
 class JobQueue:
     """Queue operations over the `jobs` table. `limits` maps provider id -> max parallel running jobs."""
 
-    def __init__(self, db: RawDb, limits: Mapping[str, int], lease_sec: float) -> None:
+    def __init__(
+        self,
+        db: RawDb,
+        limits: Mapping[str, int],
+        lease_sec: float,
+        *,
+        max_lease_expiries: int = DEFAULT_MAX_LEASE_EXPIRIES,
+    ) -> None:
         self.sql = db
         self.limits = dict(limits)
         self.lease_sec = lease_sec
+        # A job whose lease runs out more often than this fails as `lease_expired` (MAX_LEASE_EXPIRIES).
+        self.max_lease_expiries = max_lease_expiries
+        # The attempts claimed here, by job id, with their owner (a hand-back is fenced by it), and those whose
+        # provider call this process runs (`hold`): the claim never takes one of those over, whatever its lease
+        # says after an outage of ours. Both kept until `release`.
+        self._claimed: dict[uuid.UUID, tuple[ClaimedJob, str]] = {}
+        self._held: set[uuid.UUID] = set()
+        # Attempts this process handed back: they may no longer heartbeat, complete or fail the job, even once
+        # another claim has started it again under the same (restored) number.
+        self._handed_back: set[tuple[uuid.UUID, int]] = set()
+        self.outage_patience_sec = OUTAGE_PATIENCE_SEC
+        self.outage_retry_sec = OUTAGE_RETRY_SEC
 
     # ---- enqueue -------------------------------------------------------------------------------------
 
@@ -110,31 +144,76 @@ class JobQueue:
         """`claim`, also telling whether it left claimable work behind (see `Claim`)."""
         if max_jobs <= 0:
             return Claim([], work_left=True)
+        # What this process runs under this owner is not claimable by it, whatever the lease says.
+        mine = [job_id for job_id in self._held if self._claimed[job_id][1] == owner]
+        common = {"only_id": only_id, "owner": owner, "mine": mine, "lease": self.lease_sec}
         async with self.sql.transaction() as conn:
-            locked = await (await self.sql.run(conn, sql.LOCK_PROVIDERS_WITH_WORK, {"only_id": only_id})).fetchall()
+            locked = await (await self.sql.run(conn, sql.LOCK_PROVIDERS_WITH_WORK, common)).fetchall()
             if not locked:
                 return Claim([], work_left=False)
             providers = [row["provider_id"] for row in locked]
             params = {
+                **common,
                 "providers": providers,
                 "limits": [self.limits.get(p, 1) for p in providers],
-                "only_id": only_id,
                 "max_jobs": max_jobs,
-                "owner": owner,
-                "lease": self.lease_sec,
+                "max_expiries": self.max_lease_expiries,
                 "message": _EXHAUSTED_MESSAGE,
+                "taken_message": _TAKEN_OVER_MESSAGE,
             }
             rows = await (await self.sql.run(conn, sql.TAKE, params)).fetchall()
         jobs = [ClaimedJob.from_claim(row) for row in rows]
+        for job in jobs:
+            self._claimed[job.id] = (job, owner)
+            self._handed_back.discard((job.id, job.attempt))  # started again here: this attempt is current
         taken = Counter(job.provider_id for job in jobs)
         return Claim(jobs, work_left=any(row["ready"] > taken[row["provider_id"]] for row in locked))
 
     # ---- while running -------------------------------------------------------------------------------
 
     async def heartbeat(self, job_id: uuid.UUID, attempt: int) -> bool:
-        """Extend the lease; False means this attempt no longer holds the job (taken over or finished)."""
+        """Extend (or, after an outage, re-assert) the lease; False means the database answered that this attempt
+        no longer holds the job (taken over, finished, cancelled, handed back). A database that cannot be reached
+        raises (see `UNREACHABLE`): that says nothing about who holds the job."""
+        if (job_id, attempt) in self._handed_back:
+            return False
         row = await self.sql.one(sql.HEARTBEAT, {"id": job_id, "attempt": attempt, "lease": self.lease_sec})
         return row is not None
+
+    def hold(self, job: JobRecord) -> None:
+        """This process runs `job`'s attempt (its provider call starts): until `release`, no claim made here under
+        the same owner takes it over, even once its lease has run out (an outage of ours)."""
+        claimed = self._claimed.get(job.id)
+        if claimed is not None and claimed[0].attempt == job.attempt:
+            self._held.add(job.id)
+
+    def release(self, job: JobRecord) -> None:
+        """This process no longer runs `job`'s attempt (it ended, whatever became of it)."""
+        claimed = self._claimed.get(job.id)
+        if claimed is not None and claimed[0] is job:
+            del self._claimed[job.id]
+            self._held.discard(job.id)
+
+    def held_here(self) -> list[uuid.UUID]:
+        """The jobs whose attempts this process runs."""
+        return list(self._held)
+
+    async def hand_back(self, job_id: uuid.UUID, attempt: int) -> bool:
+        """Give an attempt this process cannot finish back to the queue without spending it (requeued at once,
+        its number restored, claimers told); from then on that attempt is fenced out here. False when it no
+        longer held the job (finished, cancelled, taken over) or the database could not be reached (the lease
+        then runs out and the job is taken over as a lease expiry)."""
+        claimed = self._claimed.get(job_id)
+        owner = claimed[1] if claimed is not None and claimed[0].attempt == attempt else None
+        try:
+            row = await self.sql.one(sql.HAND_BACK, {"id": job_id, "attempt": attempt, "owner": owner})
+        except UNREACHABLE:
+            log.warning("job %s attempt %s could not be handed back: the database is unreachable", job_id, attempt)
+            return False
+        if row is None:
+            return False
+        self._handed_back.add((job_id, attempt))
+        return True
 
     # ---- finishing -----------------------------------------------------------------------------------
 
@@ -144,9 +223,50 @@ class JobQueue:
         """Record success, fenced by attempt number, and return the job as it now stands with its result; a
         stale attempt changes nothing and gets None. The job update, the result's media row and the NOTIFY are
         one statement."""
+        if (job_id, attempt) in self._handed_back:
+            return None
         params = {"id": job_id, "attempt": attempt, **completion_params(result, result_expires_at, cost)}
-        row = await self.sql.one(sql.COMPLETE, params)
-        return JobWithResult.completed(row, replace(result, expires_at=result_expires_at)) if row else None
+        give_up = time.monotonic() + self.outage_patience_sec
+        while True:
+            try:
+                row = await self.sql.one(sql.COMPLETE, params)
+                return JobWithResult.completed(row, replace(result, expires_at=result_expires_at)) if row else None
+            except UNREACHABLE:
+                # The result is stored and paid for: keep it for the job until the database is back (dropping it
+                # would let the lease run out and the provider be called again).
+                if time.monotonic() >= give_up:
+                    raise
+                log.warning("job %s attempt %s: the database is unreachable; completion retried", job_id, attempt)
+            await asyncio.sleep(self.outage_retry_sec)
+            # The statement may have committed before its answer was lost: then the job is done, with this result.
+            try:
+                current = await self.get(job_id)
+            except UNREACHABLE:
+                continue
+            if current is not None and current.status == "succeeded" and current.result_media_id == result.id:
+                return current
+            if current is None or current.status != "running" or current.attempt != attempt:
+                return None  # no longer this attempt's job
+
+    async def _fenced_outcome(self, statement: LiteralString, params: dict[str, Any]) -> bool:
+        """Run a failure/retry statement of the attempt `params` name, retried while the database is away (as long
+        as the attempt still holds the job); True when it applied here."""
+        job_id, attempt = params["id"], params["attempt"]
+        give_up = time.monotonic() + self.outage_patience_sec
+        while True:
+            try:
+                return await self.sql.one(statement, params) is not None
+            except UNREACHABLE:
+                if time.monotonic() >= give_up:
+                    raise
+                log.warning("job %s attempt %s: the database is unreachable; outcome retried", job_id, attempt)
+            await asyncio.sleep(self.outage_retry_sec)
+            try:
+                current = await self.get(job_id)
+            except UNREACHABLE:
+                continue
+            if current is None or current.status != "running" or current.attempt != attempt:
+                return False  # applied before its answer was lost, or no longer this attempt's job
 
     async def fail_attempt(
         self,
@@ -161,7 +281,9 @@ class JobQueue:
         """Record a failed attempt (with what is known about the failure's duration: `details`). With `retry_in`
         the job is requeued to run after that many seconds, otherwise it fails for good. Returns the new status,
         or None if this attempt was stale."""
-        params = {
+        if (job_id, attempt) in self._handed_back:
+            return None
+        params: dict[str, Any] = {
             "id": job_id,
             "attempt": attempt,
             "code": code,
@@ -169,9 +291,8 @@ class JobQueue:
             "entry": attempt_errors_entry(attempt, code, message, retryable, details),
         }
         if retry_in is None:
-            return "failed" if await self.sql.one(sql.FAIL, params) is not None else None
-        row = await self.sql.one(sql.REQUEUE, {**params, "delay": retry_in})
-        return "queued" if row is not None else None
+            return "failed" if await self._fenced_outcome(sql.FAIL, params) else None
+        return "queued" if await self._fenced_outcome(sql.REQUEUE, {**params, "delay": retry_in}) else None
 
     # ---- reading -------------------------------------------------------------------------------------
 

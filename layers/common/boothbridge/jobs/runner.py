@@ -6,19 +6,22 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 import uuid
-from collections.abc import Mapping
+import weakref
+from collections.abc import Iterable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from boothbridge import image_boundary
 from boothbridge.catalog import Catalog
-from boothbridge.jobs.backoff import can_start, next_attempt_in, retry_delay
+from boothbridge.jobs.backoff import can_start
 from boothbridge.jobs.callbacks import CallbackQueue, new_callback_token
 from boothbridge.jobs.model import ClaimedJob, JobRecord, JobWithResult
-from boothbridge.jobs.queue import JobQueue
+from boothbridge.jobs.queue import UNREACHABLE, JobQueue
+from boothbridge.jobs.retry import decide_retry
 from boothbridge.media.links import PublicLinks
 from boothbridge.media.ref import MediaRef
 from boothbridge.media.service import MediaExpired, MediaNotFound, MediaService
@@ -62,7 +65,17 @@ class JobEnds(Protocol):
 
 
 class _LeaseLost(Exception):
-    pass
+    """The database answered a heartbeat: this attempt no longer holds the job (taken over, cancelled, ended)."""
+
+
+class _HandedBack(Exception):
+    """The worker is stopping: the attempt's provider call was cancelled (or never started) to hand the job back."""
+
+
+# While the database cannot be reached, a heartbeat is tried again this often (at most every HEARTBEAT_SEC): the
+# first one that gets through re-asserts the lease.
+HEARTBEAT_RETRY_SEC = 1.0
+_NO_ANSWER: tuple[type[Exception], ...] = (TimeoutError, *UNREACHABLE)
 
 
 async def _no_links(image: ImageInput) -> str:
@@ -99,6 +112,21 @@ class JobRunner:
         self.ends: JobEnds | None = None
         # Operator overrides (API keys, result TTL), refreshed before each attempt (set by the composition root).
         self.runtime: RuntimeConfig | None = None
+        # Hand-back (a stopping worker): the tasks whose attempts are to be handed back, and the provider call
+        # each task has in flight.
+        self._handing_back: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
+        self._calls: weakref.WeakKeyDictionary[asyncio.Task[Any], asyncio.Future[Any]] = weakref.WeakKeyDictionary()
+
+    def hand_back(self, tasks: Iterable[asyncio.Task[Any]]) -> None:
+        """The worker is stopping: the attempts these tasks run give their jobs back instead of finishing. A
+        provider call in flight is cancelled and none is started from now on; the job is requeued at once without
+        spending an attempt (see `JobQueue.hand_back`). An attempt past its provider call (storing its result)
+        finishes normally."""
+        for task in tasks:
+            self._handing_back.add(task)
+            call = self._calls.get(task)
+            if call is not None:
+                call.cancel()
 
     async def run(self, job: JobRecord) -> AttemptOutcome:
         try:
@@ -110,6 +138,8 @@ class JobRunner:
         except _LeaseLost:
             log.warning("job %s attempt %s lost its lease; result discarded", job.id, job.attempt)
             return AttemptOutcome("stale")
+        except _HandedBack:
+            return await self._hand_back(job)
         except ProviderError as err:
             return await self._failed(job, err)
         except TimeoutError:
@@ -193,6 +223,8 @@ class JobRunner:
             timeout_sec=entry.ingest.timeout_sec,
             public_url=self.links.linker(job.id) if self.links is not None else _no_links,
             webhook_url=webhook_url,
+            # A provider that waits before its paid call (a client-side quota window) must not start it later.
+            start_by=time.monotonic() + max(_seconds_left(job) - entry.ingest.typical_sec, 0.0),
         )
         return request, provider
 
@@ -204,23 +236,59 @@ class JobRunner:
             raise ProviderError("image_too_many_pixels", f"the {what} has too many pixels", retryable=False) from exc
         except image_boundary.UndecodableImageError as exc:
             raise ProviderError("image_undecodable", f"the {what} cannot be decoded", retryable=False) from exc
+        except Exception as exc:  # a decoder's surprise must end this job's attempt, not leave it running
+            log.exception("the image boundary failed on the %s", what)
+            raise ProviderError("image_undecodable", f"the {what} cannot be prepared", retryable=False) from exc
         return ImageInput(ready.data, ready.mime)
 
     async def _call_under_lease(
         self, job: JobRecord, provider: Provider, request: ProviderRequest
     ) -> ProviderResult | ProviderParked:
-        """The provider call, with a heartbeat extending the lease; losing the lease cancels the call."""
-        call = asyncio.ensure_future(asyncio.wait_for(provider.run(request), request.timeout_sec))
+        """The provider call, with a heartbeat extending the lease.
+
+        Only a heartbeat the database answers with "not yours any more" (taken over, cancelled, ended) cancels the
+        call. One that cannot reach the database changes nothing: it is tried again every HEARTBEAT_RETRY_SEC and
+        the first that gets through re-asserts the lease (fenced by attempt number), so an outage of ours never
+        makes anybody call the provider a second time. A hand-back (`hand_back`) cancels the call too."""
+        me = asyncio.current_task()
+        if me is not None and me in self._handing_back:
+            raise _HandedBack()
+        self.queue.hold(job)  # from now on never claimed by this worker again, whatever its lease says
+        call: asyncio.Future[ProviderResult | ProviderParked] = asyncio.ensure_future(
+            asyncio.wait_for(provider.run(request), request.timeout_sec)
+        )
+        if me is not None:
+            self._calls[me] = call
         lost = False
 
         async def beat() -> None:
             nonlocal lost
+            delay = self.heartbeat_sec
             while True:
-                await asyncio.sleep(self.heartbeat_sec)
-                if not await self.queue.heartbeat(job.id, job.attempt):
+                await asyncio.sleep(delay)
+                try:
+                    async with asyncio.timeout(max(self.heartbeat_sec, HEARTBEAT_RETRY_SEC)):
+                        held = await self.queue.heartbeat(job.id, job.attempt)
+                except _NO_ANSWER as exc:
+                    log.warning(
+                        "job %s attempt %s: heartbeat could not reach the database (%s); the call goes on",
+                        job.id,
+                        job.attempt,
+                        type(exc).__name__,
+                    )
+                    delay = min(self.heartbeat_sec, HEARTBEAT_RETRY_SEC)
+                    continue
+                except Exception:
+                    log.exception("job %s attempt %s: heartbeat failed; the call goes on", job.id, job.attempt)
+                    delay = min(self.heartbeat_sec, HEARTBEAT_RETRY_SEC)
+                    continue
+                if not held:
                     lost = True
                     call.cancel()
                     return
+                if delay != self.heartbeat_sec:
+                    log.info("job %s attempt %s: lease re-asserted", job.id, job.attempt)
+                delay = self.heartbeat_sec
 
         beater = asyncio.create_task(beat())
         try:
@@ -228,11 +296,22 @@ class JobRunner:
         except asyncio.CancelledError:
             if lost:
                 raise _LeaseLost() from None
+            if me is not None and me in self._handing_back and not me.cancelling():
+                raise _HandedBack() from None
             raise
         finally:
+            if me is not None:
+                self._calls.pop(me, None)
             beater.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await beater
+
+    async def _hand_back(self, job: JobRecord) -> AttemptOutcome:
+        """Give the job back without spending the attempt (this worker is stopping)."""
+        if await self.queue.hand_back(job.id, job.attempt):
+            log.info("job %s attempt %s handed back (the worker is stopping); no attempt spent", job.id, job.attempt)
+            return AttemptOutcome("handed_back")
+        return AttemptOutcome("stale")
 
     async def _succeeded(self, job: JobRecord, result: ProviderResult) -> AttemptOutcome:
         ref = await self.media.write_bytes("result", result.image.data, result.image.mime)
@@ -262,19 +341,15 @@ class JobRunner:
 
     async def _failed(self, job: JobRecord, err: ProviderError) -> AttemptOutcome:
         entry = self.catalog.provider(job.provider_id)
-        now = datetime.now(UTC)
-        retry_in = next_attempt_in(
-            retryable=err.retryable,
-            attempt=job.attempt,
-            max_attempts=job.max_attempts,
-            delay=retry_delay(job.attempt, self.retry.base_sec, self.retry.max_sec, err.retry_after),
-            seconds_until_reset=(err.resets_at - now).total_seconds() if err.resets_at is not None else None,
-            seconds_left=_seconds_left(job, now),
+        decision = decide_retry(
+            job,
+            err,
+            base_sec=self.retry.base_sec,
+            max_sec=self.retry.max_sec,
             typical_sec=entry.ingest.typical_sec if entry is not None else 0.0,
+            now=datetime.now(UTC),
         )
-        message = err.message
-        if retry_in is None and err.retryable and job.attempt < job.max_attempts:
-            message += " (no further attempt: it could not end before the booth's answer is due)"
+        retry_in, message = decision.retry_in, decision.message
         status = await self.queue.fail_attempt(
             job.id, job.attempt, err.code, message, err.retryable, retry_in, err.details()
         )
@@ -314,6 +389,12 @@ async def accepted_result(result: ProviderResult, settings: Mapping[str, object]
         raise ProviderError(
             "invalid_result", f"the provider's answer is not a decodable image ({exc})"[:300], retryable=True
         ) from exc
+    except image_boundary.UnencodableImageError as exc:
+        # Decoded, but it cannot be delivered in the slot's format: asking the provider again would pay for the same.
+        raise ProviderError("result_unusable", str(exc)[:300], retryable=False) from exc
+    except Exception as exc:  # a decoder's surprise must end this attempt (and the webhook's request) cleanly
+        log.exception("the image boundary failed on a provider's answer")
+        raise ProviderError("result_unusable", "the provider's image could not be processed", retryable=False) from exc
     if image.mime != result.image.mime:
         log.info("provider image declared %s, delivered as %s", result.image.mime, image.mime)
     return ProviderResult(ImageInput(image.data, image.mime), result.cost)

@@ -24,14 +24,27 @@ CHANNEL_NEW = "bb_job_new"
 CHANNEL_DONE = "bb_job_done"
 
 
-def _claimable(alias: str = "") -> str:
-    """Claimable: queued work whose time has come, and running work whose lease ran out (its worker died or hung).
-    `alias` qualifies the columns when the statement joins another table."""
+def _lapsed(alias: str = "") -> str:
+    """A running job's lease has lapsed for the claimer (`%(owner)s`, `%(mine)s`, `%(lease)s`): it ran out, and
+    - not while the database was away: a lease that ran out before the server (re)started is given one whole
+      lease from the start, so its worker, alive and still calling the provider, can re-assert it (its heartbeat
+      is fenced by attempt number only) before anybody calls the provider a second time;
+    - the job is not one the claimer itself still runs (`mine`: the ids this process runs under this owner): a
+      worker never takes over its own running attempt, whatever its lease says after an outage of ours."""
     t = f"{alias}." if alias else ""
     return (
-        f"(({t}status = 'queued' AND {t}run_after <= now())"
-        f" OR ({t}status = 'running' AND {t}lease_expires_at <= now()))"
+        f"({t}lease_expires_at <= now()"
+        f" AND ({t}lease_expires_at > pg_postmaster_start_time()"
+        f" OR pg_postmaster_start_time() + make_interval(secs => %(lease)s) <= now())"
+        f" AND NOT ({t}lease_owner IS NOT DISTINCT FROM %(owner)s AND {t}id = ANY(%(mine)s::uuid[])))"
     )
+
+
+def _claimable(alias: str = "") -> str:
+    """Claimable: queued work whose time has come, and running work whose lease lapsed (its worker died or hung;
+    see `_lapsed`). `alias` qualifies the columns when the statement joins another table."""
+    t = f"{alias}." if alias else ""
+    return f"(({t}status = 'queued' AND {t}run_after <= now()) OR ({t}status = 'running' AND {_lapsed(alias)}))"
 
 
 # ---- claim: BEGIN; LOCK_PROVIDERS_WITH_WORK; TAKE; COMMIT ------------------------------------------------------
@@ -58,15 +71,17 @@ LOCK_PROVIDERS_WITH_WORK = f"""
 # granted), in one statement:
 # - `cap`: each locked provider's free places (its limit minus running jobs whose lease is valid);
 # - `chosen`: the oldest claimable jobs, at most `free` of each provider (so one provider's backlog never hides
-#   another's work), at most `max_jobs` in all, in arrival order across providers; `exhausted` marks a dead
-#   worker's job that has no attempts left;
+#   another's work), at most `max_jobs` in all, in arrival order across providers; `exhausted` marks a job
+#   whose lease has now run out more often than `max_expiries` allows (workers keep dying on it);
 # - `failed`: those exhausted jobs fail instead of being taken. Their waiters are woken by the pg_notify in the
 #   RETURNING list: a data-modifying CTE always runs to completion, RETURNING included, even though the main
 #   query does not read it;
 # - `picked`: the others, locked FOR UPDATE SKIP LOCKED: a row another transaction holds (a cancel, a cleanup)
 #   is left for later rather than waited for, and the claimable condition is re-checked on the locked row;
 # - `taken`: the new attempt. Its number is the fencing token: whoever held the previous attempt can no longer
-#   heartbeat, complete or fail it.
+#   heartbeat, complete or fail it. Taking over a lapsed lease counts a lease expiry (recorded in
+#   `attempt_errors`) and gives the job its attempt back (`max_attempts` + 1): a worker that died is not a
+#   provider failure, and provider failures keep their own limit.
 # The rows come back in arrival order, each with its source photo's media row when that is still live (so the
 # worker needs no second read before it fetches the bytes).
 TAKE = f"""
@@ -74,11 +89,11 @@ TAKE = f"""
         SELECT p.provider_id,
                p.max_parallel - (SELECT count(*) FROM jobs r
                                  WHERE r.provider_id = p.provider_id AND r.status = 'running'
-                                   AND r.lease_expires_at > now()) AS free
+                                   AND NOT {_lapsed("r")}) AS free
         FROM unnest(%(providers)s::text[], %(limits)s::int[]) AS p(provider_id, max_parallel)
     ), ranked AS (
         SELECT j.id, j.run_after, j.created_at, c.free,
-               (j.status = 'running' AND j.attempt >= j.max_attempts) AS exhausted,
+               (j.status = 'running' AND j.lease_expiries >= %(max_expiries)s) AS exhausted,
                row_number() OVER (PARTITION BY j.provider_id ORDER BY j.run_after, j.created_at) AS place
         FROM jobs j JOIN cap c USING (provider_id)
         WHERE c.free > 0
@@ -89,12 +104,13 @@ TAKE = f"""
     ), failed AS (
         UPDATE jobs
         SET status = 'failed', error_code = 'lease_expired', error_message = %(message)s,
+            lease_expiries = lease_expiries + 1,
             attempt_errors = attempt_errors || jsonb_build_array(jsonb_build_object(
                 'attempt', attempt, 'code', 'lease_expired', 'message', %(message)s::text, 'retryable', false,
                 'at', now())),
             finished_at = now(), updated_at = now(), lease_owner = NULL, lease_expires_at = NULL
         WHERE id IN (SELECT id FROM chosen WHERE exhausted)
-          AND status = 'running' AND lease_expires_at <= now() AND attempt >= max_attempts
+          AND status = 'running' AND {_lapsed()} AND lease_expiries >= %(max_expiries)s
         RETURNING id, pg_notify('{CHANNEL_DONE}', id::text)
     ), picked AS (
         SELECT id FROM jobs
@@ -104,7 +120,14 @@ TAKE = f"""
         UPDATE jobs
         SET status = 'running', attempt = attempt + 1, lease_owner = %(owner)s,
             lease_expires_at = now() + make_interval(secs => %(lease)s), started_at = coalesce(started_at, now()),
-            updated_at = now()
+            updated_at = now(),
+            lease_expiries = lease_expiries + (jobs.status = 'running')::int,
+            max_attempts = max_attempts + (jobs.status = 'running')::int,
+            attempt_errors = CASE WHEN jobs.status = 'running'
+                THEN attempt_errors || jsonb_build_array(jsonb_build_object(
+                    'attempt', attempt, 'code', 'lease_expired', 'message', %(taken_message)s::text,
+                    'retryable', true, 'at', now()))
+                ELSE attempt_errors END
         FROM picked WHERE jobs.id = picked.id
         RETURNING {job_columns("jobs")}, jobs.run_after
     )
@@ -172,9 +195,29 @@ READ = retry_safe(f"""
 
 # ---- while running and finishing ---------------------------------------------------------------------------
 
+# Extends the lease; fenced by attempt number only, not by the lease being still valid: after an outage of ours
+# the worker that still runs the attempt re-asserts the lease it could not extend, unless somebody took the job
+# (a new attempt number) or it ended (cancelled, finished). No row: "not yours any more".
 HEARTBEAT = """
     UPDATE jobs SET lease_expires_at = now() + make_interval(secs => %(lease)s), updated_at = now()
     WHERE id = %(id)s AND attempt = %(attempt)s AND status = 'running' RETURNING id
+    """
+
+# A stopping worker hands back an attempt it cannot finish (the provider call cancelled, nothing stored): queued
+# at once and its attempt number restored, so no attempt is spent and the next claim (any worker: claimers are
+# told) starts it again as the same attempt. Fenced by attempt and holder: only the attempt's own worker hands it
+# back, and once handed back that attempt can no longer heartbeat, complete or fail it (the row is queued under
+# attempt - 1; after the next claim the queue refuses the handed-back attempt in this process).
+HAND_BACK = f"""
+    WITH handed AS (
+        UPDATE jobs
+        SET status = 'queued', attempt = attempt - 1, run_after = now(), lease_owner = NULL,
+            lease_expires_at = NULL, updated_at = now()
+        WHERE id = %(id)s AND attempt = %(attempt)s AND status = 'running'
+          AND lease_owner IS NOT DISTINCT FROM %(owner)s
+        RETURNING id
+    )
+    SELECT id, pg_notify('{CHANNEL_NEW}', id::text) FROM handed
     """
 
 

@@ -10,12 +10,16 @@ import socket
 import uuid
 from collections.abc import Callable
 
-from boothbridge.jobs.model import JobRecord
+from boothbridge.jobs.model import ClaimedJob
 from boothbridge.jobs.notifications import NotificationHub
 from boothbridge.jobs.queue import JobQueue
 from boothbridge.jobs.runner import JobRunner
 
 log = logging.getLogger(__name__)
+
+# After the grace period, how long a stopping worker waits for its attempts to hand their jobs back (or to finish
+# storing a result they already have) before it cancels them outright (their leases then run out).
+HAND_BACK_WAIT_SEC = 1.5
 
 
 def worker_identity() -> str:
@@ -59,12 +63,22 @@ class WorkerLoop:
     async def start(self) -> None:
         self._loop_task = asyncio.create_task(self._loop(), name="worker-loop")
 
-    async def stop(self) -> None:
-        """Stop claiming and cancel attempts in flight (their leases expire and another worker takes over)."""
+    async def stop(self, grace_sec: float = 0.0) -> None:
+        """A graceful stop: claim nothing more, let the attempts in flight finish for up to `grace_sec`, then hand
+        back the jobs of those still calling their provider (requeued at once without spending an attempt, so
+        another worker takes them straight away; see `JobRunner.hand_back`). Whatever has not ended
+        HAND_BACK_WAIT_SEC after that is cancelled: its lease runs out and it is taken over as a lease expiry."""
         if self._loop_task is not None:
             self._loop_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
+        if self._tasks and grace_sec > 0:
+            log.info("worker %s stopping: %d attempt(s) get %.1f s to finish", self.owner, len(self._tasks), grace_sec)
+            await asyncio.wait(set(self._tasks), timeout=grace_sec)
+        if self._tasks:
+            log.info("worker %s stopping: handing back %d job(s)", self.owner, len(self._tasks))
+            self.runner.hand_back(set(self._tasks))
+            await asyncio.wait(set(self._tasks), timeout=HAND_BACK_WAIT_SEC)
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -95,7 +109,7 @@ class WorkerLoop:
                 async with asyncio.timeout(self.poll_sec):
                     await self._wake.wait()
 
-    async def _run_one(self, job: JobRecord) -> None:
+    async def _run_one(self, job: ClaimedJob) -> None:
         try:
             outcome = await self.runner.run(job)
             if outcome.retry_in is not None:
@@ -105,6 +119,7 @@ class WorkerLoop:
         except Exception:
             log.exception("job %s attempt %s: unexpected failure in the runner", job.id, job.attempt)
         finally:
+            self.queue.release(job)
             # Its place is free from here on, before the loop looks again (the done callback would come later).
             was_full = len(self._tasks) >= self.concurrency
             self._tasks.discard(asyncio.current_task())
@@ -114,25 +129,43 @@ class WorkerLoop:
 
 async def run_job_by_id(queue: JobQueue, runner: JobRunner, job_id: uuid.UUID, owner: str) -> str:
     """Run one job to an outcome in this invocation (the Lambda worker): claim it, run it, and keep
-    retrying it here while its retries are due before the deadline. Returns the last status seen."""
+    retrying it here while its retries are due before the deadline. Returns the last status seen
+    (`handed_back`: the invocation ran out of time and gave the job back to the queue)."""
     while True:
         jobs = await queue.claim(owner, 1, only_id=job_id)
         if not jobs:
             current = await queue.get(job_id)
             return current.status if current else "missing"
-        outcome = await runner.run(jobs[0])
+        try:
+            outcome = await runner.run(jobs[0])
+        finally:
+            queue.release(jobs[0])
         if outcome.retry_in is None:
             return outcome.status
         await asyncio.sleep(outcome.retry_in)
 
 
-async def drain_queue(queue: JobQueue, runner: JobRunner, owner: str, has_time: Callable[[], bool]) -> int:
-    """Claim and run queued jobs one at a time while `has_time()`; returns how many were run."""
+async def drain_queue(
+    queue: JobQueue,
+    runner: JobRunner,
+    owner: str,
+    has_time: Callable[[], bool],
+    handed_back: list[uuid.UUID] | None = None,
+) -> int:
+    """Claim and run queued jobs one at a time while `has_time()`; returns how many were run. A job handed back
+    (the invocation ran out of time) ends the drain and is added to `handed_back`."""
     ran = 0
     while has_time():
         jobs = await queue.claim(owner, 1)
         if not jobs:
             break
-        await runner.run(jobs[0])
+        try:
+            outcome = await runner.run(jobs[0])
+        finally:
+            queue.release(jobs[0])
         ran += 1
+        if outcome.status == "handed_back":
+            if handed_back is not None:
+                handed_back.append(jobs[0].id)
+            break
     return ran
