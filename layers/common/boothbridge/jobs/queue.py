@@ -14,10 +14,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, LiteralString
 
-import psycopg
 from psycopg.types.json import Jsonb
 
-from boothbridge.db.raw import RawDb
+from boothbridge.db.raw import DatabaseUnavailable, RawDb, is_connection_trouble
 from boothbridge.jobs import statements as sql
 from boothbridge.jobs.model import ClaimedJob, JobRecord, JobWithResult, NewJob
 from boothbridge.jobs.statements import CHANNEL_DONE, CHANNEL_NEW, attempt_errors_entry, completion_params
@@ -30,12 +29,20 @@ log = logging.getLogger(__name__)
 DEFAULT_MAX_LEASE_EXPIRIES = 3
 _EXHAUSTED_MESSAGE = "workers running this job stopped responding more often than MAX_LEASE_EXPIRIES allows"
 _TAKEN_OVER_MESSAGE = "the worker running this attempt stopped responding; its lease ran out and the job was taken over"
-# The database could not be reached (a lost connection, no connection from the pool in time).
-UNREACHABLE: tuple[type[Exception], ...] = (psycopg.OperationalError, psycopg.InterfaceError)
 # How long an attempt's outcome (its result already paid for and stored) is retried while the database is away,
 # and how often: an outcome given up is an attempt lost, and the provider paid again by whoever takes the job.
 OUTAGE_PATIENCE_SEC = 600.0
 OUTAGE_RETRY_SEC = 1.0
+# Each try of an outcome waits at most this long for a pooled connection: the pool gives up reconnecting after a
+# few seconds and starts again for the next request that needs a connection, so a try that waited out a long
+# outage must not hold on to its wait (it would find the database back only at the pool's own timeout).
+OUTCOME_CHECKOUT_SEC = 3.0
+
+
+def unreachable(exc: BaseException) -> bool:
+    """The database could not be reached: a lost connection, no connection in time, a server shutting down
+    (which says nothing about who holds a job)."""
+    return isinstance(exc, DatabaseUnavailable) or is_connection_trouble(exc)
 
 
 @dataclass(frozen=True)
@@ -174,7 +181,7 @@ class JobQueue:
     async def heartbeat(self, job_id: uuid.UUID, attempt: int) -> bool:
         """Extend (or, after an outage, re-assert) the lease; False means the database answered that this attempt
         no longer holds the job (taken over, finished, cancelled, handed back). A database that cannot be reached
-        raises (see `UNREACHABLE`): that says nothing about who holds the job."""
+        raises (see `unreachable`): that says nothing about who holds the job."""
         if (job_id, attempt) in self._handed_back:
             return False
         row = await self.sql.one(sql.HEARTBEAT, {"id": job_id, "attempt": attempt, "lease": self.lease_sec})
@@ -206,8 +213,10 @@ class JobQueue:
         claimed = self._claimed.get(job_id)
         owner = claimed[1] if claimed is not None and claimed[0].attempt == attempt else None
         try:
-            row = await self.sql.one(sql.HAND_BACK, {"id": job_id, "attempt": attempt, "owner": owner})
-        except UNREACHABLE:
+            row = await self._outcome(sql.HAND_BACK, {"id": job_id, "attempt": attempt, "owner": owner})
+        except Exception as exc:
+            if not unreachable(exc):
+                raise
             log.warning("job %s attempt %s could not be handed back: the database is unreachable", job_id, attempt)
             return False
         if row is None:
@@ -229,24 +238,31 @@ class JobQueue:
         give_up = time.monotonic() + self.outage_patience_sec
         while True:
             try:
-                row = await self.sql.one(sql.COMPLETE, params)
+                row = await self._outcome(sql.COMPLETE, params)
                 return JobWithResult.completed(row, replace(result, expires_at=result_expires_at)) if row else None
-            except UNREACHABLE:
+            except Exception as exc:
                 # The result is stored and paid for: keep it for the job until the database is back (dropping it
                 # would let the lease run out and the provider be called again).
-                if time.monotonic() >= give_up:
+                if not unreachable(exc) or time.monotonic() >= give_up:
                     raise
                 log.warning("job %s attempt %s: the database is unreachable; completion retried", job_id, attempt)
             await asyncio.sleep(self.outage_retry_sec)
             # The statement may have committed before its answer was lost: then the job is done, with this result.
             try:
                 current = await self.get(job_id)
-            except UNREACHABLE:
+            except Exception as exc:
+                if not unreachable(exc):
+                    raise
                 continue
             if current is not None and current.status == "succeeded" and current.result_media_id == result.id:
                 return current
             if current is None or current.status != "running" or current.attempt != attempt:
                 return None  # no longer this attempt's job
+
+    async def _outcome(self, statement: LiteralString, params: Mapping[str, Any]) -> Any:
+        """One try of an attempt's outcome statement (see OUTCOME_CHECKOUT_SEC); its row or None."""
+        async with self.sql.connection(OUTCOME_CHECKOUT_SEC) as conn:
+            return await (await self.sql.run(conn, statement, params)).fetchone()
 
     async def _fenced_outcome(self, statement: LiteralString, params: dict[str, Any]) -> bool:
         """Run a failure/retry statement of the attempt `params` name, retried while the database is away (as long
@@ -255,15 +271,17 @@ class JobQueue:
         give_up = time.monotonic() + self.outage_patience_sec
         while True:
             try:
-                return await self.sql.one(statement, params) is not None
-            except UNREACHABLE:
-                if time.monotonic() >= give_up:
+                return await self._outcome(statement, params) is not None
+            except Exception as exc:
+                if not unreachable(exc) or time.monotonic() >= give_up:
                     raise
                 log.warning("job %s attempt %s: the database is unreachable; outcome retried", job_id, attempt)
             await asyncio.sleep(self.outage_retry_sec)
             try:
                 current = await self.get(job_id)
-            except UNREACHABLE:
+            except Exception as exc:
+                if not unreachable(exc):
+                    raise
                 continue
             if current is None or current.status != "running" or current.attempt != attempt:
                 return False  # applied before its answer was lost, or no longer this attempt's job

@@ -20,7 +20,7 @@ from boothbridge.catalog import Catalog
 from boothbridge.jobs.backoff import can_start
 from boothbridge.jobs.callbacks import CallbackQueue, new_callback_token
 from boothbridge.jobs.model import ClaimedJob, JobRecord, JobWithResult
-from boothbridge.jobs.queue import UNREACHABLE, JobQueue
+from boothbridge.jobs.queue import JobQueue, unreachable
 from boothbridge.jobs.retry import decide_retry
 from boothbridge.media.links import PublicLinks
 from boothbridge.media.ref import MediaRef
@@ -75,7 +75,6 @@ class _HandedBack(Exception):
 # While the database cannot be reached, a heartbeat is tried again this often (at most every HEARTBEAT_SEC): the
 # first one that gets through re-asserts the lease.
 HEARTBEAT_RETRY_SEC = 1.0
-_NO_ANSWER: tuple[type[Exception], ...] = (TimeoutError, *UNREACHABLE)
 
 
 async def _no_links(image: ImageInput) -> str:
@@ -269,17 +268,16 @@ class JobRunner:
                 try:
                     async with asyncio.timeout(max(self.heartbeat_sec, HEARTBEAT_RETRY_SEC)):
                         held = await self.queue.heartbeat(job.id, job.attempt)
-                except _NO_ANSWER as exc:
-                    log.warning(
-                        "job %s attempt %s: heartbeat could not reach the database (%s); the call goes on",
-                        job.id,
-                        job.attempt,
-                        type(exc).__name__,
-                    )
-                    delay = min(self.heartbeat_sec, HEARTBEAT_RETRY_SEC)
-                    continue
-                except Exception:
-                    log.exception("job %s attempt %s: heartbeat failed; the call goes on", job.id, job.attempt)
+                except Exception as exc:  # no answer is not "not yours": the call goes on
+                    if isinstance(exc, TimeoutError) or unreachable(exc):
+                        log.warning(
+                            "job %s attempt %s: heartbeat could not reach the database (%s); the call goes on",
+                            job.id,
+                            job.attempt,
+                            type(exc).__name__,
+                        )
+                    else:
+                        log.exception("job %s attempt %s: heartbeat failed; the call goes on", job.id, job.attempt)
                     delay = min(self.heartbeat_sec, HEARTBEAT_RETRY_SEC)
                     continue
                 if not held:
