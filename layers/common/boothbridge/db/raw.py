@@ -104,8 +104,10 @@ def _causes(exc: BaseException) -> Iterator[BaseException]:
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         yield current
-        orig = getattr(current, "orig", None)  # SQLAlchemy's DBAPIError wraps the driver's error
-        current = orig if isinstance(orig, BaseException) else (current.__cause__ or current.__context__)
+        # SQLAlchemy's DBAPIError wraps the driver's error; otherwise only an explicit `raise … from` counts (an
+        # unrelated error raised while handling a database error is not a database error).
+        orig = getattr(current, "orig", None)
+        current = orig if isinstance(orig, BaseException) else current.__cause__
 
 
 def is_connection_trouble(exc: BaseException) -> bool:
