@@ -108,3 +108,46 @@ async def test_a_server_restart_never_calls_a_provider_twice(
     assert Counter(SleepyProvider.calls) == Counter({(str(job_id), 1): 1 for job_id in ids})
     for row in job_rows(container.database_url, ids).values():
         assert (row["status"], row["attempt"], row["lease_expiries"]) == ("succeeded", 1, 0)
+
+
+@pytest.mark.parametrize(
+    "settings_overrides",
+    [
+        {
+            "run_worker": False,
+            "lease_sec": 5.0,
+            "heartbeat_sec": 0.5,
+            "fallback_poll_sec": 0.3,
+            "db_pool_size": 4,
+        }
+    ],
+)
+async def test_after_a_restart_another_worker_leaves_the_running_jobs_to_their_worker(
+    container: Container, own_server: OwnServer, tmp_path: Path
+) -> None:
+    """Every lease ran out while the server was down, and another worker claims as soon as it is back: a lease
+    that ran out before the server started counts from the start, so the worker still calling the provider
+    re-asserts it first and nobody calls a provider twice."""
+    jobs = [await new_job(container, settings_json={"delay_sec": 14.0}) for _ in range(4)]
+    ids = [job.id for job in jobs]
+    running = WorkerLoop(container.queue, container.runner, container.hub, concurrency=4, poll_sec=0.3)
+    idle = WorkerLoop(container.queue, container.runner, container.hub, concurrency=4, poll_sec=0.3)
+    await running.start()
+    try:
+        await wait_until("every job's provider call started", lambda: len(SleepyProvider.calls) == 4, 20)
+        await idle.start()
+        own_server.stop()
+        await asyncio.sleep(7.0)  # > LEASE (5 s): every lease has run out when the server starts again
+        await asyncio.to_thread(own_server.start)
+
+        def all_done() -> bool:
+            return all(row["status"] == "succeeded" for row in job_rows(container.database_url, ids).values())
+
+        await wait_until("every job succeeded", all_done, 120)
+    finally:
+        await idle.stop()
+        await running.stop()
+
+    assert Counter(SleepyProvider.calls) == Counter({(str(job_id), 1): 1 for job_id in ids})
+    for row in job_rows(container.database_url, ids).values():
+        assert (row["status"], row["attempt"], row["lease_expiries"]) == ("succeeded", 1, 0)
