@@ -69,10 +69,6 @@ def retry_safe(query: LiteralString) -> LiteralString:
     return query
 
 
-def is_retry_safe(query: str) -> bool:
-    return query in _RETRY_SAFE
-
-
 @contextlib.contextmanager
 def db_deadline(at: float) -> Iterator[None]:
     """Retried statements run in this block give up at `at` (time.monotonic()) at the latest: a request's own
