@@ -176,11 +176,16 @@ async def test_sigterm_hands_the_job_back_and_another_worker_takes_it_at_once(
     assert (held.status, held.attempt) == ("running", 1)
     lease_until: datetime = held.lease_expires_at
 
+    signalled = time.monotonic()
     stopping.signal(signal.SIGTERM)
     assert await stopping.wait_exit() == 0, stopping.output()
     assert "handed back" in stopping.output()
 
     handed = await row(container, job.id)
+    print(
+        f"handed back and exited {time.monotonic() - signalled:.1f} s after SIGTERM (grace 0.5 s); the lease had"
+        f" {(lease_until - handed.db_now).total_seconds():.1f} s left"
+    )
     # Requeued at once with its attempt restored: nothing spent, nothing counted, nobody waits for the lease.
     assert (handed.status, handed.attempt, handed.lease_owner, handed.lease_expiries) == ("queued", 0, None, 0)
     assert handed.db_now < lease_until
@@ -192,6 +197,7 @@ async def test_sigterm_hands_the_job_back_and_another_worker_takes_it_at_once(
         done = await wait_status(container, job.id, "succeeded", "failed")
     finally:
         await other.stop()
+    print(f"finished by another worker {time.monotonic() - signalled:.1f} s after SIGTERM (the call takes 5 s)")
     assert (done.status, done.attempt, done.max_attempts, done.lease_expiries) == ("succeeded", 1, 3, 0)
     assert done.attempt_errors == []
     assert SleepyProvider.calls == [(str(job.id), 1)]  # the other worker's call: attempt 1 again
