@@ -139,6 +139,7 @@ async def test_claim_hands_out_jobs_in_arrival_order(container: Container) -> No
 async def test_claim_failing_an_exhausted_job_sends_its_notify(container: Container) -> None:
     """The exhausted job is failed in a CTE of the claim statement whose output nobody reads; its NOTIFY (in that
     CTE's RETURNING list) must still be sent. Listened for directly, not through the hub's fallback poll."""
+    container.queue.max_lease_expiries = 0  # its first expiry exhausts it
     job = await new_job(container, max_attempts=1)
     await container.queue.claim("w", 1)
     await expire_lease(container, job.id)
