@@ -56,7 +56,6 @@ class Emulator:
         if web_dir.is_dir():
             self._routes.append(("/", static_site(web_dir)))
         if self.settings.run_worker:
-            c.queue.max_lease_expiries = self.settings.max_lease_expiries
             self.worker = WorkerLoop(
                 c.queue,
                 c.runner,

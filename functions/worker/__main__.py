@@ -21,7 +21,6 @@ log = logging.getLogger("functions.worker")
 async def main() -> None:
     settings = Settings()
     c = await build_container(settings, listen=True)
-    c.queue.max_lease_expiries = settings.max_lease_expiries
     loop = WorkerLoop(
         c.queue, c.runner, c.hub, concurrency=settings.worker_concurrency, poll_sec=settings.fallback_poll_sec
     )

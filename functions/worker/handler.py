@@ -48,7 +48,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
     async def run(c: Container) -> dict[str, Any]:
         owner = worker_identity()
-        c.queue.max_lease_expiries = c.settings.max_lease_expiries
         handed_back: list[uuid.UUID] = []
         me = asyncio.current_task()
         assert me is not None

@@ -115,7 +115,7 @@ async def build_container(
     media = MediaService(engine, store)
     providers = build_providers(settings, catalog)
     limits = {p.id: p.ingest.max_parallel_jobs for p in catalog.providers.values()}
-    queue = JobQueue(raw, limits, settings.lease_sec)
+    queue = JobQueue(raw, limits, settings.lease_sec, max_lease_expiries=settings.max_lease_expiries)
     runner = JobRunner(
         queue,
         media,
