@@ -132,6 +132,19 @@ class JobRunner:
             request, provider = await self._prepare(job)
         except ProviderError as err:
             return await self._failed(job, err)
+        except Exception as exc:
+            # Nothing was paid for yet. A database that blinked (the first query on a pooled connection a restart
+            # closed) gives the job back at once without spending an attempt; anything else is our fault, and the
+            # attempt fails (retryably) instead of leaving the job to wait out its lease.
+            if unreachable(exc):
+                log.warning(
+                    "job %s attempt %s: the database blinked while preparing; handing it back", job.id, job.attempt
+                )
+                return await self._hand_back(job)
+            log.exception("preparing job %s attempt %s failed", job.id, job.attempt)
+            return await self._failed(
+                job, ProviderError("worker_internal_error", "the worker could not prepare the attempt", retryable=True)
+            )
         try:
             result = await self._call_under_lease(job, provider, request)
         except _LeaseLost:
@@ -305,9 +318,10 @@ class JobRunner:
                 await beater
 
     async def _hand_back(self, job: JobRecord) -> AttemptOutcome:
-        """Give the job back without spending the attempt (this worker is stopping)."""
+        """Give the job back without spending the attempt (this worker is stopping, or the database blinked before
+        the provider was called)."""
         if await self.queue.hand_back(job.id, job.attempt):
-            log.info("job %s attempt %s handed back (the worker is stopping); no attempt spent", job.id, job.attempt)
+            log.info("job %s attempt %s handed back; no attempt spent", job.id, job.attempt)
             return AttemptOutcome("handed_back")
         return AttemptOutcome("stale")
 
