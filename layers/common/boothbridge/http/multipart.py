@@ -72,11 +72,14 @@ async def read_booth_form(
     """Parse `multipart/form-data`; 413 before reading when Content-Length is already too big (so an
     `Expect: 100-continue` client never sends the body), 413 while streaming if it grows too big, and 408 when
     no chunk arrives for `body_timeout_sec` (default: the app's BODY_TIMEOUT_SEC)."""
-    limit = max_file_bytes + FORM_OVERHEAD_BYTES
+    ctype = request.headers.get("content-type", "")
+    urlencoded = ctype.lower().startswith("application/x-www-form-urlencoded")
+    # A urlencoded form carries no file: only the room the text fields of a multipart form get (parsing a 20 MB
+    # one of millions of fields blocked the event loop for seconds, for an unauthenticated caller).
+    limit = FORM_OVERHEAD_BYTES if urlencoded else max_file_bytes + FORM_OVERHEAD_BYTES
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise too_large(max_file_bytes)
-    ctype = request.headers.get("content-type", "")
+        raise _form_too_large(limit) if urlencoded else too_large(max_file_bytes)
     timeout = body_timeout_sec if body_timeout_sec is not None else await body_timeout_for(request)
 
     async def limited() -> AsyncGenerator[bytes, None]:
@@ -92,13 +95,16 @@ async def read_booth_form(
                 raise request_timeout(timeout) from None
             seen += len(chunk)
             if seen > limit:
-                raise too_large(max_file_bytes)
+                raise _form_too_large(limit) if urlencoded else too_large(max_file_bytes)
             yield chunk
 
-    if ctype.lower().startswith("application/x-www-form-urlencoded"):
+    if urlencoded:
         # A form without a file part still carries the password: parse it so the answer can be precise.
         body = b"".join([chunk async for chunk in limited()])
-        pairs = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True)
+        try:
+            pairs = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True, max_num_fields=MAX_TEXT_FIELDS)
+        except ValueError:
+            raise _malformed(f"more than {MAX_TEXT_FIELDS} fields") from None
         return UploadedForm(file=None, filename=None, declared_type=None, fields=dict(reversed(pairs)))
     if not ctype.lower().startswith("multipart/form-data"):
         raise AppError(400, "invalid_form", "the request must be multipart/form-data with a fileToUpload part")
@@ -243,6 +249,12 @@ def _decode(raw: bytes | bytearray, charset: str) -> str:
         return raw.decode(charset)
     except (UnicodeError, LookupError):  # UnicodeError: also what a codec like idna raises for bad input
         return raw.decode("latin-1")
+
+
+def _form_too_large(limit: int) -> AppError:
+    return AppError(
+        413, "form_too_large", "a form without a file may hold at most this many bytes", {"max_bytes": limit}
+    )
 
 
 def _malformed(reason: str) -> AppError:
