@@ -5,9 +5,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from psycopg_pool import PoolTimeout
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from boothbridge.db.raw import DatabaseUnavailable, is_connection_trouble, trouble_reason
@@ -67,3 +71,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(Exception, on_unexpected)
+    # The database's own exception classes get the same handler registered by class: Starlette re-raises whatever
+    # reaches the catch-all `Exception` handler to the server (a ~200-line "Exception in ASGI application" per
+    # request during an outage, burying real crashes); handlers registered by class answer and stop there.
+    for database_error in (psycopg.Error, PoolTimeout, DBAPIError, SQLAlchemyTimeoutError, DatabaseUnavailable):
+        app.add_exception_handler(database_error, on_unexpected)
