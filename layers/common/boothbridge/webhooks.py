@@ -96,15 +96,17 @@ class WebhookService:
                 now=datetime.now(UTC),
             )
         attempt = job.attempt if job is not None else 0
-        if decision is not None and decision.retry_in is not None:
-            requeued = await self.callbacks.requeue(
-                job_id, hash_, attempt, err.code, err.message, decision.retry_in, err.details()
-            )
-            return Delivery(str(job_id), "requeued" if requeued else "duplicate")
+        retry_in = decision.retry_in if decision is not None else None
         message = decision.message if decision is not None else err.message
-        failed = await self.callbacks.fail(job_id, hash_, attempt, err.code, message, err.retryable, err.details())
+        recorded = await self.callbacks.fail(
+            job_id, hash_, attempt, err.code, message, retryable=err.retryable, details=err.details(), retry_in=retry_in
+        )
+        if not recorded:
+            return Delivery(str(job_id), "duplicate")
+        if retry_in is not None:
+            return Delivery(str(job_id), "requeued")
         self._ended(job_id)
-        return Delivery(str(job_id), "failed" if failed else "duplicate")
+        return Delivery(str(job_id), "failed")
 
     def _ended(self, job_id: Any) -> None:
         if self.c.hub is not None:

@@ -131,27 +131,18 @@ class CallbackQueue:
         attempt: int,
         code: str,
         message: str,
+        *,
         retryable: bool = False,
         details: Mapping[str, object] | None = None,
+        retry_in: float | None = None,
     ) -> bool:
+        """Record a failure reported by (or found in) a delivery, fenced by the secret: with `retry_in` the job goes
+        back to the queue for another attempt in that many seconds, otherwise it fails for good."""
         entry = attempt_errors_entry(attempt, code, message, retryable, details)
         params = {"id": job_id, "hash": hash_, "code": code, "message": message, "entry": entry}
-        return await self.sql.one(_FAIL_BY_CALLBACK, params) is not None
-
-    async def requeue(
-        self,
-        job_id: uuid.UUID,
-        hash_: str,
-        attempt: int,
-        code: str,
-        message: str,
-        delay: float,
-        details: Mapping[str, object] | None = None,
-    ) -> bool:
-        """Put the job back in the queue for another attempt in `delay` seconds (fenced by the secret)."""
-        entry = attempt_errors_entry(attempt, code, message, True, details)
-        params = {"id": job_id, "hash": hash_, "code": code, "message": message, "entry": entry, "delay": delay}
-        return await self.sql.one(_REQUEUE_BY_CALLBACK, params) is not None
+        if retry_in is None:
+            return await self.sql.one(_FAIL_BY_CALLBACK, params) is not None
+        return await self.sql.one(_REQUEUE_BY_CALLBACK, {**params, "delay": retry_in}) is not None
 
     async def fail_abandoned(self) -> list[uuid.UUID]:
         return [row["id"] for row in await self.sql.all(_FAIL_ABANDONED)]
