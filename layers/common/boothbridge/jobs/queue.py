@@ -235,47 +235,37 @@ class JobQueue:
         if (job_id, attempt) in self._handed_back:
             return None
         params = {"id": job_id, "attempt": attempt, **completion_params(result, result_expires_at, cost)}
-        give_up = time.monotonic() + self.outage_patience_sec
-        while True:
-            try:
-                row = await self._outcome(sql.COMPLETE, params)
-                return JobWithResult.completed(row, replace(result, expires_at=result_expires_at)) if row else None
-            except Exception as exc:
-                # The result is stored and paid for: keep it for the job until the database is back (dropping it
-                # would let the lease run out and the provider be called again).
-                if not unreachable(exc) or time.monotonic() >= give_up:
-                    raise
-                log.warning("job %s attempt %s: the database is unreachable; completion retried", job_id, attempt)
-            await asyncio.sleep(self.outage_retry_sec)
-            # The statement may have committed before its answer was lost: then the job is done, with this result.
-            try:
-                current = await self.get(job_id)
-            except Exception as exc:
-                if not unreachable(exc):
-                    raise
-                continue
-            if current is not None and current.status == "succeeded" and current.result_media_id == result.id:
-                return current
-            if current is None or current.status != "running" or current.attempt != attempt:
-                return None  # no longer this attempt's job
+        # The result is stored and paid for: keep it for the job until the database is back (dropping it would let
+        # the lease run out and the provider be called again).
+        row, after_outage = await self._outcome_through_outage(sql.COMPLETE, params, "completion")
+        if after_outage is None:
+            return JobWithResult.completed(row, replace(result, expires_at=result_expires_at)) if row else None
+        # The statement may have committed before its answer was lost: then the job is done, with this result.
+        if after_outage.status == "succeeded" and after_outage.result_media_id == result.id:
+            return after_outage
+        return None
 
     async def _outcome(self, statement: LiteralString, params: Mapping[str, Any]) -> Any:
         """One try of an attempt's outcome statement (see OUTCOME_CHECKOUT_SEC); its row or None."""
         async with self.sql.connection(OUTCOME_CHECKOUT_SEC) as conn:
             return await (await self.sql.run(conn, statement, params)).fetchone()
 
-    async def _fenced_outcome(self, statement: LiteralString, params: dict[str, Any]) -> bool:
-        """Run a failure/retry statement of the attempt `params` name, retried while the database is away (as long
-        as the attempt still holds the job); True when it applied here."""
+    async def _outcome_through_outage(
+        self, statement: LiteralString, params: Mapping[str, Any], what: str
+    ) -> tuple[Any, JobWithResult | None]:
+        """Run an outcome statement of the attempt `params` name, retried while the database is away and the
+        attempt still holds the job. Returns (its row or None, None) when it answered; (None, the job as re-read)
+        when the job stopped being this attempt's running job meanwhile (the statement may have applied before its
+        answer was lost, or another took the job)."""
         job_id, attempt = params["id"], params["attempt"]
         give_up = time.monotonic() + self.outage_patience_sec
         while True:
             try:
-                return await self._outcome(statement, params) is not None
+                return await self._outcome(statement, params), None
             except Exception as exc:
                 if not unreachable(exc) or time.monotonic() >= give_up:
                     raise
-                log.warning("job %s attempt %s: the database is unreachable; outcome retried", job_id, attempt)
+                log.warning("job %s attempt %s: the database is unreachable; %s retried", job_id, attempt, what)
             await asyncio.sleep(self.outage_retry_sec)
             try:
                 current = await self.get(job_id)
@@ -284,7 +274,13 @@ class JobQueue:
                     raise
                 continue
             if current is None or current.status != "running" or current.attempt != attempt:
-                return False  # applied before its answer was lost, or no longer this attempt's job
+                return None, current
+
+    async def _fenced_outcome(self, statement: LiteralString, params: dict[str, Any]) -> bool:
+        """Run a failure/retry statement of the attempt `params` name through an outage; True when it applied here
+        (False too when it applied before its answer was lost, or the attempt no longer holds the job)."""
+        row, _ = await self._outcome_through_outage(statement, params, "outcome")
+        return row is not None
 
     async def fail_attempt(
         self,
