@@ -191,7 +191,9 @@ class JobRunner:
             raise ProviderError(
                 "provider_unavailable", f"provider {job.provider_id!r} is not available", retryable=False
             )
-        if not can_start(_seconds_left(job), entry.ingest.typical_sec):
+        seconds_left = (job.last_useful_end - datetime.now(UTC)).total_seconds()
+        useful_until = time.monotonic() + seconds_left  # the same moment on the clock providers wait by
+        if not can_start(seconds_left, entry.ingest.typical_sec):
             # Queued too long, or taken over too late: a call now would end after the booth stopped waiting.
             raise ProviderError(
                 "no_time_left", "no time was left for an attempt before the booth's answer was due", retryable=False
@@ -236,7 +238,7 @@ class JobRunner:
             public_url=self.links.linker(job.id) if self.links is not None else _no_links,
             webhook_url=webhook_url,
             # A provider that waits before its paid call (a client-side quota window) must not start it later.
-            start_by=time.monotonic() + max(_seconds_left(job) - entry.ingest.typical_sec, 0.0),
+            start_by=max(useful_until - entry.ingest.typical_sec, time.monotonic()),
         )
         return request, provider
 
@@ -375,11 +377,6 @@ class JobRunner:
     def _ended(self, job_id: uuid.UUID) -> None:
         if self.ends is not None:
             self.ends.job_ended(job_id)
-
-
-def _seconds_left(job: JobRecord, now: datetime | None = None) -> float:
-    """Seconds until the job's last useful moment (see `JobRecord.last_useful_end`)."""
-    return (job.last_useful_end - (now or datetime.now(UTC))).total_seconds()
 
 
 async def accepted_result(result: ProviderResult, settings: Mapping[str, object], max_pixels: int) -> ProviderResult:
