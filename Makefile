@@ -17,7 +17,7 @@ run: $(STAMP)
 	exec $(PY) -m local
 
 provision: $(STAMP)
-	$(PY) -m boothbridge.provision
+	$(PY) -m boothbridge.platform.provision
 
 test: $(STAMP) chromium lint typecheck pytest
 

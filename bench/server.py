@@ -21,7 +21,7 @@ from boothbridge.catalog import IngestLimits
 from boothbridge.errors import AppError
 from boothbridge.http.errors import install_error_handlers
 from boothbridge.http.multipart import read_booth_form
-from boothbridge.images import inspect_image
+from boothbridge.images.upload import inspect_image
 from boothbridge.jobs.model import JobWithResult
 from boothbridge.jobs.notifications import NotificationHub
 from boothbridge.jobs.queue import CHANNEL_DONE
@@ -81,14 +81,14 @@ class TimedHub(NotificationHub):
 @contextlib.contextmanager
 def timed_hubs() -> Iterator[None]:
     """While active, `build_container` builds a `TimedHub` (with the product's own arguments and wiring)."""
-    import boothbridge.container
+    import boothbridge.bootstrap
 
-    original = boothbridge.container.NotificationHub
-    boothbridge.container.NotificationHub = TimedHub  # type: ignore[misc]
+    original = boothbridge.bootstrap.NotificationHub
+    boothbridge.bootstrap.NotificationHub = TimedHub  # type: ignore[misc]
     try:
         yield
     finally:
-        boothbridge.container.NotificationHub = original  # type: ignore[misc]
+        boothbridge.bootstrap.NotificationHub = original  # type: ignore[misc]
 
 
 def as_timed(hub: NotificationHub) -> TimedHub:

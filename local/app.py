@@ -13,11 +13,11 @@ from starlette.responses import JSONResponse
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
-from boothbridge.cleanup import run_cleanup
-from boothbridge.container import Container, build_container
+from boothbridge.bootstrap import Container, build_container
 from boothbridge.errors import error_body
 from boothbridge.http.errors import install_error_handlers
 from boothbridge.jobs.worker_loop import WorkerLoop
+from boothbridge.platform.cleanup import run_cleanup
 from boothbridge.settings import PROJECT_ROOT, Settings
 
 log = logging.getLogger(__name__)

@@ -16,8 +16,8 @@ DEMO_TURBOTEXT_KEY = "demo-turbotext-key"
 def demo_fakes(settings: Settings) -> Iterator[Settings]:
     """Run both fakes for the duration of the block; yields settings that use them."""
     # The fakes live with the tests (they are what proves the adapters); this mode is for local use only.
-    from tests.fakes.gemini_server import gemini_server
-    from tests.fakes.turbotext_server import FakeTurbotext
+    from local.fakes.gemini_server import gemini_server
+    from local.fakes.turbotext_server import FakeTurbotext
 
     with gemini_server() as gemini:
         turbotext = FakeTurbotext(api_key=DEMO_TURBOTEXT_KEY).start()

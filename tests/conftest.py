@@ -16,8 +16,8 @@ import psycopg
 import pytest
 from argon2 import PasswordHasher, profiles
 
-from boothbridge import auth
-from boothbridge.container import Container, build_container
+from boothbridge.accounts import auth
+from boothbridge.bootstrap import Container, build_container
 from boothbridge.db.migrate import upgrade_to_head
 from boothbridge.media.s3_store import S3Store
 from boothbridge.settings import Settings

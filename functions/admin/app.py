@@ -10,22 +10,22 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
-from boothbridge.accounts import Operator, authenticate
-from boothbridge.auth import InvalidToken, TokenClaims, decode_token, issue_token
-from boothbridge.container import Container
+from boothbridge.accounts.auth import InvalidToken, TokenClaims, decode_token, issue_token
+from boothbridge.accounts.login_guard import LoginGuard, client_key, viewer_host
+from boothbridge.accounts.sessions import is_revoked, revoke
+from boothbridge.accounts.sign_in import Operator, authenticate
+from boothbridge.bootstrap import Container
 from boothbridge.errors import AppError
 from boothbridge.http.errors import install_error_handlers
 from boothbridge.http.holder import ContainerHolder, LazyMangum
 from boothbridge.http.openapi import AUTH, BODY, INVALID, errors, install_openapi
-from boothbridge.login_guard import LoginGuard, client_key, viewer_host
-from boothbridge.sessions import is_revoked, revoke
 from boothbridge.settings import Settings
 from boothbridge.slots import SlotService, SlotUpdate, SlotView
 from functions.admin.jobs import jobs_router
 from functions.admin.media import media_router
 from functions.admin.ops import ops_router
 from functions.admin.settings_api import settings_router
-from functions.admin.slot_test import slot_test_router
+from functions.admin.slot_test_runs import slot_test_router
 from functions.admin.stats import stats_router
 
 # PostgreSQL text cannot hold NUL (U+0000): input that would reach a query with one is refused as invalid (400).

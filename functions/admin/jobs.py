@@ -32,8 +32,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
 
-from boothbridge.accounts import Operator
-from boothbridge.container import Container
+from boothbridge.accounts.sign_in import Operator
+from boothbridge.bootstrap import Container
 from boothbridge.http.openapi import AUTH, INVALID, errors, merge
 from boothbridge.jobs.cancel import cancel_job
 from boothbridge.jobs.view import DEFAULT_PAGE_SIZE, JobQuery, JobsView, job_not_found, parse_job_id, watch_job

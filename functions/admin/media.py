@@ -14,12 +14,12 @@ from fastapi import APIRouter, Depends, File, Form, Query, UploadFile
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from boothbridge.accounts import Operator
-from boothbridge.container import Container
+from boothbridge.accounts.sign_in import Operator
+from boothbridge.bootstrap import Container
 from boothbridge.errors import AppError
 from boothbridge.http.multipart import BodyTimeoutRoute
 from boothbridge.http.openapi import AUTH, BODY, INVALID, errors, merge
-from boothbridge.images import inspect_image
+from boothbridge.images.upload import inspect_image
 from boothbridge.media.service import MediaExpired, MediaNotFound, MediaRef
 
 ACCEPTED_MIME = ("image/jpeg", "image/png", "image/webp")

@@ -5,8 +5,8 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from boothbridge.container import Container
-from boothbridge.ops import health, metrics_text
+from boothbridge.bootstrap import Container
+from boothbridge.platform.monitoring import health, metrics_text
 
 
 def ops_router(get_container: Any) -> APIRouter:

@@ -6,10 +6,10 @@ from typing import Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, Field
 
-from boothbridge.cleanup import clear_results
-from boothbridge.container import Container
+from boothbridge.bootstrap import Container
 from boothbridge.http.openapi import AUTH, BODY, errors
-from boothbridge.provision import set_ingest_password
+from boothbridge.platform.cleanup import clear_results
+from boothbridge.platform.provision import set_ingest_password
 
 
 class SettingsUpdate(BaseModel):

@@ -6,8 +6,8 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
 from boothbridge import stats
-from boothbridge.accounts import Operator
-from boothbridge.container import Container
+from boothbridge.accounts.sign_in import Operator
+from boothbridge.bootstrap import Container
 from boothbridge.http.openapi import AUTH, INVALID, errors
 
 # Range, grouping, paging and sorting are validated by `boothbridge.stats` (400 invalid_range/invalid_parameter),

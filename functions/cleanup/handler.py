@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from boothbridge.cleanup import run_cleanup
-from boothbridge.container import Container
-from boothbridge.lambda_runtime import HandlerRuntime
+from boothbridge.bootstrap import Container
+from boothbridge.platform.cleanup import run_cleanup
+from boothbridge.platform.lambda_loop import HandlerRuntime
 
 runtime = HandlerRuntime()
 

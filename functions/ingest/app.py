@@ -5,13 +5,13 @@ import time
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
-from boothbridge.container import Container
+from boothbridge.bootstrap import Container
 from boothbridge.http.errors import install_error_handlers
 from boothbridge.http.holder import ContainerHolder, LazyMangum
 from boothbridge.http.multipart import read_booth_form
 from boothbridge.http.openapi import PHOTO, PIPELINE, errors, header_docs, install_openapi, merge
-from boothbridge.ingest import IngestService
-from boothbridge.ingest_model import IngestOutcome
+from boothbridge.ingest.model import IngestOutcome
+from boothbridge.ingest.service import IngestService
 from boothbridge.settings import Settings
 
 _TIMING = {"X-Processing-Ms": "how long the request took"}

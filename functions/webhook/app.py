@@ -5,13 +5,13 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 
-from boothbridge.container import Container
+from boothbridge.bootstrap import Container
 from boothbridge.errors import AppError
 from boothbridge.http.errors import install_error_handlers
 from boothbridge.http.holder import ContainerHolder, LazyMangum
 from boothbridge.http.openapi import errors, install_openapi
+from boothbridge.jobs.webhooks import WebhookService
 from boothbridge.settings import Settings
-from boothbridge.webhooks import WebhookService
 from functions.webhook.redact import install_redaction
 
 MAX_CALLBACK_BYTES = 1024 * 1024

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import signal
 
-from boothbridge.container import build_container
+from boothbridge.bootstrap import build_container
 from boothbridge.jobs.worker_loop import WorkerLoop
 from boothbridge.settings import Settings
 

@@ -8,10 +8,10 @@ import logging
 import uuid
 from typing import Any
 
-from boothbridge.container import Container
+from boothbridge.bootstrap import Container
 from boothbridge.jobs.runner import JobRunner
 from boothbridge.jobs.worker_loop import drain_queue, run_job_by_id, worker_identity
-from boothbridge.lambda_runtime import HandlerRuntime
+from boothbridge.platform.lambda_loop import HandlerRuntime
 
 log = logging.getLogger(__name__)
 

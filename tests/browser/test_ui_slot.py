@@ -13,7 +13,7 @@ from PIL import Image
 from playwright.async_api import Page
 from sqlalchemy import text
 
-from boothbridge.container import Container
+from boothbridge.bootstrap import Container
 from boothbridge.settings import Settings
 from tests.browser.conftest import UI
 from tests.browser.pictures import TEMPLATE_SIZE, as_file, b64, booth_photo, frame_template

@@ -9,7 +9,7 @@ import httpx
 import uvicorn
 from PIL import Image
 
-from boothbridge.container import build_container
+from boothbridge.bootstrap import build_container
 from boothbridge.settings import Settings
 from local.app import Emulator
 from local.demo import demo_fakes

@@ -8,7 +8,7 @@ import httpx
 import jwt
 import pytest
 
-from boothbridge.container import Container
+from boothbridge.bootstrap import Container
 from boothbridge.settings import Settings
 from tests.support.booth import configure_slot, credentials, operator_token
 

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from boothbridge.cleanup import run_cleanup
-from boothbridge.container import Container
+from boothbridge.bootstrap import Container
+from boothbridge.platform.cleanup import run_cleanup
 from boothbridge.settings import Settings
 from tests.integration.test_queue import enqueue
 from tests.support.lambda_env import invoke_cleanup, settings_env

@@ -12,9 +12,9 @@ import botocore.session
 import httpx
 import pytest
 
-from boothbridge import credentials
-from boothbridge.container import build_container
-from boothbridge.credentials_secret import CredentialsUnavailable, read_secret, region_of
+from boothbridge.bootstrap import build_container
+from boothbridge.credentials import file as credentials
+from boothbridge.credentials.source import CredentialsUnavailable, read_secret, region_of
 from boothbridge.settings import Settings
 from local.app import Emulator
 from tests.support.moto_server import FAKE_ACCESS_KEY_ID, FAKE_REGION, FAKE_SECRET_ACCESS_KEY

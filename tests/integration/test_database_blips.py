@@ -26,12 +26,12 @@ import httpx
 import psycopg
 import pytest
 
+from boothbridge.bootstrap import Container
 from boothbridge.catalog import IngestLimits
-from boothbridge.container import Container
 from boothbridge.db import raw
 from boothbridge.db.migrate import upgrade_to_head
 from boothbridge.db.raw import DatabaseUnavailable
-from boothbridge.ingest import backlog_wait
+from boothbridge.ingest.service import backlog_wait
 from boothbridge.settings import Settings
 from local.app import Emulator
 from tests.fakes.sleepy import SleepyProvider, sleepy_catalog

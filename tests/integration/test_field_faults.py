@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 from sqlalchemy import text
 
-from boothbridge.container import Container
+from boothbridge.bootstrap import Container
 from boothbridge.settings import Settings
 from tests.fakes.sleepy import SleepyProvider
 from tests.support.booth import configure_slot, credentials, jpeg, operator_token, post_photo
@@ -173,7 +173,7 @@ async def test_an_answer_that_is_not_json_is_the_provider_s_fault_not_our_crash(
 @pytest.mark.slow
 def test_a_102_megapixel_medium_format_photo_passes_the_ingest_check(settings: Settings) -> None:
     """Another member of the camera-size kind: Fujifilm GFX100's 11648 x 8736 (102 MP), checked as ingest does."""
-    from boothbridge.images import inspect_image
+    from boothbridge.images.upload import inspect_image
 
     gfx100 = encoded(Image.new("L", (11648, 8736), 90), "JPEG", quality=50)
     info = inspect_image(gfx100, ("image/jpeg",), settings.max_image_pixels)

@@ -18,10 +18,10 @@ import pytest
 from PIL import Image
 from sqlalchemy import text
 
-from boothbridge.container import Container
-from boothbridge.providers.gemini_wire import DEFAULT_STYLE_PROMPT
+from boothbridge.bootstrap import Container
+from boothbridge.providers.gemini.wire import DEFAULT_STYLE_PROMPT
 from boothbridge.settings import PROJECT_ROOT, Settings
-from tests.fakes.gemini_replies import (
+from local.fakes.gemini_replies import (
     daily_quota_reply,
     error_reply,
     html_reply,
@@ -30,11 +30,11 @@ from tests.fakes.gemini_replies import (
     result_png,
     safety_reply,
 )
-from tests.fakes.gemini_server import FakeGemini, gemini_server
+from local.fakes.gemini_server import FakeGemini, gemini_server
 from tests.support.booth import configure_slot, credentials, jpeg, operator_token, post_photo
 
 KEYS = "key-a,key-b"
-PLUGIN = "boothbridge.providers.gemini:GeminiProvider"
+PLUGIN = "boothbridge.providers.gemini.adapter:GeminiProvider"
 
 
 @pytest.fixture

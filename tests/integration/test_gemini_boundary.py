@@ -13,11 +13,11 @@ import pytest
 from PIL import Image
 from sqlalchemy import text
 
-from boothbridge.container import Container
-from boothbridge.providers.gemini import GeminiProvider
+from boothbridge.bootstrap import Container
+from boothbridge.providers.gemini.adapter import GeminiProvider
 from boothbridge.settings import Settings
-from tests.fakes.gemini_replies import image_reply
-from tests.fakes.gemini_server import FakeGemini, gemini_server
+from local.fakes.gemini_replies import image_reply
+from local.fakes.gemini_server import FakeGemini, gemini_server
 from tests.support.booth import configure_slot, credentials, operator_token, post_photo
 from tests.support.images import ORIENTATION, PERSONAL_MARKERS, camera_jpeg, encoded, two_tone
 
@@ -33,7 +33,7 @@ def settings_overrides(fake: FakeGemini) -> dict[str, Any]:
     return {
         "gemini_api_key": "key-a",
         "gemini_base_url": fake.url,
-        "provider_plugins": ["boothbridge.providers.gemini:GeminiProvider"],
+        "provider_plugins": ["boothbridge.providers.gemini.adapter:GeminiProvider"],
     }
 
 

@@ -15,10 +15,10 @@ import pytest
 
 from boothbridge.catalog import Catalog
 from boothbridge.providers.base import ImageInput, ProviderError, ProviderRequest
-from boothbridge.providers.gemini import GeminiProvider
-from boothbridge.providers.gemini_wire import next_daily_reset
+from boothbridge.providers.gemini.adapter import GeminiProvider
+from boothbridge.providers.gemini.wire import next_daily_reset
 from boothbridge.settings import PROJECT_ROOT, Settings
-from tests.fakes.gemini_replies import (
+from local.fakes.gemini_replies import (
     FAKE_PNG,
     cut_reply,
     daily_quota_reply,
@@ -39,7 +39,7 @@ from tests.fakes.gemini_replies import (
     truncated_json_reply,
     wrong_shape_reply,
 )
-from tests.fakes.gemini_server import FakeGemini, gemini_server
+from local.fakes.gemini_server import FakeGemini, gemini_server
 from tests.support.booth import jpeg
 
 KEYS = "key-a,key-b"

@@ -17,7 +17,7 @@ from typing import Any, cast
 import pytest
 from sqlalchemy import text
 
-from boothbridge.container import Container
+from boothbridge.bootstrap import Container
 from boothbridge.jobs.model import JobWithResult
 from boothbridge.jobs.queue import CHANNEL_DONE, Claim, JobQueue
 from boothbridge.jobs.waiting import wait_for_job_end, wait_subscribed

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from boothbridge.container import Container
+from boothbridge.bootstrap import Container
 from boothbridge.settings import Settings
 from tests.support.booth import configure_slot, credentials, jpeg, operator_token, png, post_photo
 from tests.support.storage import stored_counts

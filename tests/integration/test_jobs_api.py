@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import text
 
 import functions.admin.jobs as jobs_api
-from boothbridge.container import Container
+from boothbridge.bootstrap import Container
 from boothbridge.db.engine import libpq_url
 from boothbridge.jobs.model import JobRecord
 from boothbridge.jobs.queue import CHANNEL_DONE

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from boothbridge.container import Container
+from boothbridge.bootstrap import Container
 from boothbridge.jobs.queue import JobQueue
 from tests.integration.test_queue import expire_lease, job_row, new_job, result_ref
 

@@ -20,7 +20,7 @@ import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from boothbridge.container import Container
+from boothbridge.bootstrap import Container
 from boothbridge.db.engine import libpq_url
 from boothbridge.jobs.worker_loop import WorkerLoop
 from tests.fakes.sleepy import SleepyProvider, sleepy_catalog

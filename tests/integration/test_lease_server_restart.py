@@ -21,7 +21,7 @@ import psutil
 import psycopg
 import pytest
 
-from boothbridge.container import Container
+from boothbridge.bootstrap import Container
 from boothbridge.db.migrate import upgrade_to_head
 from boothbridge.jobs.worker_loop import WorkerLoop
 from tests.fakes.sleepy import SleepyProvider, sleepy_catalog

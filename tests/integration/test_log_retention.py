@@ -11,11 +11,11 @@ import pytest
 from psycopg.types.json import Jsonb
 from sqlalchemy import text
 
-from boothbridge import ingest_log
-from boothbridge.cleanup import purge_old_logs, run_cleanup
-from boothbridge.container import Container
+from boothbridge.bootstrap import Container
 from boothbridge.errors import AppError
-from boothbridge.ingest_model import IngestOutcome, UploadedForm, log_fields, public_fields
+from boothbridge.ingest import processing_log as ingest_log
+from boothbridge.ingest.model import IngestOutcome, UploadedForm, log_fields, public_fields
+from boothbridge.platform.cleanup import purge_old_logs, run_cleanup
 from boothbridge.settings import Settings
 from tests.support.booth import configure_slot, credentials, jpeg, multipart_fields, operator_token, post_photo
 

@@ -12,8 +12,8 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from boothbridge.container import Container
-from boothbridge.login_guard import MAX_FAILURES, WINDOW_SEC, client_key, viewer_host
+from boothbridge.accounts.login_guard import MAX_FAILURES, WINDOW_SEC, client_key, viewer_host
+from boothbridge.bootstrap import Container
 from boothbridge.settings import Settings
 from functions.admin.app import create_app as create_admin
 from local.app import Emulator

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from sqlalchemy import text
 
-from boothbridge.cleanup import run_cleanup
-from boothbridge.container import Container
+from boothbridge.bootstrap import Container
+from boothbridge.platform.cleanup import run_cleanup
 from boothbridge.settings import Settings
 from tests.support.booth import operator_token
 

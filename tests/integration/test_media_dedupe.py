@@ -11,7 +11,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from boothbridge.container import Container
+from boothbridge.bootstrap import Container
 from boothbridge.settings import Settings
 from tests.support.booth import jpeg, operator_token, png
 from tests.support.storage import bucket_keys

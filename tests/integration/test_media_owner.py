@@ -12,7 +12,7 @@ import uuid
 import httpx
 from sqlalchemy import text
 
-from boothbridge.container import Container
+from boothbridge.bootstrap import Container
 from boothbridge.settings import Settings
 from tests.integration.test_media_api import frame_template, register
 from tests.support.booth import configure_slot, jpeg, operator_token

@@ -11,9 +11,9 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from boothbridge.cleanup import purge_expired_media
-from boothbridge.container import Container
+from boothbridge.bootstrap import Container
 from boothbridge.media.service import MediaExpired, MediaNotFound
+from boothbridge.platform.cleanup import purge_expired_media
 from boothbridge.settings import Settings
 from tests.support.booth import configure_slot, credentials, jpeg, operator_token, post_photo
 from tests.support.storage import bucket_keys

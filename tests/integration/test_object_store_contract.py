@@ -11,10 +11,10 @@ import httpx
 import pytest
 from botocore.exceptions import ClientError
 
+from boothbridge.media.backends import build_object_store
 from boothbridge.media.folder_store import FolderStore
 from boothbridge.media.s3_store import S3Store
 from boothbridge.media.store import ObjectNotFound, ObjectStore
-from boothbridge.media.stores import build_object_store
 from boothbridge.settings import Settings
 from tests.support.moto_server import (
     FAKE_ACCESS_KEY_ID,

@@ -7,7 +7,7 @@ import re
 import httpx
 import pytest
 
-from boothbridge.container import Container
+from boothbridge.bootstrap import Container
 from boothbridge.settings import Settings
 from tests.support.booth import configure_slot, credentials, jpeg, operator_token, post_photo
 

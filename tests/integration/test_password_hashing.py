@@ -13,8 +13,8 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from boothbridge import auth
-from boothbridge.container import Container
+from boothbridge.accounts import auth
+from boothbridge.bootstrap import Container
 from tests.support.booth import credentials
 
 

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from sqlalchemy import text
 
-from boothbridge.container import Container
+from boothbridge.bootstrap import Container
 from boothbridge.settings import Settings
 from tests.fakes.sleepy import SleepyProvider
 from tests.support.booth import configure_slot, credentials, jpeg, operator_token, post_photo

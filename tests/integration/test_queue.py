@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from boothbridge.container import Container
+from boothbridge.bootstrap import Container
 from boothbridge.jobs.model import JobRecord, NewJob
 from boothbridge.jobs.worker_loop import run_job_by_id
 from boothbridge.media.service import MediaRef

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 from sqlalchemy import text
 
-from boothbridge.container import Container
+from boothbridge.bootstrap import Container
 from boothbridge.db.engine import libpq_url
 from boothbridge.jobs.model import JobRecord
 from boothbridge.jobs.queue import CHANNEL_DONE

@@ -9,8 +9,8 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from boothbridge.container import Container, build_container
-from boothbridge.provision import apply_credentials
+from boothbridge.bootstrap import Container, build_container
+from boothbridge.platform.provision import apply_credentials
 from boothbridge.settings import Settings
 from tests.support.booth import configure_slot, credentials, jpeg, operator_token, post_photo
 

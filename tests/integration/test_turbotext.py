@@ -26,12 +26,12 @@ import pytest
 from PIL import Image
 from sqlalchemy import text
 
-from boothbridge.container import Container
+from boothbridge.bootstrap import Container
 from boothbridge.providers.base import ImageInput, ProviderError, ProviderParked, ProviderRequest, ProviderResult
-from boothbridge.providers.turbotext import TurbotextProvider
+from boothbridge.providers.turbotext.adapter import TurbotextProvider
 from boothbridge.settings import Settings
 from local.app import Emulator
-from tests.fakes.turbotext_server import FakeTurbotext, LinkFault, html_page, not_found, unavailable
+from local.fakes.turbotext_server import FakeTurbotext, LinkFault, html_page, not_found, unavailable
 from tests.support.booth import configure_slot, credentials, jpeg, operator_token, post_photo
 from tests.support.live_server import serving
 
@@ -86,7 +86,7 @@ def settings_overrides(turbotext: FakeTurbotext, app_socket: socket.socket) -> d
         "public_base_url": f"http://127.0.0.1:{port}",
         "turbotext_api_key": API_KEY,
         "turbotext_base_url": turbotext.api_url,
-        "provider_plugins": ["boothbridge.providers.turbotext:TurbotextProvider"],
+        "provider_plugins": ["boothbridge.providers.turbotext.adapter:TurbotextProvider"],
         "t_sync_response": 8.0,
         "max_attempts": 3,
         "retry_base_sec": 0.05,
@@ -498,7 +498,7 @@ async def test_a_callbacks_download_is_bounded_by_the_jobs_deadline(
 ) -> None:
     # The provider's own cap is far away (60 s); the job has about half a second left when the callback comes
     # (delivered 1 s after create_queue; the deadline moved to 1.5 s after it).
-    monkeypatch.setattr("boothbridge.webhooks.MIN_RESULT_FETCH_SEC", 0.2)
+    monkeypatch.setattr("boothbridge.jobs.webhooks.MIN_RESULT_FETCH_SEC", 0.2)
     _short_downloads(_turbotext_of(container), window_sec=60.0)
     turbotext.webhook_delay_sec = 1.0
     turbotext.link_faults, turbotext.link_faults_forever = [not_found()], True

@@ -19,11 +19,11 @@ import pytest
 from PIL import Image
 from sqlalchemy import text
 
-from boothbridge.container import Container
-from boothbridge.providers.turbotext import TurbotextProvider
+from boothbridge.bootstrap import Container
+from boothbridge.providers.turbotext.adapter import TurbotextProvider
 from boothbridge.settings import PROJECT_ROOT, Settings
 from local.app import Emulator
-from tests.fakes.turbotext_server import FakeTurbotext, LinkFault
+from local.fakes.turbotext_server import FakeTurbotext, LinkFault
 from tests.support.booth import configure_slot, credentials, operator_token, post_photo
 from tests.support.images import ORIENTATION, PERSONAL_MARKERS, camera_jpeg
 from tests.support.live_server import serving
@@ -57,7 +57,7 @@ def settings_overrides(turbotext: FakeTurbotext, app_socket: socket.socket, tmp_
         "public_base_url": f"http://127.0.0.1:{app_socket.getsockname()[1]}",
         "turbotext_api_key": API_KEY,
         "turbotext_base_url": turbotext.api_url,
-        "provider_plugins": ["boothbridge.providers.turbotext:TurbotextProvider"],
+        "provider_plugins": ["boothbridge.providers.turbotext.adapter:TurbotextProvider"],
         "providers_config": _short_catalog(tmp_path / "providers-short-turbotext.json"),
         "t_sync_response": T_SYNC,
         "max_attempts": 3,

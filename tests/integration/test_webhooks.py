@@ -13,7 +13,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from boothbridge.container import Container
+from boothbridge.bootstrap import Container
 from boothbridge.jobs.callbacks import CallbackQueue
 from boothbridge.settings import Settings
 from tests.fakes.sleepy import SleepyProvider

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from boothbridge.container import Container
+from boothbridge.bootstrap import Container
 from boothbridge.jobs.model import NewJob
 from boothbridge.settings import Settings
 from tests.integration.test_queue import enqueue

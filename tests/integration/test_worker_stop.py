@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from boothbridge.container import Container
+from boothbridge.bootstrap import Container
 from boothbridge.jobs.worker_loop import WorkerLoop
 from boothbridge.settings import PROJECT_ROOT, Settings
 from tests.fakes.sleepy import SleepyProvider

@@ -5,7 +5,7 @@ from __future__ import annotations
 import boto3
 from sqlalchemy import text
 
-from boothbridge.container import Container
+from boothbridge.bootstrap import Container
 from boothbridge.settings import Settings
 
 

@@ -17,9 +17,9 @@ import pytest
 from google.genai import errors, types
 from PIL import Image
 
-from boothbridge.providers import gemini_wire as wire
 from boothbridge.providers.base import ImageInput, ProviderError
-from tests.fakes.gemini_replies import (
+from boothbridge.providers.gemini import wire
+from local.fakes.gemini_replies import (
     FAKE_PNG,
     daily_quota_reply,
     daily_token_quota_reply,

@@ -12,8 +12,8 @@ import pytest
 from google.genai import errors, types
 from PIL import Image
 
-from boothbridge.providers import gemini_wire as wire
 from boothbridge.providers.base import ImageInput, ProviderError, ProviderRequest
+from boothbridge.providers.gemini import wire
 from tests.support.booth import jpeg, png
 
 

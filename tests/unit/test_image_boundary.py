@@ -1,4 +1,4 @@
-"""The image boundary (boothbridge.image_boundary), no I/O: what every provider receives and what is accepted back.
+"""The image boundary (boothbridge.images.boundary), no I/O: what every provider receives and what is accepted back.
 
 Field faults this covers: a 16-bit greyscale PNG came back white (right: mid-grey, 78 of 255); a sideways-stored
 portrait reached Gemini with its orientation tag; a provider's declared type was trusted.
@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from boothbridge.image_boundary import (
+from boothbridge.images.boundary import (
     TooManyPixelsError,
     UndecodableImageError,
     UnencodableImageError,

@@ -10,10 +10,10 @@ import re
 import pytest
 from PIL import Image
 
-from boothbridge import images
 from boothbridge.errors import AppError
-from boothbridge.images import JPEG_EOI, inspect_image, jpeg_lacks_only_eoi
-from boothbridge.providers import local_ops
+from boothbridge.images import upload as images
+from boothbridge.images.upload import JPEG_EOI, inspect_image, jpeg_lacks_only_eoi
+from boothbridge.providers.local import ops as local_ops
 from tests.support.booth import jpeg
 
 ACCEPT = ("image/jpeg", "image/png")

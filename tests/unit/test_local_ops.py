@@ -7,7 +7,7 @@ import io
 import pytest
 from PIL import Image, ImageStat
 
-from boothbridge.providers import local_ops
+from boothbridge.providers.local import ops as local_ops
 
 RATIOS = ["1:1", "4:3", "3:4", "16:9", "9:16", "3:2", "2:3"]
 SOURCE_SIZES = [(640, 480), (300, 500), (257, 257), (101, 37), (1920, 1080)]

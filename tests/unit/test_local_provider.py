@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from PIL import Image, ImageStat
 
-from boothbridge.providers import local_ops
 from boothbridge.providers.base import ImageInput, Provider, ProviderError, ProviderRequest, ProviderResult
-from boothbridge.providers.local import LocalProvider
+from boothbridge.providers.local import ops as local_ops
+from boothbridge.providers.local.adapter import LocalProvider
 
 RED, GREEN, BLUE, WHITE = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)
 

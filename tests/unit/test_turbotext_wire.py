@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from boothbridge.catalog import Catalog
-from boothbridge.providers.turbotext_wire import (
+from boothbridge.providers.turbotext.wire import (
     Answer,
     MethodSpec,
     WireError,

@@ -200,7 +200,7 @@ class AppSetting(Base):
 
 class LoginFailure(Base):
     """A failed (or still unfinished) operator sign-in, per username and client address: the login throttle's
-    memory (`boothbridge.login_guard`). Rows older than the window are purged as new attempts are written."""
+    memory (`boothbridge.accounts.login_guard`). Rows older than the window are purged as new attempts are written."""
 
     __tablename__ = "login_failures"
 
@@ -216,7 +216,7 @@ class LoginFailure(Base):
 
 
 class RevokedToken(Base):
-    """An operator token ended by logout before its expiry (`boothbridge.sessions`); kept until it would have
+    """An operator token ended by logout before its expiry (`boothbridge.accounts.sessions`); kept until it would have
     expired anyway, then purged by the scheduled cleanup."""
 
     __tablename__ = "revoked_tokens"

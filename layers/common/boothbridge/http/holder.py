@@ -8,7 +8,7 @@ from typing import Any
 
 from mangum import Mangum
 
-from boothbridge.container import Container, build_container
+from boothbridge.bootstrap import Container, build_container
 from boothbridge.settings import Settings
 
 

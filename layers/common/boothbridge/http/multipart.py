@@ -29,7 +29,7 @@ from starlette.responses import Response
 from starlette.types import Message, Receive
 
 from boothbridge.errors import AppError
-from boothbridge.ingest_model import UploadedForm, too_large
+from boothbridge.ingest.model import UploadedForm, too_large
 
 if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks

@@ -48,7 +48,7 @@ class LambdaInvokeDispatcher:
     async def open(self) -> None:
         from aiobotocore.config import AioConfig
 
-        from boothbridge.aws_session import aws_session
+        from boothbridge.platform.aws_session import aws_session
 
         self._stack = AsyncExitStack()
         config = AioConfig(connect_timeout=2, read_timeout=5, retries={"max_attempts": 2, "mode": "standard"})

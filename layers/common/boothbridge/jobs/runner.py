@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from boothbridge import image_boundary
 from boothbridge.catalog import Catalog
+from boothbridge.images import boundary as image_boundary
 from boothbridge.jobs.backoff import can_start
 from boothbridge.jobs.callbacks import CallbackQueue, new_callback_token
 from boothbridge.jobs.model import ClaimedJob, JobRecord, JobWithResult
@@ -33,7 +33,7 @@ from boothbridge.providers.base import (
     ProviderRequest,
     ProviderResult,
 )
-from boothbridge.runtime_config import RuntimeConfig
+from boothbridge.settings_store import RuntimeConfig
 
 log = logging.getLogger(__name__)
 

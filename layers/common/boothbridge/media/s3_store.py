@@ -9,9 +9,9 @@ from typing import Any
 from aiobotocore.config import AioConfig
 from botocore.exceptions import ClientError
 
-from boothbridge.aws_session import aws_session
 from boothbridge.media.folder_store import validate_key
 from boothbridge.media.store import ObjectNotFound
+from boothbridge.platform.aws_session import aws_session
 
 # GetObject reports NoSuchKey; HEAD responses have no body, so botocore can only give the status code.
 _OBJECT_MISSING = frozenset({"NoSuchKey", "NotFound", "404"})

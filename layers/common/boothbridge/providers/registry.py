@@ -24,7 +24,7 @@ def load_plugin(spec: str, settings: Settings) -> Provider:
 
 def build_providers(settings: Settings, catalog: Catalog) -> dict[str, Provider]:
     """Adapters for every provider in the catalog that this process can run (plugins may add or replace)."""
-    from boothbridge.providers.local import LocalProvider
+    from boothbridge.providers.local.adapter import LocalProvider
 
     providers: dict[str, Provider] = {}
     if "local" in catalog.providers:
@@ -32,11 +32,11 @@ def build_providers(settings: Settings, catalog: Catalog) -> dict[str, Provider]
     # Online providers are built even without an API key (it may be set later); a call without one fails
     # with `api_key_missing`, and /health reports them as not configured.
     if "gemini" in catalog.providers:
-        from boothbridge.providers.gemini import GeminiProvider
+        from boothbridge.providers.gemini.adapter import GeminiProvider
 
         providers["gemini"] = GeminiProvider(settings, catalog)
     if "turbotext" in catalog.providers:
-        from boothbridge.providers.turbotext import TurbotextProvider
+        from boothbridge.providers.turbotext.adapter import TurbotextProvider
 
         providers["turbotext"] = TurbotextProvider(settings)
     for spec in settings.provider_plugins:

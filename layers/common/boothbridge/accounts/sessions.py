@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from boothbridge.auth import TokenClaims
+from boothbridge.accounts.auth import TokenClaims
 
 _REVOKE = text(
     "INSERT INTO revoked_tokens (token_id, expires_at) VALUES (:id, :expires) ON CONFLICT (token_id) DO NOTHING"

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from boothbridge.container import Container
+from boothbridge.bootstrap import Container
 from boothbridge.errors import AppError
 from boothbridge.jobs.callbacks import CallbackQueue, job_id_from_token, same_token, token_hash
 from boothbridge.jobs.model import JobRecord

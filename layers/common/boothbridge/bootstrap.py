@@ -9,24 +9,24 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from boothbridge.catalog import Catalog
-from boothbridge.credentials import Credentials
-from boothbridge.credentials_secret import load_credentials
+from boothbridge.credentials.file import Credentials
+from boothbridge.credentials.secret_box import SecretBox
+from boothbridge.credentials.source import load_credentials
 from boothbridge.db.engine import autocommit, create_engine, libpq_url
 from boothbridge.db.raw import RawDb
-from boothbridge.image_boundary import use_pixel_limit
+from boothbridge.images.boundary import use_pixel_limit
 from boothbridge.jobs.dispatch import JobDispatcher, LambdaInvokeDispatcher, NotifyDispatcher
 from boothbridge.jobs.notifications import NotificationHub
 from boothbridge.jobs.queue import JobQueue
 from boothbridge.jobs.runner import JobRunner, RetryPolicy
+from boothbridge.media.backends import build_object_store
 from boothbridge.media.links import PublicLinks
 from boothbridge.media.service import MediaService
 from boothbridge.media.store import ObjectStore
-from boothbridge.media.stores import build_object_store
 from boothbridge.providers.base import Provider
 from boothbridge.providers.registry import build_providers
-from boothbridge.runtime_config import RuntimeConfig
-from boothbridge.secret_box import SecretBox
 from boothbridge.settings import Settings
+from boothbridge.settings_store import RuntimeConfig
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ async def build_container(
     engine = create_engine(url, settings.db_pool_size, max_overflow=0)
     raw = RawDb(url, settings.db_pool_size)  # opened last, so a failed build leaves nothing running
     if provision:
-        from boothbridge.provision import apply_credentials
+        from boothbridge.platform.provision import apply_credentials
 
         await apply_credentials(engine, creds)
     store = await build_object_store(settings)

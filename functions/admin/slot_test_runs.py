@@ -9,13 +9,13 @@ from fastapi import APIRouter, Depends, File, Form, UploadFile
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 
-from boothbridge.accounts import Operator
-from boothbridge.container import Container
+from boothbridge.accounts.sign_in import Operator
+from boothbridge.bootstrap import Container
 from boothbridge.errors import AppError
 from boothbridge.http.multipart import BodyTimeoutRoute
 from boothbridge.http.openapi import AUTH, BODY, PHOTO, PIPELINE, errors, header_docs, merge
-from boothbridge.ingest import IngestService
-from boothbridge.ingest_model import IngestOutcome, UploadedForm
+from boothbridge.ingest.model import IngestOutcome, UploadedForm
+from boothbridge.ingest.service import IngestService
 from boothbridge.slots import SlotService, SlotUpdate
 
 _RUN_HEADERS = {"X-Processing-Ms": "how long the run took", "X-Job-Id": "the job, once one was queued"}

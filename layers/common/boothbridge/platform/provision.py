@@ -1,6 +1,6 @@
 """Provisioning: the credentials file, operator accounts (argon2) and their 40 slots each; idempotent.
 
-`python -m boothbridge.provision [--regenerate]` (re)generates the credentials file and applies it.
+`python -m boothbridge.platform.provision [--regenerate]` (re)generates the credentials file and applies it.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import logging
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from boothbridge import credentials
-from boothbridge.auth import hash_password, ingest_password_digest, verify_password
-from boothbridge.credentials import Credentials
+from boothbridge.accounts.auth import hash_password, ingest_password_digest, verify_password
+from boothbridge.credentials import file as credentials
+from boothbridge.credentials.file import Credentials
 
 SLOTS_PER_USER = 40
 INGEST_PASSWORD_KEY = "ingest_password"
@@ -96,8 +96,8 @@ def _user_order(item: tuple[str, str]) -> tuple[int, str]:
 
 
 async def _main(regenerate: bool) -> None:
-    from boothbridge.container import resolve_database_url
-    from boothbridge.credentials_secret import load_credentials
+    from boothbridge.bootstrap import resolve_database_url
+    from boothbridge.credentials.source import load_credentials
     from boothbridge.db.engine import create_engine
     from boothbridge.db.migrate import upgrade_to_head
     from boothbridge.settings import Settings

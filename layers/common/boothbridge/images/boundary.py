@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageCms
 
-from boothbridge.images import JPEG_EOI, jpeg_lacks_only_eoi, sniff_mime
+from boothbridge.images.upload import JPEG_EOI, jpeg_lacks_only_eoi, sniff_mime
 
 _ORIENTATION_TAG = 0x0112
 JPEG_INPUT_QUALITY = 95  # re-encoding a photo for a provider: visually lossless, ~half the size of 100

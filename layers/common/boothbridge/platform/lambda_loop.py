@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from boothbridge.container import Container, build_container
+from boothbridge.bootstrap import Container, build_container
 from boothbridge.settings import Settings
 
 T = TypeVar("T")

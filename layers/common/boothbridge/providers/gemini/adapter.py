@@ -37,8 +37,8 @@ from google import genai
 from google.genai import errors, types
 
 from boothbridge.catalog import Catalog
-from boothbridge.providers import gemini_wire as wire
 from boothbridge.providers.base import ImageInput, ProviderError, ProviderRequest, ProviderResult
+from boothbridge.providers.gemini import wire
 from boothbridge.providers.quota import Blocked, Grant, QuotaBlocked, QuotaLimiter, QuotaLimits
 from boothbridge.settings import Settings
 

@@ -14,7 +14,7 @@ Speaks the wire format of `generativelanguage.googleapis.com`:
 Like the real API (proto JSON), request fields are accepted in lowerCamelCase or snake_case: SDK 3.x sends
 `inlineData{data, mime_type}` and `fileData{file_uri, mime_type}`. Every request is recorded
 (`FakeGemini.requests`) and answers are scriptable per API key (`FakeGemini.script`, replies from
-`tests.fakes.gemini_replies`). Unscripted `generateContent` calls answer with `FakeGemini.default_image`. A file is
+`local.fakes.gemini_replies`). Unscripted `generateContent` calls answer with `FakeGemini.default_image`. A file is
 usable only with the key that uploaded it (files belong to the key's project) and only once it is ACTIVE.
 
 A scripted reply may also be wrong on the wire (`Reply.raw`, `Reply.content_type`, `Reply.cut`): an HTML page
@@ -38,7 +38,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.fakes.gemini_replies import Reply, error_reply, image_reply, result_png
+from local.fakes.gemini_replies import Reply, error_reply, image_reply, result_png
 
 API_VERSION = "v1beta"
 

@@ -8,8 +8,8 @@ from typing import Any
 
 from PIL import Image
 
-from boothbridge.providers import local_ops
 from boothbridge.providers.base import ImageInput, ProviderError, ProviderRequest, ProviderResult
+from boothbridge.providers.local import ops as local_ops
 
 DEFAULT_FORMAT = "jpeg"
 DEFAULT_QUALITY = 92

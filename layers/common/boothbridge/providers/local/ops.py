@@ -11,7 +11,7 @@ import re
 
 from PIL import Image, ImageStat
 
-from boothbridge import image_boundary
+from boothbridge.images import boundary as image_boundary
 
 LANCZOS = Image.Resampling.LANCZOS
 _HEX_COLOR = re.compile(r"^#([0-9a-fA-F]{2})([0-9a-fA-F]{2})([0-9a-fA-F]{2})$")
@@ -200,7 +200,7 @@ def decode(data: bytes) -> Image.Image:
     8-bit RGB or RGBA (a 16-bit grey stays grey instead of clipping to white).
 
     A JPEG that lacks only its final end-of-image marker (ingest accepts one whose scans are complete, see
-    `boothbridge.images.jpeg_lacks_only_eoi`) is decoded with the marker restored: libjpeg cannot finish the
+    `boothbridge.images.upload.jpeg_lacks_only_eoi`) is decoded with the marker restored: libjpeg cannot finish the
     last row of blocks without it, and Pillow then calls the file truncated."""
 
     def load(candidate: bytes) -> Image.Image:

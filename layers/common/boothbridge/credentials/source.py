@@ -11,9 +11,9 @@ import json
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from boothbridge import credentials
-from boothbridge.aws_session import aws_session
-from boothbridge.credentials import Credentials
+from boothbridge.credentials import file as credentials
+from boothbridge.credentials.file import Credentials
+from boothbridge.platform.aws_session import aws_session
 from boothbridge.settings import Settings
 
 

@@ -46,9 +46,9 @@ import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
 from boothbridge.catalog import Catalog, CatalogError
-from boothbridge.images import sniff_mime
+from boothbridge.images.upload import sniff_mime
 from boothbridge.providers.base import ImageInput, ProviderError, ProviderParked, ProviderRequest, ProviderResult
-from boothbridge.providers.turbotext_wire import (
+from boothbridge.providers.turbotext.wire import (
     BOOTH_PHOTO,
     MEDIA_SUFFIX,
     Answer,

@@ -1,5 +1,5 @@
 """Gemini request planning and response reading, free of I/O: parts, inline-vs-Files decisions, token
-estimates, finish reasons, error mapping and cost. Used by `boothbridge.providers.gemini`.
+estimates, finish reasons, error mapping and cost. Used by `boothbridge.providers.gemini.adapter`.
 
 **Quota refusals** (HTTP 429 `RESOURCE_EXHAUSTED`) are read from Google's error model, not from the status
 alone. The body is `{"error": {"code", "message", "status", "details": [...]}}`, and its `details` may hold a
@@ -24,7 +24,7 @@ successful `generateContent` body with a bare `json.loads` (so an HTML or trunca
 shape raises `pydantic.ValidationError` titled `GenerateContentResponse`); the Files API's upload answer goes
 through `errors.UnknownApiResponseError`. `answer_error` turns these into a retryable `bad_answer`.
 
-**Images in answers** are chosen and labelled by their bytes (`boothbridge.images.sniff_mime`): the part's
+**Images in answers** are chosen and labelled by their bytes (`boothbridge.images.upload.sniff_mime`): the part's
 declared `mimeType` is kept for logging only.
 """
 
@@ -44,9 +44,9 @@ import pydantic
 from google.genai import errors, types
 from PIL import Image
 
-from boothbridge.images import sniff_mime
-from boothbridge.providers import local_ops
+from boothbridge.images.upload import sniff_mime
 from boothbridge.providers.base import ImageInput, ProviderError, ProviderRequest, retry_hint_seconds
+from boothbridge.providers.local import ops as local_ops
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from boothbridge.auth import verify_password
+from boothbridge.accounts.auth import verify_password
 
 
 @dataclass(frozen=True)

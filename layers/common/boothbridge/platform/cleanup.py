@@ -9,9 +9,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 
-from boothbridge.container import Container
+from boothbridge.accounts.sessions import purge_expired as purge_expired_sessions
+from boothbridge.bootstrap import Container
 from boothbridge.jobs.callbacks import CallbackQueue
-from boothbridge.sessions import purge_expired as purge_expired_sessions
 
 log = logging.getLogger(__name__)
 

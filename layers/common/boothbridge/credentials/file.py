@@ -81,6 +81,6 @@ def load_or_create(path: Path, allow_create: bool) -> tuple[Credentials, bool]:
     if path.exists():
         return load(path), False
     if not allow_create:
-        raise FileNotFoundError(f"credentials file {path} is missing; run `python -m boothbridge.provision`")
+        raise FileNotFoundError(f"credentials file {path} is missing; run `python -m boothbridge.platform.provision`")
     write(path, generate())
     return load(path), True

@@ -15,14 +15,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from boothbridge.auth import check_ingest_password
+from boothbridge.accounts.auth import check_ingest_password
+from boothbridge.bootstrap import Container
 from boothbridge.catalog import IngestLimits
-from boothbridge.container import Container
 from boothbridge.db.raw import DatabaseUnavailable, db_deadline, is_connection_trouble, retry_safe, trouble_reason
 from boothbridge.errors import AppError
-from boothbridge.images import inspect_image
-from boothbridge.ingest_log import record_request
-from boothbridge.ingest_model import (
+from boothbridge.images.upload import inspect_image
+from boothbridge.ingest.model import (
     IngestOutcome,
     SlotForIngest,
     UploadedForm,
@@ -30,10 +29,11 @@ from boothbridge.ingest_model import (
     public_fields,
     too_large,
 )
+from boothbridge.ingest.processing_log import record_request
 from boothbridge.jobs.model import JobRecord, JobWithResult, NewJob
 from boothbridge.jobs.waiting import wait_subscribed
 from boothbridge.media.service import MediaExpired, MediaNotFound
-from boothbridge.provision import INGEST_PASSWORD_KEY
+from boothbridge.platform.provision import INGEST_PASSWORD_KEY
 from boothbridge.slots import SlotUpdate
 
 log = logging.getLogger(__name__)

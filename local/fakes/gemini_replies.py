@@ -1,4 +1,4 @@
-"""Scripted answers for the fake Gemini server (`tests.fakes.gemini_server`), in the REST API's JSON shapes:
+"""Scripted answers for the fake Gemini server (`local.fakes.gemini_server`), in the REST API's JSON shapes:
 `candidates[].content.parts[].inlineData{mimeType,data}`, `finishReason`, `promptFeedback.blockReason`,
 `usageMetadata`, and the Google error format `{"error": {"code", "message", "status", "details"}}` with
 `google.rpc.RetryInfo.retryDelay` / `google.rpc.ErrorInfo.reason` / `google.rpc.QuotaFailure.violations` details

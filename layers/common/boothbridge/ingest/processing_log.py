@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from psycopg.types.json import Jsonb
 
 from boothbridge.db.raw import RawDb, retry_safe
-from boothbridge.ingest_model import IngestOutcome, UploadedForm, log_fields
+from boothbridge.ingest.model import IngestOutcome, UploadedForm, log_fields
 
 log = logging.getLogger(__name__)
 

@@ -9,9 +9,9 @@ from typing import Any
 
 from sqlalchemy import text
 
-from boothbridge.container import Container
+from boothbridge.bootstrap import Container
 from boothbridge.db.raw import db_deadline, is_connection_trouble, retry_safe, trouble_reason
-from boothbridge.runtime_config import KEYED_PROVIDERS
+from boothbridge.settings_store import KEYED_PROVIDERS
 
 # The hot path's pool answering at all (retried on a fresh connection when a pooled one was dropped).
 _PING = retry_safe("SELECT 1 AS ok")

@@ -18,8 +18,8 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from boothbridge.credentials.secret_box import SecretBox, mask
 from boothbridge.db.engine import autocommit
-from boothbridge.secret_box import SecretBox, mask
 from boothbridge.settings import Settings
 
 KEYS_ROW = "provider_keys"  # {"gemini": "<sealed>", "turbotext": "<sealed>"}

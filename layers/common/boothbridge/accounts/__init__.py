@@ -1,0 +1,1 @@
+"""Operators: passwords and tokens, sign-in, ended sessions, login throttling."""

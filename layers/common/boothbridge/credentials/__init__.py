@@ -1,0 +1,1 @@
+"""The runtime credentials (file or Secrets Manager secret) and encryption at rest."""

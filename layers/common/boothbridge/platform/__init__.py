@@ -1,0 +1,1 @@
+"""Running the service: health and metrics, cleanup, provisioning, the Lambda loop, the AWS session."""

@@ -1,0 +1,1 @@
+"""The `local` provider: its adapter and its pure Pillow operations."""

@@ -1,0 +1,1 @@
+"""The `turbotext` provider: its adapter (httpx) and its wire module (no I/O)."""
