@@ -30,6 +30,7 @@ from bench.zero_provider import (
 )
 from boothbridge.bootstrap import Container, build_container
 from boothbridge.db.engine import libpq_url
+from boothbridge.platform.provision import prepare_database
 from boothbridge.settings import Settings
 from local.app import Emulator
 
@@ -121,14 +122,15 @@ class Harness:
             backlog_factor=max(16, self.waiters // 64 + 16),  # back-pressure must never refuse the waiters
         )
         with timed_hubs():  # the product builds and wires its hub as always; it is just a TimedHub
-            c = await build_container(self.settings, migrate=True, provision=True, database_url=self.url)
+            await prepare_database(self.settings, self.url)
+            c = await build_container(self.settings, database_url=self.url)
         self.container = c
         if c.hub is None:
             raise RuntimeError("build_container built no notification hub")
         self.hub = as_timed(c.hub)
         self.emu = Emulator(self.settings, c)
         await self.emu.start()
-        self.meters = Meters(c.engine, c.sql, await asyncio.to_thread(postmaster_pid, self.url))
+        self.meters = Meters(c.engine, c.pool, await asyncio.to_thread(postmaster_pid, self.url))
         slow = c.providers[SLOW_PROVIDER_ID]
         assert isinstance(slow, SlowProvider)
         self.slow = slow

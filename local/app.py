@@ -14,10 +14,12 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
 
 from boothbridge.bootstrap import Container, build_container
+from boothbridge.db.engine import resolve_database_url
 from boothbridge.errors import error_body
 from boothbridge.http.errors import install_error_handlers
 from boothbridge.jobs.worker_loop import WorkerLoop
 from boothbridge.platform.cleanup import run_cleanup
+from boothbridge.platform.provision import prepare_database
 from boothbridge.settings import PROJECT_ROOT, Settings
 
 log = logging.getLogger(__name__)
@@ -37,7 +39,10 @@ class Emulator:
 
     async def start(self) -> None:
         if self.container is None:
-            self.container = await build_container(self.settings, migrate=True, provision=True, listen=True)
+            # The emulator owns its database: migrated and provisioned before the parts are built.
+            url = await asyncio.to_thread(resolve_database_url, self.settings)
+            await prepare_database(self.settings, url)
+            self.container = await build_container(self.settings, listen=True, database_url=url)
         c = self.container
         from functions.admin.app import create_app as create_admin
         from functions.ingest.app import create_app as create_ingest

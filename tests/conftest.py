@@ -20,6 +20,7 @@ from boothbridge.accounts import auth
 from boothbridge.bootstrap import Container, build_container
 from boothbridge.db.migrate import upgrade_to_head
 from boothbridge.media.s3_store import S3Store
+from boothbridge.platform.provision import prepare_database
 from boothbridge.settings import Settings
 from local.app import Emulator
 from tests.fakes.sleepy import SleepyProvider, sleepy_catalog
@@ -161,7 +162,9 @@ def settings(
 @pytest.fixture
 async def container(settings: Settings) -> AsyncIterator[Container]:
     SleepyProvider.calls.clear()
-    c = await build_container(settings, provision=True, listen=True)
+    assert settings.database_url is not None  # a clone of the migrated template
+    await prepare_database(settings, settings.database_url, migrate=False)
+    c = await build_container(settings, listen=True)
     try:
         yield c
     finally:

@@ -19,6 +19,7 @@ from boothbridge.errors import AppError
 from boothbridge.http.errors import install_error_handlers
 from boothbridge.http.holder import ContainerHolder, LazyMangum
 from boothbridge.http.openapi import AUTH, BODY, INVALID, errors, install_openapi
+from boothbridge.http.request_id import RequestIdMiddleware
 from boothbridge.settings import Settings
 from boothbridge.slots import SlotService, SlotUpdate, SlotView
 from functions.admin.jobs import jobs_router
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         dependencies=[Depends(no_nul_in_url)],
     )
     install_error_handlers(app)
+    app.add_middleware(RequestIdMiddleware)  # X-Request-Id; the id on every log line of the request
     install_openapi(app)
     # Resolved once, here (first invocation on Lambda, not import): CORS needs it now, the container later.
     settings = settings or (container.settings if container else Settings())
@@ -112,7 +114,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
                 "the token is invalid or expired",
                 headers={"WWW-Authenticate": "Bearer"},
             ) from None
-        if await is_revoked(c.db, claims):
+        if await is_revoked(c.engine, claims):
             raise AppError(401, "session_ended", "this session was logged out", headers={"WWW-Authenticate": "Bearer"})
         return claims
 
@@ -164,7 +166,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     async def logout(claims: Annotated[TokenClaims, Depends(current_claims)]) -> Response:
         """End this session: the token is refused from now on (other sessions of the operator stay)."""
         c = await holder.get()
-        await revoke(c.db, claims)
+        await revoke(c.engine, claims)
         return Response(status_code=204)
 
     @app.get("/api/providers", tags=["providers"], responses=errors(*AUTH))
@@ -259,7 +261,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app.include_router(media_router(holder.get, current_operator))
     app.include_router(stats_router(holder.get, current_operator))
     app.include_router(ops_router(holder.get))
-    app.include_router(jobs_router(holder.get, current_operator))
+    app.include_router(jobs_router(holder.get, current_operator, current_claims))
     app.include_router(slot_test_router(holder.get, current_operator))
     app.include_router(settings_router(holder.get, current_operator))
     return app

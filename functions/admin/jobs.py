@@ -1,39 +1,50 @@
 """Job endpoints (SPEC §6): list, detail, a live status stream (Server-Sent Events) and cancel.
 
-The stream (`GET /api/jobs/{id}/events`, `text/event-stream`):
+The stream (`GET /api/jobs/{id}/events`, `text/event-stream`, framed by sse-starlette):
 
     retry: 1000
 
     event: status
-    data: {"status": "queued", "attempt": 0, "at": "2025-01-09T12:00:00+00:00", "error": null}
+    data: {"status":"queued","attempt":0,"at":"2025-01-09T12:00:00+00:00","error":null}
 
     event: status
-    data: {"status": "running", "attempt": 1, ...}
+    data: {"status":"running","attempt":1,...}
 
     : keep-alive
 
     event: status
-    data: {"status": "succeeded", "attempt": 1, ...}
+    data: {"status":"succeeded","attempt":1,...}
 
     event: end
-    data: {"status": "succeeded"}
+    data: {"status":"succeeded"}
 
-First the current status, then one `status` event per change of status or attempt, a keep-alive comment after
-~15 s without one, and after a terminal status a final `end` event and the end of the response. A stream that
-closes without `end` (the server's cap on a stream's length) is meant to be reopened: browsers' EventSource
-does so by itself, and the first event tells the status at that time.
+First the current status, then one `status` event per change of status or attempt, a keep-alive comment every
+~15 s, and after a terminal status a final `end` event and the end of the response. A stream that closes without
+`end` (the server's cap on a stream's length) is meant to be reopened: browsers' EventSource does so by itself,
+and the first event tells the status at that time.
+
+A browser's EventSource cannot send the bearer header: it opens the stream with `?token=`, a stream token from
+`POST /api/jobs/{id}/events/token` (accounts/stream_tokens.py: this job, this session, 60 s).
 """
 
-import json
+import math
 import os
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from fastapi.responses import StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, Field
+from sse_starlette import EventSourceResponse, JSONServerSentEvent, ServerSentEvent
 
+from boothbridge.accounts.auth import InvalidToken, TokenClaims
+from boothbridge.accounts.sessions import is_revoked
 from boothbridge.accounts.sign_in import Operator
+from boothbridge.accounts.stream_tokens import decode_stream_token, issue_stream_token
 from boothbridge.bootstrap import Container
+from boothbridge.db.engine import autocommit
+from boothbridge.errors import AppError
 from boothbridge.http.openapi import AUTH, INVALID, errors, merge
 from boothbridge.jobs.cancel import cancel_job
 from boothbridge.jobs.view import DEFAULT_PAGE_SIZE, JobQuery, JobsView, job_not_found, parse_job_id, watch_job
@@ -42,10 +53,12 @@ from boothbridge.jobs.view import DEFAULT_PAGE_SIZE, JobQuery, JobsView, job_not
 # retry, or parking at the provider) notify nobody, so the row is also read on this timer.
 POLL_SEC = 0.25
 POLL_WITHOUT_HUB_SEC = 0.5  # a process without the LISTEN connection: the timer alone
-KEEPALIVE_SEC = 15.0
+KEEPALIVE_SEC = 15.0  # proxies close a connection idle for longer (read when a stream opens)
+RETRY_MS = 1000  # EventSource's wait before it reopens a closed stream
 # How long one response may stream. Behind a BUFFERED Lambda function URL nothing reaches the client before the
 # response ends, so there it is kept well under the admin function's 30 s timeout.
 MAX_STREAM_SEC = 20.0 if os.environ.get("AWS_LAMBDA_FUNCTION_NAME") else 900.0
+SEP = "\n"  # the documented framing (sse-starlette's default is CRLF)
 
 
 SSE_EVENT = {
@@ -60,15 +73,63 @@ SSE_EVENT = {
         "retry": {"type": "integer"},
     },
 }
+TOKEN_PARAM = (
+    "a stream token from `POST /api/jobs/{id}/events/token`, for clients that cannot send the bearer header "
+    "(a browser's EventSource); when present it alone authenticates the request"
+)
 
 
-def _sse(event: str, data: dict[str, Any]) -> str:
-    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+class StreamToken(BaseModel):
+    token: str = Field(description="for `?token=` on this job's event stream only, within this session")
+    expires_in_sec: int = Field(description="seconds it is accepted for (EventSource's reopens included)")
+    events_path: str = Field(description="the stream's path with the token, relative to the API's base URL")
 
 
-def jobs_router(get_container: Any, operator_dep: Any) -> APIRouter:
+@dataclass(frozen=True)
+class StreamCaller:
+    operator: Operator
+    by_token: bool  # True: a stream token (scoped to the path's job), False: the bearer header
+
+
+def token_refused() -> AppError:
+    """The one answer to every defect of a stream token (which check failed is not told)."""
+    return AppError(401, "invalid_token", "the token is invalid or expired", headers={"WWW-Authenticate": "Bearer"})
+
+
+def _event(name: str, data: dict[str, Any]) -> ServerSentEvent:
+    return JSONServerSentEvent(data, event=name, sep=SEP)
+
+
+def _keepalive() -> ServerSentEvent:
+    return ServerSentEvent(comment="keep-alive", sep=SEP)
+
+
+def jobs_router(get_container: Any, operator_dep: Any, claims_dep: Any) -> APIRouter:
+    """The job routes. `operator_dep` authenticates the bearer header (-> Operator); `claims_dep(credentials)`
+    is the bearer check behind it (-> TokenClaims, 401 otherwise), called directly where a stream token is the
+    alternative, and for the session a stream token is bound to."""
     router = APIRouter(tags=["jobs"])
     OperatorDep = Annotated[Operator, Depends(operator_dep)]
+    ClaimsDep = Annotated[TokenClaims, Depends(claims_dep)]
+    bearer = HTTPBearer(auto_error=False)
+
+    async def stream_caller(
+        job_id: str,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+        token: Annotated[str | None, Query(max_length=4000, description=TOKEN_PARAM)] = None,
+    ) -> StreamCaller:
+        """Who opens the stream: the bearer header as everywhere, or `?token=` (then only that)."""
+        if token is None:
+            claims: TokenClaims = await claims_dep(credentials)
+            return StreamCaller(Operator(claims.user_id, claims.username), by_token=False)
+        c: Container = await get_container()
+        try:
+            stream = decode_stream_token(c.credentials.jwt_secret, token, parse_job_id(job_id))
+        except InvalidToken:
+            raise token_refused() from None
+        if await is_revoked(c.engine, stream.session):  # a logout ends the session's stream tokens too
+            raise AppError(401, "session_ended", "this session was logged out", headers={"WWW-Authenticate": "Bearer"})
+        return StreamCaller(Operator(stream.user_id, stream.username), by_token=True)
 
     @router.get("/api/jobs", responses=errors(*AUTH, INVALID, "400 invalid_parameter"))
     async def list_jobs(
@@ -80,22 +141,23 @@ def jobs_router(get_container: Any, operator_dep: Any) -> APIRouter:
     ) -> dict[str, Any]:
         """The operator's jobs, newest first, optionally on one slot and/or in given statuses (paginated)."""
         c: Container = await get_container()
-        view = JobsView(c.db, c.settings.base_url)
+        view = JobsView(autocommit(c.engine), c.settings.base_url)
         return await view.list(operator.id, JobQuery(page, page_size, slot_id, status))
 
     @router.get("/api/jobs/{job_id}", responses=errors(*AUTH, INVALID, "404 job_not_found"))
     async def get_job(job_id: str, operator: OperatorDep) -> dict[str, Any]:
         """One job: status, attempts and their errors, timings, cost, the result's link while it is kept."""
         c: Container = await get_container()
-        return await JobsView(c.db, c.settings.base_url).get(operator.id, parse_job_id(job_id))
+        return await JobsView(autocommit(c.engine), c.settings.base_url).get(operator.id, parse_job_id(job_id))
 
     @router.get(
         "/api/jobs/{job_id}/events",
-        response_class=StreamingResponse,
+        response_class=EventSourceResponse,
         responses=merge(
             {
                 200: {
-                    "description": "`status` events, keep-alive comments, and `end` after the terminal status",
+                    "description": "`status` events, a keep-alive comment every ~15 s, and `end` after the "
+                    "terminal status",
                     # Open API 3.1 has no `itemSchema`: the stream's `schema` describes one event, as is usual.
                     "content": {"text/event-stream": {"schema": SSE_EVENT}},
                 }
@@ -103,33 +165,54 @@ def jobs_router(get_container: Any, operator_dep: Any) -> APIRouter:
             errors(*AUTH, INVALID, "404 job_not_found"),
         ),
     )
-    async def job_events(job_id: str, operator: OperatorDep) -> StreamingResponse:
-        """Server-Sent Events: the job's status now, then each change as it happens, `end` after the last."""
+    async def job_events(job_id: str, caller: Annotated[StreamCaller, Depends(stream_caller)]) -> EventSourceResponse:
+        """Server-Sent Events: the job's status now, then each change as it happens, `end` after the last.
+        Authenticated by the bearer header or by `?token=` (a stream token for this job; 401 otherwise)."""
         c: Container = await get_container()
-        view = JobsView(c.db, c.settings.base_url)
+        view = JobsView(autocommit(c.engine), c.settings.base_url)
         jid = parse_job_id(job_id)
-        if await view.state(operator.id, jid) is None:  # a JSON 404 before the stream starts
-            raise job_not_found(jid)
+        if await view.state(caller.operator.id, jid) is None:  # a JSON error before the stream starts
+            # A stream token was only ever issued for a job its operator could see: not one for this job now.
+            raise token_refused() if caller.by_token else job_not_found(jid)
         poll = POLL_SEC if c.hub is not None else POLL_WITHOUT_HUB_SEC
 
-        async def stream() -> AsyncIterator[str]:
-            yield "retry: 1000\n\n"
+        async def stream() -> AsyncIterator[ServerSentEvent]:
+            yield ServerSentEvent(retry=RETRY_MS, sep=SEP)
+            # Keep-alives are the response's pings (on their own timer), so watch_job is asked for none.
             states = watch_job(
-                view, c.hub, operator.id, jid, poll_sec=poll, keepalive_sec=KEEPALIVE_SEC, max_sec=MAX_STREAM_SEC
+                view, c.hub, caller.operator.id, jid, poll_sec=poll, keepalive_sec=math.inf, max_sec=MAX_STREAM_SEC
             )
             async for state in states:
                 if state is None:
-                    yield ": keep-alive\n\n"
                     continue
-                yield _sse("status", state.json())
+                yield _event("status", state.json())
                 if state.is_terminal:
-                    yield _sse("end", {"status": state.status})
+                    yield _event("end", {"status": state.status})
 
-        return StreamingResponse(
+        # A client that goes away cancels the stream (and so the watch) at once: sse-starlette listens for it.
+        return EventSourceResponse(
             stream(),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            headers={"Cache-Control": "no-cache"},
+            ping=KEEPALIVE_SEC,
+            ping_message_factory=_keepalive,
+            sep=SEP,
         )
+
+    @router.post(
+        "/api/jobs/{job_id}/events/token",
+        response_model=StreamToken,
+        responses=errors(*AUTH, INVALID, "404 job_not_found"),
+    )
+    async def stream_token(job_id: str, claims: ClaimsDep) -> StreamToken:
+        """A stream token for this job's event stream, for a browser's EventSource (`?token=`): valid for 60 s
+        (long enough to open the stream and for EventSource's own reopens; then ask again), for this job and
+        this session only, refused once the session is logged out, never accepted as a bearer token."""
+        c: Container = await get_container()
+        jid = parse_job_id(job_id)
+        if await JobsView(autocommit(c.engine), c.settings.base_url).state(claims.user_id, jid) is None:
+            raise job_not_found(jid)
+        token, valid_for = issue_stream_token(c.credentials.jwt_secret, claims, jid)
+        return StreamToken(token=token, expires_in_sec=valid_for, events_path=f"/api/jobs/{jid}/events?token={token}")
 
     @router.post(
         "/api/jobs/{job_id}/cancel",
@@ -140,7 +223,7 @@ def jobs_router(get_container: Any, operator_dep: Any) -> APIRouter:
         """Cancel a queued, running or parked job; 409 `job_finished` once it has ended. Answers with the job."""
         c: Container = await get_container()
         jid = parse_job_id(job_id)
-        await cancel_job(c.db, c.hub, operator.id, operator.username, jid)
-        return await JobsView(c.db, c.settings.base_url).get(operator.id, jid)
+        await cancel_job(autocommit(c.engine), c.hub, operator.id, operator.username, jid)
+        return await JobsView(autocommit(c.engine), c.settings.base_url).get(operator.id, jid)
 
     return router

@@ -1,58 +1,124 @@
 """The settings page's API: ingest password, provider API keys (stored encrypted, shown masked),
 T_SYNC_RESPONSE, result TTL, and clearing the media cache."""
 
-from typing import Any
+from functools import cache
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends
-from pydantic import BaseModel, Field
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
+from boothbridge.accounts.ingest_password import set_ingest_password
 from boothbridge.bootstrap import Container
 from boothbridge.http.openapi import AUTH, BODY, errors
 from boothbridge.platform.cleanup import clear_results
-from boothbridge.platform.provision import set_ingest_password
+from boothbridge.providers.declaration import KEY_PATTERN, ApiKeySpec
+from boothbridge.providers.discovery import packaged_all
+
+
+def _document_key_fields(schema: dict[str, Any]) -> None:
+    """The layer's keyed providers' fields in the OpenAPI document (built when the document is, not at import)."""
+    for declaration in packaged_all():
+        if declaration.api_key is not None:
+            schema.setdefault("properties", {})[declaration.api_key.field] = _key_schema(declaration.api_key)
+
+
+def _key_schema(spec: ApiKeySpec) -> dict[str, Any]:
+    text = {"type": "string", "maxLength": spec.max_length, "pattern": KEY_PATTERN}
+    return {"anyOf": [text, {"type": "null"}], "title": spec.label, "description": spec.help or spec.label}
 
 
 class SettingsUpdate(BaseModel):
-    """Only the fields present change. A provider key of "" removes the stored key (the environment's applies)."""
+    """Only the fields present change. Each keyed provider's API key field (`gemini_api_key`, ...: GET's
+    `key_fields` lists them) takes one key, or several comma-separated where allowed; "" removes the stored key
+    (the environment's applies). Other unknown fields are ignored."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra=_document_key_fields)
 
     ingest_password: str | None = Field(default=None, min_length=6, max_length=200)
-    gemini_api_key: str | None = Field(
-        default=None, max_length=2000, pattern=r"^[\x20-\x7e]*$", description="one key or several, comma-separated"
-    )
-    turbotext_api_key: str | None = Field(default=None, max_length=500, pattern=r"^[\x20-\x7e]*$")
     t_sync_response: float | None = Field(default=None, ge=5, le=50)
     result_ttl_sec: int | None = Field(default=None, ge=60, le=30 * 24 * 3600)
+
+
+@cache
+def _keys_model(specs: tuple[ApiKeySpec, ...]) -> type[BaseModel]:
+    """A model validating the key fields of these providers (one per set of keyed providers, i.e. per process)."""
+    fields: dict[str, Any] = {
+        spec.field: (str | None, Field(default=None, max_length=spec.max_length, pattern=KEY_PATTERN)) for spec in specs
+    }
+    return create_model("ProviderKeysUpdate", **fields)
+
+
+def provider_keys(body: SettingsUpdate, keyed: dict[str, ApiKeySpec]) -> dict[str, str]:
+    """The key fields present in `body` (`keyed`: provider id -> its key spec), by provider id.
+
+    Raises RequestValidationError (400 `validation_error`, field by field) for a value that is not a key."""
+    given = {
+        spec.field: (body.model_extra or {})[spec.field]
+        for spec in keyed.values()
+        if spec.field in (body.model_extra or {})
+    }
+    try:
+        checked = _keys_model(tuple(keyed.values())).model_validate(given)
+    except ValidationError as exc:
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
+    return {p: getattr(checked, spec.field) for p, spec in keyed.items() if getattr(checked, spec.field) is not None}
+
+
+class KeyState(BaseModel):
+    configured: bool
+    source: Literal["settings", "environment", "none"]
+    masked: list[str] = Field(description="the keys in effect, masked (first and last four characters)")
+
+
+class KeyField(BaseModel):
+    """How the settings page asks for one provider's keys."""
+
+    provider: str
+    env: str = Field(description="the environment variable that gives the keys when none is saved here")
+    field: str = Field(description="this provider's field in PUT /api/settings")
+    label: str
+    help: str
+    several: bool = Field(description="several keys may be given, comma-separated")
+    max_length: int
+
+
+class SettingsView(BaseModel):
+    t_sync_response: float
+    result_ttl_sec: int
+    provider_keys: dict[str, KeyState] = Field(description="by provider id, for every provider that takes API keys")
+    key_fields: list[KeyField]
+
+
+class ClearedCache(BaseModel):
+    deleted: int = Field(description="results deleted")
 
 
 def settings_router(get_container: Any, operator_dep: Any) -> APIRouter:
     router = APIRouter(dependencies=[Depends(operator_dep)], tags=["settings"], responses=errors(*AUTH))
 
-    async def view(c: Container) -> dict[str, Any]:
-        await c.runtime.refresh()
-        return c.runtime.public_view()
+    async def view(c: Container) -> SettingsView:
+        await c.settings_store.refresh()
+        return SettingsView.model_validate(c.settings_store.public_view())
 
     @router.get("/api/settings")
-    async def get_settings() -> dict[str, Any]:
+    async def get_settings() -> SettingsView:
         """Current settings; API keys are masked."""
         return await view(await get_container())
 
     @router.put("/api/settings", responses=errors(*BODY))
-    async def put_settings(body: SettingsUpdate) -> dict[str, Any]:
+    async def put_settings(body: SettingsUpdate) -> SettingsView:
         """Change settings; a new ingest password replaces the old one at once."""
         c: Container = await get_container()
+        keys = provider_keys(body, c.settings_store.key_specs())
         if body.ingest_password is not None:
             await set_ingest_password(c.engine, c.credentials.ingest_hmac_key, body.ingest_password)
-        keys = {
-            provider: value
-            for provider, value in (("gemini", body.gemini_api_key), ("turbotext", body.turbotext_api_key))
-            if value is not None
-        }
-        await c.runtime.save(keys=keys, t_sync_response=body.t_sync_response, result_ttl_sec=body.result_ttl_sec)
+        await c.settings_store.save(keys=keys, t_sync_response=body.t_sync_response, result_ttl_sec=body.result_ttl_sec)
         return await view(c)
 
     @router.post("/api/settings/clear_media_cache")
-    async def clear_media_cache() -> dict[str, Any]:
+    async def clear_media_cache() -> ClearedCache:
         """Delete every kept result now (normally kept for the result TTL)."""
-        return {"deleted": await clear_results(await get_container())}
+        return ClearedCache(deleted=await clear_results(await get_container()))
 
     return router

@@ -15,7 +15,6 @@ from boothbridge.errors import AppError
 from boothbridge.http.multipart import BodyTimeoutRoute
 from boothbridge.http.openapi import AUTH, BODY, PHOTO, PIPELINE, errors, header_docs, merge
 from boothbridge.ingest.model import IngestOutcome, UploadedForm
-from boothbridge.ingest.service import IngestService
 from boothbridge.slots import SlotService, SlotUpdate
 
 _RUN_HEADERS = {"X-Processing-Ms": "how long the run took", "X-Job-Id": "the job, once one was queued"}
@@ -103,7 +102,7 @@ def slot_test_router(get_container: Any, operator_dep: Any) -> APIRouter:
             data = await file.read(max_bytes + 1)  # one byte more than allowed is enough to refuse it
             return UploadedForm(file=data, filename=file.filename, declared_type=file.content_type, fields={})
 
-        outcome = await IngestService(c).process(slot_id, read_form, started, is_test=True, config=override)
+        outcome = await c.ingest.process(slot_id, read_form, started, is_test=True, config=override)
         return _response(c, outcome)
 
     return router

@@ -10,8 +10,9 @@ from boothbridge.http.errors import install_error_handlers
 from boothbridge.http.holder import ContainerHolder, LazyMangum
 from boothbridge.http.multipart import read_booth_form
 from boothbridge.http.openapi import PHOTO, PIPELINE, errors, header_docs, install_openapi, merge
+from boothbridge.http.request_id import RequestIdMiddleware
 from boothbridge.ingest.model import IngestOutcome
-from boothbridge.ingest.service import IngestService
+from boothbridge.ingest.outcome import booth_answer
 from boothbridge.settings import Settings
 
 _TIMING = {"X-Processing-Ms": "how long the request took"}
@@ -34,6 +35,7 @@ INGEST_RESPONSES = merge(
 def create_app(settings: Settings | None = None, container: Container | None = None) -> FastAPI:
     app = FastAPI(title="boothbridge ingest", docs_url=None, redoc_url=None)
     install_error_handlers(app)
+    app.add_middleware(RequestIdMiddleware)  # X-Request-Id; the id on every log line of the request
     install_openapi(app)
     holder = app.state.holder = ContainerHolder(settings, container, listen=True)
 
@@ -66,7 +68,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     async def ingest(slot_id: str, request: Request) -> Response:
         """Receive one booth photo and answer with the processed image (or the documented error)."""
         started = time.monotonic()
-        service = IngestService(await holder.get())
+        service = (await holder.get()).ingest
         outcome = await service.process(slot_id, lambda limit: read_booth_form(request, limit), started)
         return to_response(outcome)
 
@@ -74,14 +76,11 @@ def create_app(settings: Settings | None = None, container: Container | None = N
 
 
 def to_response(outcome: IngestOutcome) -> Response:
-    headers = dict(outcome.headers)
-    if outcome.job_id is not None:
-        headers["X-Job-Id"] = str(outcome.job_id)
-    if outcome.image is not None:
-        return Response(outcome.image, status_code=outcome.status, media_type=outcome.mime, headers=headers)
-    assert outcome.error is not None
-    headers.update(outcome.error.headers)
-    return JSONResponse(outcome.error.body(), status_code=outcome.status, headers=headers)
+    """The outcome as sent: its parts are decided by `booth_answer`."""
+    answer = booth_answer(outcome)
+    if answer.image is not None:
+        return Response(answer.image, status_code=answer.status, media_type=answer.mime, headers=answer.headers)
+    return JSONResponse(answer.body, status_code=answer.status, headers=answer.headers)
 
 
 handler = LazyMangum(create_app)

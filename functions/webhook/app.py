@@ -10,19 +10,16 @@ from boothbridge.errors import AppError
 from boothbridge.http.errors import install_error_handlers
 from boothbridge.http.holder import ContainerHolder, LazyMangum
 from boothbridge.http.openapi import errors, install_openapi
-from boothbridge.jobs.webhooks import WebhookService
+from boothbridge.http.request_id import RequestIdMiddleware
 from boothbridge.settings import Settings
-from functions.webhook.redact import install_redaction
 
 MAX_CALLBACK_BYTES = 1024 * 1024
 
 
 def create_app(settings: Settings | None = None, container: Container | None = None) -> FastAPI:
     app = FastAPI(title="boothbridge webhooks", docs_url=None, redoc_url=None, openapi_url=None)
-    # The URL carries the callback's secret: whatever logs it here (Lambda's root handler, uvicorn's access log
-    # when served by it) prints `***` instead.
-    install_redaction("uvicorn.access", "uvicorn.error")
     install_error_handlers(app)
+    app.add_middleware(RequestIdMiddleware)  # X-Request-Id; the id on every log line of the request
     install_openapi(app)
     holder = app.state.holder = ContainerHolder(settings, container, listen=False)
 
@@ -37,7 +34,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         if len(body) > MAX_CALLBACK_BYTES:
             raise AppError(413, "payload_too_large", "the callback body is too large")
         payload = parse_body(body, request.headers.get("content-type", ""))
-        delivery = await WebhookService(await holder.get()).deliver(provider_id, token, payload)
+        delivery = await (await holder.get()).webhooks.deliver(provider_id, token, payload)
         return {"job_id": delivery.job_id, "status": delivery.outcome}
 
     return app

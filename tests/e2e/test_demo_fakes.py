@@ -10,6 +10,7 @@ import uvicorn
 from PIL import Image
 
 from boothbridge.bootstrap import build_container
+from boothbridge.platform.provision import prepare_database
 from boothbridge.settings import Settings
 from local.app import Emulator
 from local.demo import demo_fakes
@@ -23,7 +24,9 @@ async def test_demo_mode_serves_gemini_and_turbotext_slots(settings: Settings) -
     port = sock.getsockname()[1]
     base = settings.model_copy(update={"port": port, "public_base_url": f"http://127.0.0.1:{port}"})
     with demo_fakes(base) as demo:
-        container = await build_container(demo, provision=True, listen=True)
+        assert demo.database_url is not None  # a clone of the migrated template
+        await prepare_database(demo, demo.database_url, migrate=False)
+        container = await build_container(demo, listen=True)
         emulator = Emulator(demo, container)
         await emulator.start()
         server = uvicorn.Server(uvicorn.Config(emulator, lifespan="off", log_level="warning"))

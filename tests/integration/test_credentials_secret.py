@@ -90,7 +90,7 @@ async def test_a_missing_secret_stops_the_container_build(settings: Settings, mo
     assert arn is not None
     missing = settings.model_copy(update={"credentials_secret_arn": arn.rsplit(":", 1)[0] + ":gone-AbCdEf"})
     with pytest.raises(CredentialsUnavailable, match="ResourceNotFoundException"):
-        await build_container(missing, provision=True, listen=False)
+        await build_container(missing, listen=False)
 
 
 @pytest.mark.parametrize(

@@ -203,7 +203,7 @@ async def test_restart_with_40_booths_waiting_loses_none_and_answers_no_500(
     responses = await asyncio.gather(*booths)
     figures = tally(responses)
     late = list(await asyncio.gather(*arriving))
-    print(f"\nrestart with 40 waiting ({probe}): {dict(figures)}; statements retried {container.sql.retries}")
+    print(f"\nrestart with 40 waiting ({probe}): {dict(figures)}; statements retried {container.pool.retries}")
     print(f"5 posted during the restart: {dict(tally(late))}")
     for r in [*responses, *late]:
         assert r.status_code in (200, 503, 504), (figures, tally(late))
@@ -248,7 +248,7 @@ async def test_outage_answers_503_with_retry_after_health_says_why_and_everythin
         during = list(await asyncio.gather(*(post_photo(client, "slot-001", jpeg(500 + i, 300), pw) for i in range(3))))
         health = await client.get("/health")
         # Down for longer than the retry window: a new post is refused at once.
-        await asyncio.sleep(container.sql.retry_window_sec + 0.5)
+        await asyncio.sleep(container.pool.retry_window_sec + 0.5)
         during.append(await post_photo(client, "slot-001", jpeg(600, 300), pw))
         late_health = await client.get("/health")
     finally:

@@ -77,7 +77,7 @@ async def test_provider_failures_keep_max_attempts_after_a_worker_died(container
 
 async def test_a_hand_back_spends_nothing_and_fences_the_attempt_out(container: Container) -> None:
     queue = container.queue
-    other = JobQueue(container.sql, queue.limits, queue.lease_sec)  # another process
+    other = JobQueue(container.pool, queue.limits, queue.lease_sec)  # another process
     job = await new_job(container)
     [mine] = await queue.claim("stopping", 1)
     assert await other.hand_back(job.id, 1) is False  # only the attempt's own worker hands it back

@@ -51,7 +51,7 @@ async def test_keys_are_masked_stored_encrypted_and_override_the_environment(
     # Another process (another worker, another Lambda) picks the stored keys up when it starts.
     other = await build_container(settings, listen=False)
     try:
-        assert other.runtime.values.keys["turbotext"] == ["tt-secret-9"]
+        assert other.settings_store.values.keys["turbotext"] == ["tt-secret-9"]
     finally:
         await other.close()
 

@@ -1,4 +1,12 @@
-"""The composition root: builds engine, storage, catalog, providers and the queue once per process."""
+"""The composition root: builds the process's parts once and wires each service in its constructor.
+
+`build_container(settings)` makes the two database handles (SQLAlchemy's engine for the operator side, the plain
+psycopg pool for the hot path), the object store, the catalog, the provider adapters, the settings store, the
+queue, the LISTEN hub, the runner and the use-case services (ingest, webhooks), each given only the collaborators
+it uses. It neither migrates nor provisions: the entry points that need that call
+`boothbridge.platform.provision.prepare_database` first (the emulator, `make provision`, the tests); on AWS the
+deploy runs it.
+"""
 
 from __future__ import annotations
 
@@ -12,13 +20,15 @@ from boothbridge.catalog import Catalog
 from boothbridge.credentials.file import Credentials
 from boothbridge.credentials.secret_box import SecretBox
 from boothbridge.credentials.source import load_credentials
-from boothbridge.db.engine import autocommit, create_engine, libpq_url
+from boothbridge.db.engine import create_engine, libpq_url, resolve_database_url
 from boothbridge.db.raw import RawDb
 from boothbridge.images.boundary import use_pixel_limit
+from boothbridge.ingest.service import IngestService
 from boothbridge.jobs.dispatch import JobDispatcher, LambdaInvokeDispatcher, NotifyDispatcher
 from boothbridge.jobs.notifications import NotificationHub
 from boothbridge.jobs.queue import JobQueue
 from boothbridge.jobs.runner import JobRunner, RetryPolicy
+from boothbridge.jobs.webhooks import WebhookService
 from boothbridge.media.backends import build_object_store
 from boothbridge.media.links import PublicLinks
 from boothbridge.media.service import MediaService
@@ -29,15 +39,6 @@ from boothbridge.settings import Settings
 from boothbridge.settings_store import RuntimeConfig
 
 log = logging.getLogger(__name__)
-
-
-def resolve_database_url(settings: Settings) -> str:
-    """DATABASE_URL when set; otherwise start the embedded PostgreSQL under the data directory."""
-    if settings.database_url:
-        return settings.database_url
-    from boothbridge.db.embedded import start_embedded_postgres
-
-    return start_embedded_postgres(settings.data_dir)
 
 
 async def build_dispatcher(settings: Settings) -> JobDispatcher:
@@ -53,23 +54,25 @@ async def build_dispatcher(settings: Settings) -> JobDispatcher:
 
 @dataclass
 class Container:
-    """Everything a function needs, built once. `close()` releases it in reverse order."""
+    """What an entry point needs, built once per process; `close()` releases it in reverse order. Handlers take
+    the one service they call from here (never hand the container itself to a service)."""
 
     settings: Settings
     database_url: str
-    engine: AsyncEngine
-    db: AsyncEngine  # the same pool in autocommit mode, for single statements
-    sql: RawDb  # plain psycopg connections for the hot path (ingest, queue, worker)
+    engine: AsyncEngine  # SQLAlchemy: the operator side (slots, accounts, media rows, statistics)
+    pool: RawDb  # plain psycopg connections: the hot path (ingest, the queue, the worker)
     store: ObjectStore
     media: MediaService
     catalog: Catalog
     providers: dict[str, Provider]
+    settings_store: RuntimeConfig
     queue: JobQueue
     runner: JobRunner
     credentials: Credentials
     dispatcher: JobDispatcher
-    runtime: RuntimeConfig
-    hub: NotificationHub | None = None
+    hub: NotificationHub | None
+    ingest: IngestService
+    webhooks: WebhookService
 
     async def close(self) -> None:
         if self.hub is not None:
@@ -78,44 +81,44 @@ class Container:
         for provider in self.providers.values():
             await provider.close()
         await self.store.close()
-        await self.sql.close()
+        await self.pool.close()
         await self.engine.dispose()
 
 
-async def build_container(
-    settings: Settings,
-    *,
-    migrate: bool = False,
-    provision: bool = False,
-    listen: bool = True,
-    database_url: str | None = None,
-) -> Container:
-    """Build the process's container. `migrate`/`provision` are for the emulator's first start; on Lambda
-    migrations run at deploy time. `listen` starts the single LISTEN connection (needed by ingest waiters and
-    the in-process worker)."""
-    url = database_url if database_url else await asyncio.to_thread(resolve_database_url, settings)
-    if migrate:
-        from boothbridge.db.migrate import upgrade_to_head
+async def build_container(settings: Settings, *, listen: bool = True, database_url: str | None = None) -> Container:
+    """Build the process's parts. `listen` starts the single LISTEN connection (needed by ingest waiters and the
+    in-process worker). `database_url` overrides the settings' (an entry point that already resolved it).
 
-        await asyncio.to_thread(upgrade_to_head, url)
+    Raises whatever a part raises when it cannot start (no database, a missing credentials secret, a bad bucket);
+    a failed build leaves nothing running."""
+    url = database_url if database_url else await asyncio.to_thread(resolve_database_url, settings)
     catalog = Catalog.load(settings.providers_config)
     use_pixel_limit(settings.max_image_pixels)
     creds, created = await load_credentials(settings)
     if created:
         log.warning("generated new credentials at %s", settings.credentials_path.resolve())
-    # Two pools of `db_pool_size` each, so at most 2 x db_pool_size connections (as when the engine alone could
-    # overflow to twice its size): the hot path's plain psycopg pool, and SQLAlchemy's for everything else.
+    # Two pools of `db_pool_size` each, so at most 2 x db_pool_size connections: the hot path's plain psycopg
+    # pool, and SQLAlchemy's for everything else.
     engine = create_engine(url, settings.db_pool_size, max_overflow=0)
-    raw = RawDb(url, settings.db_pool_size)  # opened last, so a failed build leaves nothing running
-    if provision:
-        from boothbridge.platform.provision import apply_credentials
-
-        await apply_credentials(engine, creds)
+    pool = RawDb(url, settings.db_pool_size)  # opened last, so a failed build leaves nothing running
     store = await build_object_store(settings)
     media = MediaService(engine, store)
     providers = build_providers(settings, catalog)
+    settings_store = RuntimeConfig(engine, settings, SecretBox(creds.encryption_key), providers)
+    await settings_store.refresh(force=True)  # stored keys override the environment's before any job runs
     limits = {p.id: p.ingest.max_parallel_jobs for p in catalog.providers.values()}
-    queue = JobQueue(raw, limits, settings.lease_sec, max_lease_expiries=settings.max_lease_expiries)
+    queue = JobQueue(pool, limits, settings.lease_sec, max_lease_expiries=settings.max_lease_expiries)
+    dispatcher = await build_dispatcher(settings)
+    await pool.open()
+    hub = None
+    if listen:
+        hub = NotificationHub(libpq_url(url), poll=queue.ended_among, poll_interval_sec=settings.fallback_poll_sec)
+        try:
+            await hub.start()
+        except BaseException:
+            await hub.stop()
+            await pool.close()
+            raise
     runner = JobRunner(
         queue,
         media,
@@ -128,37 +131,40 @@ async def build_container(
             media, settings.base_url, settings.public_link_ttl_sec, webhooks=settings.public_base_url is not None
         ),
         max_image_pixels=settings.max_image_pixels,
-    )
-    dispatcher = await build_dispatcher(settings)
-    runtime = RuntimeConfig(engine, settings, SecretBox(creds.encryption_key), providers)
-    await runtime.refresh(force=True)  # stored keys override the environment's before any job runs
-    runner.runtime = runtime
-    await raw.open()
-    hub = None
-    if listen:
-        hub = NotificationHub(libpq_url(url), poll=queue.ended_among, poll_interval_sec=settings.fallback_poll_sec)
-        try:
-            await hub.start()
-        except BaseException:
-            await hub.stop()
-            await raw.close()
-            raise
+        settings_store=settings_store,
         # A job that ends in this process wakes its waiters here at once, without the NOTIFY round trip.
-        runner.ends = hub
+        ends=hub,
+    )
+    ingest = IngestService(
+        settings=settings,
+        settings_store=settings_store,
+        pool=pool,
+        catalog=catalog,
+        providers=providers,
+        ingest_hmac_key=creds.ingest_hmac_key,
+        queue=queue,
+        media=media,
+        dispatcher=dispatcher,
+        hub=hub,
+    )
+    webhooks = WebhookService(
+        settings=settings, catalog=catalog, providers=providers, queue=queue, media=media, hub=hub
+    )
     return Container(
         settings=settings,
         database_url=url,
         engine=engine,
-        db=autocommit(engine),
-        sql=raw,
+        pool=pool,
         store=store,
         media=media,
         catalog=catalog,
         providers=providers,
+        settings_store=settings_store,
         queue=queue,
         runner=runner,
         credentials=creds,
         dispatcher=dispatcher,
-        runtime=runtime,
         hub=hub,
+        ingest=ingest,
+        webhooks=webhooks,
     )

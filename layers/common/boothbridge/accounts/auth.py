@@ -1,10 +1,8 @@
-"""Operator passwords (argon2), JWT access tokens, and the ingest password check."""
+"""Operator passwords (argon2) and JWT access tokens (the ingest password is `accounts.ingest_password`)."""
 
 from __future__ import annotations
 
 import functools
-import hashlib
-import hmac
 import time
 import uuid
 from dataclasses import dataclass
@@ -73,15 +71,3 @@ def decode_token(secret: str, token: str) -> TokenClaims:
         )
     except (jwt.PyJWTError, KeyError, ValueError) as exc:
         raise InvalidToken(str(exc)) from exc
-
-
-def ingest_password_digest(key: bytes, password: str) -> str:
-    """HMAC-SHA256 of the ingest password under a server key: cheap enough for every booth request, and
-    the database never holds the password itself."""
-    return hmac.new(key, password.encode("utf-8"), hashlib.sha256).hexdigest()
-
-
-def check_ingest_password(key: bytes, expected_digest: str, candidate: str | None) -> bool:
-    """Constant-time comparison of digests (the comparison time does not depend on where they differ)."""
-    got = ingest_password_digest(key, candidate or "")
-    return hmac.compare_digest(got, expected_digest) and candidate is not None

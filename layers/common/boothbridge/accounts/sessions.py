@@ -9,6 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from boothbridge.accounts.auth import TokenClaims
+from boothbridge.db.engine import autocommit
 
 _REVOKE = text(
     "INSERT INTO revoked_tokens (token_id, expires_at) VALUES (:id, :expires) ON CONFLICT (token_id) DO NOTHING"
@@ -18,17 +19,19 @@ _IS_REVOKED = text("SELECT EXISTS (SELECT 1 FROM revoked_tokens WHERE token_id =
 _PURGE = text("DELETE FROM revoked_tokens WHERE expires_at < now()")
 
 
-async def revoke(db: AsyncEngine, claims: TokenClaims) -> None:
+async def revoke(engine: AsyncEngine, claims: TokenClaims) -> None:
     """End the session of this token (idempotent)."""
-    async with db.begin() as conn:
+    async with autocommit(engine).connect() as conn:
         await conn.execute(_REVOKE, {"id": claims.token_id, "expires": datetime.fromtimestamp(claims.expires_at, UTC)})
 
 
-async def is_revoked(db: AsyncEngine, claims: TokenClaims) -> bool:
-    async with db.connect() as conn:
+async def is_revoked(engine: AsyncEngine, claims: TokenClaims) -> bool:
+    """Whether this token's session was ended (one read on every authenticated request)."""
+    async with autocommit(engine).connect() as conn:
         return bool((await conn.execute(_IS_REVOKED, {"id": claims.token_id})).scalar())
 
 
-async def purge_expired(db: AsyncEngine) -> int:
-    async with db.begin() as conn:
+async def purge_expired(engine: AsyncEngine) -> int:
+    """Drop the revocations of tokens that have expired anyway; returns how many."""
+    async with autocommit(engine).connect() as conn:
         return (await conn.execute(_PURGE)).rowcount or 0

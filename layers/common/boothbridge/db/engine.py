@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+if TYPE_CHECKING:
+    from boothbridge.settings import Settings
 
 
 def sqlalchemy_url(url: str) -> str:
@@ -39,3 +44,13 @@ def autocommit(engine: AsyncEngine) -> AsyncEngine:
     """The same pool in autocommit mode: a single statement is its own transaction, with no BEGIN/COMMIT
     round trips. Use it for single-statement reads and for writes that are one (CTE) statement."""
     return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
+def resolve_database_url(settings: Settings) -> str:
+    """DATABASE_URL when set; otherwise start the embedded PostgreSQL under the data directory (blocking; the
+    embedded server's module is imported only then, keeping a Lambda cold start free of it)."""
+    if settings.database_url:
+        return settings.database_url
+    from boothbridge.db.embedded import start_embedded_postgres
+
+    return start_embedded_postgres(settings.data_dir)

@@ -8,32 +8,56 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import math
 import time
 import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import replace
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
-from boothbridge.accounts.auth import check_ingest_password
-from boothbridge.bootstrap import Container
-from boothbridge.catalog import IngestLimits
-from boothbridge.db.raw import DatabaseUnavailable, db_deadline, is_connection_trouble, retry_safe, trouble_reason
+from boothbridge.accounts.ingest_password import INGEST_PASSWORD_KEY, check_ingest_password
+from boothbridge.catalog import Catalog, IngestLimits
+from boothbridge.db.raw import (
+    DatabaseUnavailable,
+    RawDb,
+    db_deadline,
+    is_connection_trouble,
+    retry_safe,
+    trouble_reason,
+)
 from boothbridge.errors import AppError
 from boothbridge.images.upload import inspect_image
-from boothbridge.ingest.model import (
-    IngestOutcome,
-    SlotForIngest,
-    UploadedForm,
-    provider_failed,
-    public_fields,
-    too_large,
+from boothbridge.ingest.admission import (
+    backlog_wait as backlog_wait,  # re-exported: its tests import it from here
+)
+from boothbridge.ingest.admission import (
+    check_backlog,
+    check_slot_id,
+    fallback_at,
+    require_limits,
+    require_photo,
+    slot_for_run,
+    slot_limits,
+    upload_cap,
+)
+from boothbridge.ingest.model import IngestOutcome, SlotForIngest, UploadedForm, public_fields
+from boothbridge.ingest.outcome import (
+    error_answer,
+    failure_answer,
+    job_error,
+    log_retry_sec,
+    result_gone,
+    success_answer,
 )
 from boothbridge.ingest.processing_log import record_request
+from boothbridge.jobs.dispatch import JobDispatcher
 from boothbridge.jobs.model import JobRecord, JobWithResult, NewJob
+from boothbridge.jobs.notifications import NotificationHub
+from boothbridge.jobs.queue import JobQueue
 from boothbridge.jobs.waiting import wait_subscribed
-from boothbridge.media.service import MediaExpired, MediaNotFound
-from boothbridge.platform.provision import INGEST_PASSWORD_KEY
+from boothbridge.media.service import MediaExpired, MediaNotFound, MediaService
+from boothbridge.platform.logs import bind_job
+from boothbridge.providers.base import Provider
+from boothbridge.settings import Settings
+from boothbridge.settings_store import RuntimeConfig
 from boothbridge.slots import SlotUpdate
 
 log = logging.getLogger(__name__)
@@ -48,15 +72,35 @@ _SLOT = retry_safe("""
     FROM slots s WHERE s.id = %(id)s
     """)
 
-# How long the request's own log row may wait for a database that blinked (the booth is waiting for its answer).
-_LOG_RETRY_SEC = 2.0
-
 
 class IngestService:
-    def __init__(self, container: Container) -> None:
-        self.c = container
-        self.settings = container.settings
-        self.t_sync = container.settings.t_sync_response
+    """The booth's request, end to end. Built once per process by `boothbridge.bootstrap` with the parts it uses."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        settings_store: RuntimeConfig,
+        pool: RawDb,
+        catalog: Catalog,
+        providers: Mapping[str, Provider],
+        ingest_hmac_key: bytes,
+        queue: JobQueue,
+        media: MediaService,
+        dispatcher: JobDispatcher,
+        hub: NotificationHub | None,
+    ) -> None:
+        self.settings = settings
+        self.settings_store = settings_store
+        self.pool = pool  # the hot path's psycopg pool: the slot read and the processing-log row
+        self.catalog = catalog
+        self.providers = providers  # the adapters this process built (a slot of another provider is refused)
+        self.ingest_hmac_key = ingest_hmac_key
+        self.queue = queue
+        self.media = media
+        self.dispatcher = dispatcher
+        self.hub = hub  # required to wait for a job (a process that serves booths listens)
+        self.t_sync = settings.t_sync_response
 
     async def process(
         self,
@@ -79,11 +123,11 @@ class IngestService:
         # The operator may have changed T_SYNC_RESPONSE on the settings page (re-read at most every few seconds;
         # while the database does not answer, the values last read stand).
         try:
-            self.t_sync = (await self.c.runtime.refresh()).t_sync_response
+            self.t_sync = (await self.settings_store.refresh()).t_sync_response
         except Exception as exc:
             if not is_connection_trouble(exc):
                 raise
-            self.t_sync = self.c.runtime.values.t_sync_response
+            self.t_sync = self.settings_store.values.t_sync_response
         slot: SlotForIngest | None = None
         form: UploadedForm | None = None
         source_id: uuid.UUID | None = None
@@ -92,36 +136,25 @@ class IngestService:
         with db_deadline(started + self.t_sync):
             try:
                 slot = await self._load_slot(slot_id)
-                if is_test:
-                    slot = replace(slot, failure_policy="error")
-                    if config is not None:
-                        slot = replace(
-                            slot,
-                            provider_id=config.provider_id,
-                            operation_id=config.operation_id,
-                            settings_json=config.settings_json,
-                        )
-                limits = self._limits(slot)
-                form = await read_form(self._max_bytes(limits))
+                slot = slot_for_run(slot, is_test=is_test, config=config)
+                limits = slot_limits(self.catalog, self.providers, slot)
+                form = await read_form(upload_cap(self.settings.max_upload_bytes, limits))
                 if not is_test:
                     self._check_password(slot, form)
-                if limits is None:
-                    raise AppError(409, "slot_not_configured", "this slot has no provider and operation configured")
-                photo, mime = await self._validated_photo(form, limits)
-                assert self.c.hub is not None, "ingest needs the LISTEN hub"
+                photo, mime = await self._validated_photo(form, require_limits(limits))
+                assert self.hub is not None, "ingest needs the LISTEN hub"
                 new_id = uuid.uuid4()
                 # Subscribed before the job exists, so its end cannot be missed and needs no first read.
-                with self.c.hub.subscribe(new_id) as woken:
+                with self.hub.subscribe(new_id) as woken:
                     job, source_id = await self._job_for(slot, form, photo, mime, new_id, started, is_test=is_test)
+                    bind_job(job.id)  # every later line of this request names its job
                     if job.id == new_id:
                         outcome = await self._await_result(slot, job, photo, mime, started, woken, fresh=True)
                 if job.id != new_id:
-                    with self.c.hub.subscribe(job.id) as woken:
+                    with self.hub.subscribe(job.id) as woken:
                         outcome = await self._await_result(slot, job, photo, mime, started, woken, fresh=False)
-                    # A re-post answered by an existing job started no paid call: its cost was logged once already.
-                    outcome.cost = None
             except AppError as err:
-                outcome = IngestOutcome(status=err.status, log_status="ERROR", error=err)
+                outcome = error_answer(err)
             except Exception as exc:
                 # A statement that is not retried (SQLAlchemy's reads of media) met a database that blinked: 503 with
                 # Retry-After, never a 500. Nothing was stored half: a photo stored before its job row was deleted.
@@ -129,7 +162,7 @@ class IngestService:
                     raise
                 log.warning("ingest on %s: the database is not reachable (%s)", slot_id, type(exc).__name__)
                 unavailable = DatabaseUnavailable(trouble_reason(exc))
-                outcome = IngestOutcome(status=unavailable.status, log_status="ERROR", error=unavailable)
+                outcome = error_answer(unavailable)
         if outcome.job_id is None and job is not None:
             outcome.job_id = job.id
         elapsed_ms = int((time.monotonic() - started) * 1000)
@@ -144,9 +177,8 @@ class IngestService:
     # ---- steps ---------------------------------------------------------------------------------------
 
     async def _load_slot(self, slot_id: str) -> SlotForIngest:
-        if "\x00" in slot_id or len(slot_id) > 200:  # PostgreSQL text cannot hold NUL; no slot id is that long
-            raise AppError(404, "slot_not_found", "no such slot", {"slot_id": slot_id.replace("\x00", "")[:200]})
-        row = await self.c.sql.one(_SLOT, {"id": slot_id, "pw_key": INGEST_PASSWORD_KEY})
+        check_slot_id(slot_id)
+        row = await self.pool.one(_SLOT, {"id": slot_id, "pw_key": INGEST_PASSWORD_KEY})
         if row is None:
             raise AppError(404, "slot_not_found", "no such slot", {"slot_id": slot_id})
         return SlotForIngest(
@@ -158,37 +190,16 @@ class IngestService:
             password_digest=row["digest"],
         )
 
-    def _limits(self, slot: SlotForIngest) -> IngestLimits | None:
-        """The provider's ingest limits, or None when the slot cannot run (not configured, or configured for
-        something this deployment does not have)."""
-        if not slot.provider_id or not slot.operation_id:
-            return None
-        if not self.c.catalog.supports(slot.provider_id, slot.operation_id):
-            return None
-        if slot.provider_id not in self.c.providers:
-            return None
-        entry = self.c.catalog.provider(slot.provider_id)
-        return entry.ingest if entry else None
-
-    def _max_bytes(self, limits: IngestLimits | None) -> int:
-        cap = self.settings.max_upload_bytes
-        return min(cap, limits.max_file_size_bytes) if limits else cap
-
     def _check_password(self, slot: SlotForIngest, form: UploadedForm) -> None:
         digest = slot.password_digest
         candidate = form.fields.get("password")
-        if not digest or not check_ingest_password(self.c.credentials.ingest_hmac_key, digest, candidate):
+        if not digest or not check_ingest_password(self.ingest_hmac_key, digest, candidate):
             raise AppError(401, "invalid_password", "wrong or missing ingest password")
 
     async def _validated_photo(self, form: UploadedForm, limits: IngestLimits) -> tuple[bytes, str]:
-        if form.file is None:
-            raise AppError(400, "file_missing", "the form has no fileToUpload part")
-        if not form.file:
-            raise AppError(400, "file_empty", "the uploaded file is empty")
-        if len(form.file) > self._max_bytes(limits):
-            raise too_large(self._max_bytes(limits))
-        info = await asyncio.to_thread(inspect_image, form.file, limits.allowed_mime, self.settings.max_image_pixels)
-        return form.file, info.mime
+        photo = require_photo(form, upload_cap(self.settings.max_upload_bytes, limits))
+        info = await asyncio.to_thread(inspect_image, photo, limits.allowed_mime, self.settings.max_image_pixels)
+        return photo, info.mime
 
     async def _job_for(
         self,
@@ -207,13 +218,21 @@ class IngestService:
         assert slot.provider_id and slot.operation_id
         sha = hashlib.sha256(photo).hexdigest()
         for _ in range(3):
-            admission = await self.c.queue.admit(slot.id, sha, slot.provider_id, reuse=not is_test)
+            admission = await self.queue.admit(slot.id, sha, slot.provider_id, reuse=not is_test)
             if admission.reusable is not None:
                 return admission.reusable, None
             now = datetime.now(UTC)
             deadline_at = now + timedelta(seconds=self.settings.job_deadline_sec)
-            self._check_backlog(slot.provider_id, admission.depth)
-            source = await self.c.media.write_bytes("source", photo, mime, sha256=sha)
+            entry = self.catalog.provider(slot.provider_id)
+            assert entry is not None, "slot_limits found the provider in the catalog"
+            check_backlog(
+                slot.provider_id,
+                entry.ingest,
+                admission.depth,
+                backlog_factor=self.settings.backlog_factor,
+                job_deadline_sec=self.settings.job_deadline_sec,
+            )
+            source = await self.media.write_bytes("source", photo, mime, sha256=sha)
             new = NewJob(
                 id=new_id,
                 slot_id=slot.id,
@@ -226,71 +245,30 @@ class IngestService:
                 deadline_at=deadline_at,
                 request_meta=public_fields(form),
                 is_test=is_test,
-                booth_fallback_at=self._fallback_at(slot, started, now),
+                booth_fallback_at=fallback_at(slot.failure_policy, now, self.t_sync - (time.monotonic() - started)),
             )
             # The photo must outlive every attempt the job may start: a queue can hold it past the booth's wait
             # (a backlog up to the job's deadline). When the request ends, its expiry is set again (see
             # `ingest_log`): SOURCE_TTL after the job's end, or this hold while the job can still run.
             hold_until = deadline_at + timedelta(seconds=self.settings.source_ttl_sec)
             try:
-                job, created = await self.c.queue.enqueue(new, source, hold_until)
+                job, created = await self.queue.enqueue(new, source, hold_until)
                 if not created:
                     # No row: the same photo raced in on another request, or this very statement ran twice (the
                     # database blinked after inserting our job, and the retry met our own row).
-                    mine = await self.c.queue.get(new_id)
+                    mine = await self.queue.get(new_id)
                     if mine is not None:
                         job, created = mine, True
             except BaseException:
-                await self.c.store.delete(source.storage_key)
+                await self.media.drop_bytes(source)
                 raise
             if created:
                 assert job is not None
-                await self.c.dispatcher.dispatch(job.id)
+                await self.dispatcher.dispatch(job.id)
                 return job, source.id
             # The same photo raced in on another request: attach to that job, drop our copy.
-            await self.c.store.delete(source.storage_key)
+            await self.media.drop_bytes(source)
         raise AppError(503, "busy", "the photo could not be queued, try again", headers={"Retry-After": "1"})
-
-    def _fallback_at(self, slot: SlotForIngest, started: float, now: datetime) -> datetime | None:
-        """When this request will answer with the booth's own photo if no result has come (policy `original`):
-        the worker starts no paid attempt that cannot end before then. None when the booth waits for a result or
-        a 504 (after which the job goes on and a re-post collects the kept result)."""
-        if slot.failure_policy != "original":
-            return None
-        return now + timedelta(seconds=max(self.t_sync - (time.monotonic() - started), 0.0))
-
-    def _check_backlog(self, provider_id: str, depth: int) -> None:
-        """Back-pressure: refuse new work when this provider's backlog (`depth`: its queued and running booth
-        jobs, read by `JobQueue.admit`) is already far beyond what it can run, or when a job queued behind it
-        could not end before its deadline (`backlog_wait`). A job accepted and then dropped at its deadline (its
-        photo kept for nothing, the booth told 504 and its re-post 502) helps nobody: the booth is told 503 with
-        `Retry-After` now, and uses its own photo or posts again."""
-        entry = self.c.catalog.provider(provider_id)
-        assert entry is not None
-        limits = entry.ingest
-        cap = limits.max_parallel_jobs * self.settings.backlog_factor
-        if depth >= cap:
-            raise AppError(
-                503,
-                "provider_backlog_full",
-                "too many photos are waiting for this provider; try again shortly",
-                {"provider_id": provider_id, "in_flight": depth, "limit": cap},
-                headers={"Retry-After": "5"},
-            )
-        ends_in, retry_after = backlog_wait(limits, depth, self.settings.job_deadline_sec)
-        if retry_after is not None:
-            raise AppError(
-                503,
-                "provider_backlog_full",
-                "the photos waiting for this provider would keep this one past its deadline; try again shortly",
-                {
-                    "provider_id": provider_id,
-                    "in_flight": depth,
-                    "estimated_end_sec": round(ends_in, 1),
-                    "job_deadline_sec": self.settings.job_deadline_sec,
-                },
-                headers={"Retry-After": str(retry_after)},
-            )
 
     async def _await_result(
         self,
@@ -303,13 +281,13 @@ class IngestService:
         *,
         fresh: bool,
     ) -> IngestOutcome:
-        assert self.c.hub is not None
+        assert self.hub is not None
         if not job.is_terminal:
             deadline = started + self.t_sync
             try:
                 job = await wait_subscribed(
-                    self.c.queue,
-                    self.c.hub,
+                    self.queue,
+                    self.hub,
                     job.id,
                     woken,
                     deadline,
@@ -320,56 +298,24 @@ class IngestService:
                 # Its answer is due and the database still does not answer: the job is kept (a re-post once
                 # the database is back attaches to it or gets its result), the booth is told to try again.
                 unavailable.details["job_id"] = str(job.id)
-                return self._failure(slot, job, photo, mime, unavailable)
-        if job.status == "succeeded" and job.result_media_id is not None:
+                return failure_answer(slot.failure_policy, job.id, photo, mime, unavailable)
+        err = job_error(job, self.t_sync)
+        if err is None:
+            assert job.result_media_id is not None, "job_error: a success without a result is a failure"
             try:
                 if isinstance(job, JobWithResult):
                     # The read that found the job ended also read its result's live media row (None: gone).
                     if job.result is None:
                         raise MediaNotFound(str(job.result_media_id))
                     ref = job.result
-                    data = await self.c.media.read_described(ref)
+                    data = await self.media.read_described(ref)
                 else:
-                    data, ref = await self.c.media.read(job.result_media_id)
+                    data, ref = await self.media.read(job.result_media_id)
             except (MediaNotFound, MediaExpired):
-                return self._failure(slot, job, photo, mime, provider_failed(job, "the result is no longer stored"))
-            return IngestOutcome(
-                status=200,
-                log_status="SUCCESS",
-                image=data,
-                mime=ref.mime,
-                job_id=job.id,
-                cost=float(job.cost) if job.cost is not None else None,
-                result_media_id=job.result_media_id,
-            )
-        if job.status == "cancelled":
-            cancelled = AppError(502, "job_cancelled", "the job was cancelled by an operator", {"job_id": str(job.id)})
-            return self._failure(slot, job, photo, mime, cancelled)
-        if job.is_terminal:
-            return self._failure(slot, job, photo, mime, provider_failed(job))
-        err = AppError(
-            504,
-            "processing_timeout",
-            "no result within the response time; the job continues and a re-post of the same photo gets it",
-            {"job_id": str(job.id), "t_sync_response": self.t_sync},
-        )
-        out = self._failure(slot, job, photo, mime, err)
-        out.log_status = "TIMEOUT"
-        return out
-
-    def _failure(self, slot: SlotForIngest, job: JobRecord, photo: bytes, mime: str, err: AppError) -> IngestOutcome:
-        if slot.failure_policy == "original":
-            return IngestOutcome(
-                status=200,
-                log_status="ERROR",
-                image=photo,
-                mime=mime,
-                job_id=job.id,
-                fallback=True,
-                error=err,
-                headers={"X-Fallback": "original"},
-            )
-        return IngestOutcome(status=err.status, log_status="ERROR", error=err, job_id=job.id)
+                return failure_answer(slot.failure_policy, job.id, photo, mime, result_gone(job))
+            # A re-post answered by an existing job (not `fresh`) started no paid call: no cost of its own.
+            return success_answer(job, data, ref.mime, fresh=fresh)
+        return failure_answer(slot.failure_policy, job.id, photo, mime, err)
 
     async def _finish(
         self,
@@ -384,10 +330,9 @@ class IngestService:
         source_expires = datetime.now(UTC) + timedelta(seconds=self.settings.source_ttl_sec)
         # The answer waits for this row: a database that blinked gets a short retry, one that is known to be
         # down (this very answer says so) gets a single try.
-        unavailable = outcome.error is not None and outcome.error.code == "database_unavailable"
-        with db_deadline(time.monotonic() + (0.0 if unavailable else _LOG_RETRY_SEC)):
+        with db_deadline(time.monotonic() + log_retry_sec(outcome)):
             await record_request(
-                self.c.sql,
+                self.pool,
                 slot_id,
                 slot.id if slot else None,
                 form,
@@ -398,20 +343,3 @@ class IngestService:
                 is_test,
                 source_ttl_sec=self.settings.source_ttl_sec,
             )
-
-
-def backlog_wait(limits: IngestLimits, depth: int, job_deadline_sec: float) -> tuple[float, int | None]:
-    """When a job queued now behind `depth` queued and running jobs of a provider would end, in seconds (an
-    estimate: each round of `max_parallel_jobs` jobs takes the catalog's `typical_sec`), and, when that is past
-    the job's deadline, the seconds after which enough of the backlog should have gone for a new job to fit
-    (None: it fits now). A provider without `typical_sec` gives no estimate; nor does an empty queue (a single
-    attempt that cannot end in time is the worker's to refuse)."""
-    if limits.typical_sec <= 0 or depth <= 0:
-        return 0.0, None
-    parallel = max(1, limits.max_parallel_jobs)
-    rounds = depth // parallel + 1
-    ends_in = rounds * limits.typical_sec
-    if ends_in <= job_deadline_sec:
-        return ends_in, None
-    rounds_that_fit = math.floor(job_deadline_sec / limits.typical_sec)
-    return ends_in, max(1, math.ceil((rounds - rounds_that_fit) * limits.typical_sec))

@@ -22,9 +22,11 @@ from boothbridge.jobs.callbacks import CallbackQueue, new_callback_token
 from boothbridge.jobs.model import ClaimedJob, JobRecord, JobWithResult
 from boothbridge.jobs.queue import JobQueue, unreachable
 from boothbridge.jobs.retry import decide_retry
+from boothbridge.jobs.status import JobStatus
 from boothbridge.media.links import PublicLinks
 from boothbridge.media.ref import MediaRef
 from boothbridge.media.service import MediaExpired, MediaNotFound, MediaService
+from boothbridge.platform.logs import bound_job
 from boothbridge.providers.base import (
     ImageInput,
     Provider,
@@ -96,6 +98,8 @@ class JobRunner:
         result_ttl_sec: int,
         links: PublicLinks | None = None,
         max_image_pixels: int = 160_000_000,
+        settings_store: RuntimeConfig | None = None,
+        ends: JobEnds | None = None,
     ) -> None:
         self.queue = queue
         self.max_image_pixels = max_image_pixels
@@ -107,10 +111,10 @@ class JobRunner:
         self.retry = retry
         self.heartbeat_sec = heartbeat_sec
         self.result_ttl_sec = result_ttl_sec
-        # Told when a job ends in this process (the hub; set by the composition root when it listens).
-        self.ends: JobEnds | None = None
-        # Operator overrides (API keys, result TTL), refreshed before each attempt (set by the composition root).
-        self.runtime: RuntimeConfig | None = None
+        # Told when a job ends in this process (the hub, in a process that listens).
+        self.ends = ends
+        # Operator overrides (API keys, result TTL), refreshed before each attempt.
+        self.settings_store = settings_store
         # Hand-back (a stopping worker): the tasks whose attempts are to be handed back, and the provider call
         # each task has in flight.
         self._handing_back: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
@@ -128,6 +132,11 @@ class JobRunner:
                 call.cancel()
 
     async def run(self, job: JobRecord) -> AttemptOutcome:
+        """One attempt of `job`, to its outcome; every line logged meanwhile names the job and the attempt."""
+        with bound_job(job.id, attempt=job.attempt):
+            return await self._attempt(job)
+
+    async def _attempt(self, job: JobRecord) -> AttemptOutcome:
         try:
             request, provider = await self._prepare(job)
         except ProviderError as err:
@@ -172,7 +181,7 @@ class JobRunner:
         if isinstance(result, ProviderParked):
             # The provider will call our webhook; the wait is bounded by the provider's own timeout.
             if await self.callbacks.park(job.id, job.attempt, result.provider_ref, request.timeout_sec * 2):
-                return AttemptOutcome("waiting_provider")
+                return AttemptOutcome(JobStatus.WAITING_PROVIDER)
             return AttemptOutcome("stale")  # the callback already finished it, or the attempt was fenced out
         try:
             result = await accepted_result(result, job.settings_json, self.max_image_pixels)
@@ -181,8 +190,8 @@ class JobRunner:
         return await self._succeeded(job, result)
 
     async def _prepare(self, job: JobRecord) -> tuple[ProviderRequest, Provider]:
-        if self.runtime is not None:
-            values = await self.runtime.refresh()  # applies changed API keys to the adapters
+        if self.settings_store is not None:
+            values = await self.settings_store.refresh()  # applies changed API keys to the adapters
             self.result_ttl_sec = values.result_ttl_sec
         provider = self.providers.get(job.provider_id)
         operation = self.catalog.operation(job.operation_id)
@@ -340,7 +349,7 @@ class JobRunner:
             await self.media.store.delete(ref.storage_key)
             log.warning("job %s attempt %s finished late; result discarded", job.id, job.attempt)
             return AttemptOutcome("stale")
-        return AttemptOutcome("succeeded")
+        return AttemptOutcome(JobStatus.SUCCEEDED)
 
     async def _complete(self, job: JobRecord, ref: MediaRef, expires: datetime, cost: float) -> JobWithResult | None:
         """`complete`, with the job's NOTIFY held back meanwhile and the completed job handed to this
@@ -370,7 +379,7 @@ class JobRunner:
         if status is None:
             return AttemptOutcome("stale")
         log.info("job %s attempt %s failed (%s); now %s", job.id, job.attempt, err.code, status)
-        if status == "failed":
+        if status == JobStatus.FAILED:
             self._ended(job.id)
         return AttemptOutcome(status, retry_in)
 

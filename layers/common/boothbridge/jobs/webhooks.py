@@ -10,17 +10,23 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from boothbridge.bootstrap import Container
+from boothbridge.catalog import Catalog
 from boothbridge.errors import AppError
 from boothbridge.jobs.callbacks import CallbackQueue, job_id_from_token, same_token, token_hash
 from boothbridge.jobs.model import JobRecord
+from boothbridge.jobs.notifications import NotificationHub
+from boothbridge.jobs.queue import JobQueue
 from boothbridge.jobs.retry import decide_retry
 from boothbridge.jobs.runner import accepted_result
-from boothbridge.providers.base import CallbackProvider, ProviderError
+from boothbridge.media.service import MediaService
+from boothbridge.platform.logs import bind_job
+from boothbridge.providers.base import CallbackProvider, Provider, ProviderError
+from boothbridge.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -44,25 +50,42 @@ def _refused() -> AppError:
 
 
 class WebhookService:
-    def __init__(self, container: Container) -> None:
-        self.c = container
-        self.callbacks = CallbackQueue(container.queue)
+    """Completes parked jobs from provider callbacks. Built once per process by `boothbridge.bootstrap`."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        catalog: Catalog,
+        providers: Mapping[str, Provider],
+        queue: JobQueue,
+        media: MediaService,
+        hub: NotificationHub | None,
+    ) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self.providers = providers
+        self.queue = queue
+        self.media = media
+        self.hub = hub  # wakes this process's waiters at once (others by the NOTIFY)
+        self.callbacks = CallbackQueue(queue)
 
     async def deliver(self, provider_id: str, token: str, payload: dict[str, Any]) -> Delivery:
         job_id = job_id_from_token(token)
         if job_id is None:
             raise _refused()
+        bind_job(job_id)  # every later line of this request names the job (a forged token's id changes nothing)
         target = await self.callbacks.target(job_id)
         if target is None or target.provider_id != provider_id or not same_token(target.webhook_token_hash, token):
             raise _refused()
-        if target.status in ("succeeded", "failed", "cancelled"):
+        if target.status.is_terminal:
             return Delivery(str(job_id), "duplicate")
-        provider = self.c.providers.get(provider_id)
+        provider = self.providers.get(provider_id)
         if provider is None or not hasattr(provider, "result_from_callback"):
             raise _refused()
         callback_provider: CallbackProvider = provider  # type: ignore[assignment]
         hash_ = token_hash(token)
-        job = await self.c.queue.get(job_id)
+        job = await self.queue.get(job_id)
         deadline = None
         if job is not None:
             to_deadline = (job.deadline_at - datetime.now(UTC)).total_seconds()
@@ -70,13 +93,13 @@ class WebhookService:
         try:
             result = await callback_provider.result_from_callback(payload, deadline=deadline)
             # The same image boundary as the worker's: identified by its bytes, decoded, in the slot's format.
-            result = await accepted_result(result, job.settings_json if job else {}, self.c.settings.max_image_pixels)
+            result = await accepted_result(result, job.settings_json if job else {}, self.settings.max_image_pixels)
         except ProviderError as err:
             return await self._failed(job_id, hash_, job, err)
-        ref = await self.c.media.write_bytes("result", result.image.data, result.image.mime)
-        expires = datetime.now(UTC) + timedelta(seconds=self.c.settings.result_ttl_sec)
+        ref = await self.media.write_bytes("result", result.image.data, result.image.mime)
+        expires = datetime.now(UTC) + timedelta(seconds=self.settings.result_ttl_sec)
         if not await self.callbacks.complete(job_id, hash_, ref, expires, result.cost):
-            await self.c.store.delete(ref.storage_key)  # a concurrent duplicate won: keep exactly one result
+            await self.media.drop_bytes(ref)  # a concurrent duplicate won: keep exactly one result
             return Delivery(str(job_id), "duplicate")
         self._ended(job_id)
         return Delivery(str(job_id), "completed")
@@ -86,12 +109,12 @@ class WebhookService:
         job back to the queue (`requeued`); otherwise the job fails (`failed`)."""
         decision = None
         if job is not None:
-            entry = self.c.catalog.provider(job.provider_id)
+            entry = self.catalog.provider(job.provider_id)
             decision = decide_retry(
                 job,
                 err,
-                base_sec=self.c.settings.retry_base_sec,
-                max_sec=self.c.settings.retry_max_sec,
+                base_sec=self.settings.retry_base_sec,
+                max_sec=self.settings.retry_max_sec,
                 typical_sec=entry.ingest.typical_sec if entry is not None else 0.0,
                 now=datetime.now(UTC),
             )
@@ -109,5 +132,5 @@ class WebhookService:
         return Delivery(str(job_id), "failed")
 
     def _ended(self, job_id: Any) -> None:
-        if self.c.hub is not None:
-            self.c.hub.job_ended(job_id)
+        if self.hub is not None:
+            self.hub.job_ended(job_id)

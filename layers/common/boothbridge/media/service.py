@@ -92,6 +92,10 @@ class MediaService:
             expires_at=None,
         )
 
+    async def drop_bytes(self, ref: MediaRef) -> None:
+        """Remove bytes put by `write_bytes` whose row was never inserted (the caller's transaction lost)."""
+        await self.store.delete(ref.storage_key)
+
     @staticmethod
     async def insert_row(
         conn: AsyncConnection,

@@ -11,6 +11,7 @@ from sqlalchemy import text
 
 from boothbridge.accounts.sessions import purge_expired as purge_expired_sessions
 from boothbridge.bootstrap import Container
+from boothbridge.db.engine import autocommit
 from boothbridge.jobs.callbacks import CallbackQueue
 
 log = logging.getLogger(__name__)
@@ -173,11 +174,11 @@ async def run_cleanup(c: Container, stale_grace_sec: float = 10.0) -> CleanupRep
     for job_id in abandoned:
         if c.hub is not None:
             c.hub.job_ended(job_id)
-    async with c.db.connect() as conn:
+    async with autocommit(c.engine).connect() as conn:
         stale = list((await conn.execute(_STALE_JOBS, {"grace": stale_grace_sec, "batch": 100})).scalars())
     for job_id in stale:
         await c.dispatcher.dispatch(job_id)
-    await purge_expired_sessions(c.db)
+    await purge_expired_sessions(c.engine)
     logs_removed = await purge_old_logs(c, c.settings.log_retention_days)
     report = CleanupReport(media_removed, len(abandoned), len(stale), logs_removed)
     if report.media_removed or report.callbacks_abandoned or report.jobs_redispatched or any(logs_removed.values()):

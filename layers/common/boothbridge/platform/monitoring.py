@@ -10,8 +10,10 @@ from typing import Any
 from sqlalchemy import text
 
 from boothbridge.bootstrap import Container
+from boothbridge.db.engine import autocommit
 from boothbridge.db.raw import db_deadline, is_connection_trouble, retry_safe, trouble_reason
-from boothbridge.settings_store import KEYED_PROVIDERS
+from boothbridge.providers.declaration import ProbeFacts, adapter_built
+from boothbridge.providers.discovery import declaration_of
 
 # The hot path's pool answering at all (retried on a fresh connection when a pooled one was dropped).
 _PING = retry_safe("SELECT 1 AS ok")
@@ -21,11 +23,12 @@ LATENCY_BUCKETS_MS = (100, 250, 500, 1000, 2500, 5000, 10000, 20000, 30000, 4000
 
 
 def provider_configured(c: Container, provider_id: str) -> bool:
-    """Whether a provider has what it needs to run: for the online ones the API keys in effect (the settings
-    page's, else the environment's), as the runtime config holds them."""
-    if provider_id in KEYED_PROVIDERS:
-        return bool(c.runtime.values.keys.get(provider_id))
-    return provider_id in c.providers
+    """Whether a provider has what it needs to run, as its declaration's probe says from what this process has:
+    its adapter, and its API keys in effect (the settings page's, else the environment's). A provider without a
+    declaration (a plugin adapter) is configured when it was built."""
+    facts = ProbeFacts(built=provider_id in c.providers, keys=tuple(c.settings_store.values.keys.get(provider_id, ())))
+    declaration = declaration_of(provider_id, c.settings.provider_plugins)
+    return declaration.configured(facts) if declaration is not None else adapter_built(facts)
 
 
 async def _timed(check: Any, timeout: float) -> dict[str, Any]:
@@ -47,10 +50,10 @@ async def health(c: Container, timeout: float = 3.0) -> dict[str, Any]:
         # Both pools: the hot path's (ingest, queue, worker) and SQLAlchemy's (operator API, cleanup). A
         # connection the server dropped (a restart) fails once and is replaced: that is not an outage.
         with db_deadline(time.monotonic() + timeout):
-            await c.sql.one(_PING)
+            await c.pool.one(_PING)
         for tries_left in (1, 0):
             try:
-                async with c.db.connect() as conn:
+                async with autocommit(c.engine).connect() as conn:
                     await conn.execute(text("SELECT 1"))
                 return
             except Exception as exc:
@@ -60,16 +63,16 @@ async def health(c: Container, timeout: float = 3.0) -> dict[str, Any]:
     db, storage = await asyncio.gather(_timed(database, timeout), _timed(c.store.check, timeout))
     if db.get("reason") in ("no_connection_in_time", "timeout"):
         # The pool only knows it got no connection: a connection attempt of our own says why.
-        db["reason"] = await c.sql.probe(timeout) or db["reason"]
+        db["reason"] = await c.pool.probe(timeout) or db["reason"]
     if c.hub is not None:
         # Notifications (a waiting booth woken at once): informational; without them waiters fall back to polling.
         down_for = c.hub.disconnected_for
         db["listen"] = {"connected": down_for is None} | ({} if down_for is None else {"down_sec": round(down_for, 1)})
-    if c.sql.unreachable_for is not None and not db["ok"]:
-        db["unreachable_sec"] = round(c.sql.unreachable_for, 1)
+    if c.pool.unreachable_for is not None and not db["ok"]:
+        db["unreachable_sec"] = round(c.pool.unreachable_for, 1)
     if db["ok"]:
         try:
-            await c.runtime.refresh()
+            await c.settings_store.refresh()
         except Exception as exc:  # the database went away between the check and this read
             if not is_connection_trouble(exc):
                 raise
@@ -114,7 +117,7 @@ def _label(value: str) -> str:
 
 async def metrics_text(c: Container) -> str:
     """The Prometheus text exposition (format 0.0.4)."""
-    async with c.db.connect() as conn:
+    async with autocommit(c.engine).connect() as conn:
         row = (await conn.execute(_METRICS_SQL, {"buckets": list(LATENCY_BUCKETS_MS)})).one()
     lines = [
         "# HELP boothbridge_ingest_requests_total Booth requests by outcome (processing log).",

@@ -12,12 +12,16 @@ import logging
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from boothbridge.accounts.auth import hash_password, ingest_password_digest, verify_password
+from boothbridge.accounts.auth import hash_password, verify_password
+from boothbridge.accounts.ingest_password import INGEST_PASSWORD_KEY, ingest_password_digest
 from boothbridge.credentials import file as credentials
 from boothbridge.credentials.file import Credentials
+from boothbridge.credentials.source import load_credentials
+from boothbridge.db.engine import create_engine, resolve_database_url
+from boothbridge.db.migrate import upgrade_to_head
+from boothbridge.settings import Settings
 
 SLOTS_PER_USER = 40
-INGEST_PASSWORD_KEY = "ingest_password"
 
 log = logging.getLogger(__name__)
 
@@ -76,18 +80,6 @@ async def apply_credentials(engine: AsyncEngine, creds: Credentials) -> None:
         )
 
 
-async def set_ingest_password(engine: AsyncEngine, hmac_key: bytes, password: str) -> None:
-    """The settings page's new ingest password: the old one stops working with the next booth request."""
-    async with engine.begin() as conn:
-        await conn.execute(
-            text(
-                "UPDATE app_settings SET value = jsonb_set(value, '{digest}', to_jsonb(CAST(:d AS text))),"
-                " updated_at = now() WHERE key = :k"
-            ),
-            {"k": INGEST_PASSWORD_KEY, "d": ingest_password_digest(hmac_key, password)},
-        )
-
-
 def _user_order(item: tuple[str, str]) -> tuple[int, str]:
     # The default accounts keep their historic order (serg first) so slot numbering never moves.
     name = item[0]
@@ -95,26 +87,32 @@ def _user_order(item: tuple[str, str]) -> tuple[int, str]:
     return order, name
 
 
-async def _main(regenerate: bool) -> None:
-    from boothbridge.bootstrap import resolve_database_url
-    from boothbridge.credentials.source import load_credentials
-    from boothbridge.db.engine import create_engine
-    from boothbridge.db.migrate import upgrade_to_head
-    from boothbridge.settings import Settings
+async def prepare_database(settings: Settings, database_url: str, *, migrate: bool = True) -> None:
+    """What an entry point that owns its database does before `build_container`: Alembic upgrade to head (unless
+    `migrate` is False: the caller migrated already, e.g. a test database cloned from a migrated template), then
+    the credentials' accounts, slots and ingest password (`apply_credentials`). Raises `CredentialsUnavailable`
+    when the credentials cannot be read; the database is left as far as it got (every step is idempotent)."""
+    creds, created = await load_credentials(settings)
+    if created:
+        log.warning("generated new credentials at %s", settings.credentials_path.resolve())
+    if migrate:
+        await asyncio.to_thread(upgrade_to_head, database_url)
+    engine = create_engine(database_url, pool_size=1)
+    try:
+        await apply_credentials(engine, creds)
+    finally:
+        await engine.dispose()
 
+
+async def _main(regenerate: bool) -> None:
     settings = Settings()
     if regenerate:
         if settings.credentials_secret_arn:  # on AWS the functions' own secret applies; it is never generated here
             raise SystemExit("--regenerate writes a local file; update the credentials secret instead")
         settings.credentials_path.unlink(missing_ok=True)
-    creds, created = await load_credentials(settings, allow_create=True)
-    url = resolve_database_url(settings)
-    await asyncio.to_thread(upgrade_to_head, url)
-    engine = create_engine(url, pool_size=1)
-    try:
-        await apply_credentials(engine, creds)
-    finally:
-        await engine.dispose()
+    _, created = await load_credentials(settings, allow_create=True)
+    url = await asyncio.to_thread(resolve_database_url, settings)
+    await prepare_database(settings, url)
     source = settings.credentials_secret_arn or settings.credentials_path.resolve()
     print(f"credentials {'generated' if created else 'applied'}: {source}")
 
