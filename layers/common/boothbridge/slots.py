@@ -1,9 +1,8 @@
-"""Slot rules: listing an operator's slots, saving a slot's configuration (validated against the catalog), and
-resetting it to unconfigured."""
+"""Slots in the database: listing an operator's slots, saving a slot's configuration (validated against the
+catalog by `slot_rules`; the version and the named images checked here), and resetting it to unconfigured."""
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -14,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from boothbridge.catalog import Catalog
 from boothbridge.errors import AppError
+from boothbridge.slot_rules import SlotUpdate, check_media_found, media_references, validate_update
 
 # The images an operator may name in a slot's `*_media_id` settings: live, and their own upload; or, for an
 # upload from before owners were recorded (owner_id NULL), one that a slot of theirs already names (so an existing
@@ -32,23 +32,6 @@ _USABLE_MEDIA = text(
 _SLOT_COLUMNS = "id, name, provider_id, operation_id, settings_json, failure_policy, version, last_reset_at, updated_at"
 
 
-def _nul_paths(value: Any, path: str = "") -> list[str]:
-    """Where `value` holds a NUL character (in a string or a key): PostgreSQL's jsonb cannot store one."""
-    if isinstance(value, str):
-        return [path] if "\x00" in value else []
-    if isinstance(value, dict):
-        items: Any = value.items()
-    elif isinstance(value, list):
-        items = enumerate(value)
-    else:
-        return []
-    found = []
-    for key, item in items:
-        where = f"{path}/{key}" if path else str(key)
-        found += [where] if "\x00" in str(key) else _nul_paths(item, where)
-    return found
-
-
 @dataclass(frozen=True)
 class SlotView:
     id: str
@@ -64,16 +47,6 @@ class SlotView:
     @property
     def is_configured(self) -> bool:
         return bool(self.provider_id and self.operation_id)
-
-
-@dataclass(frozen=True)
-class SlotUpdate:
-    name: str
-    provider_id: str
-    operation_id: str
-    settings_json: dict[str, Any]
-    failure_policy: str | None = None
-    version: int | None = None
 
 
 class SlotService:
@@ -123,63 +96,18 @@ class SlotService:
         return SlotView(**row._mapping)
 
     def validate(self, update: SlotUpdate) -> None:
-        """Catalog and JSON-Schema checks; every problem is reported at its field."""
-        provider = self.catalog.provider(update.provider_id)
-        if provider is None:
-            raise AppError(
-                422,
-                "unknown_provider",
-                "no such provider",
-                {"field": "provider_id", "value": update.provider_id},
-            )
-        if update.operation_id not in provider.operations:
-            raise AppError(
-                422,
-                "unsupported_operation",
-                f"provider {update.provider_id} has no operation {update.operation_id}",
-                {"field": "operation_id", "supported": list(provider.operations)},
-            )
-        errors = self.catalog.validate_settings(update.operation_id, update.settings_json)
-        if errors:
-            raise AppError(
-                422,
-                "invalid_settings",
-                "settings_json does not match the operation's settings_schema",
-                {"fields": [{"field": e.path, "message": e.message} for e in errors]},
-            )
-        if nul := _nul_paths(update.settings_json):
-            raise AppError(
-                422,
-                "invalid_settings",
-                "settings_json does not match the operation's settings_schema",
-                {"fields": [{"field": path, "message": "must not contain NUL characters"} for path in nul]},
-            )
-        if update.failure_policy is not None and update.failure_policy not in ("error", "original"):
-            raise AppError(422, "invalid_failure_policy", "failure_policy must be 'error' or 'original'")
+        """Catalog and JSON-Schema checks; every problem is reported at its field (see `validate_update`)."""
+        validate_update(self.catalog, update)
 
     async def _check_media(self, update: SlotUpdate, user_id: int | None) -> None:
-        operation = self.catalog.operation(update.operation_id)
-        assert operation is not None
-        ids = {f: update.settings_json[f] for f in operation.media_fields() if update.settings_json.get(f)}
-        if not ids:
+        references = media_references(self.catalog, update)
+        if not references:
             return
         async with self.engine.connect() as conn:
             found = set(
-                (
-                    await conn.execute(
-                        _USABLE_MEDIA,
-                        {"ids": [uuid.UUID(str(v)) for v in ids.values()], "uid": user_id},
-                    )
-                ).scalars()
+                (await conn.execute(_USABLE_MEDIA, {"ids": list(references.values()), "uid": user_id})).scalars()
             )
-        missing = [f for f, v in ids.items() if uuid.UUID(str(v)) not in found]
-        if missing:
-            raise AppError(
-                422,
-                "media_not_found",
-                "settings name images that are not stored (upload them first)",
-                {"fields": [{"field": f, "message": "no such media object"} for f in missing]},
-            )
+        check_media_found(references, found)
 
     async def check(self, update: SlotUpdate, user_id: int | None = None) -> None:
         """Everything a save checks, without saving: catalog, settings schema, and that named images exist and

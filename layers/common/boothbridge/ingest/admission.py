@@ -1,0 +1,142 @@
+"""Whether a booth's photo is taken on, decided from plain values (pure: no I/O, no HTTP framework).
+
+`IngestService` reads the slot, the form and the provider's backlog, and asks these rules, in its order: the
+slot id's shape, which configuration runs (a test run's), the provider's limits (None: the slot cannot run),
+the upload cap, the photo's presence and size, the backlog, and when the booth gets its own photo instead.
+Each refusal is the `AppError` the ingest endpoint documents.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from boothbridge.catalog import Catalog, IngestLimits
+from boothbridge.errors import AppError
+from boothbridge.ingest.model import SlotForIngest, UploadedForm, too_large
+from boothbridge.slot_rules import SlotUpdate
+
+MAX_SLOT_ID_CHARS = 200  # no slot id is that long; a longer one is not looked up
+
+
+def check_slot_id(slot_id: str) -> None:
+    """404 `slot_not_found` for an id no slot can have: one holding NUL (PostgreSQL text cannot) or longer than
+    MAX_SLOT_ID_CHARS. `details.slot_id` is the id without NULs, cut to that length (it is echoed back)."""
+    if "\x00" in slot_id or len(slot_id) > MAX_SLOT_ID_CHARS:
+        shown = slot_id.replace("\x00", "")[:MAX_SLOT_ID_CHARS]
+        raise AppError(404, "slot_not_found", "no such slot", {"slot_id": shown})
+
+
+def slot_for_run(slot: SlotForIngest, *, is_test: bool, config: SlotUpdate | None = None) -> SlotForIngest:
+    """The slot as this request runs it. A booth's post runs the stored slot. An operator's test run never falls
+    back to the original photo (the operator is there to see the provider's failure), and runs `config` (the
+    slot page's unsaved, already validated configuration) when one is given."""
+    if not is_test:
+        return slot
+    slot = replace(slot, failure_policy="error")
+    if config is None:
+        return slot
+    return replace(
+        slot, provider_id=config.provider_id, operation_id=config.operation_id, settings_json=config.settings_json
+    )
+
+
+def slot_limits(catalog: Catalog, available: Collection[str], slot: SlotForIngest) -> IngestLimits | None:
+    """The provider's ingest limits, or None when the slot cannot run: not configured, configured for an
+    operation its provider does not offer (the catalog changed), or for a provider this deployment did not
+    build (`available`: the provider ids it has adapters for)."""
+    if not slot.provider_id or not slot.operation_id:
+        return None
+    if not catalog.supports(slot.provider_id, slot.operation_id):
+        return None
+    if slot.provider_id not in available:
+        return None
+    entry = catalog.provider(slot.provider_id)
+    return entry.ingest if entry else None
+
+
+def upload_cap(max_upload_bytes: int, limits: IngestLimits | None) -> int:
+    """The most bytes the photo may have: the deployment's cap, or the provider's own when that is lower."""
+    return min(max_upload_bytes, limits.max_file_size_bytes) if limits else max_upload_bytes
+
+
+def require_limits(limits: IngestLimits | None) -> IngestLimits:
+    """409 `slot_not_configured` when the slot cannot run (see `slot_limits`)."""
+    if limits is None:
+        raise AppError(409, "slot_not_configured", "this slot has no provider and operation configured")
+    return limits
+
+
+def require_photo(form: UploadedForm, max_bytes: int) -> bytes:
+    """The posted photo's bytes; 400 `file_missing` (no `fileToUpload` part), 400 `file_empty`, or 413
+    `file_too_large` (`details.max_bytes`) over `max_bytes`. Whether it is an image is checked after this."""
+    if form.file is None:
+        raise AppError(400, "file_missing", "the form has no fileToUpload part")
+    if not form.file:
+        raise AppError(400, "file_empty", "the uploaded file is empty")
+    if len(form.file) > max_bytes:
+        raise too_large(max_bytes)
+    return form.file
+
+
+def fallback_at(failure_policy: str, now: datetime, seconds_left: float) -> datetime | None:
+    """When the booth is answered with its own photo if no result has come (policy `original`): `seconds_left`
+    (until its answer is due; never before `now`) from `now`. The worker starts no paid attempt that cannot end
+    before then. None when the booth waits for a result or a 504 (after which the job goes on and a re-post
+    collects the kept result)."""
+    if failure_policy != "original":
+        return None
+    return now + timedelta(seconds=max(seconds_left, 0.0))
+
+
+def check_backlog(
+    provider_id: str, limits: IngestLimits, depth: int, *, backlog_factor: int, job_deadline_sec: float
+) -> None:
+    """Back-pressure: 503 `provider_backlog_full` with `Retry-After` when the provider's backlog (`depth`: its
+    queued and running booth jobs) reaches `max_parallel_jobs * backlog_factor` (`Retry-After: 5`, details
+    `provider_id`, `in_flight`, `limit`), or when a job queued behind it could not end before its deadline
+    (`Retry-After` from `backlog_wait`, details `provider_id`, `in_flight`, `estimated_end_sec`,
+    `job_deadline_sec`). A job accepted and then dropped at its deadline (its photo kept for nothing, the booth
+    told 504 and its re-post 502) helps nobody: the booth is told now, and uses its own photo or posts again."""
+    cap = limits.max_parallel_jobs * backlog_factor
+    if depth >= cap:
+        raise AppError(
+            503,
+            "provider_backlog_full",
+            "too many photos are waiting for this provider; try again shortly",
+            {"provider_id": provider_id, "in_flight": depth, "limit": cap},
+            headers={"Retry-After": "5"},
+        )
+    ends_in, retry_after = backlog_wait(limits, depth, job_deadline_sec)
+    if retry_after is not None:
+        raise AppError(
+            503,
+            "provider_backlog_full",
+            "the photos waiting for this provider would keep this one past its deadline; try again shortly",
+            {
+                "provider_id": provider_id,
+                "in_flight": depth,
+                "estimated_end_sec": round(ends_in, 1),
+                "job_deadline_sec": job_deadline_sec,
+            },
+            headers={"Retry-After": str(retry_after)},
+        )
+
+
+def backlog_wait(limits: IngestLimits, depth: int, job_deadline_sec: float) -> tuple[float, int | None]:
+    """When a job queued now behind `depth` queued and running jobs of a provider would end, in seconds (an
+    estimate: each round of `max_parallel_jobs` jobs takes the catalog's `typical_sec`), and, when that is past
+    the job's deadline, the seconds after which enough of the backlog should have gone for a new job to fit
+    (None: it fits now). A provider without `typical_sec` gives no estimate; nor does an empty queue (a single
+    attempt that cannot end in time is the worker's to refuse)."""
+    if limits.typical_sec <= 0 or depth <= 0:
+        return 0.0, None
+    parallel = max(1, limits.max_parallel_jobs)
+    rounds = depth // parallel + 1
+    ends_in = rounds * limits.typical_sec
+    if ends_in <= job_deadline_sec:
+        return ends_in, None
+    rounds_that_fit = math.floor(job_deadline_sec / limits.typical_sec)
+    return ends_in, max(1, math.ceil((rounds - rounds_that_fit) * limits.typical_sec))
