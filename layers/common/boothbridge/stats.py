@@ -24,10 +24,8 @@ Definitions, shared by every endpoint:
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import text
@@ -35,82 +33,24 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from boothbridge.db.engine import autocommit
 from boothbridge.errors import AppError
+from boothbridge.stats_query import (
+    GLOBAL_DEFAULT_DAYS,
+    GLOBAL_GROUPS,
+    GLOBAL_MAX_DAYS,
+    SLOT_DEFAULT_DAYS,
+    SLOT_GROUPS,
+    SLOT_MAX_DAYS,
+    SORT_COLUMNS,
+    GlobalQuery,
+    Range,
+    check_paging,
+    iso_utc,
+    parse_range,
+)
 
 UNKNOWN_CURRENCY = "unknown"  # the provider is no longer in the catalog, or its pricing names no currency
 
 STEPS = {"hour": "1 hour", "day": "1 day", "week": "1 week", "month": "1 month"}
-SLOT_GROUPS, SLOT_MAX_DAYS, SLOT_DEFAULT_DAYS = ("hour", "day", "week"), 31, 7
-GLOBAL_GROUPS, GLOBAL_MAX_DAYS, GLOBAL_DEFAULT_DAYS = ("day", "week", "month"), 90, 30
-SORT_COLUMNS = {"period_start": "period_start", "success": "success", "errors": "errors", "cost": "cost"}
-MAX_PAGE_SIZE, MAX_PAGE = 50, 100_000
-# A "+02:00" offset sent unencoded in a query string arrives as " 02:00".
-_SPACED_OFFSET = re.compile(r"(\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?) (\d{2}:?\d{2})$")
-
-
-@dataclass(frozen=True)
-class Range:
-    start: datetime  # inclusive, aware UTC
-    end: datetime  # exclusive, aware UTC
-    labels: tuple[str, str]  # as echoed back: dates stay dates, datetimes are UTC with Z
-    group_by: str
-
-    def json(self) -> dict[str, str]:
-        return {"from": self.labels[0], "to": self.labels[1], "group_by": self.group_by}
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _check_choice(name: str, ok: bool, allowed: Any) -> None:
-    if not ok:
-        raise AppError(
-            400, "invalid_parameter", f"invalid {name}; allowed: {allowed}", {"parameter": name, "allowed": allowed}
-        )
-
-
-def _parse_bound(name: str, raw: str, *, upper: bool) -> tuple[datetime, str]:
-    """An ISO 8601 date or datetime (naive = UTC). A date-only upper bound means the end of that day."""
-    value = _SPACED_OFFSET.sub(r"\1+\2", raw.strip())
-    try:
-        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-            midnight = datetime.combine(date.fromisoformat(value), time(), UTC)
-            return midnight + timedelta(days=1 if upper else 0), value
-        moment = datetime.fromisoformat(value)
-        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-        return moment, _iso(moment)
-    except (ValueError, OverflowError):
-        raise AppError(
-            400, "invalid_parameter", f"'{name}' is not an ISO 8601 date or datetime", {"parameter": name}
-        ) from None
-
-
-def parse_range(
-    raw_from: str | None, raw_to: str | None, group_by: str, allowed: tuple[str, ...], max_days: int, default_days: int
-) -> Range:
-    """Validate `from`/`to`/`group_by`. Defaults: `to` = now (or `from` + the default span), `from` = `to` minus
-    the default span."""
-    _check_choice("group_by", group_by in allowed, list(allowed))
-    span = timedelta(days=default_days)
-    try:
-        start = _parse_bound("from", raw_from, upper=False) if raw_from else None
-        if raw_to:
-            end = _parse_bound("to", raw_to, upper=True)
-        else:
-            # now, rounded up to the second: the echoed `to` is exact and still covers this instant
-            now = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
-            moment = start[0] + span if start else now
-            end = (moment, _iso(moment))
-        if start is None:
-            start = (end[0] - span, _iso(end[0] - span))
-    except OverflowError:
-        raise AppError(400, "invalid_range", "the range is outside the supported dates") from None
-    details = {"from": start[1], "to": end[1], "max_days": max_days}
-    if end[0] <= start[0]:
-        raise AppError(400, "invalid_range", "'to' must be after 'from'", details)
-    if end[0] - start[0] > timedelta(days=max_days):
-        raise AppError(400, "invalid_range", f"the range may span at most {max_days} days", details)
-    return Range(start[0], end[0], (start[1], end[1]), group_by)
 
 
 def _opt(value: Any, kind: type[int] | type[float]) -> Any:
@@ -120,7 +60,7 @@ def _opt(value: Any, kind: type[int] | type[float]) -> Any:
 def _period_json(r: Any, group_by: str, *, with_end: bool) -> dict[str, Any]:
     """Hours as UTC datetimes; days, weeks and months as dates (a period's first and last day), as in the seed."""
     start = r.period_start
-    out = {"period_start": _iso(start.replace(tzinfo=UTC)) if group_by == "hour" else start.date().isoformat()}
+    out = {"period_start": iso_utc(start.replace(tzinfo=UTC)) if group_by == "hour" else start.date().isoformat()}
     if with_end:
         out["period_end"] = r.period_end.isoformat()
     return out | {
@@ -305,26 +245,10 @@ async def slot_series(
     return {"slot_id": slot_id, "range": rng.json(), "metrics": metrics}
 
 
-@dataclass(frozen=True)
-class GlobalQuery:
-    raw_from: str | None = None
-    raw_to: str | None = None
-    group_by: str = "week"
-    page: int = 1
-    page_size: int = 10
-    sort_by: str = "period_start"
-    sort_order: str = "desc"
-    provider_id: str | None = None
-    slot_id: str | None = None
-
-
 async def global_series(engine: AsyncEngine, user_id: int, q: GlobalQuery) -> dict[str, Any]:
     """`GET /api/stats/global`: the operator's slots together, one row per period, sorted and paginated."""
     rng = parse_range(q.raw_from, q.raw_to, q.group_by, GLOBAL_GROUPS, GLOBAL_MAX_DAYS, GLOBAL_DEFAULT_DAYS)
-    _check_choice("page", 1 <= q.page <= MAX_PAGE, f"1..{MAX_PAGE}")
-    _check_choice("page_size", 1 <= q.page_size <= MAX_PAGE_SIZE, f"1..{MAX_PAGE_SIZE}")
-    _check_choice("sort_by", q.sort_by in SORT_COLUMNS, list(SORT_COLUMNS))
-    _check_choice("sort_order", q.sort_order in ("asc", "desc"), ["asc", "desc"])
+    check_paging(q)
     # Whitelisted column and direction; ties are broken by period in the same direction.
     direction = q.sort_order.upper()
     order = f"{SORT_COLUMNS[q.sort_by]} {direction}, period_start {direction}"
@@ -379,7 +303,7 @@ async def slot_summary(engine: AsyncEngine, user_id: int, currency_of: CurrencyO
             "last_cost_currency": _currency(currency_of, r.last_cost_provider) if r.last_cost_provider else None,
             "total_cost": float(r.total_cost),
             "total_cost_by_currency": _by_currency(r.by_provider, currency_of),
-            "last_reset_at": _iso(r.last_reset_at) if r.last_reset_at else None,
+            "last_reset_at": iso_utc(r.last_reset_at) if r.last_reset_at else None,
         }
         for r in rows
     ]
