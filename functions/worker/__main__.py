@@ -13,13 +13,13 @@ import signal
 
 from boothbridge.bootstrap import build_container
 from boothbridge.jobs.worker_loop import WorkerLoop
+from boothbridge.platform.logs import configure_logging
 from boothbridge.settings import Settings
 
 log = logging.getLogger("functions.worker")
 
 
-async def main() -> None:
-    settings = Settings()
+async def main(settings: Settings) -> None:
     c = await build_container(settings, listen=True)
     loop = WorkerLoop(
         c.queue, c.runner, c.hub, concurrency=settings.worker_concurrency, poll_sec=settings.fallback_poll_sec
@@ -51,5 +51,6 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    asyncio.run(main())
+    settings = Settings()
+    configure_logging(settings.log_format, settings.log_level)
+    asyncio.run(main(settings))

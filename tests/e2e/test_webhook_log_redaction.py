@@ -1,8 +1,9 @@
 """A provider's callback URL carries its secret (`/webhooks/turbotext/{job id}.{secret}`): a real emulator run
-(`python -m local`, uvicorn's own access log) prints the job id and `***`, never the secret."""
+(`python -m local`, uvicorn's access log through the log pipeline) prints the job id and `***`, never the secret."""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -14,9 +15,11 @@ import uuid
 from pathlib import Path
 
 import httpx
+import pytest
 
+from boothbridge.platform.logs import LogFormat, build_handler
+from boothbridge.platform.redaction import redact
 from boothbridge.settings import PROJECT_ROOT, Settings
-from functions.webhook.redact import WebhookSecretFilter, redact
 
 STARTUP_TIMEOUT = 60.0
 
@@ -49,6 +52,7 @@ def test_emulator_access_log_never_shows_a_webhook_secret(settings: Settings, tm
         "RUN_WORKER": "false",
         "RUN_CLEANUP": "false",
         "DEMO_FAKES": "0",
+        "LOG_FORMAT": "text",
     }
     secrets = [f"s3cr3t{uuid.uuid4().hex}", f"other{uuid.uuid4().hex}"]
     job_id = str(uuid.uuid4())
@@ -91,12 +95,16 @@ def test_emulator_access_log_never_shows_a_webhook_secret(settings: Settings, tm
     access = [line for line in output.splitlines() if "/webhooks/turbotext/" in line]
     assert len(access) == 2, output[-4000:]
     assert all(f"/webhooks/turbotext/{job_id}.***" in line and " 404" in line for line in access), access
+    # LOG_FORMAT=text (the default off Lambda): readable lines (time, level, message, logger, request id), not JSON.
+    assert not any(line.startswith("{") for line in access), access
+    assert all(" [info " in line and "[uvicorn.access]" in line and "request_id=" in line for line in access), access
     for secret in secrets:
         assert secret not in output
 
 
-def test_filter_rewrites_uvicorn_access_records() -> None:
-    """The filter on uvicorn's record shape: the path is an argument of the message, not part of it."""
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_every_format_rewrites_uvicorn_access_records(log_format: LogFormat) -> None:
+    """The log pipeline on uvicorn's record shape: the path is an argument of the message, not part of it."""
     record = logging.LogRecord(
         "uvicorn.access",
         logging.INFO,
@@ -106,8 +114,10 @@ def test_filter_rewrites_uvicorn_access_records() -> None:
         ("127.0.0.1:5000", "POST", "/webhooks/turbotext/abc.SECRET?x=1", "1.1", 200),
         None,
     )
-    assert WebhookSecretFilter().filter(record)
-    assert record.getMessage() == '127.0.0.1:5000 - "POST /webhooks/turbotext/abc.***?x=1 HTTP/1.1" 200'
+    line = build_handler(log_format).format(record)
+    message = json.loads(line)["event"] if log_format == "json" else line
+    assert '127.0.0.1:5000 - "POST /webhooks/turbotext/abc.***?x=1 HTTP/1.1" 200' in message
+    assert "SECRET" not in line
     assert redact("/webhooks/sleepy/garbage") == "/webhooks/sleepy/***"
     assert redact("GET /api/slots/slot-001") == "GET /api/slots/slot-001"
     assert (

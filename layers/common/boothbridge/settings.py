@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import BeforeValidator, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
@@ -75,6 +76,14 @@ class Settings(BaseSettings):
     demo_fakes: bool = False
     run_cleanup: bool = True
     cleanup_interval_sec: float = Field(15.0, gt=0)
+
+    # Logs: `json` (one JSON object per line) or `text` (readable); JSON by default on Lambda. See README "Logs".
+    log_format: Annotated[
+        Literal["text", "json"], BeforeValidator(lambda v: v.lower() if isinstance(v, str) else v)
+    ] = Field(default_factory=lambda: "json" if os.environ.get("AWS_LAMBDA_FUNCTION_NAME") else "text")
+    log_level: Annotated[
+        Literal["DEBUG", "INFO", "WARNING", "ERROR"], BeforeValidator(lambda v: v.upper() if isinstance(v, str) else v)
+    ] = "INFO"
 
     # Input validation.
     max_upload_mb: float = Field(20.0, gt=0)
