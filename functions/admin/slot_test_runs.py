@@ -15,6 +15,7 @@ from boothbridge.errors import AppError
 from boothbridge.http.multipart import BodyTimeoutRoute
 from boothbridge.http.openapi import AUTH, BODY, PHOTO, PIPELINE, errors, header_docs, merge
 from boothbridge.ingest.model import IngestOutcome, UploadedForm
+from boothbridge.jobs.status import JobStatus
 from boothbridge.slots import SlotService, SlotUpdate
 
 _RUN_HEADERS = {"X-Processing-Ms": "how long the run took", "X-Job-Id": "the job, once one was queued"}
@@ -118,7 +119,7 @@ def _response(c: Container, outcome: IngestOutcome) -> JSONResponse:
         return JSONResponse(outcome.error.body(), status_code=outcome.status, headers=headers)
     body = {
         "job_id": str(outcome.job_id),
-        "status": "succeeded",
+        "status": JobStatus.SUCCEEDED.value,
         "processing_ms": outcome.processing_ms,
         "cost": outcome.cost,
         "result_url": f"{c.settings.base_url}/public/media/{outcome.result_media_id}",

@@ -119,6 +119,21 @@ async def listen_backends(c: Container) -> int:
     return n
 
 
+async def terminate_listen_backends(c: Container) -> int:
+    """End the LISTEN connection's backend from another connection (what a server restart does to it); returns
+    how many backends were terminated."""
+    async with c.engine.connect() as conn:
+        n: int = (
+            await conn.execute(
+                text(
+                    "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND query ILIKE 'LISTEN %' AND pid <> pg_backend_pid()"
+                )
+            )
+        ).scalar_one()
+    return n
+
+
 async def backends(c: Container) -> int:
     async with c.engine.connect() as conn:
         n: int = (
@@ -186,7 +201,8 @@ async def test_dropped_connection_wakes_all_waiters_and_reconnects(container: Co
     connects = hub.connects
     assert connects == 1
 
-    await hub.drop_connection_for_test()
+    # A real fault, as a server restart or a network cut looks to the hub: its backend is terminated from outside.
+    assert await terminate_listen_backends(container) == 1
 
     # Every waiter re-reads its row at once (long before the fallback poll); none of the jobs ended, so
     # every waiter keeps waiting.

@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from boothbridge.db.engine import autocommit
 from boothbridge.errors import AppError
+from boothbridge.jobs import statements as sql
 from boothbridge.stats_query import (
     GLOBAL_DEFAULT_DAYS,
     GLOBAL_GROUPS,
@@ -73,134 +74,7 @@ def _period_json(r: Any, group_by: str, *, with_end: bool) -> dict[str, Any]:
     }
 
 
-# The periods meeting [start, end): naive UTC timestamps stepped by a calendar interval.
-_PERIODS = """
-    periods AS (
-        SELECT gs AS period_start
-        FROM generate_series(date_trunc(:unit, CAST(:start AS timestamptz) AT TIME ZONE 'UTC'),
-                             CAST(:end AS timestamptz) AT TIME ZONE 'UTC' - interval '1 microsecond',
-                             CAST(:step AS interval)) AS gs
-    )"""
-
-# Per-period aggregates over the booth requests (`log`) and the jobs (`spend`) of the slots in `own`.
-_BUCKETS = """
-    requests AS (
-        SELECT date_trunc(:unit, l.created_at AT TIME ZONE 'UTC') AS period_start,
-               count(*) FILTER (WHERE l.status = 'SUCCESS') AS success,
-               count(*) FILTER (WHERE l.status = 'ERROR') AS errors,
-               count(*) FILTER (WHERE l.status = 'TIMEOUT') AS timeouts,
-               round(avg(l.response_time_ms)) AS avg_ms,
-               round(CAST(percentile_cont(0.95) WITHIN GROUP (ORDER BY l.response_time_ms) AS numeric)) AS p95_ms
-        FROM processing_log l JOIN own ON own.id = l.slot_id
-        WHERE NOT l.is_test AND l.created_at >= :start AND l.created_at < :end
-        GROUP BY 1
-    ),
-    spend AS (
-        SELECT date_trunc(:unit, j.created_at AT TIME ZONE 'UTC') AS period_start, sum(j.cost) AS cost
-        FROM jobs j JOIN own ON own.id = j.slot_id
-        WHERE NOT j.is_test AND j.created_at >= :start AND j.created_at < :end
-        GROUP BY 1
-    ),
-    series AS (
-        SELECT p.period_start,
-               CAST(p.period_start + CAST(:step AS interval) - interval '1 day' AS date) AS period_end,
-               coalesce(r.success, 0) AS success, coalesce(r.errors, 0) AS errors,
-               coalesce(r.timeouts, 0) AS timeouts, r.avg_ms, r.p95_ms, coalesce(s.cost, 0) AS cost
-        FROM periods p
-        LEFT JOIN requests r USING (period_start)
-        LEFT JOIN spend s USING (period_start)
-    )"""
-
-_SLOT_SERIES = f"""
-    WITH own AS (SELECT id FROM slots WHERE id = :slot AND user_id = :uid),
-    {_PERIODS},
-    {_BUCKETS}
-    SELECT * FROM series ORDER BY period_start
-"""
-
-# One statement answers a page and the total: the page is LEFT JOINed to the count, so a page past the end
-# still returns one row carrying `total` (with NULL period columns).
-_GLOBAL_SERIES = f"""
-    WITH own AS (
-        SELECT id FROM slots
-        WHERE user_id = :uid
-          AND (CAST(:provider AS text) IS NULL OR provider_id = :provider)
-          AND (CAST(:slot AS text) IS NULL OR id = :slot)
-    ),
-    {_PERIODS},
-    {_BUCKETS},
-    page AS (SELECT * FROM series ORDER BY {{order}} LIMIT :limit OFFSET :offset)
-    SELECT n.total, page.* FROM (SELECT count(*) AS total FROM periods) n LEFT JOIN page ON true
-    ORDER BY {{order}}
-"""
-
-# The stats page: each slot since its last reset, plus the operator's all-time processed count. Counts are the
-# kept processing_log rows plus those the retention cleanup folded into processing_log_totals.
-_SUMMARY = """
-    WITH own AS (SELECT id, name, settings_json, last_reset_at FROM slots WHERE user_id = :uid),
-    kept AS (
-        SELECT l.slot_id,
-               count(*) AS requests,
-               count(*) FILTER (WHERE l.status = 'SUCCESS') AS processed,
-               count(*) FILTER (WHERE l.status IN ('ERROR', 'TIMEOUT')) AS failed,
-               round(CAST(percentile_cont(0.95) WITHIN GROUP (ORDER BY l.response_time_ms) AS numeric)) AS p95_ms
-        FROM processing_log l JOIN own s ON s.id = l.slot_id
-        WHERE NOT l.is_test AND l.created_at >= coalesce(s.last_reset_at, '-infinity')
-        GROUP BY l.slot_id
-    ),
-    since_reset AS (
-        SELECT s.id AS slot_id,
-               coalesce(k.requests, 0) + coalesce(t.since_reset_requests, 0) AS requests,
-               coalesce(k.processed, 0) + coalesce(t.since_reset_processed, 0) AS processed,
-               coalesce(k.failed, 0) + coalesce(t.since_reset_failed, 0) AS failed,
-               k.p95_ms
-        FROM own s
-        LEFT JOIN kept k ON k.slot_id = s.id
-        LEFT JOIN processing_log_totals t ON t.slot_id = s.id
-    ),
-    -- The booth jobs each slot's money is counted from: those since its last reset.
-    billed AS (
-        SELECT j.slot_id, j.provider_id, j.cost, j.finished_at, j.created_at
-        FROM jobs j JOIN own s ON s.id = j.slot_id
-        WHERE NOT j.is_test AND j.created_at >= coalesce(s.last_reset_at, '-infinity')
-    ),
-    spend AS (
-        SELECT slot_id, sum(cost) AS total_cost,
-               -- the cost of the job that finished last (the latest AI processing), and whose price it was
-               (array_agg(cost ORDER BY finished_at DESC NULLS LAST, created_at DESC)
-                   FILTER (WHERE cost IS NOT NULL))[1] AS last_cost,
-               (array_agg(provider_id ORDER BY finished_at DESC NULLS LAST, created_at DESC)
-                   FILTER (WHERE cost IS NOT NULL))[1] AS last_cost_provider
-        FROM billed
-        GROUP BY slot_id
-    ),
-    -- The same money per provider: a slot that changed providers since its reset may have spent in two
-    -- currencies, which one sum cannot show.
-    spend_by_provider AS (
-        SELECT slot_id, jsonb_object_agg(provider_id, cost) AS by_provider
-        FROM (SELECT slot_id, provider_id, sum(cost) AS cost FROM billed WHERE cost IS NOT NULL
-              GROUP BY slot_id, provider_id) per_provider
-        GROUP BY slot_id
-    )
-    SELECT s.id, s.name, s.last_reset_at,
-           -- the slot's template image: its first `*_media_id` setting, by key name
-           (SELECT e.value FROM jsonb_each_text(s.settings_json) e
-             WHERE e.key LIKE '%\\_media\\_id' AND e.value <> '' ORDER BY e.key LIMIT 1) AS template_media_id,
-           coalesce(r.processed, 0) AS processed, coalesce(r.requests, 0) AS requests, r.p95_ms,
-           round(100.0 * r.failed / nullif(r.requests, 0), 2) AS error_pct,
-           m.last_cost, m.last_cost_provider, coalesce(m.total_cost, 0) AS total_cost, p.by_provider,
-           (SELECT count(*) FROM processing_log l JOIN own o ON o.id = l.slot_id
-             WHERE l.status = 'SUCCESS' AND NOT l.is_test)
-           + (SELECT CAST(coalesce(sum(t.processed), 0) AS bigint)
-                FROM processing_log_totals t JOIN own o ON o.id = t.slot_id)
-             AS processed_all_time
-    FROM own s
-    LEFT JOIN since_reset r ON r.slot_id = s.id
-    LEFT JOIN spend m ON m.slot_id = s.id
-    LEFT JOIN spend_by_provider p ON p.slot_id = s.id
-    ORDER BY s.id
-"""
-
+# The statements on `jobs` (series, summary) are in `boothbridge.jobs.statements` (`STATS_*`).
 _OWNED = text("SELECT 1 FROM slots WHERE id = :id AND user_id = :uid")
 # The reset and the zeroing of the since-reset totals of rows already deleted, in one statement (one transaction).
 _RESET = text(
@@ -240,7 +114,8 @@ async def slot_series(
     rng = parse_range(raw_from, raw_to, group_by, SLOT_GROUPS, SLOT_MAX_DAYS, SLOT_DEFAULT_DAYS)
     async with autocommit(engine).connect() as conn:
         await _require_slot(conn, user_id, slot_id)
-        rows = (await conn.execute(text(_SLOT_SERIES), {"slot": slot_id, "uid": user_id, **_bounds(rng)})).all()
+        params = {"slot": slot_id, "uid": user_id, **_bounds(rng)}
+        rows = (await conn.exec_driver_sql(sql.STATS_SLOT_SERIES, params)).all()
     metrics = [_period_json(r, rng.group_by, with_end=False) for r in rows]
     return {"slot_id": slot_id, "range": rng.json(), "metrics": metrics}
 
@@ -249,9 +124,8 @@ async def global_series(engine: AsyncEngine, user_id: int, q: GlobalQuery) -> di
     """`GET /api/stats/global`: the operator's slots together, one row per period, sorted and paginated."""
     rng = parse_range(q.raw_from, q.raw_to, q.group_by, GLOBAL_GROUPS, GLOBAL_MAX_DAYS, GLOBAL_DEFAULT_DAYS)
     check_paging(q)
-    # Whitelisted column and direction; ties are broken by period in the same direction.
-    direction = q.sort_order.upper()
-    order = f"{SORT_COLUMNS[q.sort_by]} {direction}, period_start {direction}"
+    # Whitelisted column and direction (checked above); ties are broken by period in the same direction.
+    statement = sql.STATS_GLOBAL_SERIES[SORT_COLUMNS[q.sort_by], q.sort_order]
     params = {
         "uid": user_id,
         "provider": q.provider_id or None,
@@ -263,7 +137,7 @@ async def global_series(engine: AsyncEngine, user_id: int, q: GlobalQuery) -> di
     async with autocommit(engine).connect() as conn:
         if q.slot_id:
             await _require_slot(conn, user_id, q.slot_id)
-        rows = (await conn.execute(text(_GLOBAL_SERIES.format(order=order)), params)).all()
+        rows = (await conn.exec_driver_sql(statement, params)).all()
     data = [_period_json(r, rng.group_by, with_end=True) for r in rows if r.period_start is not None]
     total = rows[0].total  # the count row is always there, even past the last page
     return {"data": data, "meta": {"page": q.page, "page_size": q.page_size, "total": total}, "range": rng.json()}
@@ -289,7 +163,7 @@ async def slot_summary(engine: AsyncEngine, user_id: int, currency_of: CurrencyO
     """The stats page: every slot of the operator's since its last reset, and the all-time processed count.
     `currency_of` gives a provider's pricing currency (from the catalog)."""
     async with autocommit(engine).connect() as conn:
-        rows = (await conn.execute(text(_SUMMARY), {"uid": user_id})).all()
+        rows = (await conn.exec_driver_sql(sql.STATS_SUMMARY, {"uid": user_id})).all()
     slots = [
         {
             "id": r.id,

@@ -22,8 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-JOB_STATUSES = ("queued", "running", "waiting_provider", "succeeded", "failed", "cancelled")
-ACTIVE_JOB_STATUSES = ("queued", "running", "waiting_provider")
+from boothbridge.jobs.status import JobStatus, sql_list
 
 
 class Base(DeclarativeBase):
@@ -90,7 +89,7 @@ class Job(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     slot_id: Mapped[str] = mapped_column(ForeignKey("slots.id", ondelete="RESTRICT"))
-    status: Mapped[str] = mapped_column(Text, server_default="queued")
+    status: Mapped[str] = mapped_column(Text, server_default=JobStatus.QUEUED.value)
     provider_id: Mapped[str] = mapped_column(Text)
     operation_id: Mapped[str] = mapped_column(Text)
     # The slot's settings as they were when the photo arrived: a later edit does not change a job in flight.
@@ -127,7 +126,7 @@ class Job(Base):
 
     __table_args__ = (
         CheckConstraint(
-            "status IN ('queued', 'running', 'waiting_provider', 'succeeded', 'failed', 'cancelled')",
+            f"status IN {sql_list(JobStatus)}",
             name="jobs_status_check",
         ),
         # The claim query's access path: ready work in arrival order.
@@ -139,7 +138,7 @@ class Job(Base):
             "slot_id",
             "source_sha256",
             unique=True,
-            postgresql_where=text("status IN ('queued', 'running', 'waiting_provider') AND NOT is_test"),
+            postgresql_where=text(f"status IN {sql_list(JobStatus.ACTIVE)} AND NOT is_test"),
         ),
         Index("jobs_slot_sha_idx", "slot_id", "source_sha256", "created_at"),
         Index("jobs_slot_created_idx", "slot_id", "created_at"),

@@ -1,4 +1,5 @@
-"""The processing log: one row per booth request (SPEC §8), written with the source photo's final expiry."""
+"""The processing log: one row per booth request (SPEC §8), written with the source photo's final expiry (one
+statement, `LOG_REQUEST` in `boothbridge.jobs.statements`: the expiry depends on the job's status)."""
 
 from __future__ import annotations
 
@@ -8,40 +9,11 @@ from datetime import UTC, datetime
 
 from psycopg.types.json import Jsonb
 
-from boothbridge.db.raw import RawDb, retry_safe
+from boothbridge.db.raw import RawDb
 from boothbridge.ingest.model import IngestOutcome, UploadedForm, log_fields
+from boothbridge.jobs import statements as sql
 
 log = logging.getLogger(__name__)
-
-# One statement (one round trip): the log row, and the booth's photo's expiry. The photo must outlive every
-# attempt its job may still start, so while the job can still run it is kept until the job's deadline and
-# SOURCE_TTL beyond; once the job has ended, SOURCE_TTL after the later of the job's end and this request's end
-# (SPEC §5: kept only briefly after the answer). It is never shortened while the job can still run: the hold set
-# at enqueue already reaches the deadline, and a re-post of the same photo (which attached to the job) runs this
-# for the job's photo too, so a re-post extends it.
-#
-# Retry-safe (run again when the database blinked and the answer was lost): the expiry is recomputed to the same
-# value, and the row is inserted only if this request's row (its slot and its own timestamp, to the microsecond)
-# is not there yet.
-_FINISH = retry_safe("""
-    WITH source AS (
-        UPDATE media_objects m
-        SET expires_at = CASE
-            WHEN j.status IN ('queued', 'running', 'waiting_provider') THEN
-                greatest(m.expires_at, j.deadline_at + make_interval(secs => %(ttl)s), %(source_expires)s)
-            ELSE greatest(coalesce(j.finished_at, now()) + make_interval(secs => %(ttl)s), %(source_expires)s)
-            END
-        FROM jobs j
-        WHERE m.id = %(source)s::uuid AND m.kind = 'source' AND j.id = m.job_id
-    )
-    INSERT INTO processing_log (slot_id, requested_slot, job_id, status, http_status, response_time_ms, cost,
-                                error_code, error_message, fallback, is_test, request_fields, created_at)
-    SELECT %(slot)s::text, %(requested)s::text, %(job)s::uuid, %(status)s::text, %(http)s::int, %(ms)s::int,
-           %(cost)s::numeric, %(code)s::text, %(msg)s::text, %(fallback)s::boolean, %(is_test)s::boolean,
-           %(fields)s::jsonb, %(at)s::timestamptz
-    WHERE NOT EXISTS (SELECT 1 FROM processing_log
-                      WHERE created_at = %(at)s::timestamptz AND requested_slot = %(requested)s::text)
-    """)
 
 
 async def record_request(
@@ -62,7 +34,7 @@ async def record_request(
     err = outcome.error
     try:
         await db.execute(
-            _FINISH,
+            sql.LOG_REQUEST,
             {
                 "slot": slot_id,
                 "requested": requested_slot.replace("\x00", "")[:200],

@@ -12,51 +12,22 @@ What cancelling does, by the job's state:
   nothing (the webhook fence).
 - finished (`succeeded`, `failed`, `cancelled`): nothing changes; 409 `job_finished`.
 
-Waiters are woken like for any other ending: NOTIFY `bb_job_done` inside the statement (other processes), and
-`hub.job_ended` for this process's waiters at once. A booth request waiting for the job is answered 502
-`job_cancelled` (or with its original photo, if the slot says so).
+The statement (`statements.CANCEL`: ownership, the fenced update and the NOTIFY in one) runs on the operator
+side's SQLAlchemy connection. Waiters are woken like for any other ending: NOTIFY `bb_job_done` inside the
+statement (other processes), and `hub.job_ended` for this process's waiters at once. A booth request waiting for
+the job is answered 502 `job_cancelled` (or with its original photo, if the slot says so).
 """
 
 from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from boothbridge.errors import AppError
+from boothbridge.jobs import statements as sql
 from boothbridge.jobs.notifications import NotificationHub
-from boothbridge.jobs.queue import CHANNEL_DONE
 from boothbridge.jobs.view import job_not_found
-
-# Ownership (the job's slot belongs to the operator), the fenced update and the NOTIFY in one statement.
-# The fence is the status: the UPDATE re-checks it on the newest row version, so a cancel racing a worker's
-# completion either wins (the completion then changes nothing) or finds the job finished and changes nothing.
-# A running or parked attempt is recorded in `attempt_errors` as ended by the cancel (who cancelled is kept).
-_CANCEL = text(
-    f"""
-    WITH owned AS (
-        SELECT j.id, j.status FROM jobs j JOIN slots s ON s.id = j.slot_id
-        WHERE j.id = :id AND s.user_id = :uid
-    ), cancelled AS (
-        UPDATE jobs
-        SET status = 'cancelled', error_code = 'cancelled', error_message = :message,
-            attempt_errors = CASE WHEN status IN ('running', 'waiting_provider')
-                THEN attempt_errors || jsonb_build_array(jsonb_build_object(
-                    'attempt', attempt, 'code', 'cancelled', 'message', CAST(:message AS text),
-                    'retryable', false, 'at', now()))
-                ELSE attempt_errors END,
-            finished_at = now(), updated_at = now(), lease_owner = NULL, lease_expires_at = NULL
-        WHERE id IN (SELECT id FROM owned) AND status IN ('queued', 'running', 'waiting_provider')
-        RETURNING id
-    )
-    SELECT c.id IS NOT NULL AS cancelled,
-           CASE WHEN c.id IS NOT NULL THEN pg_notify('{CHANNEL_DONE}', c.id::text) END AS notified
-    FROM owned o LEFT JOIN cancelled c ON c.id = o.id
-    """
-)
-
-_STATUS = text("SELECT status FROM jobs WHERE id = :id")
 
 
 async def cancel_job(
@@ -66,12 +37,13 @@ async def cancel_job(
     if it already ended. `db`: the autocommit engine (the statement is its own transaction)."""
     message = f"cancelled by operator {username}"
     async with db.connect() as conn:
-        row = (await conn.execute(_CANCEL, {"id": job_id, "uid": user_id, "message": message})).one_or_none()
+        params = {"id": job_id, "uid": user_id, "message": message}
+        row = (await conn.exec_driver_sql(sql.CANCEL, params)).one_or_none()
         if row is None:
             raise job_not_found(job_id)
         if not row.cancelled:
             # It was finished already, or it finished while the cancel waited for the row: say how it ended.
-            status = (await conn.execute(_STATUS, {"id": job_id})).scalar_one()
+            status = (await conn.exec_driver_sql(sql.STATUS, {"id": job_id})).scalar_one()
             raise AppError(
                 409, "job_finished", f"the job has already ended ({status})", {"job_id": str(job_id), "status": status}
             )

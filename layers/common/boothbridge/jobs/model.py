@@ -8,16 +8,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from boothbridge.jobs.status import JobStatus
 from boothbridge.media.ref import MediaRef, media_from
-
-TERMINAL_STATUSES = frozenset({"succeeded", "failed", "cancelled"})
 
 
 @dataclass(frozen=True)
 class JobRecord:
     id: uuid.UUID
     slot_id: str
-    status: str
+    status: JobStatus
     provider_id: str
     operation_id: str
     settings_json: dict[str, Any]
@@ -39,7 +38,7 @@ class JobRecord:
 
     @property
     def is_terminal(self) -> bool:
-        return self.status in TERMINAL_STATUSES
+        return self.status in JobStatus.TERMINAL
 
     @property
     def last_useful_end(self) -> datetime:
@@ -60,8 +59,10 @@ JOB_COLUMNS = ", ".join(JOB_FIELDS)
 
 
 def job_fields(row: Mapping[str, Any]) -> dict[str, Any]:
-    """The JobRecord fields of a row that holds (at least) the job columns."""
-    return {name: row[name] for name in JOB_FIELDS}
+    """The JobRecord fields of a row that holds (at least) the job columns (the status as a JobStatus)."""
+    fields = {name: row[name] for name in JOB_FIELDS}
+    fields["status"] = JobStatus(fields["status"])
+    return fields
 
 
 def job_columns(alias: str) -> str:

@@ -231,8 +231,3 @@ class NotificationHub:
         for events in self._waiters.values():
             for event in events:
                 event.set()
-
-    async def drop_connection_for_test(self) -> None:
-        """Close the LISTEN connection as a network fault would (used by tests of the reconnect path)."""
-        if self._conn is not None:
-            await self._conn.close()

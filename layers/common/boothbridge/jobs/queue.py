@@ -20,6 +20,7 @@ from boothbridge.db.raw import DatabaseUnavailable, RawDb, is_connection_trouble
 from boothbridge.jobs import statements as sql
 from boothbridge.jobs.model import ClaimedJob, JobRecord, JobWithResult, NewJob
 from boothbridge.jobs.statements import CHANNEL_DONE, CHANNEL_NEW, attempt_errors_entry, completion_params
+from boothbridge.jobs.status import JobStatus
 from boothbridge.media.ref import MediaRef
 
 __all__ = ["CHANNEL_DONE", "CHANNEL_NEW", "DEFAULT_MAX_LEASE_EXPIRIES", "Admission", "Claim", "JobQueue"]
@@ -241,7 +242,7 @@ class JobQueue:
         if after_outage is None:
             return JobWithResult.completed(row, replace(result, expires_at=result_expires_at)) if row else None
         # The statement may have committed before its answer was lost: then the job is done, with this result.
-        if after_outage.status == "succeeded" and after_outage.result_media_id == result.id:
+        if after_outage.status == JobStatus.SUCCEEDED and after_outage.result_media_id == result.id:
             return after_outage
         return None
 
@@ -273,7 +274,7 @@ class JobQueue:
                 if not unreachable(exc):
                     raise
                 continue
-            if current is None or current.status != "running" or current.attempt != attempt:
+            if current is None or current.status != JobStatus.RUNNING or current.attempt != attempt:
                 return None, current
 
     async def _fenced_outcome(self, statement: LiteralString, params: dict[str, Any]) -> bool:
@@ -291,7 +292,7 @@ class JobQueue:
         retryable: bool,
         retry_in: float | None,
         details: Mapping[str, object] | None = None,
-    ) -> str | None:
+    ) -> JobStatus | None:
         """Record a failed attempt (with what is known about the failure's duration: `details`). With `retry_in`
         the job is requeued to run after that many seconds, otherwise it fails for good. Returns the new status,
         or None if this attempt was stale."""
@@ -305,8 +306,9 @@ class JobQueue:
             "entry": attempt_errors_entry(attempt, code, message, retryable, details),
         }
         if retry_in is None:
-            return "failed" if await self._fenced_outcome(sql.FAIL, params) else None
-        return "queued" if await self._fenced_outcome(sql.REQUEUE, {**params, "delay": retry_in}) else None
+            return JobStatus.FAILED if await self._fenced_outcome(sql.FAIL, params) else None
+        requeued = await self._fenced_outcome(sql.REQUEUE, {**params, "delay": retry_in})
+        return JobStatus.QUEUED if requeued else None
 
     # ---- reading -------------------------------------------------------------------------------------
 

@@ -1,7 +1,15 @@
-"""The job queue's SQL, each statement commented with why it is shaped so (used by `queue` and `callbacks`).
+"""Every SQL statement on the `jobs` table, each commented with why it is shaped so.
 
-The statements run on plain psycopg (`boothbridge.db.raw`), hence the `%(name)s` placeholders; JSONB parameters
-are passed wrapped in `psycopg.types.json.Jsonb`.
+One placeholder style, psycopg's `%(name)s` (so a literal `%` is written `%%`), whichever connection runs it:
+- the queue's statements (claim, lease, completion, callbacks, ingest's, the processing log's) run on plain psycopg
+  (`boothbridge.db.raw`, the hot path's pool); JSONB parameters are passed wrapped in `psycopg.types.json.Jsonb`;
+- the operator side's (job list and detail, cancel, cleanup, metrics, statistics) run on the SQLAlchemy engine its
+  callers already hold, through `conn.exec_driver_sql(statement, params)`: the driver underneath is psycopg, so
+  the text reaches it unchanged and the hot path's pool is not used for operator traffic.
+
+Job statuses come from `JobStatus`: a set is rendered once, at import time, as a literal list (`sql_list`), and a
+single status is written as a literal (the partial indexes' predicates are literals, and a query uses such an
+index only when its condition visibly implies the predicate). A unit test checks every status in these texts.
 
 Channels: `bb_job_new` (payload: job id) when work becomes claimable, `bb_job_done` (payload: job id) when a
 job reaches a terminal state. NOTIFY runs inside the statement that changes the row, so listeners are told only
@@ -12,16 +20,35 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, LiteralString, cast
 
 from psycopg.types.json import Jsonb
 
 from boothbridge.db.raw import retry_safe
 from boothbridge.jobs.model import JOB_COLUMNS, job_columns
+from boothbridge.jobs.status import JobStatus, sql_list
 from boothbridge.media.ref import MediaRef, media_columns
 
 CHANNEL_NEW = "bb_job_new"
 CHANNEL_DONE = "bb_job_done"
+
+_TERMINAL = sql_list(JobStatus.TERMINAL)
+_ACTIVE = sql_list(JobStatus.ACTIVE)
+_WORKER_SIDE = sql_list(JobStatus.WORKER_SIDE)
+_IN_FLIGHT = sql_list(JobStatus.IN_FLIGHT)
+
+
+def _sql(text: str) -> LiteralString:
+    """A statement as psycopg's typing wants it. Every statement here is composed only from literal text and this
+    module's own constants (column lists, channel names, JobStatus values), never from input; the f-strings that
+    compose them hide that from a type checker, so it is asserted here, once. (mypy treats LiteralString as str and
+    calls the cast redundant; pyright, which checks LiteralString, needs it.)"""
+    return cast(LiteralString, text)  # type: ignore[redundant-cast]
+
+
+def _retry_safe(text: str) -> LiteralString:
+    """`_sql`, registered as safe to run again after a connection-level failure (`db.raw.retry_safe`)."""
+    return retry_safe(_sql(text))
 
 
 def _lapsed(alias: str = "") -> str:
@@ -56,7 +83,7 @@ def _claimable(alias: str = "") -> str:
 # deadlock: the lock is a volatile call in the output list, which PostgreSQL evaluates after the ORDER BY sort.
 # `ready` (how many are claimable, as seen before the lock) tells the worker whether the claim left work behind
 # (a provider at its limit): only then does a job ending in it need to wake its claim loop.
-LOCK_PROVIDERS_WITH_WORK = f"""
+LOCK_PROVIDERS_WITH_WORK = _sql(f"""
     SELECT w.provider_id, w.ready,
            pg_advisory_xact_lock(hashtext('boothbridge.provider'), hashtext(w.provider_id))
     FROM (
@@ -65,7 +92,7 @@ LOCK_PROVIDERS_WITH_WORK = f"""
         GROUP BY provider_id
     ) AS w
     ORDER BY w.provider_id
-    """
+    """)
 
 # Under those locks, and in a new statement (so its snapshot sees every commit made before the locks were
 # granted), in one statement:
@@ -84,7 +111,7 @@ LOCK_PROVIDERS_WITH_WORK = f"""
 #   provider failure, and provider failures keep their own limit.
 # The rows come back in arrival order, each with its source photo's media row when that is still live (so the
 # worker needs no second read before it fetches the bytes).
-TAKE = f"""
+TAKE = _sql(f"""
     WITH cap AS (
         SELECT p.provider_id,
                p.max_parallel - (SELECT count(*) FROM jobs r
@@ -135,7 +162,7 @@ TAKE = f"""
     FROM taken t
     LEFT JOIN media_objects m ON m.id = t.source_media_id AND (m.expires_at IS NULL OR m.expires_at > now())
     ORDER BY t.run_after, t.created_at
-    """
+    """)
 
 # ---- ingest ------------------------------------------------------------------------------------------------
 
@@ -146,16 +173,16 @@ TAKE = f"""
 # - `depth`: the provider's backlog (queued and running booth jobs), for back-pressure. A caller that attaches
 #   ignores it, so a re-post is answered even when the provider is full.
 # A read: retried on a fresh connection when the database blinks (`retry_safe`).
-ADMIT = retry_safe(f"""
+ADMIT = _retry_safe(f"""
     SELECT r.*,
            (SELECT count(*) FROM jobs
-            WHERE provider_id = %(provider)s AND status IN ('queued', 'running') AND NOT is_test) AS depth
+            WHERE provider_id = %(provider)s AND status IN {_WORKER_SIDE} AND NOT is_test) AS depth
     FROM (SELECT 1) AS one
     LEFT JOIN (
         SELECT {job_columns("j")}, {media_columns("m")} FROM jobs j
         LEFT JOIN media_objects m ON m.id = j.result_media_id
         WHERE %(reuse)s AND j.slot_id = %(slot)s AND j.source_sha256 = %(sha)s AND j.is_test = false
-          AND (j.status IN ('queued', 'running', 'waiting_provider')
+          AND (j.status IN {_ACTIVE}
                OR (j.status = 'succeeded' AND m.id IS NOT NULL
                    AND (m.expires_at IS NULL OR m.expires_at > now())))
         ORDER BY (j.status <> 'succeeded'), j.created_at DESC
@@ -169,7 +196,7 @@ ADMIT = retry_safe(f"""
 # statement run again after its answer was lost when the database blinked) inserts nothing either: running it
 # twice inserts one job, one media row and sends one NOTIFY, hence `retry_safe`. A caller given no row tells
 # the two apart by reading the job it tried to insert (its id is the caller's own).
-ENQUEUE = retry_safe(f"""
+ENQUEUE = _retry_safe(f"""
     WITH job AS (
         INSERT INTO jobs (id, slot_id, status, provider_id, operation_id, settings_json, source_media_id,
                           source_sha256, max_attempts, deadline_at, booth_fallback_at, request_meta, is_test)
@@ -186,7 +213,7 @@ ENQUEUE = retry_safe(f"""
 
 # A waiter's read: the job and, when it has one that is still live, its result's media row (the waiter streams
 # those bytes next, so it needs no second read). A read: retried when the database blinks.
-READ = retry_safe(f"""
+READ = _retry_safe(f"""
     SELECT {job_columns("j")}, {media_columns("m")}
     FROM jobs j
     LEFT JOIN media_objects m ON m.id = j.result_media_id AND (m.expires_at IS NULL OR m.expires_at > now())
@@ -198,17 +225,17 @@ READ = retry_safe(f"""
 # Extends the lease; fenced by attempt number only, not by the lease being still valid: after an outage of ours
 # the worker that still runs the attempt re-asserts the lease it could not extend, unless somebody took the job
 # (a new attempt number) or it ended (cancelled, finished). No row: "not yours any more".
-HEARTBEAT = """
+HEARTBEAT = _sql("""
     UPDATE jobs SET lease_expires_at = now() + make_interval(secs => %(lease)s), updated_at = now()
     WHERE id = %(id)s AND attempt = %(attempt)s AND status = 'running' RETURNING id
-    """
+    """)
 
 # A stopping worker hands back an attempt it cannot finish (the provider call cancelled, nothing stored): queued
 # at once and its attempt number restored, so no attempt is spent and the next claim (any worker: claimers are
 # told) starts it again as the same attempt. Fenced by attempt and holder: only the attempt's own worker hands it
 # back, and once handed back that attempt can no longer heartbeat, complete or fail it (the row is queued under
 # attempt - 1; after the next claim the queue refuses the handed-back attempt in this process).
-HAND_BACK = f"""
+HAND_BACK = _sql(f"""
     WITH handed AS (
         UPDATE jobs
         SET status = 'queued', attempt = attempt - 1, run_after = now(), lease_owner = NULL,
@@ -218,14 +245,14 @@ HAND_BACK = f"""
         RETURNING id
     )
     SELECT id, pg_notify('{CHANNEL_NEW}', id::text) FROM handed
-    """
+    """)
 
 
-def completion_statement(fence: str) -> str:
+def completion_statement(fence: str) -> LiteralString:
     """One statement: fenced success, the result's media row, and the NOTIFY to waiters; it returns the job as
     it now stands (a waiter in this process is handed that and needs no read). `fence` decides who may finish
     the job; a caller it does not match changes nothing, inserts no media row and notifies nobody."""
-    return f"""
+    return _sql(f"""
         WITH done AS (
             UPDATE jobs
             SET status = 'succeeded', result_media_id = %(result)s, cost = %(cost)s, finished_at = now(),
@@ -239,7 +266,7 @@ def completion_statement(fence: str) -> str:
             FROM done
         )
         SELECT done.*, pg_notify('{CHANNEL_DONE}', done.id::text) FROM done
-        """
+        """)
 
 
 def completion_params(result: MediaRef, result_expires_at: datetime, cost: float) -> dict[str, Any]:
@@ -254,10 +281,10 @@ def completion_params(result: MediaRef, result_expires_at: datetime, cost: float
     }
 
 
-def failure_statement(fence: str) -> str:
+def failure_statement(fence: str) -> LiteralString:
     """One statement: failing for good, the error recorded (`entry`: a JSONB array of one attempt error), the
     waiters woken; `fence` as for completion."""
-    return f"""
+    return _sql(f"""
         WITH failed AS (
             UPDATE jobs
             SET status = 'failed', error_code = %(code)s, error_message = %(message)s,
@@ -267,16 +294,16 @@ def failure_statement(fence: str) -> str:
             RETURNING id
         )
         SELECT id, pg_notify('{CHANNEL_DONE}', id::text) FROM failed
-        """
+        """)
 
 
 # Only the attempt holding the job may finish it.
 COMPLETE = completion_statement("id = %(id)s AND attempt = %(attempt)s AND status = 'running'")
-FAIL = failure_statement("id = %(id)s AND attempt = %(attempt)s AND status IN ('running', 'queued')")
+FAIL = failure_statement(f"id = %(id)s AND attempt = %(attempt)s AND status IN {_WORKER_SIDE}")
 
 # A retry: back to the queue after a delay, the error recorded; claimers are told (a delayed job is picked up by
 # their timers or fallback poll). Fenced like completion.
-REQUEUE = f"""
+REQUEUE = _sql(f"""
     WITH requeued AS (
         UPDATE jobs
         SET status = 'queued', run_after = now() + make_interval(secs => %(delay)s), lease_owner = NULL,
@@ -286,9 +313,356 @@ REQUEUE = f"""
         RETURNING id
     )
     SELECT id, pg_notify('{CHANNEL_NEW}', id::text) FROM requeued
-    """
+    """)
 
-ENDED_AMONG = "SELECT id FROM jobs WHERE id = ANY(%(ids)s) AND status IN ('succeeded', 'failed', 'cancelled')"
+ENDED_AMONG = _sql(f"SELECT id FROM jobs WHERE id = ANY(%(ids)s) AND status IN {_TERMINAL}")
+
+
+# ---- providers that answer later (webhook) -------------------------------------------------------------------
+
+# Before the provider is called: its callback may arrive before the attempt even returns.
+ARM = _sql(
+    "UPDATE jobs SET webhook_token_hash = %(hash)s, updated_at = now()"
+    " WHERE id = %(id)s AND attempt = %(attempt)s AND status = 'running' RETURNING id"
+)
+
+# The provider took the work and will call back: no lease (nobody is running it here); `lease_expires_at` now
+# bounds the wait, after which cleanup fails the job.
+PARK = _sql("""
+    UPDATE jobs
+    SET status = 'waiting_provider', provider_ref = %(ref)s, lease_owner = NULL,
+        lease_expires_at = now() + make_interval(secs => %(wait)s), updated_at = now()
+    WHERE id = %(id)s AND attempt = %(attempt)s AND status = 'running'
+    RETURNING id
+    """)
+
+CALLBACK_TARGET = _sql("SELECT status, provider_id, webhook_token_hash FROM jobs WHERE id = %(id)s")
+
+# Completion (or failure) by callback, fenced by the secret (only the attempt that armed it can be finished by
+# it) and by status (a duplicate delivery finds the job already finished and changes nothing).
+_CALLBACK_FENCE = f"id = %(id)s AND webhook_token_hash = %(hash)s AND status IN {_IN_FLIGHT}"
+COMPLETE_BY_CALLBACK = completion_statement(_CALLBACK_FENCE)
+FAIL_BY_CALLBACK = failure_statement(_CALLBACK_FENCE)
+
+# A delivery that reported a failure another attempt may cure (a result that could not be fetched or decoded):
+# back to the queue, fenced like completion; the secret is spent, so a repeated delivery changes nothing more.
+REQUEUE_BY_CALLBACK = _sql(f"""
+    WITH requeued AS (
+        UPDATE jobs
+        SET status = 'queued', run_after = now() + make_interval(secs => %(delay)s), lease_owner = NULL,
+            lease_expires_at = NULL, webhook_token_hash = NULL, provider_ref = NULL, error_code = %(code)s,
+            error_message = %(message)s, attempt_errors = attempt_errors || %(entry)s, updated_at = now()
+        WHERE {_CALLBACK_FENCE}
+        RETURNING id
+    )
+    SELECT id, pg_notify('{CHANNEL_NEW}', id::text) FROM requeued
+    """)
+
+# Parked jobs whose provider never called back in time.
+FAIL_ABANDONED = _sql(f"""
+    WITH failed AS (
+        UPDATE jobs
+        SET status = 'failed', error_code = 'provider_no_callback',
+            error_message = 'the provider did not deliver the result in time', finished_at = now(),
+            updated_at = now(), lease_expires_at = NULL
+        WHERE status = 'waiting_provider' AND lease_expires_at <= now()
+        RETURNING id
+    )
+    SELECT id, pg_notify('{CHANNEL_DONE}', id::text) FROM failed
+    """)
+
+# ---- the operator's cancel (`jobs.cancel`) -------------------------------------------------------------------
+
+# Ownership (the job's slot belongs to the operator), the fenced update and the NOTIFY in one statement.
+# The fence is the status: the UPDATE re-checks it on the newest row version, so a cancel racing a worker's
+# completion either wins (the completion then changes nothing) or finds the job finished and changes nothing.
+# A running or parked attempt is recorded in `attempt_errors` as ended by the cancel (who cancelled is kept).
+CANCEL = _sql(f"""
+    WITH owned AS (
+        SELECT j.id, j.status FROM jobs j JOIN slots s ON s.id = j.slot_id
+        WHERE j.id = %(id)s AND s.user_id = %(uid)s
+    ), cancelled AS (
+        UPDATE jobs
+        SET status = 'cancelled', error_code = 'cancelled', error_message = %(message)s,
+            attempt_errors = CASE WHEN status IN {_IN_FLIGHT}
+                THEN attempt_errors || jsonb_build_array(jsonb_build_object(
+                    'attempt', attempt, 'code', 'cancelled', 'message', CAST(%(message)s AS text),
+                    'retryable', false, 'at', now()))
+                ELSE attempt_errors END,
+            finished_at = now(), updated_at = now(), lease_owner = NULL, lease_expires_at = NULL
+        WHERE id IN (SELECT id FROM owned) AND status IN {_ACTIVE}
+        RETURNING id
+    )
+    SELECT c.id IS NOT NULL AS cancelled,
+           CASE WHEN c.id IS NOT NULL THEN pg_notify('{CHANNEL_DONE}', c.id::text) END AS notified
+    FROM owned o LEFT JOIN cancelled c ON c.id = o.id
+    """)
+
+STATUS = _sql("SELECT status FROM jobs WHERE id = %(id)s")
+
+# ---- the operator's read-model (`jobs.view`) -----------------------------------------------------------------
+
+
+def _ms(later: str, earlier: str) -> str:
+    return f"CAST(floor(extract(epoch FROM ({later}) - ({earlier})) * 1000) AS bigint)"
+
+
+# Everything the detail shows, over `j` (jobs) and `m` (the result's media row, LEFT JOINed).
+_DETAIL_COLUMNS = f"""
+    j.id, j.slot_id, j.status, j.provider_id, j.operation_id, j.attempt, j.max_attempts, j.attempt_errors,
+    j.error_code, j.error_message, j.cost, j.is_test, j.created_at, j.started_at, j.finished_at,
+    {_ms("coalesce(j.started_at, j.finished_at, now())", "j.created_at")} AS queued_ms,
+    CASE WHEN j.started_at IS NOT NULL THEN {_ms("coalesce(j.finished_at, now())", "j.started_at")} END AS run_ms,
+    {_ms("coalesce(j.finished_at, now())", "j.created_at")} AS total_ms,
+    CASE WHEN m.id IS NOT NULL AND (m.expires_at IS NULL OR m.expires_at > now()) THEN m.id END AS live_result_id
+"""
+
+# One job of the operator's (the slot's owner is the job's owner).
+JOB_DETAIL = _sql(f"""
+    SELECT {_DETAIL_COLUMNS}
+    FROM jobs j
+    JOIN slots s ON s.id = j.slot_id AND s.user_id = %(uid)s
+    LEFT JOIN media_objects m ON m.id = j.result_media_id
+    WHERE j.id = %(id)s
+    """)
+
+# A page, newest first, and the total in one statement: the page is LEFT JOINed to the count, so a page past
+# the end still returns one row carrying `total` (with NULL job columns).
+JOB_PAGE = _sql(f"""
+    WITH filtered AS (
+        SELECT j.* FROM jobs j JOIN slots s ON s.id = j.slot_id
+        WHERE s.user_id = %(uid)s
+          AND (CAST(%(slot)s AS text) IS NULL OR j.slot_id = %(slot)s)
+          AND (CAST(%(statuses)s AS text[]) IS NULL OR j.status = ANY(%(statuses)s))
+    ), page AS (
+        SELECT * FROM filtered ORDER BY created_at DESC, id DESC LIMIT %(limit)s OFFSET %(offset)s
+    )
+    SELECT n.total, page_rows.*
+    FROM (SELECT count(*) AS total FROM filtered) n
+    LEFT JOIN (
+        SELECT {_DETAIL_COLUMNS} FROM page j LEFT JOIN media_objects m ON m.id = j.result_media_id
+    ) page_rows ON true
+    ORDER BY page_rows.created_at DESC, page_rows.id DESC
+    """)
+
+# What the status stream watches: cheap (two primary-key lookups), ownership checked on every read.
+# `at`: when the job reached its end, otherwise the row's last change.
+JOB_STATE = _sql(f"""
+    SELECT j.status, j.attempt, j.error_code, j.error_message,
+           CASE WHEN j.status IN {_TERMINAL} THEN j.finished_at ELSE j.updated_at END AS at
+    FROM jobs j JOIN slots s ON s.id = j.slot_id AND s.user_id = %(uid)s
+    WHERE j.id = %(id)s
+    """)
+
+# ---- cleanup and metrics (`platform`) ------------------------------------------------------------------------
+
+# Work no worker has picked up: queued for a while past its time, or running under a lease that ran out (its
+# worker died). Listening workers find these by themselves; on AWS nobody listens, so cleanup re-invokes.
+STALE_JOBS = _sql("""
+    SELECT id FROM jobs
+    WHERE (status = 'queued' AND run_after <= now() - make_interval(secs => %(grace)s))
+       OR (status = 'running' AND lease_expires_at <= now())
+    ORDER BY run_after
+    LIMIT %(batch)s
+    """)
+
+# The Prometheus figures in one statement: booth requests by outcome and their latency histogram (`buckets`: the
+# upper bounds in ms) from processing_log, the queue's depth and jobs in flight per provider, and attempt errors
+# per provider and code.
+METRICS = _sql(f"""
+    SELECT
+      (SELECT coalesce(jsonb_object_agg(status, n), '{{}}') FROM
+         (SELECT status, count(*) AS n FROM processing_log WHERE NOT is_test GROUP BY status) s) AS ingest_by_status,
+      (SELECT jsonb_build_object('count', count(*), 'sum', coalesce(sum(response_time_ms), 0),
+                                 'buckets', (SELECT jsonb_agg(n ORDER BY b) FROM (
+                                     SELECT b, count(p.id) FILTER (WHERE p.response_time_ms <= b) AS n
+                                     FROM unnest(CAST(%(buckets)s AS int[])) AS b
+                                     CROSS JOIN (SELECT id, response_time_ms FROM processing_log WHERE NOT is_test) p
+                                     GROUP BY b) x))
+         FROM processing_log WHERE NOT is_test) AS latency,
+      (SELECT coalesce(jsonb_object_agg(provider_id, n), '{{}}') FROM
+         (SELECT provider_id, count(*) AS n FROM jobs WHERE status = 'queued' GROUP BY provider_id) q) AS queued,
+      (SELECT coalesce(jsonb_object_agg(provider_id, n), '{{}}') FROM
+         (SELECT provider_id, count(*) AS n FROM jobs WHERE status IN {_IN_FLIGHT}
+          GROUP BY provider_id) r) AS in_flight,
+      (SELECT coalesce(jsonb_agg(jsonb_build_array(provider_id, code, n)), '[]') FROM
+         (SELECT provider_id, e->>'code' AS code, count(*) AS n
+          FROM jobs, jsonb_array_elements(attempt_errors) AS e GROUP BY provider_id, e->>'code') f) AS errors
+    """)
+
+# ---- the processing log (`ingest.processing_log`) ------------------------------------------------------------
+
+# One statement (one round trip): the log row, and the booth's photo's expiry. The photo must outlive every
+# attempt its job may still start, so while the job can still run it is kept until the job's deadline and
+# SOURCE_TTL beyond; once the job has ended, SOURCE_TTL after the later of the job's end and this request's end
+# (SPEC §5: kept only briefly after the answer). It is never shortened while the job can still run: the hold set
+# at enqueue already reaches the deadline, and a re-post of the same photo (which attached to the job) runs this
+# for the job's photo too, so a re-post extends it.
+#
+# Retry-safe (run again when the database blinked and the answer was lost): the expiry is recomputed to the same
+# value, and the row is inserted only if this request's row (its slot and its own timestamp, to the microsecond)
+# is not there yet.
+LOG_REQUEST = _retry_safe(f"""
+    WITH source AS (
+        UPDATE media_objects m
+        SET expires_at = CASE
+            WHEN j.status IN {_ACTIVE} THEN
+                greatest(m.expires_at, j.deadline_at + make_interval(secs => %(ttl)s), %(source_expires)s)
+            ELSE greatest(coalesce(j.finished_at, now()) + make_interval(secs => %(ttl)s), %(source_expires)s)
+            END
+        FROM jobs j
+        WHERE m.id = %(source)s::uuid AND m.kind = 'source' AND j.id = m.job_id
+    )
+    INSERT INTO processing_log (slot_id, requested_slot, job_id, status, http_status, response_time_ms, cost,
+                                error_code, error_message, fallback, is_test, request_fields, created_at)
+    SELECT %(slot)s::text, %(requested)s::text, %(job)s::uuid, %(status)s::text, %(http)s::int, %(ms)s::int,
+           %(cost)s::numeric, %(code)s::text, %(msg)s::text, %(fallback)s::boolean, %(is_test)s::boolean,
+           %(fields)s::jsonb, %(at)s::timestamptz
+    WHERE NOT EXISTS (SELECT 1 FROM processing_log
+                      WHERE created_at = %(at)s::timestamptz AND requested_slot = %(requested)s::text)
+    """)
+
+# ---- booth statistics (`boothbridge.stats`, whose docstring defines the figures) -----------------------------
+
+# The periods meeting [start, end): naive UTC timestamps stepped by a calendar interval.
+_PERIODS = """
+    periods AS (
+        SELECT gs AS period_start
+        FROM generate_series(date_trunc(%(unit)s, CAST(%(start)s AS timestamptz) AT TIME ZONE 'UTC'),
+                             CAST(%(end)s AS timestamptz) AT TIME ZONE 'UTC' - interval '1 microsecond',
+                             CAST(%(step)s AS interval)) AS gs
+    )"""
+
+# Per-period aggregates over the booth requests (`log`) and the jobs (`spend`) of the slots in `own`.
+_BUCKETS = """
+    requests AS (
+        SELECT date_trunc(%(unit)s, l.created_at AT TIME ZONE 'UTC') AS period_start,
+               count(*) FILTER (WHERE l.status = 'SUCCESS') AS success,
+               count(*) FILTER (WHERE l.status = 'ERROR') AS errors,
+               count(*) FILTER (WHERE l.status = 'TIMEOUT') AS timeouts,
+               round(avg(l.response_time_ms)) AS avg_ms,
+               round(CAST(percentile_cont(0.95) WITHIN GROUP (ORDER BY l.response_time_ms) AS numeric)) AS p95_ms
+        FROM processing_log l JOIN own ON own.id = l.slot_id
+        WHERE NOT l.is_test AND l.created_at >= %(start)s AND l.created_at < %(end)s
+        GROUP BY 1
+    ),
+    spend AS (
+        SELECT date_trunc(%(unit)s, j.created_at AT TIME ZONE 'UTC') AS period_start, sum(j.cost) AS cost
+        FROM jobs j JOIN own ON own.id = j.slot_id
+        WHERE NOT j.is_test AND j.created_at >= %(start)s AND j.created_at < %(end)s
+        GROUP BY 1
+    ),
+    series AS (
+        SELECT p.period_start,
+               CAST(p.period_start + CAST(%(step)s AS interval) - interval '1 day' AS date) AS period_end,
+               coalesce(r.success, 0) AS success, coalesce(r.errors, 0) AS errors,
+               coalesce(r.timeouts, 0) AS timeouts, r.avg_ms, r.p95_ms, coalesce(s.cost, 0) AS cost
+        FROM periods p
+        LEFT JOIN requests r USING (period_start)
+        LEFT JOIN spend s USING (period_start)
+    )"""
+
+STATS_SLOT_SERIES = _sql(f"""
+    WITH own AS (SELECT id FROM slots WHERE id = %(slot)s AND user_id = %(uid)s),
+    {_PERIODS},
+    {_BUCKETS}
+    SELECT * FROM series ORDER BY period_start
+""")
+
+
+def _global_series(order: str) -> LiteralString:
+    """One statement answers a page and the total: the page is LEFT JOINed to the count, so a page past the end
+    still returns one row carrying `total` (with NULL period columns). `order`: ties broken by period."""
+    return _sql(f"""
+    WITH own AS (
+        SELECT id FROM slots
+        WHERE user_id = %(uid)s
+          AND (CAST(%(provider)s AS text) IS NULL OR provider_id = %(provider)s)
+          AND (CAST(%(slot)s AS text) IS NULL OR id = %(slot)s)
+    ),
+    {_PERIODS},
+    {_BUCKETS},
+    page AS (SELECT * FROM series ORDER BY {order} LIMIT %(limit)s OFFSET %(offset)s)
+    SELECT n.total, page.* FROM (SELECT count(*) AS total FROM periods) n LEFT JOIN page ON true
+    ORDER BY {order}
+""")
+
+
+STATS_SORT_COLUMNS = ("period_start", "success", "errors", "cost")
+# The global series by (sort column, "asc" | "desc"): every order the API offers, rendered here, so no text is
+# composed from a request.
+STATS_GLOBAL_SERIES: Mapping[tuple[str, str], LiteralString] = {
+    (column, direction): _global_series(f"{column} {direction.upper()}, period_start {direction.upper()}")
+    for column in STATS_SORT_COLUMNS
+    for direction in ("asc", "desc")
+}
+
+# The stats page: each slot since its last reset, plus the operator's all-time processed count. Counts are the
+# kept processing_log rows plus those the retention cleanup folded into processing_log_totals.
+STATS_SUMMARY = _sql("""
+    WITH own AS (SELECT id, name, settings_json, last_reset_at FROM slots WHERE user_id = %(uid)s),
+    kept AS (
+        SELECT l.slot_id,
+               count(*) AS requests,
+               count(*) FILTER (WHERE l.status = 'SUCCESS') AS processed,
+               count(*) FILTER (WHERE l.status IN ('ERROR', 'TIMEOUT')) AS failed,
+               round(CAST(percentile_cont(0.95) WITHIN GROUP (ORDER BY l.response_time_ms) AS numeric)) AS p95_ms
+        FROM processing_log l JOIN own s ON s.id = l.slot_id
+        WHERE NOT l.is_test AND l.created_at >= coalesce(s.last_reset_at, '-infinity')
+        GROUP BY l.slot_id
+    ),
+    since_reset AS (
+        SELECT s.id AS slot_id,
+               coalesce(k.requests, 0) + coalesce(t.since_reset_requests, 0) AS requests,
+               coalesce(k.processed, 0) + coalesce(t.since_reset_processed, 0) AS processed,
+               coalesce(k.failed, 0) + coalesce(t.since_reset_failed, 0) AS failed,
+               k.p95_ms
+        FROM own s
+        LEFT JOIN kept k ON k.slot_id = s.id
+        LEFT JOIN processing_log_totals t ON t.slot_id = s.id
+    ),
+    -- The booth jobs each slot's money is counted from: those since its last reset.
+    billed AS (
+        SELECT j.slot_id, j.provider_id, j.cost, j.finished_at, j.created_at
+        FROM jobs j JOIN own s ON s.id = j.slot_id
+        WHERE NOT j.is_test AND j.created_at >= coalesce(s.last_reset_at, '-infinity')
+    ),
+    spend AS (
+        SELECT slot_id, sum(cost) AS total_cost,
+               -- the cost of the job that finished last (the latest AI processing), and whose price it was
+               (array_agg(cost ORDER BY finished_at DESC NULLS LAST, created_at DESC)
+                   FILTER (WHERE cost IS NOT NULL))[1] AS last_cost,
+               (array_agg(provider_id ORDER BY finished_at DESC NULLS LAST, created_at DESC)
+                   FILTER (WHERE cost IS NOT NULL))[1] AS last_cost_provider
+        FROM billed
+        GROUP BY slot_id
+    ),
+    -- The same money per provider: a slot that changed providers since its reset may have spent in two
+    -- currencies, which one sum cannot show.
+    spend_by_provider AS (
+        SELECT slot_id, jsonb_object_agg(provider_id, cost) AS by_provider
+        FROM (SELECT slot_id, provider_id, sum(cost) AS cost FROM billed WHERE cost IS NOT NULL
+              GROUP BY slot_id, provider_id) per_provider
+        GROUP BY slot_id
+    )
+    SELECT s.id, s.name, s.last_reset_at,
+           -- the slot's template image: its first `*_media_id` setting, by key name
+           (SELECT e.value FROM jsonb_each_text(s.settings_json) e
+             WHERE e.key LIKE '%%\\_media\\_id' AND e.value <> '' ORDER BY e.key LIMIT 1) AS template_media_id,
+           coalesce(r.processed, 0) AS processed, coalesce(r.requests, 0) AS requests, r.p95_ms,
+           round(100.0 * r.failed / nullif(r.requests, 0), 2) AS error_pct,
+           m.last_cost, m.last_cost_provider, coalesce(m.total_cost, 0) AS total_cost, p.by_provider,
+           (SELECT count(*) FROM processing_log l JOIN own o ON o.id = l.slot_id
+             WHERE l.status = 'SUCCESS' AND NOT l.is_test)
+           + (SELECT CAST(coalesce(sum(t.processed), 0) AS bigint)
+                FROM processing_log_totals t JOIN own o ON o.id = t.slot_id)
+             AS processed_all_time
+    FROM own s
+    LEFT JOIN since_reset r ON r.slot_id = s.id
+    LEFT JOIN spend m ON m.slot_id = s.id
+    LEFT JOIN spend_by_provider p ON p.slot_id = s.id
+    ORDER BY s.id
+""")
 
 
 def attempt_error(

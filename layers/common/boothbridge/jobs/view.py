@@ -8,6 +8,8 @@ Timings are milliseconds measured on the database clock:
 - `run_ms`: first start until the end (retry back-off included), null if it never started;
 - `total_ms`: arrival until the end.
 While a phase is still going on, its figure is "so far" (measured against now), so it grows between reads.
+
+The reads are `JOB_DETAIL`, `JOB_PAGE` and `JOB_STATE` in `boothbridge.jobs.statements`, one statement each.
 """
 
 from __future__ import annotations
@@ -21,73 +23,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from boothbridge.db.models import JOB_STATUSES
 from boothbridge.errors import AppError
-from boothbridge.jobs.model import TERMINAL_STATUSES
+from boothbridge.jobs import statements as sql
 from boothbridge.jobs.notifications import NotificationHub
+from boothbridge.jobs.status import JobStatus
 
 DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, MAX_PAGE = 20, 100, 100_000
-
-
-def _ms(later: str, earlier: str) -> str:
-    return f"CAST(floor(extract(epoch FROM ({later}) - ({earlier})) * 1000) AS bigint)"
-
-
-# Everything the detail shows, over `j` (jobs) and `m` (the result's media row, LEFT JOINed).
-_DETAIL_COLUMNS = f"""
-    j.id, j.slot_id, j.status, j.provider_id, j.operation_id, j.attempt, j.max_attempts, j.attempt_errors,
-    j.error_code, j.error_message, j.cost, j.is_test, j.created_at, j.started_at, j.finished_at,
-    {_ms("coalesce(j.started_at, j.finished_at, now())", "j.created_at")} AS queued_ms,
-    CASE WHEN j.started_at IS NOT NULL THEN {_ms("coalesce(j.finished_at, now())", "j.started_at")} END AS run_ms,
-    {_ms("coalesce(j.finished_at, now())", "j.created_at")} AS total_ms,
-    CASE WHEN m.id IS NOT NULL AND (m.expires_at IS NULL OR m.expires_at > now()) THEN m.id END AS live_result_id
-"""
-
-# One job of the operator's (the slot's owner is the job's owner).
-_DETAIL = text(
-    f"""
-    SELECT {_DETAIL_COLUMNS}
-    FROM jobs j
-    JOIN slots s ON s.id = j.slot_id AND s.user_id = :uid
-    LEFT JOIN media_objects m ON m.id = j.result_media_id
-    WHERE j.id = :id
-    """
-)
-
-# A page, newest first, and the total in one statement: the page is LEFT JOINed to the count, so a page past
-# the end still returns one row carrying `total` (with NULL job columns).
-_PAGE = text(
-    f"""
-    WITH filtered AS (
-        SELECT j.* FROM jobs j JOIN slots s ON s.id = j.slot_id
-        WHERE s.user_id = :uid
-          AND (CAST(:slot AS text) IS NULL OR j.slot_id = :slot)
-          AND (CAST(:statuses AS text[]) IS NULL OR j.status = ANY(:statuses))
-    ), page AS (
-        SELECT * FROM filtered ORDER BY created_at DESC, id DESC LIMIT :limit OFFSET :offset
-    )
-    SELECT n.total, page_rows.*
-    FROM (SELECT count(*) AS total FROM filtered) n
-    LEFT JOIN (
-        SELECT {_DETAIL_COLUMNS} FROM page j LEFT JOIN media_objects m ON m.id = j.result_media_id
-    ) page_rows ON true
-    ORDER BY page_rows.created_at DESC, page_rows.id DESC
-    """
-)
-
-# What the status stream watches: cheap (two primary-key lookups), ownership checked on every read.
-# `at`: when the job reached its end, otherwise the row's last change.
-_STATE = text(
-    """
-    SELECT j.status, j.attempt, j.error_code, j.error_message,
-           CASE WHEN j.status IN ('succeeded', 'failed', 'cancelled') THEN j.finished_at ELSE j.updated_at END AS at
-    FROM jobs j JOIN slots s ON s.id = j.slot_id AND s.user_id = :uid
-    WHERE j.id = :id
-    """
-)
 
 
 def job_not_found(job_id: object) -> AppError:
@@ -113,8 +56,8 @@ def parse_statuses(raw: str | None) -> list[str] | None:
     if raw is None or not raw.strip():
         return None
     statuses = [s.strip() for s in raw.split(",") if s.strip()]
-    if any(s not in JOB_STATUSES for s in statuses):
-        raise _invalid("status", list(JOB_STATUSES))
+    if any(s not in frozenset(JobStatus) for s in statuses):
+        raise _invalid("status", [str(status) for status in JobStatus])
     return statuses
 
 
@@ -138,7 +81,7 @@ class JobState:
 
     @property
     def is_terminal(self) -> bool:
-        return self.status in TERMINAL_STATUSES
+        return self.status in JobStatus.TERMINAL
 
     def json(self) -> dict[str, Any]:
         error = {"code": self.error_code, "message": self.error_message} if self.error_code else None
@@ -146,7 +89,7 @@ class JobState:
             "status": self.status,
             "attempt": self.attempt,
             "at": self.at.isoformat() if self.at else None,
-            "error": error if self.status in ("failed", "cancelled") else None,
+            "error": error if self.status in JobStatus.ENDED_IN_ERROR else None,
         }
 
 
@@ -188,7 +131,7 @@ class JobsView:
 
     async def get(self, user_id: int, job_id: uuid.UUID) -> dict[str, Any]:
         async with self.db.connect() as conn:
-            row = (await conn.execute(_DETAIL, {"uid": user_id, "id": job_id})).one_or_none()
+            row = (await conn.exec_driver_sql(sql.JOB_DETAIL, {"uid": user_id, "id": job_id})).one_or_none()
         if row is None:
             raise job_not_found(job_id)
         return self.detail_json(row)
@@ -207,13 +150,13 @@ class JobsView:
             "offset": (q.page - 1) * q.page_size,
         }
         async with self.db.connect() as conn:
-            rows = (await conn.execute(_PAGE, params)).all()
+            rows = (await conn.exec_driver_sql(sql.JOB_PAGE, params)).all()
         data = [self.detail_json(r) for r in rows if r.id is not None]
         return {"data": data, "meta": {"page": q.page, "page_size": q.page_size, "total": rows[0].total}}
 
     async def state(self, user_id: int, job_id: uuid.UUID) -> JobState | None:
         async with self.db.connect() as conn:
-            row = (await conn.execute(_STATE, {"uid": user_id, "id": job_id})).one_or_none()
+            row = (await conn.exec_driver_sql(sql.JOB_STATE, {"uid": user_id, "id": job_id})).one_or_none()
         if row is None:
             return None
         return JobState(row.status, row.attempt, row.at, row.error_code, row.error_message)

@@ -12,6 +12,7 @@ from sqlalchemy import text
 from boothbridge.accounts.sessions import purge_expired as purge_expired_sessions
 from boothbridge.bootstrap import Container
 from boothbridge.db.engine import autocommit
+from boothbridge.jobs import statements as sql
 from boothbridge.jobs.callbacks import CallbackQueue
 
 log = logging.getLogger(__name__)
@@ -153,19 +154,6 @@ class CleanupReport:
         }
 
 
-# Work no worker has picked up: queued for a while past its time, or running under a lease that ran out (its
-# worker died). Listening workers find these by themselves; on AWS nobody listens, so cleanup re-invokes.
-_STALE_JOBS = text(
-    """
-    SELECT id FROM jobs
-    WHERE (status = 'queued' AND run_after <= now() - make_interval(secs => :grace))
-       OR (status = 'running' AND lease_expires_at <= now())
-    ORDER BY run_after
-    LIMIT :batch
-    """
-)
-
-
 async def run_cleanup(c: Container, stale_grace_sec: float = 10.0) -> CleanupReport:
     """One scheduled cleanup pass: expired media, parked jobs whose callback never came, and stale work
     handed to the workers again. Idempotent; overlapping passes are safe."""
@@ -175,7 +163,8 @@ async def run_cleanup(c: Container, stale_grace_sec: float = 10.0) -> CleanupRep
         if c.hub is not None:
             c.hub.job_ended(job_id)
     async with autocommit(c.engine).connect() as conn:
-        stale = list((await conn.execute(_STALE_JOBS, {"grace": stale_grace_sec, "batch": 100})).scalars())
+        params = {"grace": stale_grace_sec, "batch": 100}
+        stale = list((await conn.exec_driver_sql(sql.STALE_JOBS, params)).scalars())
     for job_id in stale:
         await c.dispatcher.dispatch(job_id)
     await purge_expired_sessions(c.engine)

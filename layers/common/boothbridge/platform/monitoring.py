@@ -12,6 +12,7 @@ from sqlalchemy import text
 from boothbridge.bootstrap import Container
 from boothbridge.db.engine import autocommit
 from boothbridge.db.raw import db_deadline, is_connection_trouble, retry_safe, trouble_reason
+from boothbridge.jobs import statements as sql
 from boothbridge.providers.declaration import ProbeFacts, adapter_built
 from boothbridge.providers.discovery import declaration_of
 
@@ -87,30 +88,6 @@ async def health(c: Container, timeout: float = 3.0) -> dict[str, Any]:
     }
 
 
-_METRICS_SQL = text(
-    """
-    SELECT
-      (SELECT coalesce(jsonb_object_agg(status, n), '{}') FROM
-         (SELECT status, count(*) AS n FROM processing_log WHERE NOT is_test GROUP BY status) s) AS ingest_by_status,
-      (SELECT jsonb_build_object('count', count(*), 'sum', coalesce(sum(response_time_ms), 0),
-                                 'buckets', (SELECT jsonb_agg(n ORDER BY b) FROM (
-                                     SELECT b, count(p.id) FILTER (WHERE p.response_time_ms <= b) AS n
-                                     FROM unnest(CAST(:buckets AS int[])) AS b
-                                     CROSS JOIN (SELECT id, response_time_ms FROM processing_log WHERE NOT is_test) p
-                                     GROUP BY b) x))
-         FROM processing_log WHERE NOT is_test) AS latency,
-      (SELECT coalesce(jsonb_object_agg(provider_id, n), '{}') FROM
-         (SELECT provider_id, count(*) AS n FROM jobs WHERE status = 'queued' GROUP BY provider_id) q) AS queued,
-      (SELECT coalesce(jsonb_object_agg(provider_id, n), '{}') FROM
-         (SELECT provider_id, count(*) AS n FROM jobs WHERE status IN ('running', 'waiting_provider')
-          GROUP BY provider_id) r) AS in_flight,
-      (SELECT coalesce(jsonb_agg(jsonb_build_array(provider_id, code, n)), '[]') FROM
-         (SELECT provider_id, e->>'code' AS code, count(*) AS n
-          FROM jobs, jsonb_array_elements(attempt_errors) AS e GROUP BY provider_id, e->>'code') f) AS errors
-    """
-)
-
-
 def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
@@ -118,7 +95,7 @@ def _label(value: str) -> str:
 async def metrics_text(c: Container) -> str:
     """The Prometheus text exposition (format 0.0.4)."""
     async with autocommit(c.engine).connect() as conn:
-        row = (await conn.execute(_METRICS_SQL, {"buckets": list(LATENCY_BUCKETS_MS)})).one()
+        row = (await conn.exec_driver_sql(sql.METRICS, {"buckets": list(LATENCY_BUCKETS_MS)})).one()
     lines = [
         "# HELP boothbridge_ingest_requests_total Booth requests by outcome (processing log).",
         "# TYPE boothbridge_ingest_requests_total counter",
