@@ -167,8 +167,7 @@ async def test_a_bad_request_reports_the_api_message_but_never_the_key(
 
 
 async def test_an_unreachable_server_is_a_retryable_network_error(fake: FakeGemini) -> None:
-    settings = provider_settings(fake)
-    settings.gemini_base_url = "http://127.0.0.1:9"  # discard port: nothing listens
+    settings = provider_settings(fake).model_copy(update={"gemini_base_url": "http://127.0.0.1:9"})  # discard port
     p = GeminiProvider(settings)
     err = await run_error(p)
     await p.close()

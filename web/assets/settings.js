@@ -7,26 +7,26 @@ topbar("settings");
 
 const $ = (id) => document.getElementById(id);
 const form = $("settings-form");
-const KEY_FIELDS = { gemini: "gemini_api_key", turbotext: "turbotext_api_key" };
-const KEY_TITLES = { gemini: "Gemini", turbotext: "Turbotext" };
+// One masked key field per provider that takes API keys, as the API describes them (`key_fields`): this page
+// knows no provider by name.
+let keyFields = [];
 const FIELD_INPUTS = { ingest_password: "ingest-password", t_sync_response: "t-sync", result_ttl_sec: "result-ttl" };
 let current = null;
 
-function keyRow(provider, state) {
-  const id = `key-${provider}`;
+function keyRow(spec, state) {
+  const id = `key-${spec.provider}`;
   const source = { settings: "saved here", environment: "from the server's environment", none: "not set" }[state.source]
     || state.source;
   const shown = state.masked.length ? state.masked.join(", ") : "none";
-  const input = h("input", { id, type: "password", autocomplete: "off", maxlength: 2000,
+  const input = h("input", { id, type: "password", autocomplete: "off", maxlength: spec.max_length,
     placeholder: state.configured ? "Enter a new key to replace it" : "Paste the API key",
     "aria-describedby": `${id}-hint ${id}-error` });
   const remove = h("input", { id: `${id}-remove`, type: "checkbox", disabled: state.source !== "settings" });
-  FIELD_INPUTS[KEY_FIELDS[provider]] = id;
-  return h("div", { class: "field", dataset: { path: KEY_FIELDS[provider] } },
-    h("label", { for: id }, `${KEY_TITLES[provider] || provider} API key`),
+  FIELD_INPUTS[spec.field] = id;
+  return h("div", { class: "field", dataset: { path: spec.field } },
+    h("label", { for: id }, spec.label),
     input,
-    h("p", { class: "field-hint", id: `${id}-hint` }, `Current: ${shown} (${source}).`,
-      provider === "gemini" ? " Several keys may be given, comma-separated." : ""),
+    h("p", { class: "field-hint", id: `${id}-hint` }, `Current: ${shown} (${source}).`, spec.help ? ` ${spec.help}` : ""),
     state.source === "settings"
       ? h("label", { class: "switch", for: `${id}-remove` }, remove, "Remove the saved key (use the environment's)")
       : null,
@@ -35,7 +35,8 @@ function keyRow(provider, state) {
 
 function show(settings) {
   current = settings;
-  $("keys").replaceChildren(...Object.entries(settings.provider_keys).map(([p, state]) => keyRow(p, state)));
+  keyFields = settings.key_fields.filter((spec) => settings.provider_keys[spec.provider]);
+  $("keys").replaceChildren(...keyFields.map((spec) => keyRow(spec, settings.provider_keys[spec.provider])));
   $("t-sync").value = String(settings.t_sync_response);
   $("result-ttl").value = String(Math.round(settings.result_ttl_sec / 3600));
   $("ingest-password").value = "";
@@ -61,7 +62,7 @@ function changes() {
     if (password.length < 6) problems.push(["ingest_password", "At least 6 characters."]);
     else out.ingest_password = password;
   }
-  for (const [provider, field] of Object.entries(KEY_FIELDS)) {
+  for (const { provider, field } of keyFields) {
     if (!$(`key-${provider}`)) continue;
     const value = $(`key-${provider}`).value.trim();
     const remove = $(`key-${provider}-remove`); // only offered for a key saved on this page

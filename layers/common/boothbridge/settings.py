@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BeforeValidator, Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_CATALOG = PROJECT_ROOT / "configs" / "providers.json"
@@ -100,12 +101,11 @@ class Settings(BaseSettings):
     # Origins of a web UI served from elsewhere (a static site on its own domain), comma-separated: the operator
     # API answers their browsers' CORS requests. Empty: the UI is served from this service's own origin.
     web_origins: str = ""
-    # Provider credentials and endpoints. Base URLs default to the real services and exist so that a fake or a
-    # proxy can stand in. Several Gemini keys: comma-separated (a key answering 429 is rested, the next used).
-    gemini_api_key: str | None = Field(None, repr=False)
-    gemini_base_url: str | None = None
-    turbotext_api_key: str | None = Field(None, repr=False)
-    turbotext_base_url: str = "https://www.turbotext.ru/api_ai"
+    # The environment variables the providers declare (their API keys, base URLs, ...: see each provider's
+    # `DECLARATION`), upper-case name -> value. Read by `providers.environment` from the keywords (any case:
+    # `Settings(gemini_api_key=...)`), the environment and the .env file; providers read them through their
+    # declaration (`env_value`), which also knows their defaults.
+    provider_env: dict[str, str] = Field(default_factory=dict, repr=False)
     # Behind the CloudFront front door: the secret CloudFront sends to the admin origin (X-Origin-Verify), which
     # makes its CloudFront-Viewer-Address header believable for login throttling. Unset: the TCP peer counts.
     origin_verify_secret: str | None = Field(None, repr=False, min_length=16)
@@ -118,8 +118,38 @@ class Settings(BaseSettings):
     credentials_secret_arn: str | None = None
     secrets_endpoint_url: str | None = None
     providers_config: Path = DEFAULT_CATALOG
-    # Extra provider implementations, "module:attribute" each (third-party providers, test doubles).
+    # Extra providers, "module:attribute" each (third-party providers, test doubles): a `ProviderDeclaration`
+    # (keys, environment, settings-page field, health probe), or a provider class, factory or instance.
     provider_plugins: list[str] = Field(default_factory=list)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        from boothbridge.providers.environment import sources
+
+        return sources(settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings)
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """As pydantic's; a declared provider variable may be named in `update` as in the constructor
+        (`update={"gemini_base_url": ...}`): it goes into `provider_env`."""
+        if not update:
+            return super().model_copy(update=update, deep=deep)
+        from boothbridge.providers.discovery import declared_env_names
+        from boothbridge.providers.environment import overlay
+
+        names = declared_env_names(self.provider_plugins)
+        rest = {k: v for k, v in update.items() if k.upper() not in names}
+        if len(rest) < len(update):
+            env = dict(rest.get("provider_env") or self.provider_env)
+            overlay(env, update, names)
+            rest["provider_env"] = env
+        return super().model_copy(update=rest, deep=deep)
 
     @property
     def web_origin_list(self) -> list[str]:
@@ -141,10 +171,6 @@ class Settings(BaseSettings):
         if problems:
             raise ValueError("; ".join(problems))
         return self
-
-    @property
-    def gemini_api_keys(self) -> list[str]:
-        return [k.strip() for k in (self.gemini_api_key or "").split(",") if k.strip()]
 
     @property
     def base_url(self) -> str:

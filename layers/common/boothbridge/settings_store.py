@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from sqlalchemy import bindparam, text
@@ -20,28 +20,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from boothbridge.credentials.secret_box import SecretBox, mask
 from boothbridge.db.engine import autocommit
+from boothbridge.providers.declaration import ApiKeySpec, ProviderDeclaration, split_keys
+from boothbridge.providers.registry import declarations
 from boothbridge.settings import Settings
 
-KEYS_ROW = "provider_keys"  # {"gemini": "<sealed>", "turbotext": "<sealed>"}
+KEYS_ROW = "provider_keys"  # {"<provider id>": "<sealed keys, comma-separated>", ...}
 RUNTIME_ROW = "runtime"  # {"t_sync_response": 30.0, "result_ttl_sec": 3600}
-KEYED_PROVIDERS = ("gemini", "turbotext")
 
 
 class KeyedProvider(Protocol):
     """A provider whose API keys can be replaced while it runs."""
 
     def set_keys(self, keys: list[str]) -> None: ...
-
-
-def env_keys(settings: Settings) -> dict[str, list[str]]:
-    return {
-        "gemini": settings.gemini_api_keys,
-        "turbotext": [settings.turbotext_api_key] if settings.turbotext_api_key else [],
-    }
-
-
-def split_keys(value: str) -> list[str]:
-    return [k.strip() for k in value.split(",") if k.strip()]
 
 
 @dataclass
@@ -72,6 +62,10 @@ class RuntimeConfig:
         self.settings = settings
         self.box = box
         self.providers = providers
+        # The providers of this process that declare API keys, in the catalog's order (the settings page's).
+        self.keyed: dict[str, ProviderDeclaration] = {
+            pid: d for pid, d in declarations(settings, providers).items() if d.api_key is not None
+        }
         self.refresh_sec = refresh_sec
         self._read_at = float("-inf")
         self.values = self._compose({}, {})
@@ -91,16 +85,15 @@ class RuntimeConfig:
         return self.values
 
     def _compose(self, sealed: dict[str, str], runtime: dict[str, Any]) -> RuntimeValues:
-        from_env = env_keys(self.settings)
         keys: dict[str, list[str]] = {}
         source: dict[str, str] = {}
-        for provider in KEYED_PROVIDERS:
+        for provider, declaration in self.keyed.items():
             stored = self.box.open(sealed[provider]) if sealed.get(provider) else None
             if stored:
                 keys[provider], source[provider] = split_keys(stored), "settings"
             else:
-                keys[provider] = from_env[provider]
-                source[provider] = "environment" if from_env[provider] else "none"
+                keys[provider] = declaration.env_keys(self.settings)
+                source[provider] = "environment" if keys[provider] else "none"
         return RuntimeValues(
             t_sync_response=float(runtime.get("t_sync_response", self.settings.t_sync_response)),
             result_ttl_sec=int(runtime.get("result_ttl_sec", self.settings.result_ttl_sec)),
@@ -109,7 +102,7 @@ class RuntimeConfig:
         )
 
     def _apply(self, values: RuntimeValues) -> None:
-        changed = {p for p in KEYED_PROVIDERS if values.keys.get(p) != self.values.keys.get(p)}
+        changed = {p for p in self.keyed if values.keys.get(p) != self.values.keys.get(p)}
         self.values = values
         for provider_id in changed:
             provider = self.providers.get(provider_id)
@@ -117,7 +110,8 @@ class RuntimeConfig:
                 provider.set_keys(list(values.keys[provider_id]))
 
     def public_view(self) -> dict[str, Any]:
-        """For the settings page: keys masked, never in clear."""
+        """For the settings page: keys masked, never in clear; `key_fields` says how to ask for each provider's
+        keys (the request field, label, help text, whether several are allowed, the longest value)."""
         v = self.values
         return {
             "t_sync_response": v.t_sync_response,
@@ -128,9 +122,14 @@ class RuntimeConfig:
                     "source": v.key_source.get(p, "none"),
                     "masked": [mask(k) for k in v.keys.get(p, [])],
                 }
-                for p in KEYED_PROVIDERS
+                for p in self.keyed
             },
+            "key_fields": [{"provider": p, **asdict(d.api_key)} for p, d in self.keyed.items() if d.api_key],
         }
+
+    def key_specs(self) -> dict[str, ApiKeySpec]:
+        """Provider id -> its API key spec, for every keyed provider of this process."""
+        return {p: d.api_key for p, d in self.keyed.items() if d.api_key is not None}
 
     # ---- writing ---------------------------------------------------------------------------------------
 

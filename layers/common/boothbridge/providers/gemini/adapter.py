@@ -38,7 +38,7 @@ from google.genai import errors, types
 
 from boothbridge.catalog import Catalog
 from boothbridge.providers.base import ImageInput, ProviderError, ProviderRequest, ProviderResult
-from boothbridge.providers.gemini import wire
+from boothbridge.providers.gemini import DECLARATION, wire
 from boothbridge.providers.quota import Blocked, Grant, QuotaBlocked, QuotaLimiter, QuotaLimits
 from boothbridge.settings import Settings
 
@@ -65,8 +65,8 @@ class GeminiProvider:
         entry = catalog.provider(self.id)
         self._pricing: dict[str, Any] = dict(entry.pricing) if entry is not None else {}
         self._timeout_sec = entry.ingest.timeout_sec if entry is not None else 60.0
-        self._keys = settings.gemini_api_keys
-        self._base_url = settings.gemini_base_url
+        self._keys = DECLARATION.env_keys(settings)
+        self._base_url = DECLARATION.env_value(settings, "GEMINI_BASE_URL")
         self._limits = QuotaLimits.from_catalog(entry.limits if entry is not None else {})
         self.quota = QuotaLimiter(len(self._keys), self._limits)
         # The daily-quota refusal each day-rested key got from Gemini (what the final error names).

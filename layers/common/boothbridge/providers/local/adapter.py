@@ -8,8 +8,10 @@ from typing import Any
 
 from PIL import Image
 
+from boothbridge.catalog import Catalog
 from boothbridge.providers.base import ImageInput, ProviderError, ProviderRequest, ProviderResult
 from boothbridge.providers.local import ops as local_ops
+from boothbridge.settings import Settings
 
 DEFAULT_FORMAT = "jpeg"
 DEFAULT_QUALITY = 92
@@ -111,3 +113,9 @@ class LocalProvider:
 
     async def close(self) -> None:
         """Release nothing: the local provider holds no clients or connections."""
+
+
+def build(settings: Settings, catalog: Catalog) -> LocalProvider:
+    """The declaration's factory (called with the settings and the catalog, as every provider's): the local
+    provider needs neither."""
+    return LocalProvider()

@@ -48,6 +48,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wai
 from boothbridge.catalog import Catalog, CatalogError
 from boothbridge.images.upload import sniff_mime
 from boothbridge.providers.base import ImageInput, ProviderError, ProviderParked, ProviderRequest, ProviderResult
+from boothbridge.providers.turbotext import DECLARATION
 from boothbridge.providers.turbotext.wire import (
     BOOTH_PHOTO,
     MEDIA_SUFFIX,
@@ -103,11 +104,12 @@ class TurbotextProvider:
     download_backoff_sec: float = 0.5
     download_backoff_max_sec: float = 4.0
 
-    def __init__(self, settings: Settings) -> None:
-        self._api_key = settings.turbotext_api_key or None
-        self._base_url = settings.turbotext_base_url.rstrip("/")
+    def __init__(self, settings: Settings, catalog: Catalog | None = None) -> None:
+        keys = DECLARATION.env_keys(settings)
+        self._api_key = keys[0] if keys else None
+        self._base_url = str(DECLARATION.env_value(settings, "TURBOTEXT_BASE_URL")).rstrip("/")
         self._catalog_path = settings.providers_config
-        self._catalog: Catalog | None = None
+        self._catalog: Catalog | None = catalog  # else read from the settings' catalog file on first use
         self._client: httpx.AsyncClient | None = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
         # How the download waits between tries (replaceable, so that tests can record the waits).
