@@ -112,6 +112,46 @@ def test_the_ingest_document_describes_the_image_answer() -> None:
     assert "HTTPValidationError" not in doc.get("components", {}).get("schemas", {})
 
 
+# Routes whose success bodies have no model yet: their modules are being rewritten by other engineers and move into
+# functions/admin/routes/ (with response models) afterwards; empty this set then.
+NOT_YET_MODELLED = {
+    ("GET", "/api/jobs"),
+    ("GET", "/api/jobs/{job_id}"),
+    ("POST", "/api/jobs/{job_id}/cancel"),
+    ("POST", "/api/slots/{slot_id}/test"),
+}
+
+
+def test_every_json_success_body_has_a_model() -> None:
+    """Every success answer of the operator API is documented: a JSON body by a named model with its fields
+    (what schemathesis then checks the real answers against), anything else by its media type; only a 204 has
+    no body."""
+    from functions.admin.app import create_app
+
+    doc = create_app(Settings(_env_file=None)).openapi()
+    schemas = doc["components"]["schemas"]
+    prefix = "#/components/schemas/"
+    operations = {(method, path): operation for method, path, operation in _operations(doc)}
+    assert NOT_YET_MODELLED <= set(operations)
+    checked = 0
+    for (method, path), operation in operations.items():
+        if (method, path) in NOT_YET_MODELLED:
+            continue
+        successes = {status: r for status, r in operation["responses"].items() if status.startswith("2")}
+        assert successes, f"{method} {path}: no success response"
+        for status, response in successes.items():
+            where = f"{method} {path} {status}"
+            content = response.get("content", {})
+            assert content or status == "204", f"{where}: no body documented"
+            if "application/json" not in content:
+                continue
+            ref = content["application/json"].get("schema", {}).get("$ref", "")
+            assert ref.startswith(prefix), f"{where}: the JSON body has no model"
+            assert schemas[ref.removeprefix(prefix)].get("properties"), f"{where}: the model has no fields"
+            checked += 1
+    assert checked >= 13  # functions/admin/routes/ alone answers 13 JSON bodies
+
+
 # ---- schemathesis ---------------------------------------------------------------------------------------------
 
 
