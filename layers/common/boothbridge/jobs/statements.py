@@ -1,4 +1,7 @@
-"""Every SQL statement on the `jobs` table, each commented with why it is shaped so.
+"""Every SQL statement on the `jobs` table, each commented with why it is shaped so. In sections: the claim, ingest,
+running and finishing, providers that answer later, cancel, the operator's reads, cleanup and metrics, the
+processing log, statistics. (Python rather than a `.sql` file: the statements share composed parts, such as the
+lease-lapse condition, the column lists and the status sets, that a flat file of queries could only repeat.)
 
 One placeholder style, psycopg's `%(name)s` (so a literal `%` is written `%%`), whichever connection runs it:
 - the queue's statements (claim, lease, completion, callbacks, ingest's, the processing log's) run on plain psycopg
