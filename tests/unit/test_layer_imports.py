@@ -26,6 +26,10 @@ PURE = (
     "boothbridge.providers.gemini.wire",
     "boothbridge.providers.turbotext.wire",
     "boothbridge.images.boundary",
+    "boothbridge.ingest.outcome",
+    "boothbridge.ingest.admission",
+    "boothbridge.slot_rules",
+    "boothbridge.stats_query",
 )
 
 

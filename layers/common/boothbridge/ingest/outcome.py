@@ -16,6 +16,7 @@ from typing import Any
 from boothbridge.errors import AppError
 from boothbridge.ingest.model import IngestOutcome, provider_failed
 from boothbridge.jobs.model import JobRecord
+from boothbridge.jobs.status import JobStatus
 
 TIMEOUT_CODE = "processing_timeout"
 UNAVAILABLE_CODE = "database_unavailable"
@@ -27,9 +28,9 @@ LOG_RETRY_SEC = 2.0
 def job_error(job: JobRecord, t_sync: float) -> AppError | None:
     """Why `job` gives the booth no result now, or None when it succeeded with a result (the caller reads it;
     `result_gone` when that fails). `t_sync` (seconds) is echoed in the 504's details."""
-    if job.status == "succeeded" and job.result_media_id is not None:
+    if job.status == JobStatus.SUCCEEDED and job.result_media_id is not None:
         return None
-    if job.status == "cancelled":
+    if job.status == JobStatus.CANCELLED:
         return AppError(502, "job_cancelled", "the job was cancelled by an operator", {"job_id": str(job.id)})
     if job.is_terminal:
         return provider_failed(job)
