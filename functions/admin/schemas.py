@@ -161,8 +161,6 @@ class StatsSummary(Answer):
 class StatsRange(Answer):
     """The range as understood: dates stay dates, datetimes are UTC with `Z`."""
 
-    model_config = ConfigDict(populate_by_name=True)
-
     from_: str = Field(alias="from")
     to: str
     group_by: str
