@@ -18,7 +18,6 @@ from boothbridge.db.engine import resolve_database_url
 from boothbridge.errors import error_body
 from boothbridge.http.errors import install_error_handlers
 from boothbridge.jobs.worker_loop import WorkerLoop
-from boothbridge.platform.cleanup import run_cleanup
 from boothbridge.platform.provision import prepare_database
 from boothbridge.settings import PROJECT_ROOT, Settings
 
@@ -89,7 +88,7 @@ class Emulator:
         assert self.container is not None
         while True:
             try:
-                await run_cleanup(self.container)
+                await self.container.cleanup.run()
             except Exception:
                 log.exception("cleanup run failed; will try again")
             await asyncio.sleep(self.settings.cleanup_interval_sec)

@@ -11,7 +11,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 from boothbridge.accounts.ingest_password import set_ingest_password
 from boothbridge.bootstrap import Container
 from boothbridge.http.openapi import AUTH, BODY, errors
-from boothbridge.platform.cleanup import clear_results
 from boothbridge.providers.declaration import KEY_PATTERN, ApiKeySpec
 from boothbridge.providers.discovery import packaged_all
 
@@ -119,6 +118,6 @@ def settings_router(get_container: Any, operator_dep: Any) -> APIRouter:
     @router.post("/api/settings/clear_media_cache")
     async def clear_media_cache() -> ClearedCache:
         """Delete every kept result now (normally kept for the result TTL)."""
-        return ClearedCache(deleted=await clear_results(await get_container()))
+        return ClearedCache(deleted=await (await get_container()).media.clear_results())
 
     return router

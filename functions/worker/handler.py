@@ -74,4 +74,4 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             result["handed_back"] = [str(h) for h in handed_back]
         return result
 
-    return runtime.run(run)
+    return runtime.run(run, context)

@@ -12,7 +12,6 @@ import pytest
 from sqlalchemy import text
 
 from boothbridge.bootstrap import Container
-from boothbridge.platform.cleanup import run_cleanup
 from boothbridge.settings import Settings
 from tests.integration.test_queue import enqueue
 from tests.support.lambda_env import invoke_cleanup, settings_env
@@ -67,6 +66,6 @@ async def test_stale_work_is_handed_to_the_workers_again(container: Container) -
             ),
             {"id": dead.id},
         )
-    report = await run_cleanup(container)
+    report = await container.cleanup.run()
     assert report.jobs_redispatched == 2
     assert set(sent) == {old.id, dead.id}

@@ -15,7 +15,6 @@ from boothbridge.bootstrap import Container
 from boothbridge.errors import AppError
 from boothbridge.ingest import processing_log as ingest_log
 from boothbridge.ingest.model import IngestOutcome, UploadedForm, log_fields, public_fields
-from boothbridge.platform.cleanup import purge_old_logs, run_cleanup
 from boothbridge.settings import Settings
 from tests.support.booth import configure_slot, credentials, jpeg, multipart_fields, operator_token, post_photo
 
@@ -177,7 +176,7 @@ async def test_cleanup_deletes_rows_past_the_retention_and_keeps_the_counts(
     assert all_time_before == 5
 
     # Batches of 2 (several transactions), retention 90 days.
-    removed = await purge_old_logs(container, 90, batch=2)
+    removed = await container.cleanup.purge_old_logs(90, batch=2)
     assert removed == {"processing_log": 7, "login_failures": 1}
 
     async with container.engine.connect() as conn:
@@ -205,8 +204,8 @@ async def test_cleanup_deletes_rows_past_the_retention_and_keeps_the_counts(
     assert all_time == 5
 
     # A second pass finds nothing more; the scheduled cleanup applies LOG_RETENTION_DAYS itself.
-    assert await purge_old_logs(container, 90, batch=2) == {"processing_log": 0, "login_failures": 0}
-    report = await run_cleanup(container)
+    assert await container.cleanup.purge_old_logs(90, batch=2) == {"processing_log": 0, "login_failures": 0}
+    report = await container.cleanup.run()
     assert report.logs_removed == {"processing_log": 0, "login_failures": 0}
 
 
@@ -214,7 +213,7 @@ async def test_retention_setting_is_what_the_scheduled_cleanup_uses(settings: Se
     assert settings.log_retention_days == 90  # the default
     await _insert_log(container, "slot-001", "SUCCESS", 91)
     await _insert_log(container, "slot-001", "SUCCESS", 89)
-    report = await run_cleanup(container)
+    report = await container.cleanup.run()
     assert report.logs_removed["processing_log"] == 1
     assert report.as_dict()["processing_log_removed"] == 1
     async with container.engine.connect() as conn:

@@ -9,7 +9,6 @@ import httpx
 from sqlalchemy import text
 
 from boothbridge.bootstrap import Container
-from boothbridge.platform.cleanup import run_cleanup
 from boothbridge.settings import Settings
 from tests.support.booth import operator_token
 
@@ -53,7 +52,7 @@ async def test_cleanup_purges_revocations_of_tokens_that_have_expired(
         await conn.execute(
             text("INSERT INTO revoked_tokens (token_id, expires_at) VALUES ('long-expired', :at)"), {"at": past}
         )
-    await run_cleanup(container)
+    await container.cleanup.run()
     async with container.engine.connect() as conn:
         left = (await conn.execute(text("SELECT count(*) FROM revoked_tokens"))).scalar()
     assert left == 1, "only the live token's revocation stays"

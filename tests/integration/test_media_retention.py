@@ -13,7 +13,6 @@ from sqlalchemy import text
 
 from boothbridge.bootstrap import Container
 from boothbridge.media.service import MediaExpired, MediaNotFound
-from boothbridge.platform.cleanup import purge_expired_media
 from boothbridge.settings import Settings
 from tests.support.booth import configure_slot, credentials, jpeg, operator_token, post_photo
 from tests.support.storage import bucket_keys
@@ -29,7 +28,7 @@ async def test_expired_media_is_refused_before_cleanup_and_removed_by_it(contain
         await container.media.read(expired.id)
     assert expired.storage_key in bucket_keys(container.settings)  # still there: refused, not yet removed
 
-    assert await purge_expired_media(container) == 1
+    assert await container.media.purge_expired() == 1
     with pytest.raises(MediaNotFound):
         await container.media.read(expired.id)
     assert expired.storage_key not in bucket_keys(container.settings)
@@ -41,7 +40,7 @@ async def test_overlapping_cleanups_split_the_work(container: Container) -> None
     past = datetime.now(UTC) - timedelta(seconds=1)
     for i in range(30):
         await container.media.save("result", f"old {i}".encode(), "image/png", past)
-    counts = await asyncio.gather(*(purge_expired_media(container, batch=5) for _ in range(3)))
+    counts = await asyncio.gather(*(container.media.purge_expired(batch=5) for _ in range(3)))
     assert sum(counts) == 30
     assert bucket_keys(container.settings) == []
 

@@ -5,7 +5,6 @@
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from boothbridge.platform.monitoring import health, metrics_text
 from functions.admin.deps import ContainerDep
 from functions.admin.schemas import HealthReport
 
@@ -29,7 +28,7 @@ async def get_health(c: ContainerDep) -> JSONResponse:
     """Database, storage and provider configuration; 503 when the service cannot work."""
     # The report is sent as built (a JSONResponse bypasses the model): checks omit the keys they have no value
     # for, where a serialised model would send nulls. HealthReport documents it, and the tests check it.
-    report = await health(c)
+    report = await c.monitoring.health()
     return JSONResponse(report, status_code=200 if report["status"] == "ok" else 503)
 
 
@@ -40,4 +39,4 @@ async def get_health(c: ContainerDep) -> JSONResponse:
 )
 async def get_metrics(c: ContainerDep) -> PlainTextResponse:
     """Prometheus text: ingest by status, latency histogram, queue depth, jobs in flight, provider errors."""
-    return PlainTextResponse(await metrics_text(c), media_type=PROMETHEUS_TEXT)
+    return PlainTextResponse(await c.monitoring.metrics_text(), media_type=PROMETHEUS_TEXT)

@@ -2,8 +2,8 @@
 
 `build_container(settings)` makes the two database handles (SQLAlchemy's engine for the operator side, the plain
 psycopg pool for the hot path), the object store, the catalog, the provider adapters, the settings store, the
-queue, the LISTEN hub, the runner and the use-case services (ingest, webhooks), each given only the collaborators
-it uses. It neither migrates nor provisions: the entry points that need that call
+queue, the LISTEN hub, the runner and the services (ingest, webhooks, cleanup, monitoring), each given only the
+collaborators it uses. It neither migrates nor provisions: the entry points that need that call
 `boothbridge.platform.provision.prepare_database` first (the emulator, `make provision`, the tests); on AWS the
 deploy runs it.
 """
@@ -33,6 +33,8 @@ from boothbridge.media.backends import build_object_store
 from boothbridge.media.links import PublicLinks
 from boothbridge.media.service import MediaService
 from boothbridge.media.store import ObjectStore
+from boothbridge.platform.cleanup import Cleanup
+from boothbridge.platform.monitoring import Monitoring
 from boothbridge.providers.base import Provider
 from boothbridge.providers.registry import build_providers
 from boothbridge.settings import Settings
@@ -73,6 +75,8 @@ class Container:
     hub: NotificationHub | None
     ingest: IngestService
     webhooks: WebhookService
+    cleanup: Cleanup
+    monitoring: Monitoring
 
     async def close(self) -> None:
         if self.hub is not None:
@@ -150,6 +154,24 @@ async def build_container(settings: Settings, *, listen: bool = True, database_u
     webhooks = WebhookService(
         settings=settings, catalog=catalog, providers=providers, queue=queue, media=media, hub=hub
     )
+    cleanup = Cleanup(
+        engine=engine,
+        media=media,
+        queue=queue,
+        dispatcher=dispatcher,
+        hub=hub,
+        log_retention_days=settings.log_retention_days,
+    )
+    monitoring = Monitoring(
+        settings=settings,
+        engine=engine,
+        pool=pool,
+        store=store,
+        hub=hub,
+        settings_store=settings_store,
+        catalog=catalog,
+        providers=providers,
+    )
     return Container(
         settings=settings,
         database_url=url,
@@ -167,4 +189,6 @@ async def build_container(settings: Settings, *, listen: bool = True, database_u
         hub=hub,
         ingest=ingest,
         webhooks=webhooks,
+        cleanup=cleanup,
+        monitoring=monitoring,
     )

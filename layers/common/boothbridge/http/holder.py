@@ -9,6 +9,7 @@ from typing import Any
 from mangum import Mangum
 
 from boothbridge.bootstrap import Container, build_container
+from boothbridge.platform.logs import configure_logging
 from boothbridge.settings import Settings
 
 
@@ -54,5 +55,7 @@ class LazyMangum:
 
     def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         if self._mangum is None:
+            settings = Settings()
+            configure_logging(settings.log_format, settings.log_level)  # JSON lines on Lambda
             self._mangum = Mangum(self._factory(), lifespan="off")
         return self._mangum(event, context)

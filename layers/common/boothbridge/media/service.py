@@ -55,6 +55,24 @@ _REUSE = text(
 )
 
 
+# The purges' batches: the oldest first, locked so overlapping passes split the rows.
+_EXPIRED = text(
+    """
+    SELECT id, storage_key FROM media_objects
+    WHERE expires_at IS NOT NULL AND expires_at <= now()
+    ORDER BY expires_at NULLS LAST LIMIT :batch FOR UPDATE SKIP LOCKED
+    """
+)
+_RESULTS = text(
+    """
+    SELECT id, storage_key FROM media_objects
+    WHERE kind = 'result'
+    ORDER BY expires_at NULLS LAST LIMIT :batch FOR UPDATE SKIP LOCKED
+    """
+)
+_DELETE_ROWS = text("DELETE FROM media_objects WHERE id = ANY(:ids)")
+
+
 class MediaNotFound(Exception):
     """No such media object (never stored, or deleted)."""
 
@@ -236,6 +254,31 @@ class MediaService:
                 )
             ).one_or_none()
         return _ref(row) if row is not None else None
+
+    async def purge_expired(self, batch: int = 200) -> int:
+        """Delete expired media objects (bytes, then rows) in batches of `batch`; returns how many were removed.
+        Rows are locked with SKIP LOCKED, so two overlapping cleanup passes split the work instead of deleting
+        twice."""
+        return await self._purge(_EXPIRED, batch)
+
+    async def clear_results(self, batch: int = 200) -> int:
+        """The settings page's "clear media cache": delete every kept result now (a re-post is processed again);
+        returns how many were removed."""
+        return await self._purge(_RESULTS, batch)
+
+    async def _purge(self, statement: Any, batch: int) -> int:
+        removed = 0
+        while True:
+            async with self.engine.begin() as conn:
+                rows = (await conn.execute(statement, {"batch": batch})).all()
+                if not rows:
+                    return removed
+                for row in rows:
+                    await self.store.delete(row.storage_key)
+                await conn.execute(_DELETE_ROWS, {"ids": [row.id for row in rows]})
+            removed += len(rows)
+            if len(rows) < batch:
+                return removed
 
 
 def _ref(row: Any) -> MediaRef:

@@ -1,5 +1,5 @@
-"""Scheduled cleanup: expired media, abandoned provider callbacks, stale jobs, and the append-only tables' rows
-older than LOG_RETENTION_DAYS. Safe when several runs overlap."""
+"""Scheduled cleanup: expired media, abandoned provider callbacks, stale jobs, ended sessions, and the append-only
+tables' rows older than LOG_RETENTION_DAYS. Safe when several runs overlap."""
 
 from __future__ import annotations
 
@@ -8,57 +8,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from boothbridge.accounts.sessions import purge_expired as purge_expired_sessions
-from boothbridge.bootstrap import Container
 from boothbridge.db.engine import autocommit
 from boothbridge.jobs import statements as sql
 from boothbridge.jobs.callbacks import CallbackQueue
+from boothbridge.jobs.dispatch import JobDispatcher
+from boothbridge.jobs.notifications import NotificationHub
+from boothbridge.jobs.queue import JobQueue
+from boothbridge.media.service import MediaService
 
 log = logging.getLogger(__name__)
-
-
-async def purge_expired_media(c: Container, batch: int = 200) -> int:
-    """Delete expired media objects (bytes, then rows) in batches; returns how many were removed.
-
-    Rows are locked with SKIP LOCKED, so two overlapping runs split the work instead of deleting twice.
-    """
-    return await _purge(c, "expires_at IS NOT NULL AND expires_at <= now()", batch)
-
-
-async def clear_results(c: Container, batch: int = 200) -> int:
-    """The settings page's "clear media cache": delete every kept result now (a re-post is processed again)."""
-    return await _purge(c, "kind = 'result'", batch)
-
-
-async def _purge(c: Container, condition: str, batch: int) -> int:
-    removed = 0
-    while True:
-        async with c.engine.begin() as conn:
-            rows = (
-                await conn.execute(
-                    text(
-                        f"""
-                        SELECT id, storage_key FROM media_objects
-                        WHERE {condition}
-                        ORDER BY expires_at NULLS LAST
-                        LIMIT :batch
-                        FOR UPDATE SKIP LOCKED
-                        """
-                    ),
-                    {"batch": batch},
-                )
-            ).all()
-            if not rows:
-                return removed
-            for row in rows:
-                await c.store.delete(row.storage_key)
-            await conn.execute(
-                text("DELETE FROM media_objects WHERE id = ANY(:ids)"), {"ids": [row.id for row in rows]}
-            )
-        removed += len(rows)
-        if len(rows) < batch:
-            return removed
 
 
 # Retention of processing_log, in one statement per batch: take the oldest rows past the cutoff (SKIP LOCKED, so
@@ -117,26 +78,6 @@ _PURGE_LOGIN_FAILURES = text(
 )
 
 
-async def purge_old_logs(
-    c: Container, retention_days: int, batch: int = 1000, max_batches: int = 100
-) -> dict[str, int]:
-    """Delete append-only rows older than `retention_days`, `batch` rows per transaction (at most `max_batches`
-    per table and pass; the next pass goes on). processing_log rows are folded into `processing_log_totals`
-    first. revoked_tokens needs no retention of its own: a row lives only until its token would have expired
-    (`sessions.purge_expired`), and deleting it earlier would bring a logged-out token back to life."""
-    cutoff = datetime.now(UTC) - timedelta(days=retention_days)
-    removed = {"processing_log": 0, "login_failures": 0}
-    for table, statement in (("processing_log", _FOLD_LOG), ("login_failures", _PURGE_LOGIN_FAILURES)):
-        for _ in range(max_batches):
-            async with c.engine.begin() as conn:
-                result = await conn.execute(statement, {"cutoff": cutoff, "batch": batch})
-                count = result.scalar_one() if table == "processing_log" else result.rowcount
-            removed[table] += count
-            if count < batch:
-                break
-    return removed
-
-
 @dataclass(frozen=True)
 class CleanupReport:
     media_removed: int
@@ -154,22 +95,61 @@ class CleanupReport:
         }
 
 
-async def run_cleanup(c: Container, stale_grace_sec: float = 10.0) -> CleanupReport:
-    """One scheduled cleanup pass: expired media, parked jobs whose callback never came, and stale work
-    handed to the workers again. Idempotent; overlapping passes are safe."""
-    media_removed = await purge_expired_media(c)
-    abandoned = await CallbackQueue(c.queue).fail_abandoned()
-    for job_id in abandoned:
-        if c.hub is not None:
-            c.hub.job_ended(job_id)
-    async with autocommit(c.engine).connect() as conn:
-        params = {"grace": stale_grace_sec, "batch": 100}
-        stale = list((await conn.exec_driver_sql(sql.STALE_JOBS, params)).scalars())
-    for job_id in stale:
-        await c.dispatcher.dispatch(job_id)
-    await purge_expired_sessions(c.engine)
-    logs_removed = await purge_old_logs(c, c.settings.log_retention_days)
-    report = CleanupReport(media_removed, len(abandoned), len(stale), logs_removed)
-    if report.media_removed or report.callbacks_abandoned or report.jobs_redispatched or any(logs_removed.values()):
-        log.info("cleanup: %s", report.as_dict())
-    return report
+class Cleanup:
+    """The scheduled cleanup pass, built once per process by `boothbridge.bootstrap` with the parts it uses."""
+
+    def __init__(
+        self,
+        *,
+        engine: AsyncEngine,
+        media: MediaService,
+        queue: JobQueue,
+        dispatcher: JobDispatcher,
+        hub: NotificationHub | None,
+        log_retention_days: int,
+    ) -> None:
+        self.engine = engine
+        self.media = media
+        self.callbacks = CallbackQueue(queue)
+        self.dispatcher = dispatcher
+        self.hub = hub  # wakes this process's waiters of an abandoned callback at once
+        self.log_retention_days = log_retention_days
+
+    async def run(self, stale_grace_sec: float = 10.0) -> CleanupReport:
+        """One scheduled cleanup pass: expired media, parked jobs whose callback never came, stale work handed
+        to the workers again, ended sessions, and log rows past retention. Idempotent; overlapping passes are
+        safe."""
+        media_removed = await self.media.purge_expired()
+        abandoned = await self.callbacks.fail_abandoned()
+        for job_id in abandoned:
+            if self.hub is not None:
+                self.hub.job_ended(job_id)
+        async with autocommit(self.engine).connect() as conn:
+            params = {"grace": stale_grace_sec, "batch": 100}
+            stale = list((await conn.exec_driver_sql(sql.STALE_JOBS, params)).scalars())
+        for job_id in stale:
+            await self.dispatcher.dispatch(job_id)
+        await purge_expired_sessions(self.engine)
+        logs_removed = await self.purge_old_logs(self.log_retention_days)
+        report = CleanupReport(media_removed, len(abandoned), len(stale), logs_removed)
+        if media_removed or report.callbacks_abandoned or report.jobs_redispatched or any(logs_removed.values()):
+            log.info("cleanup: %s", report.as_dict())
+        return report
+
+    async def purge_old_logs(self, retention_days: int, batch: int = 1000, max_batches: int = 100) -> dict[str, int]:
+        """Delete append-only rows older than `retention_days`, `batch` rows per transaction (at most
+        `max_batches` per table and pass; the next pass goes on). processing_log rows are folded into
+        `processing_log_totals` first. revoked_tokens needs no retention of its own: a row lives only until its
+        token would have expired (`sessions.purge_expired`), and deleting it earlier would bring a logged-out
+        token back to life."""
+        cutoff = datetime.now(UTC) - timedelta(days=retention_days)
+        removed = {"processing_log": 0, "login_failures": 0}
+        for table, statement in (("processing_log", _FOLD_LOG), ("login_failures", _PURGE_LOGIN_FAILURES)):
+            for _ in range(max_batches):
+                async with self.engine.begin() as conn:
+                    result = await conn.execute(statement, {"cutoff": cutoff, "batch": batch})
+                    count = result.scalar_one() if table == "processing_log" else result.rowcount
+                removed[table] += count
+                if count < batch:
+                    break
+        return removed

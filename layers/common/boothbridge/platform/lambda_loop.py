@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from boothbridge.bootstrap import Container, build_container
+from boothbridge.platform.logs import configure_logging, log_scope
 from boothbridge.settings import Settings
 
 T = TypeVar("T")
@@ -20,15 +21,20 @@ class HandlerRuntime:
         self.container: Container | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def run(self, work: Callable[[Container], Awaitable[T]]) -> T:
+    def run(self, work: Callable[[Container], Awaitable[T]], context: Any = None) -> T:
+        """Run `work` with the environment's container; every line it logs carries the invocation's request id
+        (`context.aws_request_id`, when Lambda gives a context)."""
         if self._loop is None or self._loop.is_closed():
             self._loop = asyncio.new_event_loop()
-        return self._loop.run_until_complete(self._run(work))
+        return self._loop.run_until_complete(self._run(work, getattr(context, "aws_request_id", None)))
 
-    async def _run(self, work: Callable[[Container], Awaitable[T]]) -> T:
+    async def _run(self, work: Callable[[Container], Awaitable[T]], request_id: str | None) -> T:
         if self.container is None:
-            self.container = await build_container(Settings(), listen=False)
-        return await work(self.container)
+            settings = Settings()
+            configure_logging(settings.log_format, settings.log_level)  # JSON lines on Lambda
+            self.container = await build_container(settings, listen=False)
+        with log_scope(**({"request_id": request_id} if request_id else {})):
+            return await work(self.container)
 
     def shutdown(self) -> None:
         """Release the container and the loop (the end of an execution environment; used by tests)."""

@@ -71,10 +71,24 @@ def _renderers(log_format: LogFormat, stream: TextIO) -> list[Processor]:
     ]
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever `sys.stderr` is when a record is emitted, not the object it was at configuration: a
+    process (or a test runner) that replaces and closes stderr later must not leave the handler on a closed file."""
+
+    @property
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: TextIO) -> None:
+        pass  # StreamHandler.__init__ assigns one; the current stderr is always used
+
+
 def build_handler(log_format: LogFormat, stream: TextIO | None = None) -> logging.Handler:
-    """A stream handler (default: stderr) rendering every record in `log_format`; named HANDLER_NAME."""
+    """A stream handler (default: the current stderr) rendering every record in `log_format`; named
+    HANDLER_NAME."""
     out = stream if stream is not None else sys.stderr
-    handler = logging.StreamHandler(out)
+    handler = logging.StreamHandler(stream) if stream is not None else _StderrHandler()
     handler.name = HANDLER_NAME
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(

@@ -19,6 +19,7 @@ from boothbridge.credentials.file import Credentials
 from boothbridge.credentials.source import load_credentials
 from boothbridge.db.engine import create_engine, resolve_database_url
 from boothbridge.db.migrate import upgrade_to_head
+from boothbridge.platform.logs import configure_logging
 from boothbridge.settings import Settings
 
 SLOTS_PER_USER = 40
@@ -106,6 +107,7 @@ async def prepare_database(settings: Settings, database_url: str, *, migrate: bo
 
 async def _main(regenerate: bool) -> None:
     settings = Settings()
+    configure_logging(settings.log_format, settings.log_level)
     if regenerate:
         if settings.credentials_secret_arn:  # on AWS the functions' own secret applies; it is never generated here
             raise SystemExit("--regenerate writes a local file; update the credentials secret instead")
