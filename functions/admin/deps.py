@@ -26,7 +26,7 @@ from boothbridge.errors import AppError
 from boothbridge.http.holder import ContainerHolder
 from boothbridge.media.service import MediaService
 from boothbridge.settings import Settings
-from boothbridge.slots import SlotService
+from boothbridge.slots.service import SlotService
 
 
 async def get_container(request: Request) -> Container:

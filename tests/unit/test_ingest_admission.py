@@ -25,7 +25,7 @@ from boothbridge.ingest.admission import (
     upload_cap,
 )
 from boothbridge.ingest.model import SlotForIngest, UploadedForm
-from boothbridge.slot_rules import SlotUpdate
+from boothbridge.slots.rules import SlotUpdate
 
 CATALOG = Catalog.load(Path(__file__).resolve().parents[2] / "configs" / "providers.json")
 ALL = frozenset(CATALOG.providers)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from boothbridge.jobs import statements
-from boothbridge.stats_query import SORT_COLUMNS
+from boothbridge.stats.query import SORT_COLUMNS
 from tests.unit.test_job_status import sql_texts
 
 # A percent sign that is neither a `%(name)s` placeholder nor an escaped `%%`.

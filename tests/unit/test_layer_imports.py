@@ -28,8 +28,8 @@ PURE = (
     "boothbridge.images.boundary",
     "boothbridge.ingest.outcome",
     "boothbridge.ingest.admission",
-    "boothbridge.slot_rules",
-    "boothbridge.stats_query",
+    "boothbridge.slots.rules",
+    "boothbridge.stats.query",
 )
 
 

@@ -1,4 +1,4 @@
-"""Whether a slot update is valid (boothbridge.slot_rules), without I/O, against the real `configs/providers.json`:
+"""Whether a slot update is valid (boothbridge.slots.rules), without I/O, against the real `configs/providers.json`:
 provider known, operation offered, settings valid against the operation's JSON Schema, no NUL, failure policy,
 the order of the checks, and which stored images a valid update names."""
 
@@ -13,7 +13,7 @@ import pytest
 
 from boothbridge.catalog import Catalog
 from boothbridge.errors import AppError
-from boothbridge.slot_rules import SlotUpdate, check_media_found, media_references, nul_paths, validate_update
+from boothbridge.slots.rules import SlotUpdate, check_media_found, media_references, nul_paths, validate_update
 
 CATALOG = Catalog.load(Path(__file__).resolve().parents[2] / "configs" / "providers.json")
 TEMPLATE = "3f2b8c1e-4d5a-4e6f-8a9b-0c1d2e3f4a5b"

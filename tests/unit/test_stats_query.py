@@ -1,4 +1,4 @@
-"""A statistics request's parameters (boothbridge.stats_query), without I/O: defaults, the endpoints' groupings
+"""A statistics request's parameters (boothbridge.stats.query), without I/O: defaults, the endpoints' groupings
 and longest spans, dates and datetimes with offsets (across a daylight-saving change too), bad input, and the
 global endpoint's paging and sorting, each with the operator API's error code and details."""
 
@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from boothbridge.errors import AppError
-from boothbridge.stats_query import (
+from boothbridge.stats.query import (
     GLOBAL_DEFAULT_DAYS,
     GLOBAL_GROUPS,
     GLOBAL_MAX_DAYS,

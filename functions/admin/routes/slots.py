@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query
 
 from boothbridge.http.openapi import AUTH, BODY, INVALID, errors
 from boothbridge.settings import Settings
-from boothbridge.slots import SlotUpdate, SlotView
+from boothbridge.slots.service import SlotUpdate, SlotView
 from functions.admin.deps import OperatorDep, SettingsDep, SlotsDep
 from functions.admin.schemas import ListMeta, Slot, SlotList, SlotPut, SlotSaved
 

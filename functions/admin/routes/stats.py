@@ -1,20 +1,20 @@
 """Statistics endpoints: the stats page summary, per-slot and global series, and the per-slot reset.
 
-The figures are computed by `boothbridge.stats` (its docstring defines them); the models here describe them."""
+The figures are computed by `boothbridge.stats.queries` (its docstring defines them); the models here describe them."""
 
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
-from boothbridge import stats
 from boothbridge.http.openapi import AUTH, INVALID, errors
+from boothbridge.stats import queries as stats
 from functions.admin.deps import CatalogDep, EngineDep, OperatorDep, SettingsDep
 from functions.admin.routes.media import public_media_url
 from functions.admin.schemas import GlobalSeries, SlotSeries, StatsSummary
 
-# Range, grouping, paging and sorting are validated by `boothbridge.stats` (400 invalid_range/invalid_parameter),
-# so the query parameters are plain strings and integers here.
+# Range, grouping, paging and sorting are validated by `boothbridge.stats.query` (400 invalid_range or
+# invalid_parameter), so the query parameters are plain strings and integers here.
 FromQuery = Annotated[str | None, Query(alias="from", max_length=64, description="ISO 8601 date or datetime")]
 ToQuery = Annotated[str | None, Query(alias="to", max_length=64, description="ISO 8601; a date includes that day")]
 SERIES_ERRORS = (*AUTH, INVALID, "400 invalid_range", "400 invalid_parameter", "404 slot_not_found")

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from boothbridge.catalog import Catalog, IngestLimits
 from boothbridge.errors import AppError
 from boothbridge.ingest.model import SlotForIngest, UploadedForm, too_large
-from boothbridge.slot_rules import SlotUpdate
+from boothbridge.slots.rules import SlotUpdate
 
 MAX_SLOT_ID_CHARS = 200  # no slot id is that long; a longer one is not looked up
 

@@ -58,7 +58,7 @@ from boothbridge.platform.logs import bind_job
 from boothbridge.providers.base import Provider
 from boothbridge.settings import Settings
 from boothbridge.settings_store import RuntimeConfig
-from boothbridge.slots import SlotUpdate
+from boothbridge.slots.service import SlotUpdate
 
 log = logging.getLogger(__name__)
 

@@ -525,7 +525,7 @@ LOG_REQUEST = _retry_safe(f"""
                       WHERE created_at = %(at)s::timestamptz AND requested_slot = %(requested)s::text)
     """)
 
-# ---- booth statistics (`boothbridge.stats`, whose docstring defines the figures) -----------------------------
+# ---- booth statistics (`boothbridge.stats.queries`, whose docstring defines the figures) -----------------------------
 
 # The periods meeting [start, end): naive UTC timestamps stepped by a calendar interval.
 _PERIODS = """

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from boothbridge.catalog import Catalog
 from boothbridge.errors import AppError
-from boothbridge.slot_rules import SlotUpdate, check_media_found, media_references, validate_update
+from boothbridge.slots.rules import SlotUpdate, check_media_found, media_references, validate_update
 
 # The images an operator may name in a slot's `*_media_id` settings: live, and their own upload; or, for an
 # upload from before owners were recorded (owner_id NULL), one that a slot of theirs already names (so an existing

@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from boothbridge.db.engine import autocommit
 from boothbridge.errors import AppError
 from boothbridge.jobs import statements as sql
-from boothbridge.stats_query import (
+from boothbridge.stats.query import (
     GLOBAL_DEFAULT_DAYS,
     GLOBAL_GROUPS,
     GLOBAL_MAX_DAYS,

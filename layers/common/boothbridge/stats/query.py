@@ -3,7 +3,7 @@
 `parse_range` turns the `from`/`to`/`group_by` query parameters into a half-open UTC range; `check_paging` the
 global endpoint's paging and sorting. Bad input raises the operator API's documented errors: 400
 `invalid_parameter` (`details.parameter`, and `details.allowed` for a choice) or 400 `invalid_range`
-(`details.from`/`to`/`max_days` when both bounds parsed). The queries that use them are in `boothbridge.stats`.
+(`details.from`/`to`/`max_days` when both bounds parsed). The queries that use them are in `boothbridge.stats.queries`.
 
 Bounds are ISO 8601 dates or datetimes. A naive datetime is UTC; one with an offset is converted to UTC (so a
 range across a daylight-saving change is exact: offsets are fixed in ISO 8601, zone names are not accepted). A
