@@ -28,6 +28,7 @@ import pytest
 from boothbridge.settings import PROJECT_ROOT, Settings
 from local.fakes.turbotext_server import FakeTurbotext
 from tests.support.booth import DSLR_FIELDS, credentials, jpeg
+from tests.support.emulator_env import emulator_env
 
 STARTUP_TIMEOUT = 60.0
 TURBOTEXT_KEY = f"tt-key-{uuid.uuid4().hex}"
@@ -48,32 +49,21 @@ def turbotext() -> Iterator[FakeTurbotext]:
         fake.stop()
 
 
-def emulator_env(settings: Settings, tmp_path: Path, port: int, turbotext: FakeTurbotext) -> dict[str, str]:
-    assert settings.s3_bucket and settings.database_url
-    return {
-        **os.environ,
-        "APP_ENV": "local",
-        "LOG_FORMAT": "json",
-        "DATABASE_URL": settings.database_url,
-        "DATA_DIR": str(tmp_path / "data"),
-        "S3_ENDPOINT_URL": settings.s3_endpoint_url or "",
-        "S3_BUCKET": settings.s3_bucket,
-        "S3_ACCESS_KEY_ID": settings.s3_access_key_id or "",
-        "S3_SECRET_ACCESS_KEY": settings.s3_secret_access_key or "",
-        "S3_REGION": settings.s3_region,
-        "CREDENTIALS_PATH": str(settings.credentials_path),
-        "PORT": str(port),
-        "HOST": "127.0.0.1",
+def log_run_env(settings: Settings, tmp_path: Path, port: int, turbotext: FakeTurbotext) -> dict[str, str]:
+    return emulator_env(
+        settings,
+        tmp_path,
+        port,
+        LOG_FORMAT="json",
         # The fake downloads our photo from a public link and calls our webhook here.
-        "PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
-        "TURBOTEXT_BASE_URL": turbotext.api_url,
-        "TURBOTEXT_API_KEY": "",  # the key comes from the settings API only
-        "RUN_WORKER": "true",
-        "RUN_CLEANUP": "false",
-        "DEMO_FAKES": "0",
-        "T_SYNC_RESPONSE": "15",
-        "PYTHONUNBUFFERED": "1",
-    }
+        PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
+        TURBOTEXT_BASE_URL=turbotext.api_url,
+        TURBOTEXT_API_KEY="",  # the key comes from the settings API only
+        RUN_WORKER="true",
+        RUN_CLEANUP="false",
+        T_SYNC_RESPONSE="15",
+        PYTHONUNBUFFERED="1",
+    )
 
 
 def wait_healthy(base: str, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -143,7 +133,7 @@ def test_json_logs_carry_ids_and_never_a_secret(settings: Settings, tmp_path: Pa
         process = subprocess.Popen(
             [sys.executable, "-m", "local"],
             cwd=PROJECT_ROOT,
-            env=emulator_env(settings, tmp_path, port, turbotext),
+            env=log_run_env(settings, tmp_path, port, turbotext),
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=err,

@@ -20,6 +20,7 @@ import pytest
 from boothbridge.platform.logs import LogFormat, build_handler
 from boothbridge.platform.redaction import redact
 from boothbridge.settings import PROJECT_ROOT, Settings
+from tests.support.emulator_env import emulator_env
 
 STARTUP_TIMEOUT = 60.0
 
@@ -33,27 +34,16 @@ def free_port() -> int:
 def test_emulator_access_log_never_shows_a_webhook_secret(settings: Settings, tmp_path: Path) -> None:
     port = free_port()
     log_path = tmp_path / "emulator.log"
-    assert settings.s3_bucket and settings.database_url
-    env = {
-        **os.environ,
-        "APP_ENV": "local",
-        "DATABASE_URL": settings.database_url,
-        "DATA_DIR": str(tmp_path / "data"),
-        "S3_ENDPOINT_URL": settings.s3_endpoint_url or "",
-        "S3_BUCKET": settings.s3_bucket,
-        "S3_ACCESS_KEY_ID": settings.s3_access_key_id or "",
-        "S3_SECRET_ACCESS_KEY": settings.s3_secret_access_key or "",
-        "S3_REGION": settings.s3_region,
-        "CREDENTIALS_PATH": str(settings.credentials_path),
-        "PORT": str(port),
-        "HOST": "127.0.0.1",
+    env = emulator_env(
+        settings,
+        tmp_path,
+        port,
         # A public address turns provider webhooks on, as in production.
-        "PUBLIC_BASE_URL": "https://booth.example.test",
-        "RUN_WORKER": "false",
-        "RUN_CLEANUP": "false",
-        "DEMO_FAKES": "0",
-        "LOG_FORMAT": "text",
-    }
+        PUBLIC_BASE_URL="https://booth.example.test",
+        RUN_WORKER="false",
+        RUN_CLEANUP="false",
+        LOG_FORMAT="text",
+    )
     secrets = [f"s3cr3t{uuid.uuid4().hex}", f"other{uuid.uuid4().hex}"]
     job_id = str(uuid.uuid4())
     with log_path.open("wb") as out:

@@ -27,7 +27,8 @@ from boothbridge.ingest.service import IngestService
 from boothbridge.jobs.dispatch import JobDispatcher, LambdaInvokeDispatcher, NotifyDispatcher
 from boothbridge.jobs.notifications import NotificationHub
 from boothbridge.jobs.queue import JobQueue
-from boothbridge.jobs.runner import JobRunner, RetryPolicy
+from boothbridge.jobs.retry import RetryPolicy
+from boothbridge.jobs.runner import JobRunner
 from boothbridge.jobs.webhooks import WebhookService
 from boothbridge.media.backends import build_object_store
 from boothbridge.media.links import PublicLinks
@@ -123,12 +124,13 @@ async def build_container(settings: Settings, *, listen: bool = True, database_u
             await hub.stop()
             await pool.close()
             raise
+    retry = RetryPolicy(settings.retry_base_sec, settings.retry_max_sec)
     runner = JobRunner(
         queue,
         media,
         providers,
         catalog,
-        retry=RetryPolicy(settings.retry_base_sec, settings.retry_max_sec),
+        retry=retry,
         heartbeat_sec=settings.heartbeat_sec,
         result_ttl_sec=settings.result_ttl_sec,
         links=PublicLinks(
@@ -152,7 +154,7 @@ async def build_container(settings: Settings, *, listen: bool = True, database_u
         hub=hub,
     )
     webhooks = WebhookService(
-        settings=settings, catalog=catalog, providers=providers, queue=queue, media=media, hub=hub
+        settings=settings, retry=retry, catalog=catalog, providers=providers, queue=queue, media=media, hub=hub
     )
     cleanup = Cleanup(
         engine=engine,

@@ -134,6 +134,11 @@ class Catalog:
     def provider(self, provider_id: str) -> ProviderEntry | None:
         return self.providers.get(provider_id)
 
+    def typical_sec(self, provider_id: str) -> float:
+        """How long one call of the provider usually takes (its `ingest.typical_sec`; 0 when unknown), s."""
+        entry = self.providers.get(provider_id)
+        return entry.ingest.typical_sec if entry is not None else 0.0
+
     def operation(self, operation_id: str) -> OperationEntry | None:
         return self.operations.get(operation_id)
 

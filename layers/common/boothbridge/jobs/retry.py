@@ -20,6 +20,19 @@ class RetryDecision:
     message: str
 
 
+@dataclass(frozen=True)
+class RetryPolicy:
+    """The deployment's backoff bounds (RETRY_BASE_SEC, RETRY_MAX_SEC), s; the worker and the webhook path share
+    one."""
+
+    base_sec: float
+    max_sec: float
+
+    def decide(self, job: JobRecord, err: ProviderError, *, typical_sec: float, now: datetime) -> RetryDecision:
+        """`decide_retry` within these bounds."""
+        return decide_retry(job, err, base_sec=self.base_sec, max_sec=self.max_sec, typical_sec=typical_sec, now=now)
+
+
 def decide_retry(
     job: JobRecord, err: ProviderError, *, base_sec: float, max_sec: float, typical_sec: float, now: datetime
 ) -> RetryDecision:

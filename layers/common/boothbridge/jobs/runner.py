@@ -21,7 +21,7 @@ from boothbridge.jobs.backoff import can_start
 from boothbridge.jobs.callbacks import CallbackQueue, new_callback_token
 from boothbridge.jobs.model import ClaimedJob, JobRecord, JobWithResult
 from boothbridge.jobs.queue import JobQueue, unreachable
-from boothbridge.jobs.retry import decide_retry
+from boothbridge.jobs.retry import RetryPolicy
 from boothbridge.jobs.status import JobStatus
 from boothbridge.media.links import PublicLinks
 from boothbridge.media.ref import MediaRef
@@ -38,12 +38,6 @@ from boothbridge.providers.base import (
 from boothbridge.settings_store import RuntimeConfig
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    base_sec: float
-    max_sec: float
 
 
 @dataclass(frozen=True)
@@ -363,15 +357,8 @@ class JobRunner:
         return done
 
     async def _failed(self, job: JobRecord, err: ProviderError) -> AttemptOutcome:
-        entry = self.catalog.provider(job.provider_id)
-        decision = decide_retry(
-            job,
-            err,
-            base_sec=self.retry.base_sec,
-            max_sec=self.retry.max_sec,
-            typical_sec=entry.ingest.typical_sec if entry is not None else 0.0,
-            now=datetime.now(UTC),
-        )
+        typical_sec = self.catalog.typical_sec(job.provider_id)
+        decision = self.retry.decide(job, err, typical_sec=typical_sec, now=datetime.now(UTC))
         retry_in, message = decision.retry_in, decision.message
         status = await self.queue.fail_attempt(
             job.id, job.attempt, err.code, message, err.retryable, retry_in, err.details()

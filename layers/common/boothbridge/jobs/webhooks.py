@@ -21,7 +21,7 @@ from boothbridge.jobs.callbacks import CallbackQueue, job_id_from_token, same_to
 from boothbridge.jobs.model import JobRecord
 from boothbridge.jobs.notifications import NotificationHub
 from boothbridge.jobs.queue import JobQueue
-from boothbridge.jobs.retry import decide_retry
+from boothbridge.jobs.retry import RetryPolicy
 from boothbridge.jobs.runner import accepted_result
 from boothbridge.media.service import MediaService
 from boothbridge.platform.logs import bind_job
@@ -56,6 +56,7 @@ class WebhookService:
         self,
         *,
         settings: Settings,
+        retry: RetryPolicy,
         catalog: Catalog,
         providers: Mapping[str, Provider],
         queue: JobQueue,
@@ -63,6 +64,7 @@ class WebhookService:
         hub: NotificationHub | None,
     ) -> None:
         self.settings = settings
+        self.retry = retry  # the same policy as the worker's
         self.catalog = catalog
         self.providers = providers
         self.queue = queue
@@ -109,15 +111,8 @@ class WebhookService:
         job back to the queue (`requeued`); otherwise the job fails (`failed`)."""
         decision = None
         if job is not None:
-            entry = self.catalog.provider(job.provider_id)
-            decision = decide_retry(
-                job,
-                err,
-                base_sec=self.settings.retry_base_sec,
-                max_sec=self.settings.retry_max_sec,
-                typical_sec=entry.ingest.typical_sec if entry is not None else 0.0,
-                now=datetime.now(UTC),
-            )
+            typical_sec = self.catalog.typical_sec(job.provider_id)
+            decision = self.retry.decide(job, err, typical_sec=typical_sec, now=datetime.now(UTC))
         attempt = job.attempt if job is not None else 0
         retry_in = decision.retry_in if decision is not None else None
         message = decision.message if decision is not None else err.message
