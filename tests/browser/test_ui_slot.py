@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from PIL import Image
-from playwright.async_api import Page
+from playwright.async_api import Page, Route
 from sqlalchemy import text
 
 from boothbridge.bootstrap import Container
@@ -20,6 +20,12 @@ from tests.browser.pictures import TEMPLATE_SIZE, as_file, b64, booth_photo, fra
 from tests.support.booth import configure_slot, credentials, operator_token, post_photo
 
 pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def settings_overrides(settings_overrides: dict[str, Any], request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The browser tests' settings, with a test's own through indirect parametrisation."""
+    return {**settings_overrides, **getattr(request, "param", {})}
 
 
 async def drop_file(page: Page, selector: str, name: str, mime: str, data: bytes) -> None:
@@ -122,6 +128,74 @@ async def test_configure_a_local_frame_slot_test_it_and_save_it(
     assert Image.open(io.BytesIO(r.content)).size == TEMPLATE_SIZE
     await ui.open("slots.html")
     assert await page.text_content("tr[data-slot='slot-001'] a.slot-name") == "Wedding frame"
+
+
+@pytest.mark.parametrize("settings_overrides", [{"t_sync_response": 1.5}], indirect=True)
+async def test_a_test_past_the_booths_wait_follows_the_jobs_event_stream_without_polling(ui: UI) -> None:
+    page = ui.page
+    requests: list[tuple[str, str]] = []
+    page.on("request", lambda request: requests.append((request.method, request.url)))
+    await ui.login()
+    await ui.open("slot.html?id=slot-006")
+    await page.select_option("#provider", "sleepy")
+    await page.select_option("#operation", "echo")
+    await page.fill("#setting-delay_sec", "4")  # the booth's wait is 1.5 s: the run answers 504 with the job id
+    await page.set_input_files("#test-photo-zone-input", files=[as_file("booth.jpg", "image/jpeg", booth_photo())])  # type: ignore[list-item]
+    await page.wait_for_selector("#test-photo-zone[data-state='filled']")
+    requests.clear()
+
+    await page.click("#test-btn")
+    # Each status shows as the stream brings it: the job runs on past the 504.
+    await page.wait_for_selector("#test-status:text('Still running (running)…')", timeout=10_000)
+    await page.wait_for_selector("#test-result:not([hidden])", timeout=20_000)
+    assert await page.text_content("#test-status") == "Test succeeded (after the booth's wait time)."
+    await page.wait_for_function("document.querySelector('#test-result-img').naturalWidth > 0")
+
+    paths = [(method, url.removeprefix(ui.site)) for method, url in requests if "/api/" in url]
+    [job_id] = {p.split("/")[3] for _, p in paths if p.startswith("/api/jobs/")}
+    job = f"/api/jobs/{job_id}"
+    streams = [p for m, p in paths if m == "GET" and p.startswith(f"{job}/events?token=")]
+    details = [i for i, (m, p) in enumerate(paths) if (m, p) == ("GET", job)]
+    assert len(streams) == 1, paths  # one stream, opened with a stream token
+    assert [(m, p) for m, p in paths if p == f"{job}/events/token"] == [("POST", f"{job}/events/token")]
+    # No polling: the job's detail is read once, after the stream ended, for its result link and cost.
+    assert len(details) == 1, paths
+    assert details[0] > paths.index(("GET", streams[0]))
+
+
+@pytest.mark.parametrize("settings_overrides", [{"t_sync_response": 1.5}], indirect=True)
+async def test_a_refused_stream_is_reopened_with_a_fresh_token(ui: UI) -> None:
+    page = ui.page
+    refused: list[str] = []
+
+    async def refuse_the_first_stream(route: Route) -> None:
+        if refused:
+            await route.continue_()
+            return
+        refused.append(route.request.url)  # as an expired token would be: EventSource gives up on a 401
+        body = '{"error": {"code": "invalid_token", "message": "the token is invalid or expired", "details": {}}}'
+        await route.fulfill(status=401, content_type="application/json", body=body)
+
+    await page.route(re.compile(r".*/api/jobs/[^/]+/events\?token=.*"), refuse_the_first_stream)
+    requests: list[tuple[str, str]] = []
+    page.on("request", lambda request: requests.append((request.method, request.url.removeprefix(ui.site))))
+    await ui.login()
+    await ui.open("slot.html?id=slot-008")
+    await page.select_option("#provider", "sleepy")
+    await page.select_option("#operation", "echo")
+    await page.fill("#setting-delay_sec", "4")
+    await page.set_input_files("#test-photo-zone-input", files=[as_file("booth.jpg", "image/jpeg", booth_photo())])  # type: ignore[list-item]
+    await page.wait_for_selector("#test-photo-zone[data-state='filled']")
+
+    await page.click("#test-btn")
+    await page.wait_for_selector("#test-result:not([hidden])", timeout=20_000)
+    assert await page.text_content("#test-status") == "Test succeeded (after the booth's wait time)."
+    assert len(refused) == 1
+    tokens = [p for m, p in requests if m == "POST" and p.endswith("/events/token")]
+    streams = [p for m, p in requests if m == "GET" and "/events?token=" in p]
+    assert (len(tokens), len(streams)) == (2, 2), requests
+    assert streams[0] != streams[1]  # the second stream was opened with a fresh token
+    assert len([p for m, p in requests if m == "GET" and re.fullmatch(r"/api/jobs/[^/?]+", p)]) == 1, requests
 
 
 async def test_save_shows_validation_errors_at_their_fields_and_saves_nothing(

@@ -34,6 +34,7 @@ def test_a_token_is_for_its_job_operator_and_session() -> None:
     assert (got.user_id, got.username, got.job_id) == (7, "serg", JOB)
     assert got.session == claims  # what logout revokes can be checked: the session's jti and expiry
     assert got.expires_at - time.time() == pytest.approx(STREAM_TOKEN_TTL_SEC, abs=2)
+    assert issue_stream_token(SECRET, claims, JOB, now=1e9)[0] != issue_stream_token(SECRET, claims, JOB, now=1e9)[0]
 
 
 def test_a_token_never_outlives_its_session() -> None:

@@ -144,14 +144,55 @@ async function save() {
   }
 }
 
+/**
+ * Follow a job on its event stream until it ends, showing each status as it comes, then answer the job's detail
+ * (one GET: its result link, cost or error). EventSource cannot send the bearer header, so the stream is opened
+ * with a stream token (this job, this session, 60 s). While the token is valid the browser reopens a stream the
+ * server closed (its cap on a stream's length) by itself; a stream it gave up on (refused once the token expired,
+ * or unreachable) is reopened here with a fresh token, REOPENS times at most in a row. No polling.
+ */
+const REOPENS = 3;
+
 async function followJob(jobId) {
-  for (let i = 0; i < 200; i += 1) {
-    const job = await api(`/api/jobs/${encodeURIComponent(jobId)}`);
-    if (TERMINAL.has(job.status)) return job;
-    $("test-status").textContent = `Still running (${job.status})…`;
-    await new Promise((resolve) => setTimeout(resolve, 1500));
+  const path = `/api/jobs/${encodeURIComponent(jobId)}`;
+  await new Promise((resolve, reject) => {
+    let failures = 0;
+    const reopenLater = () => {
+      failures += 1;
+      if (failures > REOPENS) resolve(); // the job's detail tells where it stands
+      else setTimeout(open, 1000 * failures);
+    };
+    const open = async () => {
+      let grant;
+      try {
+        grant = await api(`${path}/events/token`, { method: "POST" });
+      } catch (err) {
+        if (err instanceof ApiError && err.status === 401) reject(err); // signed out: api() went to the login page
+        else reopenLater();
+        return;
+      }
+      const source = new EventSource(API_BASE + grant.events_path);
+      source.addEventListener("status", (event) => {
+        failures = 0;
+        const { status } = JSON.parse(event.data);
+        if (!TERMINAL.has(status)) $("test-status").textContent = `Still running (${status})…`;
+      });
+      source.addEventListener("end", () => {
+        source.close();
+        resolve();
+      });
+      source.addEventListener("error", () => {
+        if (source.readyState !== EventSource.CLOSED) return; // the browser reconnects by itself
+        reopenLater();
+      });
+    };
+    open();
+  });
+  const job = await api(path);
+  if (!TERMINAL.has(job.status)) {
+    throw new Error(`the test job is still ${job.status}; see it later under its id ${jobId}`);
   }
-  throw new Error("the test job is taking too long; see it later under its id " + jobId);
+  return job;
 }
 
 function showResult(inputUrl, resultUrl, ms, cost) {

@@ -63,6 +63,7 @@ def issue_stream_token(
         "sexp": session.expires_at,
         "iat": issued,
         "exp": expires,
+        "jti": uuid.uuid4().hex,  # each token its own, even two for one job within a second
     }
     return jwt.encode(payload, _key(secret), algorithm=JWT_ALGORITHM), max(expires - issued, 0)
 
