@@ -337,6 +337,27 @@ async def test_events_without_a_hub_poll_the_row_and_send_keep_alives(
 
 
 @pytest.mark.parametrize("settings_overrides", [NO_WORKER], indirect=True)
+async def test_a_client_that_goes_away_ends_its_stream_on_the_server(
+    live: httpx.AsyncClient, container: Container, settings: Settings
+) -> None:
+    hub = container.hub
+    assert hub is not None
+    token = await operator_token(live, settings.credentials_path)
+    job = await new_job(container)  # stays queued: its stream would go on for MAX_STREAM_SEC
+    async with live.stream("GET", f"/api/jobs/{job.id}/events", headers=auth(token)) as r:
+        async for event, data, _ in _events(r):
+            assert (event, data["status"]) == ("status", "queued")
+            break
+        assert hub.waiting == 1  # the stream's watch of the job
+    # The connection is closed: the server cancels the stream and its watch, without waiting for the job.
+    for _ in range(100):
+        if hub.waiting == 0:
+            break
+        await asyncio.sleep(0.02)
+    assert hub.waiting == 0
+
+
+@pytest.mark.parametrize("settings_overrides", [NO_WORKER], indirect=True)
 async def test_events_of_a_finished_job_are_its_status_and_end(
     client: httpx.AsyncClient, container: Container, token: str
 ) -> None:
