@@ -5,6 +5,8 @@ another job, of another operator, tampered, or an access token; a logout ends th
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -12,14 +14,18 @@ from typing import Any
 
 import httpx
 import pytest
+from mangum import Mangum
 
+import functions.admin.jobs as jobs_api
 from boothbridge.accounts.auth import decode_token, issue_token
 from boothbridge.accounts.stream_tokens import STREAM_TOKEN_TTL_SEC, issue_stream_token
 from boothbridge.bootstrap import Container
 from boothbridge.jobs.worker_loop import WorkerLoop
 from boothbridge.settings import Settings
+from functions.admin.app import create_app as create_admin
 from local.app import Emulator
 from tests.integration.test_jobs_api import _events, auth, finish, parse_sse
+from tests.integration.test_lambda_ingest import EVENTS, FakeLambdaContext
 from tests.integration.test_queue import new_job
 from tests.support.booth import operator_token
 from tests.support.live_server import serving
@@ -180,3 +186,59 @@ async def test_a_token_is_issued_only_for_the_operators_own_job(
     assert_refused(await client.post(f"/api/jobs/{theirs.id}/events/token", headers=auth("nope")))
     r = await client.post(f"/api/jobs/{theirs.id}/events/token")
     assert_refused(r, "unauthorized")
+
+
+def function_url_get(path: str, query: str) -> dict[str, Any]:
+    """A Lambda function-URL event for `GET path?query` without an Authorization header (as EventSource sends)."""
+    event: dict[str, Any] = json.loads((EVENTS / "ingest_function_url.json").read_text())
+    event.update(rawPath=path, rawQueryString=query, body="", isBase64Encoded=False)
+    event["headers"] = {k: v for k, v in event["headers"].items() if k not in {"content-type", "expect"}}
+    event["headers"]["accept"] = "text/event-stream"
+    event["requestContext"]["http"].update(method="GET", path=path, userAgent="Mozilla/5.0")
+    return event
+
+
+def invoke_admin(settings: Settings, event: dict[str, Any]) -> dict[str, Any]:
+    """The admin function in its own Lambda environment (thread, loop, cold container), through Mangum."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    app = create_admin(settings)
+    try:
+        return Mangum(app, lifespan="off")(event, FakeLambdaContext())  # type: ignore[arg-type]
+    finally:
+        loop.run_until_complete(app.state.holder.close())
+        # Ended as asyncio.run ends a loop: what still runs on it (sse-starlette's shutdown watcher) is cancelled.
+        pending = asyncio.all_tasks(loop)
+        for task in pending:
+            task.cancel()
+        loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        asyncio.set_event_loop(None)
+        loop.close()
+
+
+async def test_on_lambda_the_buffered_stream_ends_at_its_cap_and_is_reopened_with_the_same_token(
+    client: httpx.AsyncClient,
+    container: Container,
+    settings: Settings,
+    token: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(jobs_api, "MAX_STREAM_SEC", 1.0)  # 20 s on Lambda; the same end, sooner
+    job = await new_job(container)  # stays queued
+    grant = await stream_token(client, token, job.id)
+    query = grant["events_path"].split("?", 1)[1]
+    event = function_url_get(f"/api/jobs/{job.id}/events", query)
+
+    capped = await asyncio.to_thread(invoke_admin, settings, event)
+    assert capped["statusCode"] == 200, capped
+    assert capped["headers"]["content-type"].startswith("text/event-stream")
+    # No `end`: the response stopped at the cap, and EventSource reopens it (after `retry`) with the same URL.
+    assert capped["body"].startswith("retry: 1000\n\n")
+    assert [(e, d["status"]) for e, d in parse_sse(capped["body"])] == [("status", "queued")]
+
+    await finish(container, job)
+    reopened = await asyncio.to_thread(invoke_admin, settings, event)
+    assert reopened["statusCode"] == 200, reopened
+    assert [(e, d["status"]) for e, d in parse_sse(reopened["body"])] == [("status", "succeeded"), ("end", "succeeded")]
+    refused = await asyncio.to_thread(invoke_admin, settings, function_url_get(f"/api/jobs/{job.id}/events", "token=x"))
+    assert (refused["statusCode"], json.loads(refused["body"])) == (401, REFUSED)
