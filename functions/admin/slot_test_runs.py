@@ -16,7 +16,7 @@ from boothbridge.http.multipart import BodyTimeoutRoute
 from boothbridge.http.openapi import AUTH, BODY, PHOTO, PIPELINE, errors, header_docs, merge
 from boothbridge.ingest.model import IngestOutcome, UploadedForm
 from boothbridge.jobs.status import JobStatus
-from boothbridge.slots import SlotService, SlotUpdate
+from boothbridge.slots.service import SlotService, SlotUpdate
 
 _RUN_HEADERS = {"X-Processing-Ms": "how long the run took", "X-Job-Id": "the job, once one was queued"}
 
