@@ -16,7 +16,14 @@ import pytest
 import structlog
 import uvicorn.config
 
-from boothbridge.platform.logs import HANDLER_NAME, bind_job, bound_job, configure_logging, log_scope
+from boothbridge.platform.logs import (
+    HANDLER_NAME,
+    WIRE_LOGGERS,
+    bind_job,
+    bound_job,
+    configure_logging,
+    log_scope,
+)
 from boothbridge.platform.redaction import redact, redact_value
 from boothbridge.settings import Settings
 
@@ -124,6 +131,63 @@ def test_every_format_redacts_what_a_line_may_carry(output: io.StringIO) -> None
         assert "/ingest/slot-001?password=*** HTTP/1.1" in text
         assert "/webhooks/turbotext/j1.*** HTTP/1.1" in text
         assert "?key=***" in text and "Bearer ***" in text and "postgresql://u:***@h/db" in text
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        # several keys in one variable: every one goes
+        ("env GEMINI_API_KEY=AIzaFIRST000,AIzaSECOND111", "env GEMINI_API_KEY=***"),
+        # a password with a separator in it, in a booth's query string
+        (
+            '"POST /ingest/slot-001?password=ab,cdSECRET HTTP/1.1" 200',
+            '"POST /ingest/slot-001?password=*** HTTP/1.1" 200',
+        ),
+        # a quoted value with spaces, commas and an escaped quote
+        ('{"password": "ab cd, ef", "user": "x"}', '{"password": "***", "user": "x"}'),
+        (r'{"api_key": "AIza\"ESC666", "n": 1}', '{"api_key": "***", "n": 1}'),
+        # (name, value) pairs: a form's or a header list's repr
+        (
+            "[('password', 'hunter2'), ('x-goog-api-key', 'AIzaT'), ('name', 'bob')]",
+            "[('password', '***'), ('x-goog-api-key', '***'), ('name', 'bob')]",
+        ),
+        # pydantic echoing a refused value
+        (
+            "[type=string_too_long, input_value='hunter2-too-long', input_type=str]",
+            "[type=string_too_long, input_value='***', input_type=str]",
+        ),
+        # escaped JSON inside a JSON string (botocore's Secrets Manager answer)
+        (
+            'b\'{"SecretString":"{\\"ingest_password\\": \\"ingPW\\"}","Name":"x"}\'',
+            'b\'{"SecretString":"***","Name":"x"}\'',
+        ),
+        (r"{\"jwt_secret\": \"JWTS\", \"n\": 1}", r"{\"jwt_secret\": \"***\", \"n\": 1}"),
+        # a URL-encoded webhook URL
+        (
+            "webhook=https%3A%2F%2Fh%2Fwebhooks%2Fturbotext%2F1f0e.WHSEC555&x=1",
+            "webhook=https%3A%2F%2Fh%2Fwebhooks%2Fturbotext%2F1f0e.***&x=1",
+        ),
+    ],
+)
+def test_redaction_covers_the_quoting_a_secret_may_come_in(line: str, expected: str) -> None:
+    assert redact(line) == expected
+
+
+def test_a_list_under_a_secret_name_is_redacted_item_by_item() -> None:
+    assert redact_value({"api_keys": ["k1", "k2"], "tokens": None, "n": [1]}) == {
+        "api_keys": ["***", "***"],
+        "tokens": None,
+        "n": [1],
+    }
+
+
+def test_debug_level_never_lets_the_wire_loggers_print_requests_and_answers(output: io.StringIO) -> None:
+    configure_logging("json", "DEBUG", stream=output)
+    logging.getLogger("botocore.parsers").debug('Response body: b\'{"SecretString": "whole-secret"}\'')
+    logging.getLogger("httpcore.http11").debug("send_request_headers.started request=<Request [b'POST']>")
+    logging.getLogger("boothbridge.jobs.runner").debug("our own debug line")
+    assert [line["event"] for line in json_lines(output)] == ["our own debug line"]
+    assert all(logging.getLogger(name).getEffectiveLevel() == logging.INFO for name in WIRE_LOGGERS)
 
 
 def test_redaction_rules_keep_what_is_not_a_secret() -> None:

@@ -32,6 +32,25 @@ from boothbridge.platform.redaction import redact_event
 LogFormat = Literal["text", "json"]
 HANDLER_NAME = "boothbridge"
 _UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
+# Libraries that print whole requests and answers at DEBUG (botocore prints a Secrets Manager answer: every
+# credential; the HTTP clients print headers; SQLAlchemy's engine prints result rows): never below INFO, whatever
+# LOG_LEVEL asks, because redaction matches shapes and a whole answer has too many.
+WIRE_LOGGERS = (
+    "botocore",
+    "aiobotocore",
+    "boto3",
+    "s3transfer",
+    "urllib3",
+    "httpcore",
+    "httpx",
+    "h11",
+    "h2",
+    "hpack",
+    "google_genai",
+    "google.auth",
+    "sqlalchemy.engine",
+    "psycopg",
+)
 
 
 def _drop_color_message(_logger: Any, _method: str, event_dict: EventDict) -> EventDict:
@@ -119,6 +138,8 @@ def configure_logging(log_format: LogFormat = "text", level: str | int = "INFO",
             adopted.removeHandler(old)
         adopted.propagate = True
     root.setLevel(level.upper() if isinstance(level, str) else level)
+    for name in WIRE_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.INFO, root.level))
     logging.captureWarnings(True)
     structlog.configure(
         processors=[*_SHARED, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
