@@ -6,18 +6,27 @@ builds the app and the holder; each test and the emulator build their own app ar
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from boothbridge.accounts.auth import TokenClaims
 from boothbridge.bootstrap import Container
 from boothbridge.http.errors import install_error_handlers
 from boothbridge.http.holder import ContainerHolder, LazyMangum
 from boothbridge.http.openapi import install_openapi
 from boothbridge.http.request_id import RequestIdMiddleware
 from boothbridge.settings import Settings
-from functions.admin.deps import BearerDep, current_operator, no_nul_in_url, verify_bearer
-from functions.admin.jobs import jobs_router
-from functions.admin.routes import auth, health, media, providers, slots, stats
-from functions.admin.settings_api import settings_router
-from functions.admin.slot_test_runs import slot_test_router
+from functions.admin.deps import no_nul_in_url
+from functions.admin.routes import auth, health, jobs, media, providers, slot_test_runs, slots, stats
+from functions.admin.routes import settings as settings_page
+
+ROUTERS = (
+    auth.router,
+    providers.router,
+    slots.router,
+    media.router,
+    stats.router,
+    health.router,
+    jobs.router,
+    slot_test_runs.router,
+    settings_page.router,
+)
 
 
 def create_app(settings: Settings | None = None, container: Container | None = None) -> FastAPI:
@@ -45,17 +54,9 @@ def create_app(settings: Settings | None = None, container: Container | None = N
             max_age=600,
         )
     # listen=True: slot test runs and job event streams wait on jobs through the process's LISTEN connection.
-    holder = app.state.holder = ContainerHolder(settings, container, listen=True)
-
-    async def bearer_claims(creds: BearerDep) -> TokenClaims:
-        # The jobs router's factory takes the bearer check as a dependency it also calls with the credentials.
-        return await verify_bearer(await holder.get(), creds)
-
-    for module in (auth, providers, slots, media, stats, health):
-        app.include_router(module.router)
-    app.include_router(jobs_router(holder.get, current_operator, bearer_claims))
-    app.include_router(slot_test_router(holder.get, current_operator))
-    app.include_router(settings_router(holder.get, current_operator))
+    app.state.holder = ContainerHolder(settings, container, listen=True)
+    for router in ROUTERS:
+        app.include_router(router)
     return app
 
 

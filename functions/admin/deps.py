@@ -7,9 +7,10 @@ FastAPI resolves each dependency once per request, so the container is fetched o
 small ones are `async def` although they do not await: FastAPI would run a plain `def` in its thread pool.
 """
 
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -19,13 +20,19 @@ from boothbridge.accounts.auth import InvalidToken, TokenClaims, decode_token
 from boothbridge.accounts.login_guard import LoginGuard
 from boothbridge.accounts.sessions import is_revoked
 from boothbridge.accounts.sign_in import Operator
+from boothbridge.accounts.stream_tokens import decode_stream_token
 from boothbridge.bootstrap import Container
 from boothbridge.catalog import Catalog
 from boothbridge.credentials.file import Credentials
+from boothbridge.db.engine import autocommit
 from boothbridge.errors import AppError
 from boothbridge.http.holder import ContainerHolder
+from boothbridge.ingest.service import IngestService
+from boothbridge.jobs.notifications import NotificationHub
+from boothbridge.jobs.view import JobsView, parse_job_id
 from boothbridge.media.service import MediaService
 from boothbridge.settings import Settings
+from boothbridge.settings_store import RuntimeConfig
 from boothbridge.slots.service import SlotService
 
 
@@ -58,11 +65,27 @@ async def get_media(c: ContainerDep) -> MediaService:
     return c.media
 
 
+async def get_settings_store(c: ContainerDep) -> RuntimeConfig:
+    return c.settings_store
+
+
+async def get_hub(c: ContainerDep) -> NotificationHub | None:
+    return c.hub
+
+
+async def get_ingest(c: ContainerDep) -> IngestService:
+    return c.ingest
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 EngineDep = Annotated[AsyncEngine, Depends(get_engine)]  # SQLAlchemy: the operator side's database handle
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]
 CredentialsDep = Annotated[Credentials, Depends(get_credentials)]
 MediaDep = Annotated[MediaService, Depends(get_media)]
+SettingsStoreDep = Annotated[RuntimeConfig, Depends(get_settings_store)]  # what operators change live
+# The process's LISTEN connection; None where the container was built without one (then jobs are polled).
+HubDep = Annotated[NotificationHub | None, Depends(get_hub)]
+IngestDep = Annotated[IngestService, Depends(get_ingest)]  # the booth's pipeline (slot test runs use it too)
 
 
 async def slot_service(engine: EngineDep, catalog: CatalogDep) -> SlotService:
@@ -73,8 +96,14 @@ async def login_guard(engine: EngineDep) -> LoginGuard:
     return LoginGuard(engine)
 
 
+async def jobs_view(engine: EngineDep, settings: SettingsDep) -> JobsView:
+    # Every read of the view is one statement: autocommit spares the BEGIN/COMMIT round trips.
+    return JobsView(autocommit(engine), settings.base_url)
+
+
 SlotsDep = Annotated[SlotService, Depends(slot_service)]
 LoginGuardDep = Annotated[LoginGuard, Depends(login_guard)]
+JobsViewDep = Annotated[JobsView, Depends(jobs_view)]
 
 # auto_error=False: a missing token is our uniform 401 `unauthorized` (with WWW-Authenticate), not FastAPI's 403.
 bearer = HTTPBearer(auto_error=False)
@@ -83,28 +112,23 @@ bearer = HTTPBearer(auto_error=False)
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
-async def verify_bearer(c: Container, creds: HTTPAuthorizationCredentials | None) -> TokenClaims:
-    """The bearer token's claims. Errors (401, each with `WWW-Authenticate: Bearer`): `unauthorized` without a
-    token, `invalid_token` when it does not verify or has expired, `session_ended` once it was logged out."""
+def _refused(code: str, message: str) -> AppError:
+    return AppError(401, code, message, headers={"WWW-Authenticate": "Bearer"})
+
+
+async def current_claims(credentials: CredentialsDep, engine: EngineDep, creds: BearerDep) -> TokenClaims:
+    """The request's bearer token's claims. Errors (401, each with `WWW-Authenticate: Bearer`): `unauthorized`
+    without a token, `invalid_token` when it does not verify or has expired, `session_ended` once it was logged
+    out."""
     if creds is None:
-        raise AppError(401, "unauthorized", "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
+        raise _refused("unauthorized", "missing bearer token")
     try:
-        claims = decode_token(c.credentials.jwt_secret, creds.credentials)
+        claims = decode_token(credentials.jwt_secret, creds.credentials)
     except InvalidToken:
-        raise AppError(
-            401,
-            "invalid_token",
-            "the token is invalid or expired",
-            headers={"WWW-Authenticate": "Bearer"},
-        ) from None
-    if await is_revoked(c.engine, claims):
-        raise AppError(401, "session_ended", "this session was logged out", headers={"WWW-Authenticate": "Bearer"})
+        raise token_refused() from None
+    if await is_revoked(engine, claims):
+        raise _refused("session_ended", "this session was logged out")
     return claims
-
-
-async def current_claims(c: ContainerDep, creds: BearerDep) -> TokenClaims:
-    """The request's bearer token's claims (errors as `verify_bearer`)."""
-    return await verify_bearer(c, creds)
 
 
 ClaimsDep = Annotated[TokenClaims, Depends(current_claims)]
@@ -116,6 +140,48 @@ async def current_operator(claims: ClaimsDep) -> Operator:
 
 
 OperatorDep = Annotated[Operator, Depends(current_operator)]
+
+
+def token_refused() -> AppError:
+    """The one answer to every defect of a token (which check failed is not told): 401 `invalid_token`."""
+    return _refused("invalid_token", "the token is invalid or expired")
+
+
+@dataclass(frozen=True)
+class StreamCaller:
+    operator: Operator
+    by_token: bool  # True: a stream token (scoped to the path's job), False: the bearer header
+
+
+TOKEN_PARAM = (
+    "a stream token from `POST /api/jobs/{id}/events/token`, for clients that cannot send the bearer header "
+    "(a browser's EventSource); when present it alone authenticates the request"
+)
+
+
+async def stream_caller(
+    job_id: str,
+    credentials: CredentialsDep,
+    engine: EngineDep,
+    creds: BearerDep,
+    token: Annotated[str | None, Query(max_length=4000, description=TOKEN_PARAM)] = None,
+) -> StreamCaller:
+    """Who opens a job's event stream: the bearer header as everywhere (errors as `current_claims`), or
+    `?token=`, a stream token for the path's job (then only that): 401 `invalid_token` for any defect of it,
+    `session_ended` once its session was logged out; 404 `job_not_found` for a path that is no job id."""
+    if token is None:
+        claims = await current_claims(credentials, engine, creds)
+        return StreamCaller(Operator(claims.user_id, claims.username), by_token=False)
+    try:
+        stream = decode_stream_token(credentials.jwt_secret, token, parse_job_id(job_id))
+    except InvalidToken:
+        raise token_refused() from None
+    if await is_revoked(engine, stream.session):  # a logout ends the session's stream tokens too
+        raise _refused("session_ended", "this session was logged out")
+    return StreamCaller(Operator(stream.user_id, stream.username), by_token=True)
+
+
+StreamCallerDep = Annotated[StreamCaller, Depends(stream_caller)]
 
 
 def _query_names(dependant: Dependant) -> set[str]:

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from mangum import Mangum
 
-import functions.admin.jobs as jobs_api
+import functions.admin.routes.jobs as jobs_api
 from boothbridge.accounts.auth import decode_token, issue_token
 from boothbridge.accounts.stream_tokens import STREAM_TOKEN_TTL_SEC, issue_stream_token
 from boothbridge.bootstrap import Container

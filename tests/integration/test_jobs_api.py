@@ -19,11 +19,12 @@ import psycopg
 import pytest
 from sqlalchemy import text
 
-import functions.admin.jobs as jobs_api
+import functions.admin.routes.jobs as jobs_api
 from boothbridge.bootstrap import Container
 from boothbridge.db.engine import libpq_url
 from boothbridge.jobs.model import JobRecord
 from boothbridge.jobs.queue import CHANNEL_DONE
+from boothbridge.jobs.statements import attempt_error
 from boothbridge.jobs.worker_loop import WorkerLoop
 from boothbridge.media.service import MediaRef
 from boothbridge.providers.base import ProviderParked, ProviderRequest, ProviderResult
@@ -244,6 +245,28 @@ async def test_detail_of_waiting_and_failed_jobs(client: httpx.AsyncClient, cont
     assert body["error"] == {"code": "upstream_rejected", "message": "no"}
     assert [e["code"] for e in body["attempt_errors"]] == ["upstream_rejected"]
     assert body["timings"]["finished_at"] is not None and body["result_url"] is None
+
+
+@pytest.mark.parametrize("settings_overrides", [NO_WORKER], indirect=True)
+async def test_attempt_errors_are_answered_as_recorded_details_only_when_known(
+    client: httpx.AsyncClient, container: Container, token: str
+) -> None:
+    job = await new_job(container)
+    recorded = [
+        attempt_error(1, "upstream_unavailable", "503 from the provider", True),
+        attempt_error(2, "quota_exhausted", "daily quota", True, {"retry_after_sec": 30, "scope": "day"}),
+    ]
+    async with container.engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE jobs SET attempt_errors = CAST(:errors AS jsonb) WHERE id = :id"),
+            {"errors": json.dumps(recorded), "id": job.id},
+        )
+    detail = (await client.get(f"/api/jobs/{job.id}", headers=auth(token))).json()
+    listed = (await client.get("/api/jobs", headers=auth(token))).json()["data"]
+    for body in (detail, next(j for j in listed if j["id"] == str(job.id))):
+        # The first has no `details` key at all (not a null one); the second has its details as stored.
+        assert body["attempt_errors"] == recorded
+        assert "details" not in body["attempt_errors"][0]
 
 
 # ---- the status stream -----------------------------------------------------------------------------------

@@ -1,18 +1,16 @@
-"""The settings page's API: ingest password, provider API keys (stored encrypted, shown masked),
-T_SYNC_RESPONSE, result TTL, and clearing the media cache."""
+"""The settings page's bodies: the update (each keyed provider's API key field comes from its declaration, so the
+request model validates those fields per process, and the OpenAPI document lists the layer's), and the view.
+The conventions are `schemas.py`'s."""
 
 from functools import cache
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from boothbridge.accounts.ingest_password import set_ingest_password
-from boothbridge.bootstrap import Container
-from boothbridge.http.openapi import AUTH, BODY, errors
 from boothbridge.providers.declaration import KEY_PATTERN, ApiKeySpec
 from boothbridge.providers.discovery import packaged_all
+from functions.admin.schemas import Answer
 
 
 def _document_key_fields(schema: dict[str, Any]) -> None:
@@ -64,13 +62,13 @@ def provider_keys(body: SettingsUpdate, keyed: dict[str, ApiKeySpec]) -> dict[st
     return {p: getattr(checked, spec.field) for p, spec in keyed.items() if getattr(checked, spec.field) is not None}
 
 
-class KeyState(BaseModel):
+class KeyState(Answer):
     configured: bool
     source: Literal["settings", "environment", "none"]
     masked: list[str] = Field(description="the keys in effect, masked (first and last four characters)")
 
 
-class KeyField(BaseModel):
+class KeyField(Answer):
     """How the settings page asks for one provider's keys."""
 
     provider: str
@@ -82,42 +80,12 @@ class KeyField(BaseModel):
     max_length: int
 
 
-class SettingsView(BaseModel):
+class SettingsView(Answer):
     t_sync_response: float
     result_ttl_sec: int
     provider_keys: dict[str, KeyState] = Field(description="by provider id, for every provider that takes API keys")
     key_fields: list[KeyField]
 
 
-class ClearedCache(BaseModel):
+class ClearedCache(Answer):
     deleted: int = Field(description="results deleted")
-
-
-def settings_router(get_container: Any, operator_dep: Any) -> APIRouter:
-    router = APIRouter(dependencies=[Depends(operator_dep)], tags=["settings"], responses=errors(*AUTH))
-
-    async def view(c: Container) -> SettingsView:
-        await c.settings_store.refresh()
-        return SettingsView.model_validate(c.settings_store.public_view())
-
-    @router.get("/api/settings")
-    async def get_settings() -> SettingsView:
-        """Current settings; API keys are masked."""
-        return await view(await get_container())
-
-    @router.put("/api/settings", responses=errors(*BODY))
-    async def put_settings(body: SettingsUpdate) -> SettingsView:
-        """Change settings; a new ingest password replaces the old one at once."""
-        c: Container = await get_container()
-        keys = provider_keys(body, c.settings_store.key_specs())
-        if body.ingest_password is not None:
-            await set_ingest_password(c.engine, c.credentials.ingest_hmac_key, body.ingest_password)
-        await c.settings_store.save(keys=keys, t_sync_response=body.t_sync_response, result_ttl_sec=body.result_ttl_sec)
-        return await view(c)
-
-    @router.post("/api/settings/clear_media_cache")
-    async def clear_media_cache() -> ClearedCache:
-        """Delete every kept result now (normally kept for the result TTL)."""
-        return ClearedCache(deleted=await (await get_container()).media.clear_results())
-
-    return router
