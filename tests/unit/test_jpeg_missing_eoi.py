@@ -11,9 +11,9 @@ import pytest
 from PIL import Image
 
 from boothbridge.errors import AppError
+from boothbridge.images import codec
 from boothbridge.images import upload as images
 from boothbridge.images.upload import JPEG_EOI, inspect_image, jpeg_lacks_only_eoi
-from boothbridge.providers.local import ops as local_ops
 from tests.support.booth import jpeg
 
 ACCEPT = ("image/jpeg", "image/png")
@@ -78,7 +78,7 @@ def test_the_reported_input_a_booth_jpeg_without_its_eoi_is_accepted_and_decodes
     info = inspect_image(without_eoi, ACCEPT, PLENTY)
     assert (info.mime, info.width, info.height) == ("image/jpeg", 640, 480)
     assert jpeg_lacks_only_eoi(without_eoi)
-    assert local_ops.decode(without_eoi).tobytes() == local_ops.decode(complete).tobytes()
+    assert codec.decode(without_eoi).tobytes() == codec.decode(complete).tobytes()
 
 
 @pytest.mark.parametrize("name", list(SMALL))
@@ -90,9 +90,9 @@ def test_every_cut_offset_only_the_eoi_may_be_missing(name: str) -> None:
     assert accepted == [len(data) - 2, len(data) - 1, len(data)], name
     refused = {code for cut, code in wrongly.items() if cut < len(data) - 2}
     assert refused <= {"image_undecodable", "unsupported_media_type"}, refused  # under 3 bytes: no JPEG magic
-    full = local_ops.decode(data).tobytes()
-    assert local_ops.decode(data[:-2]).tobytes() == full
-    assert local_ops.decode(data[:-1]).tobytes() == full
+    full = codec.decode(data).tobytes()
+    assert codec.decode(data[:-2]).tobytes() == full
+    assert codec.decode(data[:-1]).tobytes() == full
 
 
 @pytest.mark.parametrize("progressive", [False, True], ids=["baseline", "progressive"])
@@ -134,6 +134,6 @@ def test_the_pixel_limit_still_applies_to_a_jpeg_without_its_eoi() -> None:
 
 def test_local_ops_restores_the_eoi_but_still_refuses_what_it_cannot_decode() -> None:
     complete = jpeg(320, 240)
-    with pytest.raises(local_ops.UndecodableImageError):
-        local_ops.decode(complete[:400])  # cut inside the header: the restored EOI does not help
-    assert local_ops.decode(complete[:-2]).size == (320, 240)
+    with pytest.raises(codec.UndecodableImageError):
+        codec.decode(complete[:400])  # cut inside the header: the restored EOI does not help
+    assert codec.decode(complete[:-2]).size == (320, 240)

@@ -3,6 +3,7 @@
 - no import circle among the layer's and the functions' modules, counting deferred imports (inside a function)
   too: a deferred import hides a circle, it does not remove it (only `if TYPE_CHECKING:` imports are not edges);
 - the layer never imports `functions`, `local`, `tests` or `bench`; a function never imports another function;
+- a provider never imports another provider (what they share lives outside `providers/<id>/`);
 - the pure rooms (the decisions unit-tested without I/O) import no framework, database driver or AWS SDK.
 """
 
@@ -23,9 +24,8 @@ PURE = (
     "boothbridge.jobs.status",
     "boothbridge.providers.quota",
     "boothbridge.providers.local.ops",
-    "boothbridge.providers.gemini.wire",
-    "boothbridge.providers.turbotext.wire",
     "boothbridge.images.boundary",
+    "boothbridge.images.codec",
     "boothbridge.ingest.outcome",
     "boothbridge.ingest.admission",
     "boothbridge.slots.rules",
@@ -147,6 +147,25 @@ def test_the_layer_imports_no_entry_point() -> None:
     assert {k: v for k, v in offending.items() if v} == {}
 
 
+def test_a_provider_imports_no_other_provider() -> None:
+    packages = {p.parent.name for p in LAYER.glob("boothbridge/providers/*/__init__.py")}
+    assert {"gemini", "turbotext", "local"} <= packages
+    offending = {}
+    for name, path in _sources().items():
+        parts = name.split(".")
+        if parts[:2] != ["boothbridge", "providers"] or len(parts) < 4:
+            continue
+        own = parts[2]
+        others = {
+            m
+            for m in _import_time_imports(ast.parse(path.read_text()), deferred=True)
+            if m.startswith("boothbridge.providers.") and m.split(".")[2] in packages and m.split(".")[2] != own
+        }
+        if others:
+            offending[name] = sorted(others)
+    assert offending == {}
+
+
 def test_a_function_imports_no_other_function() -> None:
     offending = {}
     for name, path in _sources().items():
@@ -163,7 +182,18 @@ def test_a_function_imports_no_other_function() -> None:
     assert offending == {}
 
 
-@pytest.mark.parametrize("module", PURE)
+def _wire_modules() -> tuple[str, ...]:
+    """Every provider's wire module (`providers/<id>/wire.py`): a new provider's is checked without listing it."""
+    return tuple(
+        sorted(f"boothbridge.providers.{p.parent.name}.wire" for p in LAYER.glob("boothbridge/providers/*/wire.py"))
+    )
+
+
+def test_every_provider_with_a_wire_module_is_found() -> None:
+    assert {"boothbridge.providers.gemini.wire", "boothbridge.providers.turbotext.wire"} <= set(_wire_modules())
+
+
+@pytest.mark.parametrize("module", PURE + _wire_modules())
 def test_pure_modules_import_no_framework_or_io_library(module: str) -> None:
     path = _sources()[module]
     imported = _import_time_imports(ast.parse(path.read_text()))

@@ -7,6 +7,7 @@ import io
 import pytest
 from PIL import Image, ImageStat
 
+from boothbridge.images import codec
 from boothbridge.providers.local import ops as local_ops
 
 RATIOS = ["1:1", "4:3", "3:4", "16:9", "9:16", "3:2", "2:3"]
@@ -386,7 +387,7 @@ def test_resize_rejects_bad_arguments(width: int | None, height: int | None, mod
 
 
 def test_encode_jpeg_is_decodable() -> None:
-    data, mime = local_ops.encode(Image.new("RGB", (30, 20), RED), "jpeg", 90)
+    data, mime = codec.encode(Image.new("RGB", (30, 20), RED), "jpeg", 90)
     assert mime == "image/jpeg"
     with Image.open(io.BytesIO(data)) as img:
         assert img.format == "JPEG" and img.size == (30, 20) and img.mode == "RGB"
@@ -396,7 +397,7 @@ def test_encode_jpeg_is_decodable() -> None:
 def test_encode_jpeg_flattens_alpha_on_white() -> None:
     src = Image.new("RGBA", (40, 40), (255, 0, 0, 0))
     src.paste((0, 0, 255, 255), (0, 0, 20, 40))
-    data, _ = local_ops.encode(src, "jpeg", 95)
+    data, _ = codec.encode(src, "jpeg", 95)
     with Image.open(io.BytesIO(data)) as img:
         assert close_to(px(img, (32, 20)), (255, 255, 255))
         assert close_to(px(img, (8, 20)), BLUE)
@@ -404,13 +405,13 @@ def test_encode_jpeg_flattens_alpha_on_white() -> None:
 
 def test_encode_jpeg_quality_changes_size() -> None:
     src = gradient(200, 200)
-    assert len(local_ops.encode(src, "jpeg", 10)[0]) < len(local_ops.encode(src, "jpeg", 95)[0])
+    assert len(codec.encode(src, "jpeg", 10)[0]) < len(codec.encode(src, "jpeg", 95)[0])
 
 
 def test_encode_png_is_lossless_and_keeps_alpha() -> None:
     src = gradient(50, 30).convert("RGBA")
     src.putpixel((3, 4), (1, 2, 3, 77))
-    data, mime = local_ops.encode(src, "png", 92)
+    data, mime = codec.encode(src, "png", 92)
     assert mime == "image/png"
     with Image.open(io.BytesIO(data)) as img:
         assert img.format == "PNG" and img.mode == "RGBA"
@@ -420,14 +421,14 @@ def test_encode_png_is_lossless_and_keeps_alpha() -> None:
 @pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "P"])
 @pytest.mark.parametrize("fmt", ["jpeg", "png"])
 def test_encode_accepts_all_input_modes(mode: str, fmt: str) -> None:
-    data, _ = local_ops.encode(in_mode(gradient(16, 16), mode), fmt, 80)
+    data, _ = codec.encode(in_mode(gradient(16, 16), mode), fmt, 80)
     with Image.open(io.BytesIO(data)) as img:
         assert img.format == fmt.upper() and img.size == (16, 16)
 
 
 def test_encode_rejects_unknown_format() -> None:
     with pytest.raises(ValueError):
-        local_ops.encode(Image.new("RGB", (4, 4)), "gif", 80)
+        codec.encode(Image.new("RGB", (4, 4)), "gif", 80)
 
 
 def test_decode_applies_exif_orientation_6() -> None:
@@ -437,7 +438,7 @@ def test_decode_applies_exif_orientation_6() -> None:
     exif[0x0112] = 6  # rotate 90 degrees clockwise to display
     buf = io.BytesIO()
     src.save(buf, "JPEG", quality=95, exif=exif)
-    img = local_ops.decode(buf.getvalue())
+    img = codec.decode(buf.getvalue())
     assert img.size == (20, 40)
     assert close_to(px(img, (10, 5)), RED)  # the left edge ends up on top
     assert close_to(px(img, (10, 35)), BLUE)
@@ -461,14 +462,14 @@ def encoded(img: Image.Image, fmt: str, **params: object) -> bytes:
     ],
 )
 def test_decode_normalises_modes(img: Image.Image, fmt: str, expected_mode: str) -> None:
-    out = local_ops.decode(encoded(img, fmt))
+    out = codec.decode(encoded(img, fmt))
     assert out.mode == expected_mode and out.size == (8, 8)
 
 
 def test_decode_palette_with_transparency_becomes_rgba() -> None:
     src = Image.new("P", (8, 8), 1)
     src.putpalette([0, 0, 0, 255, 0, 0])
-    out = local_ops.decode(encoded(src, "PNG", transparency=0))
+    out = codec.decode(encoded(src, "PNG", transparency=0))
     assert out.mode == "RGBA"
     assert px(out, (0, 0)) == (255, 0, 0, 255)
 
@@ -483,5 +484,5 @@ def test_decode_palette_with_transparency_becomes_rgba() -> None:
     ],
 )
 def test_decode_rejects_garbage(data: bytes) -> None:
-    with pytest.raises(local_ops.UndecodableImageError):
-        local_ops.decode(data)
+    with pytest.raises(codec.UndecodableImageError):
+        codec.decode(data)

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from PIL import Image, ImageStat
 
+from boothbridge.images import codec
 from boothbridge.providers.base import ImageInput, Provider, ProviderError, ProviderRequest, ProviderResult
-from boothbridge.providers.local import ops as local_ops
 from boothbridge.providers.local.adapter import LocalProvider
 
 RED, GREEN, BLUE, WHITE = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255)
@@ -173,13 +173,13 @@ async def test_runs_pillow_work_off_the_event_loop_thread(
     provider: LocalProvider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     threads: list[int] = []
-    real_encode = local_ops.encode
+    real_encode = codec.encode
 
     def spy(img: Image.Image, fmt: str, quality: int) -> tuple[bytes, str]:
         threads.append(threading.get_ident())
         return real_encode(img, fmt, quality)
 
-    monkeypatch.setattr(local_ops, "encode", spy)
+    monkeypatch.setattr(codec, "encode", spy)
     await provider.run(request("resize", {"width": 20}))
     assert threads and threads[0] != threading.get_ident()
 

@@ -93,3 +93,38 @@ def test_probes_default_to_keys_for_keyed_providers_and_to_the_adapter_otherwise
 GEMINI_STANDIN = ProviderDeclaration(
     "gemini", "m:f", api_key=ApiKeySpec(env="STANDIN_KEY", field="standin_key", label="Stand-in")
 )
+
+
+class _KeylessAdapter:
+    """An adapter that forgot `set_keys`: keys saved on the settings page would never reach it."""
+
+    id = "forgetful"
+
+    def __init__(self, settings: Settings, catalog: object) -> None:
+        pass
+
+    async def run(self, request: object) -> object:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        return None
+
+
+class _KeyedAdapter(_KeylessAdapter):
+    def set_keys(self, keys: list[str]) -> None:
+        self.keys = keys
+
+
+def test_a_keyed_declaration_needs_an_adapter_that_takes_keys_while_it_runs() -> None:
+    from boothbridge.catalog import Catalog
+    from boothbridge.providers.registry import checked
+
+    catalog = Catalog.load(DEFAULT_CATALOG)
+    key = ApiKeySpec(env="FORGETFUL_KEY", field="forgetful_key", label="Forgetful")
+    keyed = ProviderDeclaration("forgetful", f"{__name__}:_KeylessAdapter", api_key=key)
+    with pytest.raises(TypeError, match="declares an API key but its adapter has no set_keys"):
+        checked(keyed, keyed.build(Settings(_env_file=None), catalog))
+    fixed = ProviderDeclaration("forgetful", f"{__name__}:_KeyedAdapter", api_key=key)
+    assert isinstance(checked(fixed, fixed.build(Settings(_env_file=None), catalog)), _KeyedAdapter)
+    keyless = ProviderDeclaration("forgetful", f"{__name__}:_KeylessAdapter")  # no key: no set_keys needed
+    assert isinstance(checked(keyless, keyless.build(Settings(_env_file=None), catalog)), _KeylessAdapter)

@@ -12,7 +12,7 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import JSONB
@@ -20,18 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from boothbridge.credentials.secret_box import SecretBox, mask
 from boothbridge.db.engine import autocommit
+from boothbridge.providers.base import KeyedProvider
 from boothbridge.providers.declaration import ApiKeySpec, ProviderDeclaration, split_keys
 from boothbridge.providers.registry import declarations
 from boothbridge.settings import Settings
 
 KEYS_ROW = "provider_keys"  # {"<provider id>": "<sealed keys, comma-separated>", ...}
 RUNTIME_ROW = "runtime"  # {"t_sync_response": 30.0, "result_ttl_sec": 3600}
-
-
-class KeyedProvider(Protocol):
-    """A provider whose API keys can be replaced while it runs."""
-
-    def set_keys(self, keys: list[str]) -> None: ...
 
 
 @dataclass
@@ -106,7 +101,7 @@ class RuntimeConfig:
         self.values = values
         for provider_id in changed:
             provider = self.providers.get(provider_id)
-            if provider is not None and hasattr(provider, "set_keys"):
+            if isinstance(provider, KeyedProvider):
                 provider.set_keys(list(values.keys[provider_id]))
 
     def public_view(self) -> dict[str, Any]:

@@ -4,7 +4,7 @@ Shape (other keys may be added): {"users": {"serg": "<pw>", "igor": "<pw>"}, "in
 "jwt_secret": "<hex>", "ingest_hmac_key": "<hex>", "encryption_key": "<hex>"}.
 
 On AWS the same document is a Secrets Manager secret (`CREDENTIALS_SECRET_ARN`), read at start by
-`credentials_secret.load_credentials`, so no file with the secrets ships with the code.
+`credentials.source.load_credentials`, so no file with the secrets ships with the code.
 """
 
 from __future__ import annotations

@@ -78,7 +78,7 @@ def _decode_within_limit(data: bytes, max_pixels: int) -> tuple[int, int]:
     try:
         with warnings.catch_warnings():
             # `max_pixels` is the limit that counts (checked below before any pixel is decoded); Pillow's own guard
-            # (a process-wide setting, see image_boundary.use_pixel_limit) must not refuse a camera's size below it.
+            # (a process-wide setting, see images.boundary.use_pixel_limit) must not refuse a camera's size below it.
             # Its hard stop, twice its limit, still means "too many pixels" here.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as img:

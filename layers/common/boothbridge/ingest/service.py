@@ -249,7 +249,7 @@ class IngestService:
             )
             # The photo must outlive every attempt the job may start: a queue can hold it past the booth's wait
             # (a backlog up to the job's deadline). When the request ends, its expiry is set again (see
-            # `ingest_log`): SOURCE_TTL after the job's end, or this hold while the job can still run.
+            # `ingest.processing_log`): SOURCE_TTL after the job's end, or this hold while the job can still run.
             hold_until = deadline_at + timedelta(seconds=self.settings.source_ttl_sec)
             try:
                 job, created = await self.queue.enqueue(new, source, hold_until)

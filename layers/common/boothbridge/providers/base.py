@@ -6,7 +6,7 @@ import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -144,6 +144,15 @@ class Provider(Protocol):
     async def run(self, request: ProviderRequest) -> ProviderResult | ProviderParked: ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class KeyedProvider(Provider, Protocol):
+    """A provider whose declaration has an API key (`ProviderDeclaration.key`): the settings store hands it the
+    keys in effect (the settings page's, else the environment's) at start and whenever an operator changes them,
+    without a restart. The registry refuses to build a keyed provider whose adapter lacks `set_keys`."""
+
+    def set_keys(self, keys: list[str]) -> None: ...
 
 
 class CallbackProvider(Provider, Protocol):

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from boothbridge.catalog import Catalog
-from boothbridge.providers.base import Provider
+from boothbridge.providers.base import KeyedProvider, Provider
 from boothbridge.providers.declaration import ProviderDeclaration, resolve
 from boothbridge.providers.discovery import declaration_of
 from boothbridge.settings import Settings
@@ -36,12 +36,20 @@ def build_providers(settings: Settings, catalog: Catalog) -> dict[str, Provider]
     without one fails with `api_key_missing`, and /health reports them as not configured."""
     providers: dict[str, Provider] = {}
     for provider_id, declaration in declarations(settings, catalog.providers).items():
-        providers[provider_id] = declaration.build(settings, catalog)
+        providers[provider_id] = checked(declaration, declaration.build(settings, catalog))
     for spec in settings.provider_plugins:
         target = resolve(spec)
         if not isinstance(target, ProviderDeclaration):
             provider = load_plugin(spec, settings)
             providers[provider.id] = provider
         elif target.id not in providers:  # a declared plugin the catalog does not name: built all the same
-            providers[target.id] = target.build(settings, catalog)
+            providers[target.id] = checked(target, target.build(settings, catalog))
     return providers
+
+
+def checked(declaration: ProviderDeclaration, provider: Provider) -> Provider:
+    """A declaration with an API key promises an adapter that takes keys while it runs (`KeyedProvider`):
+    without `set_keys`, keys saved on the settings page would be silently ignored."""
+    if declaration.api_key is not None and not isinstance(provider, KeyedProvider):
+        raise TypeError(f"provider {declaration.id!r} declares an API key but its adapter has no set_keys(keys)")
+    return provider

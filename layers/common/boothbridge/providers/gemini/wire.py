@@ -44,9 +44,9 @@ import pydantic
 from google.genai import errors, types
 from PIL import Image
 
+from boothbridge.images import codec
 from boothbridge.images.upload import sniff_mime
 from boothbridge.providers.base import ImageInput, ProviderError, ProviderRequest, retry_hint_seconds
-from boothbridge.providers.local import ops as local_ops
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ def _prepare_image(image: ImageInput, what: str) -> tuple[ImageInput, int]:
             width, height = opened.size
             if image.mime in SUPPORTED_INPUT_MIME:
                 return image, image_tokens(width, height)
-            data, mime = local_ops.encode(local_ops.decode(image.data), "png", 100)
+            data, mime = codec.encode(codec.decode(image.data), "png", 100)
             return ImageInput(data, mime), image_tokens(width, height)
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
         raise ProviderError("image_undecodable", f"the {what} cannot be decoded", retryable=False) from exc

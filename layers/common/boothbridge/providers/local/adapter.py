@@ -9,6 +9,7 @@ from typing import Any
 from PIL import Image
 
 from boothbridge.catalog import Catalog
+from boothbridge.images import codec
 from boothbridge.providers.base import ImageInput, ProviderError, ProviderRequest, ProviderResult
 from boothbridge.providers.local import ops as local_ops
 from boothbridge.settings import Settings
@@ -64,8 +65,8 @@ _OPERATIONS: dict[str, _Operation] = {
 def _decode(image: ImageInput, *, what: str) -> Image.Image:
     """Decode an input image or raise the non-retryable `image_undecodable` error."""
     try:
-        return local_ops.decode(image.data)
-    except local_ops.UndecodableImageError as exc:
+        return codec.decode(image.data)
+    except codec.UndecodableImageError as exc:
         raise ProviderError("image_undecodable", f"the {what} cannot be decoded", retryable=False) from exc
 
 
@@ -83,7 +84,7 @@ def _run_sync(operation: _Operation, request: ProviderRequest) -> ProviderResult
     try:
         fmt, quality = _output_options(request.settings)
         result = operation(photo, request)
-        data, mime = local_ops.encode(result, fmt, quality)
+        data, mime = codec.encode(result, fmt, quality)
     except (ValueError, TypeError) as exc:
         raise ProviderError("settings_invalid", f"invalid settings: {exc}", retryable=False) from exc
     return ProviderResult(image=ImageInput(data=data, mime=mime), cost=0.0)
