@@ -259,12 +259,16 @@ def test_uvicorn_loggers_configured_by_an_earlier_server_are_brought_to_the_root
     }
     try:
         logging.config.dictConfig(uvicorn.config.LOGGING_CONFIG)  # what uvicorn.Config does by default
+        logging.getLogger("uvicorn.access").setLevel(logging.WARNING)  # a server started with log_level=warning
+        logging.getLogger("uvicorn.error").disabled = True  # a later dictConfig's disable_existing_loggers
         configure_logging("json", "INFO", stream=output)
         logging.getLogger("uvicorn.access").info(
             '%s - "%s %s HTTP/%s" %d', "h:1", "POST", "/webhooks/x/j.s3cr3t", "1.1", 404
         )
-        (line,) = json_lines(output)
-        assert line["event"] == 'h:1 - "POST /webhooks/x/j.*** HTTP/1.1" 404'
+        logging.getLogger("uvicorn.error").info("Started server process")
+        access, started = json_lines(output)
+        assert access["event"] == 'h:1 - "POST /webhooks/x/j.*** HTTP/1.1" 404'
+        assert started["event"] == "Started server process"
     finally:
         for name, (handlers, propagate) in saved.items():
             logger = logging.getLogger(name)

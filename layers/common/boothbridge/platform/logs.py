@@ -137,6 +137,10 @@ def configure_logging(log_format: LogFormat = "text", level: str | int = "INFO",
         for old in list(adopted.handlers):
             adopted.removeHandler(old)
         adopted.propagate = True
+        # ... and maybe a level or a `disabled` flag of their own (an earlier dictConfig, a server's log_level):
+        # they follow the root again until a server started after this call sets its log_level.
+        adopted.setLevel(logging.NOTSET)
+        adopted.disabled = False
     root.setLevel(level.upper() if isinstance(level, str) else level)
     for name in WIRE_LOGGERS:
         logging.getLogger(name).setLevel(max(logging.INFO, root.level))
