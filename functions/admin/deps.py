@@ -32,7 +32,7 @@ from boothbridge.jobs.notifications import NotificationHub
 from boothbridge.jobs.view import JobsView, parse_job_id
 from boothbridge.media.service import MediaService
 from boothbridge.settings import Settings
-from boothbridge.settings_store import RuntimeConfig
+from boothbridge.settings_store import SettingsStore
 from boothbridge.slots.service import SlotService
 
 
@@ -65,7 +65,7 @@ async def get_media(c: ContainerDep) -> MediaService:
     return c.media
 
 
-async def get_settings_store(c: ContainerDep) -> RuntimeConfig:
+async def get_settings_store(c: ContainerDep) -> SettingsStore:
     return c.settings_store
 
 
@@ -82,7 +82,7 @@ EngineDep = Annotated[AsyncEngine, Depends(get_engine)]  # SQLAlchemy: the opera
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]
 CredentialsDep = Annotated[Credentials, Depends(get_credentials)]
 MediaDep = Annotated[MediaService, Depends(get_media)]
-SettingsStoreDep = Annotated[RuntimeConfig, Depends(get_settings_store)]  # what operators change live
+SettingsStoreDep = Annotated[SettingsStore, Depends(get_settings_store)]  # what operators change live
 # The process's LISTEN connection; None where the container was built without one (then jobs are polled).
 HubDep = Annotated[NotificationHub | None, Depends(get_hub)]
 IngestDep = Annotated[IngestService, Depends(get_ingest)]  # the booth's pipeline (slot test runs use it too)

@@ -106,7 +106,7 @@ async def test_a_callback_that_never_comes_fails_the_job(
     booth, job_id, _ = await _parked_job(client, settings, container)
     async with container.engine.begin() as conn:  # the wait the provider was given has run out
         await conn.execute(text("UPDATE jobs SET lease_expires_at = now() - interval '1 second'"))
-    assert await CallbackQueue(container.queue).fail_abandoned() == [uuid.UUID(job_id)]
+    assert await CallbackQueue(container.pool).fail_abandoned() == [uuid.UUID(job_id)]
     answer = await asyncio.wait_for(booth, 5)
     assert answer.status_code == 502
     assert answer.json()["error"]["details"]["reason"] == "provider_no_callback"

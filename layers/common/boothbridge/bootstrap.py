@@ -24,6 +24,7 @@ from boothbridge.db.engine import create_engine, libpq_url, resolve_database_url
 from boothbridge.db.raw import RawDb
 from boothbridge.images.boundary import use_pixel_limit
 from boothbridge.ingest.service import IngestService
+from boothbridge.jobs.callbacks import CallbackQueue
 from boothbridge.jobs.dispatch import JobDispatcher, LambdaInvokeDispatcher, NotifyDispatcher
 from boothbridge.jobs.notifications import NotificationHub
 from boothbridge.jobs.queue import JobQueue
@@ -37,9 +38,9 @@ from boothbridge.media.store import ObjectStore
 from boothbridge.platform.cleanup import Cleanup
 from boothbridge.platform.monitoring import Monitoring
 from boothbridge.providers.base import Provider
-from boothbridge.providers.registry import build_providers
+from boothbridge.providers.registry import build_providers, declarations
 from boothbridge.settings import Settings
-from boothbridge.settings_store import RuntimeConfig
+from boothbridge.settings_store import SettingsStore
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +69,7 @@ class Container:
     media: MediaService
     catalog: Catalog
     providers: dict[str, Provider]
-    settings_store: RuntimeConfig
+    settings_store: SettingsStore
     queue: JobQueue
     runner: JobRunner
     credentials: Credentials
@@ -109,7 +110,7 @@ async def build_container(settings: Settings, *, listen: bool = True, database_u
     store = await build_object_store(settings)
     media = MediaService(engine, store)
     providers = build_providers(settings, catalog)
-    settings_store = RuntimeConfig(engine, settings, SecretBox(creds.encryption_key), providers)
+    settings_store = SettingsStore(engine, settings, SecretBox(creds.encryption_key), providers)
     await settings_store.refresh(force=True)  # stored keys override the environment's before any job runs
     limits = {p.id: p.ingest.max_parallel_jobs for p in catalog.providers.values()}
     queue = JobQueue(pool, limits, settings.lease_sec, max_lease_expiries=settings.max_lease_expiries)
@@ -125,11 +126,13 @@ async def build_container(settings: Settings, *, listen: bool = True, database_u
             await pool.close()
             raise
     retry = RetryPolicy(settings.retry_base_sec, settings.retry_max_sec)
+    callbacks = CallbackQueue(pool)  # the statements of jobs parked at a provider that answers by webhook
     runner = JobRunner(
         queue,
         media,
         providers,
         catalog,
+        callbacks=callbacks,
         retry=retry,
         heartbeat_sec=settings.heartbeat_sec,
         result_ttl_sec=settings.result_ttl_sec,
@@ -154,18 +157,25 @@ async def build_container(settings: Settings, *, listen: bool = True, database_u
         hub=hub,
     )
     webhooks = WebhookService(
-        settings=settings, retry=retry, catalog=catalog, providers=providers, queue=queue, media=media, hub=hub
+        settings=settings,
+        retry=retry,
+        catalog=catalog,
+        providers=providers,
+        queue=queue,
+        callbacks=callbacks,
+        media=media,
+        hub=hub,
     )
     cleanup = Cleanup(
         engine=engine,
         media=media,
-        queue=queue,
+        callbacks=callbacks,
         dispatcher=dispatcher,
         hub=hub,
         log_retention_days=settings.log_retention_days,
     )
     monitoring = Monitoring(
-        settings=settings,
+        declarations=declarations(settings, catalog.providers),
         engine=engine,
         pool=pool,
         store=store,

@@ -44,7 +44,7 @@ _UPSERT = text(
 ).bindparams(bindparam("value", type_=JSONB))
 
 
-class RuntimeConfig:
+class SettingsStore:
     def __init__(
         self,
         engine: AsyncEngine,

@@ -57,7 +57,7 @@ from boothbridge.media.service import MediaExpired, MediaNotFound, MediaService
 from boothbridge.platform.logs import bind_job
 from boothbridge.providers.base import Provider
 from boothbridge.settings import Settings
-from boothbridge.settings_store import RuntimeConfig
+from boothbridge.settings_store import SettingsStore
 from boothbridge.slots.service import SlotUpdate
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ class IngestService:
         self,
         *,
         settings: Settings,
-        settings_store: RuntimeConfig,
+        settings_store: SettingsStore,
         pool: RawDb,
         catalog: Catalog,
         providers: Mapping[str, Provider],

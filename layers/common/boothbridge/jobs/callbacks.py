@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import NamedTuple
 
+from boothbridge.db.raw import RawDb
 from boothbridge.jobs import statements as sql
-from boothbridge.jobs.queue import JobQueue
 from boothbridge.jobs.statements import attempt_errors_entry, completion_params
 from boothbridge.jobs.status import JobStatus
 from boothbridge.media.ref import MediaRef
@@ -47,8 +47,8 @@ class CallbackTarget(NamedTuple):
 class CallbackQueue:
     """The webhook-related statements, over the same plain-psycopg connections as the JobQueue."""
 
-    def __init__(self, queue: JobQueue) -> None:
-        self.sql = queue.sql
+    def __init__(self, pool: RawDb) -> None:
+        self.sql = pool
 
     async def arm(self, job_id: uuid.UUID, attempt: int, hash_: str) -> bool:
         return await self.sql.one(sql.ARM, {"id": job_id, "attempt": attempt, "hash": hash_}) is not None

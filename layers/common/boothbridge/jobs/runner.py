@@ -35,7 +35,7 @@ from boothbridge.providers.base import (
     ProviderRequest,
     ProviderResult,
 )
-from boothbridge.settings_store import RuntimeConfig
+from boothbridge.settings_store import SettingsStore
 
 log = logging.getLogger(__name__)
 
@@ -87,17 +87,18 @@ class JobRunner:
         providers: Mapping[str, Provider],
         catalog: Catalog,
         *,
+        callbacks: CallbackQueue,
         retry: RetryPolicy,
         heartbeat_sec: float,
         result_ttl_sec: int,
         links: PublicLinks | None = None,
         max_image_pixels: int = 160_000_000,
-        settings_store: RuntimeConfig | None = None,
+        settings_store: SettingsStore | None = None,
         ends: JobEnds | None = None,
     ) -> None:
         self.queue = queue
         self.max_image_pixels = max_image_pixels
-        self.callbacks = CallbackQueue(queue)
+        self.callbacks = callbacks
         self.links = links
         self.media = media
         self.providers = providers

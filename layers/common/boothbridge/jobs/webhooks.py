@@ -60,6 +60,7 @@ class WebhookService:
         catalog: Catalog,
         providers: Mapping[str, Provider],
         queue: JobQueue,
+        callbacks: CallbackQueue,
         media: MediaService,
         hub: NotificationHub | None,
     ) -> None:
@@ -70,7 +71,7 @@ class WebhookService:
         self.queue = queue
         self.media = media
         self.hub = hub  # wakes this process's waiters at once (others by the NOTIFY)
-        self.callbacks = CallbackQueue(queue)
+        self.callbacks = callbacks
 
     async def deliver(self, provider_id: str, token: str, payload: dict[str, Any]) -> Delivery:
         job_id = job_id_from_token(token)

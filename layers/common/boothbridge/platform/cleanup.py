@@ -16,7 +16,6 @@ from boothbridge.jobs import statements as sql
 from boothbridge.jobs.callbacks import CallbackQueue
 from boothbridge.jobs.dispatch import JobDispatcher
 from boothbridge.jobs.notifications import NotificationHub
-from boothbridge.jobs.queue import JobQueue
 from boothbridge.media.service import MediaService
 
 log = logging.getLogger(__name__)
@@ -103,14 +102,14 @@ class Cleanup:
         *,
         engine: AsyncEngine,
         media: MediaService,
-        queue: JobQueue,
+        callbacks: CallbackQueue,
         dispatcher: JobDispatcher,
         hub: NotificationHub | None,
         log_retention_days: int,
     ) -> None:
         self.engine = engine
         self.media = media
-        self.callbacks = CallbackQueue(queue)
+        self.callbacks = callbacks
         self.dispatcher = dispatcher
         self.hub = hub  # wakes this process's waiters of an abandoned callback at once
         self.log_retention_days = log_retention_days

@@ -18,10 +18,8 @@ from boothbridge.jobs import statements as sql
 from boothbridge.jobs.notifications import NotificationHub
 from boothbridge.media.store import ObjectStore
 from boothbridge.providers.base import Provider
-from boothbridge.providers.declaration import ProbeFacts, adapter_built
-from boothbridge.providers.discovery import declaration_of
-from boothbridge.settings import Settings
-from boothbridge.settings_store import RuntimeConfig
+from boothbridge.providers.declaration import ProbeFacts, ProviderDeclaration, adapter_built
+from boothbridge.settings_store import SettingsStore
 
 # The hot path's pool answering at all (retried on a fresh connection when a pooled one was dropped).
 _PING = retry_safe("SELECT 1 AS ok")
@@ -54,16 +52,16 @@ class Monitoring:
     def __init__(
         self,
         *,
-        settings: Settings,
+        declarations: Mapping[str, ProviderDeclaration],
         engine: AsyncEngine,
         pool: RawDb,
         store: ObjectStore,
         hub: NotificationHub | None,
-        settings_store: RuntimeConfig,
+        settings_store: SettingsStore,
         catalog: Catalog,
         providers: Mapping[str, Provider],
     ) -> None:
-        self.settings = settings
+        self.declarations = declarations  # the catalog providers' (looked up once, by the bootstrap)
         self.engine = engine
         self.pool = pool
         self.store = store
@@ -79,7 +77,7 @@ class Monitoring:
         facts = ProbeFacts(
             built=provider_id in self.providers, keys=tuple(self.settings_store.values.keys.get(provider_id, ()))
         )
-        declaration = declaration_of(provider_id, self.settings.provider_plugins)
+        declaration = self.declarations.get(provider_id)
         return declaration.configured(facts) if declaration is not None else adapter_built(facts)
 
     async def health(self, timeout: float = 3.0) -> dict[str, Any]:
