@@ -11,7 +11,6 @@ from pydantic.json_schema import SkipJsonSchema
 from boothbridge.jobs.status import JobStatus
 from functions.admin.schemas import Answer, Timestamp
 
-
 # Inline, without the enum's docstring (about Python, not the API) as its description.
 Status = Annotated[JobStatus, WithJsonSchema({"type": "string", "enum": [status.value for status in JobStatus]})]
 
