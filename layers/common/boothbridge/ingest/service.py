@@ -303,14 +303,10 @@ class IngestService:
         if err is None:
             assert job.result_media_id is not None, "job_error: a success without a result is a failure"
             try:
-                if isinstance(job, JobWithResult):
-                    # The read that found the job ended also read its result's live media row (None: gone).
-                    if job.result is None:
-                        raise MediaNotFound(str(job.result_media_id))
-                    ref = job.result
-                    data = await self.media.read_described(ref)
-                else:
-                    data, ref = await self.media.read(job.result_media_id)
+                # The read that found the job ended may also have read its result's live media row.
+                prefetched = isinstance(job, JobWithResult)
+                row = job.result if isinstance(job, JobWithResult) else None
+                data, ref = await self.media.read_via(job.result_media_id, row, row_was_read=prefetched)
             except (MediaNotFound, MediaExpired):
                 return failure_answer(slot.failure_policy, job.id, photo, mime, result_gone(job))
             # A re-post answered by an existing job (not `fresh`) started no paid call: no cost of its own.

@@ -203,13 +203,9 @@ class JobRunner:
                 "no_time_left", "no time was left for an attempt before the booth's answer was due", retryable=False
             )
         try:
-            if isinstance(job, ClaimedJob):  # the claim read the source's live media row (None: gone or expired)
-                if job.source is None:
-                    raise MediaNotFound(str(job.source_media_id))
-                ref = job.source
-                data = await self.media.read_described(ref)
-            else:
-                data, ref = await self.media.read(job.source_media_id)
+            # The claim read the source's live media row along with the job.
+            row = job.source if isinstance(job, ClaimedJob) else None
+            data, _ = await self.media.read_via(job.source_media_id, row, row_was_read=isinstance(job, ClaimedJob))
         except (MediaNotFound, MediaExpired) as exc:
             raise ProviderError("source_expired", "the source photo is no longer stored", retryable=False) from exc
         source = await self._prepared(data, "photo")

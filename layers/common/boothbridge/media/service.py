@@ -230,6 +230,18 @@ class MediaService:
         ref = await self.describe(media_id)
         return await self.read_described(ref), ref
 
+    async def read_via(
+        self, media_id: uuid.UUID, row: MediaRef | None, *, row_was_read: bool
+    ) -> tuple[bytes, MediaRef]:
+        """The bytes of `media_id` and its row: through `row` when a query already read the live row along with
+        something else (`row_was_read`; None then means gone or expired), else by reading the row now. Raises
+        `MediaNotFound` / `MediaExpired`."""
+        if not row_was_read:
+            return await self.read(media_id)
+        if row is None:
+            raise MediaNotFound(str(media_id))
+        return await self.read_described(row), row
+
     async def read_described(self, ref: MediaRef) -> bytes:
         """The bytes of an object whose live row the caller has already read (joined into its own statement)."""
         try:
