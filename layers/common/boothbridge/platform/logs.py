@@ -33,8 +33,8 @@ LogFormat = Literal["text", "json"]
 HANDLER_NAME = "boothbridge"
 _UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 # Libraries that print whole requests and answers at DEBUG (botocore prints a Secrets Manager answer: every
-# credential; the HTTP clients print headers; SQLAlchemy's engine prints result rows): never below INFO, whatever
-# LOG_LEVEL asks, because redaction matches shapes and a whole answer has too many.
+# credential; the HTTP clients print headers): never below INFO, whatever LOG_LEVEL asks, because redaction matches
+# shapes and a whole answer has too many.
 WIRE_LOGGERS = (
     "botocore",
     "aiobotocore",
@@ -48,7 +48,6 @@ WIRE_LOGGERS = (
     "hpack",
     "google_genai",
     "google.auth",
-    "sqlalchemy.engine",
     "psycopg",
 )
 
@@ -143,7 +142,12 @@ def configure_logging(log_format: LogFormat = "text", level: str | int = "INFO",
         adopted.disabled = False
     root.setLevel(level.upper() if isinstance(level, str) else level)
     for name in WIRE_LOGGERS:
-        logging.getLogger(name).setLevel(max(logging.INFO, root.level))
+        wire = logging.getLogger(name)
+        wire.setLevel(max(logging.INFO, root.level, wire.level))
+    # SQLAlchemy keeps its loggers at WARNING when it is imported (at INFO its engine logs every statement and its
+    # parameters); the same here whichever comes first, unless something set a level of its own.
+    if logging.getLogger("sqlalchemy").level == logging.NOTSET:
+        logging.getLogger("sqlalchemy").setLevel(logging.WARNING)
     logging.captureWarnings(True)
     structlog.configure(
         processors=[*_SHARED, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
