@@ -1,0 +1,223 @@
+"""Queue throughput: no-op jobs claimed and completed per second, the product's `JobQueue` against pgqueuer (asyncpg)
+on the same PostgreSQL, in the same run (issue 13's queue row).
+
+    python -m bench.queue_throughput [--jobs 3000]      # or: make bench
+
+PostgreSQL: `DATABASE_URL` when set, else an embedded server under a temporary folder. A fresh database is made and
+migrated; each measurement enqueues `--jobs` jobs first (not timed), then times draining them:
+
+- worker loop: one claimer taking up to 16 jobs per claim and completing them concurrently (the emulator's and
+  `python -m functions.worker`'s shape; pgqueuer: one QueueManager, batch size 16);
+- one job per consumer: 8 consumers, each claiming 1 job and completing it before the next (the Lambda shape: one
+  invocation per job; pgqueuer: 8 QueueManagers on 8 connections, batch size 1).
+
+The product keeps everything a booth job needs (fencing by attempt, leases, per-provider limits, NOTIFY on done);
+pgqueuer's no-op entrypoint is its own best case. Prints a table with the ratio and the issue's targets (at least 1x in
+the worker-loop shape, at least 0.5x one job per consumer). Informational: exits 0 whatever the ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import os
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import psycopg
+
+from boothbridge.db.engine import libpq_url
+from boothbridge.db.migrate import upgrade_to_head
+from boothbridge.db.raw import RawDb
+from boothbridge.jobs.model import NewJob
+from boothbridge.jobs.queue import JobQueue
+from boothbridge.media.ref import MediaRef
+
+PROVIDER = "zero"
+CONSUMERS = 8
+BATCH = 16
+TARGETS = {"worker loop": 1.0, "one job per consumer": 0.5}
+
+
+def database_url(workdir: Path) -> str:
+    """A fresh, migrated database on DATABASE_URL's server or on an embedded one."""
+    base = os.environ.get("DATABASE_URL")
+    if not base:
+        from boothbridge.db.embedded import start_embedded_postgres
+
+        base = start_embedded_postgres(workdir)
+    admin = libpq_url(base)
+    name = f"bench_queue_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')  # type: ignore[arg-type]  # a generated identifier
+    url = urlsplit(admin)._replace(path=f"/{name}").geturl()
+    upgrade_to_head(url)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("INSERT INTO users (id, username, hashed_password) VALUES (1, 'bench', 'x')")
+        conn.execute("INSERT INTO slots (id, user_id) VALUES ('slot-001', 1)")
+    return url
+
+
+def _media(kind: str) -> MediaRef:
+    media_id = uuid.uuid4()
+    return MediaRef(
+        id=media_id,
+        storage_key=f"{kind}/{media_id}.jpg",
+        mime="image/jpeg",
+        size_bytes=1,
+        sha256=hashlib.sha256(media_id.bytes).hexdigest(),
+        kind=kind,
+        expires_at=None,
+    )
+
+
+async def enqueue_product(queue: JobQueue, jobs: int) -> None:
+    deadline = datetime.now(UTC) + timedelta(hours=1)
+    for _ in range(jobs):
+        source = _media("source")
+        new = NewJob(
+            id=uuid.uuid4(),
+            slot_id="slot-001",
+            provider_id=PROVIDER,
+            operation_id="passthrough",
+            settings_json={},
+            source_media_id=source.id,
+            source_sha256=source.sha256,
+            max_attempts=3,
+            deadline_at=deadline,
+            request_meta={},
+            is_test=True,  # never deduplicated against another job of the same photo
+        )
+        job, created = await queue.enqueue(new, source, deadline)
+        assert created and job is not None
+
+
+async def drain_product(queue: JobQueue, consumers: int, per_claim: int) -> int:
+    done = 0
+    expires = datetime.now(UTC) + timedelta(hours=1)
+
+    async def consumer(owner: str) -> None:
+        nonlocal done
+        while True:
+            claimed = await queue.claim(owner, per_claim)
+            if not claimed:
+                return
+            results = await asyncio.gather(
+                *(queue.complete(job.id, job.attempt, _media("result"), expires, 0.0) for job in claimed)
+            )
+            for job in claimed:
+                queue.release(job)
+            done += sum(1 for r in results if r is not None)
+
+    await asyncio.gather(*(consumer(f"bench-{i}") for i in range(consumers)))
+    return done
+
+
+async def product_rate(url: str, jobs: int, consumers: int, per_claim: int) -> float:
+    pool = RawDb(url, max(consumers, 4))
+    await pool.open()
+    try:
+        queue = JobQueue(pool, {PROVIDER: 100_000}, lease_sec=60)
+        await enqueue_product(queue, jobs)
+        started = time.perf_counter()
+        done = await drain_product(queue, consumers, per_claim)
+        elapsed = time.perf_counter() - started
+        assert done == jobs, f"the product completed {done} of {jobs} jobs"
+        return jobs / elapsed
+    finally:
+        await pool.close()
+
+
+async def pgqueuer_rate(url: str, jobs: int, consumers: int, batch: int) -> float | None:
+    try:
+        import asyncpg
+        from pgqueuer import AsyncpgDriver, Queries, QueueManager
+        from pgqueuer.models import Job
+        from pgqueuer.types import QueueExecutionMode
+    except ImportError:
+        return None
+    setup = await asyncpg.connect(url)
+    try:
+        queries = Queries(AsyncpgDriver(setup))
+        if not await queries.has_table("pgqueuer"):
+            await queries.install()
+        await queries.clear_queue()
+        await queries.enqueue(["noop"] * jobs, [None] * jobs, [0] * jobs)
+    finally:
+        await setup.close()
+    done = 0
+    connections = [await asyncpg.connect(url) for _ in range(consumers)]
+    managers = []
+    for conn in connections:
+        manager = QueueManager(Queries(AsyncpgDriver(conn)))
+
+        @manager.entrypoint("noop")
+        async def noop(job: Job) -> None:
+            nonlocal done
+            done += 1
+
+        managers.append(manager)
+    started = time.perf_counter()
+    try:
+        await asyncio.gather(
+            *(
+                m.run(dequeue_timeout=timedelta(seconds=0.2), batch_size=batch, mode=QueueExecutionMode.drain)
+                for m in managers
+            )
+        )
+    finally:
+        elapsed = time.perf_counter() - started
+        for conn in connections:
+            await conn.close()
+    assert done == jobs, f"pgqueuer completed {done} of {jobs} jobs"
+    return jobs / elapsed
+
+
+async def measure(url: str, jobs: int) -> list[tuple[str, float, float | None]]:
+    shapes: list[tuple[str, Callable[[], Awaitable[float]], Callable[[], Awaitable[float | None]]]] = [
+        ("worker loop", lambda: product_rate(url, jobs, 1, BATCH), lambda: pgqueuer_rate(url, jobs, 1, BATCH)),
+        (
+            "one job per consumer",
+            lambda: product_rate(url, jobs, CONSUMERS, 1),
+            lambda: pgqueuer_rate(url, jobs, CONSUMERS, 1),
+        ),
+    ]
+    rows = []
+    for name, product, reference in shapes:
+        rows.append((name, await product(), await reference()))
+    return rows
+
+
+def report(rows: list[tuple[str, float, float | None]], jobs: int) -> str:
+    lines = [
+        f"queue throughput: {jobs} no-op jobs claimed + completed per shape, same PostgreSQL, same run",
+        f"{'shape':<22} {'product jobs/s':>15} {'pgqueuer jobs/s':>16} {'ratio':>7} {'target':>7}  verdict",
+    ]
+    for name, product, reference in rows:
+        target = TARGETS[name]
+        if reference is None:
+            lines.append(f"{name:<22} {product:>15.0f} {'not installed':>16} {'-':>7} {target:>6.1f}x  -")
+            continue
+        ratio = product / reference
+        verdict = "MET" if ratio >= target else "not met"
+        lines.append(f"{name:<22} {product:>15.0f} {reference:>16.0f} {ratio:>6.2f}x {target:>6.1f}x  {verdict}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=3000, help="jobs per measurement (default 3000)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-queue-") as tmp:
+        url = database_url(Path(tmp))
+        print(report(asyncio.run(measure(url, args.jobs)), args.jobs))
+
+
+if __name__ == "__main__":
+    main()
