@@ -1,0 +1,160 @@
+"""Cold import: what importing each function module costs a fresh interpreter, against a FastAPI + Mangum hello world.
+
+`python -m bench.cold_import` (or `make bench`). For each module a fresh `sys.executable` (this venv, cwd = the
+repository) imports it once and reports the import's wall time (time.perf_counter, s) and the process's peak
+resident size (`ru_maxrss`, MiB, interpreter included); each figure is the median of `--runs` processes. The
+reference is a FastAPI app wrapped in `Mangum(app)`, written to a temporary directory. Issue 13's target for each
+HTTP function: at most 1.5x the reference's time and at most 60 MiB above its peak.
+
+`boothbridge.bootstrap` is shown too, without a verdict: a function builds its container (and so imports the
+composition root) on its first request, so that row is the import bill the first request pays.
+
+Then one `python -X importtime` run of the ingest function lists its ten heaviest imported distributions (summed
+self time of each top-level package) and the module of ours that first imported each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+HELLO = "bench_cold_hello"
+HELLO_SOURCE = """from fastapi import FastAPI
+from mangum import Mangum
+
+app = FastAPI()
+
+
+@app.get("/")
+def hello() -> dict[str, str]:
+    return {"hello": "world"}
+
+
+handler = Mangum(app, lifespan="off")
+"""
+HTTP_FUNCTIONS = ("functions.ingest.app", "functions.admin.app", "functions.webhook.app")
+PLAIN_FUNCTIONS = ("functions.worker.handler", "functions.cleanup.handler")
+FIRST_REQUEST = "boothbridge.bootstrap"
+MAX_RATIO = 1.5
+MAX_EXTRA_MIB = 60.0
+PROBE = (
+    "import time, resource; t = time.perf_counter(); import {module}; d = time.perf_counter() - t; "
+    "print(d, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+)
+
+
+@dataclass(frozen=True)
+class Row:
+    module: str
+    seconds: float  # median import wall time
+    mib: float  # median peak RSS of the process
+
+
+def _env(extra_path: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(extra_path), env.get("PYTHONPATH", "")) if p)
+    env.pop("PYTHONPROFILEIMPORTTIME", None)
+    return env
+
+
+def measure(module: str, runs: int, env: dict[str, str]) -> Row:
+    """Median import time (s) and peak RSS (MiB, ru_maxrss is KiB on Linux) over `runs` fresh interpreters."""
+    times: list[float] = []
+    peaks: list[float] = []
+    for _ in range(runs):
+        out = subprocess.run(
+            [sys.executable, "-c", PROBE.format(module=module)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        times.append(float(out[-2]))
+        peaks.append(int(out[-1]) / 1024)
+    return Row(module, statistics.median(times), statistics.median(peaks))
+
+
+def heaviest(module: str, env: dict[str, str], top: int = 10) -> list[tuple[str, float, str]]:
+    """(top-level package, summed self time in ms, our module that first imported it), heaviest first."""
+    err = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", f"import {module}"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stderr
+    # Lines come in completion order, children before their parent; the nesting is the name's indentation.
+    entries: list[tuple[int, str, int]] = []
+    for line in err.splitlines():
+        if not line.startswith("import time:") or "|" not in line or "self [us]" in line:
+            continue
+        _, self_us, name = line.split("|", 2)
+        depth = (len(name) - len(name.lstrip(" "))) // 2
+        entries.append((depth, name.strip(), int(self_us.split(":")[-1])))
+    ours = ("boothbridge", "functions")
+    importer: dict[str, str] = {}
+    totals: dict[str, int] = {}
+    for index, (depth, name, self_us) in enumerate(entries):
+        package = name.split(".")[0]
+        if package in ours or package.startswith("_") or package == "encodings":
+            continue
+        totals[package] = totals.get(package, 0) + self_us
+        if package not in importer:
+            importer[package] = _our_parent(entries, index, depth, ours)
+    ranked = sorted(totals.items(), key=lambda kv: kv[1], reverse=True)[:top]
+    return [(package, us / 1000, importer[package]) for package, us in ranked]
+
+
+def _our_parent(entries: list[tuple[int, str, int]], index: int, depth: int, ours: tuple[str, ...]) -> str:
+    """The nearest enclosing module of ours: a parent is the next entry (in completion order) one level up."""
+    for later_depth, later_name, _ in entries[index + 1 :]:
+        if later_depth < depth:
+            depth = later_depth
+            if later_name.split(".")[0] in ours:
+                return later_name
+    return "-"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=7, help="fresh interpreters per module (median; default 7)")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="cold-import-") as tmp:
+        Path(tmp, f"{HELLO}.py").write_text(HELLO_SOURCE)
+        env = _env(Path(tmp))
+        hello = measure(HELLO, args.runs, env)
+        rows = [measure(m, args.runs, env) for m in (*HTTP_FUNCTIONS, *PLAIN_FUNCTIONS, FIRST_REQUEST)]
+        heavy = heaviest(HTTP_FUNCTIONS[0], env)
+    print(f"Cold import, median of {args.runs} fresh interpreters ({sys.executable}, Python {sys.version.split()[0]})")
+    print(f"target for HTTP functions: <= {MAX_RATIO}x the reference's time and <= {MAX_EXTRA_MIB:.0f} MiB above it\n")
+    print(f"{'module':<28} {'import s':>9} {'ratio':>6} {'peak MiB':>9} {'+MiB':>6}  verdict")
+    for row in (hello, *rows):
+        ratio = row.seconds / hello.seconds
+        extra = row.mib - hello.mib
+        if row is hello:
+            verdict, name = "reference", "FastAPI + Mangum hello"
+        elif row.module in HTTP_FUNCTIONS:
+            ok = ratio <= MAX_RATIO and extra <= MAX_EXTRA_MIB
+            verdict, name = ("meets target" if ok else "MISSES target"), row.module
+        elif row.module == FIRST_REQUEST:
+            verdict, name = "paid by the first request", row.module
+        else:
+            verdict, name = "(not an HTTP function)", row.module
+        print(f"{name:<28} {row.seconds:>9.3f} {ratio:>5.2f}x {row.mib:>9.1f} {extra:>+6.1f}  {verdict}")
+    print(f"\nheaviest imports of {HTTP_FUNCTIONS[0]} (python -X importtime, summed self time per package):")
+    for package, ms, via in heavy:
+        print(f"  {package:<24} {ms:>7.1f} ms  first imported by {via}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
