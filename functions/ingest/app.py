@@ -1,19 +1,27 @@
-"""Ingest HTTP facade: parse the booth's POST, hand it to IngestService, map the outcome to a response."""
+"""Ingest HTTP facade: parse the booth's POST, hand it to IngestService, map the outcome to a response.
+
+Importing this module stays cheap (a Lambda cold start): the container, and the composition root's imports, come
+with the first request (`ContainerHolder`); the container's and the settings' types are for annotations only."""
+
+from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
-from boothbridge.bootstrap import Container
 from boothbridge.http.errors import install_error_handlers
 from boothbridge.http.holder import ContainerHolder, LazyMangum
 from boothbridge.http.multipart import read_booth_form
 from boothbridge.http.openapi import PHOTO, PIPELINE, errors, header_docs, install_openapi, merge
 from boothbridge.http.request_id import RequestIdMiddleware
-from boothbridge.ingest.model import IngestOutcome
 from boothbridge.ingest.outcome import booth_answer
-from boothbridge.settings import Settings
+
+if TYPE_CHECKING:
+    from boothbridge.bootstrap import Container
+    from boothbridge.ingest.model import IngestOutcome
+    from boothbridge.settings import Settings
 
 _TIMING = {"X-Processing-Ms": "how long the request took"}
 _JOB = {"X-Job-Id": "the job that processed (or is processing) the photo", **_TIMING}

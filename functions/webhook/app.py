@@ -1,17 +1,23 @@
-"""Webhook HTTP facade: accept a provider's callback (JSON or form body) and hand it to WebhookService."""
+"""Webhook HTTP facade: accept a provider's callback (JSON or form body) and hand it to WebhookService.
+
+Importing this module stays cheap (a Lambda cold start): the container comes with the first request."""
+
+from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 
-from boothbridge.bootstrap import Container
 from boothbridge.errors import AppError
 from boothbridge.http.errors import install_error_handlers
 from boothbridge.http.holder import ContainerHolder, LazyMangum
 from boothbridge.http.openapi import errors, install_openapi
 from boothbridge.http.request_id import RequestIdMiddleware
-from boothbridge.settings import Settings
+
+if TYPE_CHECKING:
+    from boothbridge.bootstrap import Container
+    from boothbridge.settings import Settings
 
 MAX_CALLBACK_BYTES = 1024 * 1024
 

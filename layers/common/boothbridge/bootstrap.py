@@ -13,8 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-
-from sqlalchemy.ext.asyncio import AsyncEngine
+from typing import TYPE_CHECKING
 
 from boothbridge.catalog import Catalog
 from boothbridge.credentials.file import Credentials
@@ -41,6 +40,9 @@ from boothbridge.providers.base import Provider
 from boothbridge.providers.registry import build_providers, declarations
 from boothbridge.settings import Settings
 from boothbridge.settings_store import SettingsStore
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 log = logging.getLogger(__name__)
 

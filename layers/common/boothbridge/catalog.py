@@ -1,14 +1,17 @@
-"""The provider/operation catalog (`configs/providers.json`, seed-003 format) and slot-settings validation."""
+"""The provider/operation catalog (`configs/providers.json`, seed-003 format) and slot-settings validation.
+
+jsonschema is imported where schemas are checked (`Catalog.parse`) and settings validated (each operation's
+validator is built on its first use), not with this module: the catalog's plain data is read on every cold start."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jsonschema import Draft202012Validator, FormatChecker
-from jsonschema.exceptions import SchemaError
+if TYPE_CHECKING:
+    from jsonschema.protocols import Validator
 
 MEDIA_FIELD_SUFFIX = "_media_id"
 
@@ -72,10 +75,7 @@ class Catalog:
     def __init__(self, providers: dict[str, ProviderEntry], operations: dict[str, OperationEntry]) -> None:
         self.providers = providers
         self.operations = operations
-        self._validators = {
-            op_id: Draft202012Validator(op.settings_schema, format_checker=FormatChecker())
-            for op_id, op in operations.items()
-        }
+        self._validators: dict[str, Validator] = {}
 
     @classmethod
     def load(cls, path: Path) -> Catalog:
@@ -124,6 +124,9 @@ class Catalog:
             missing = [op for op in provider.operations if op not in operations]
             if missing:
                 raise CatalogError(f"provider {provider.id} lists unknown operations {missing}")
+        from jsonschema import Draft202012Validator
+        from jsonschema.exceptions import SchemaError
+
         for op in operations.values():
             try:
                 Draft202012Validator.check_schema(op.settings_schema)
@@ -153,8 +156,14 @@ class Catalog:
         return provider is not None and operation_id in provider.operations
 
     def validate_settings(self, operation_id: str, settings: Any) -> list[FieldError]:
-        """All JSON-Schema violations of `settings` against the operation's `settings_schema`."""
-        validator = self._validators[operation_id]
+        """All JSON-Schema violations of `settings` against the operation's `settings_schema`. Raises KeyError for
+        an operation the catalog does not have."""
+        validator = self._validators.get(operation_id)
+        if validator is None:
+            from jsonschema import Draft202012Validator, FormatChecker
+
+            schema = self.operations[operation_id].settings_schema
+            validator = self._validators[operation_id] = Draft202012Validator(schema, format_checker=FormatChecker())
         errors = []
         for err in sorted(validator.iter_errors(settings), key=lambda e: list(e.absolute_path)):
             path = "/".join(str(p) for p in err.absolute_path)

@@ -12,11 +12,10 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from boothbridge.credentials.secret_box import SecretBox, mask
 from boothbridge.db.engine import autocommit
@@ -24,6 +23,9 @@ from boothbridge.providers.base import KeyedProvider
 from boothbridge.providers.declaration import ApiKeySpec, ProviderDeclaration, split_keys
 from boothbridge.providers.registry import declarations
 from boothbridge.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 KEYS_ROW = "provider_keys"  # {"<provider id>": "<sealed keys, comma-separated>", ...}
 RUNTIME_ROW = "runtime"  # {"t_sync_response": 30.0, "result_ttl_sec": 3600}

@@ -4,12 +4,15 @@ request checks it. Tokens stay stateless JWTs otherwise; the table only holds en
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from boothbridge.accounts.auth import TokenClaims
 from boothbridge.db.engine import autocommit
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 _REVOKE = text(
     "INSERT INTO revoked_tokens (token_id, expires_at) VALUES (:id, :expires) ON CONFLICT (token_id) DO NOTHING"

@@ -2,19 +2,20 @@
 the credentials file (`CREDENTIALS_PATH`, generated on first local start).
 
 The secret's SecretString is exactly the credentials file's JSON. It is read once per process at start (a
-Lambda cold start), with the process's shared aiobotocore session; the region is the ARN's own.
+Lambda cold start), with the process's shared aiobotocore session; the region is the ARN's own. aiobotocore (and
+botocore) are imported only then: a process that reads the credentials file never loads them.
 """
 
 from __future__ import annotations
 
 import json
-
-from botocore.exceptions import BotoCoreError, ClientError
+from typing import TYPE_CHECKING
 
 from boothbridge.credentials import file as credentials
-from boothbridge.credentials.file import Credentials
-from boothbridge.platform.aws_session import aws_session
-from boothbridge.settings import Settings
+
+if TYPE_CHECKING:
+    from boothbridge.credentials.file import Credentials
+    from boothbridge.settings import Settings
 
 
 class CredentialsUnavailable(RuntimeError):
@@ -31,6 +32,10 @@ def region_of(arn: str) -> str:
 
 async def read_secret(arn: str, endpoint_url: str | None = None) -> Credentials:
     """The credentials held by the secret `arn` (its SecretString is the credentials file's JSON)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from boothbridge.platform.aws_session import aws_session
+
     session = aws_session()
     try:
         async with session.create_client(

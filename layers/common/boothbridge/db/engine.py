@@ -1,12 +1,15 @@
-"""The async engine (psycopg 3) and the helpers that turn a libpq URL into the two forms we use."""
+"""The async engine (psycopg 3) and the helpers that turn a libpq URL into the two forms we use.
+
+SQLAlchemy's asyncio layer is imported by `create_engine`, when a process builds its engine: the URL helpers
+(used by the hot path's psycopg pool and the LISTEN hub) do not load it."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
     from boothbridge.settings import Settings
 
 
@@ -28,6 +31,8 @@ def libpq_url(url: str) -> str:
 
 def create_engine(url: str, pool_size: int = 20, max_overflow: int | None = None) -> AsyncEngine:
     """`max_overflow` defaults to `pool_size` (up to twice as many connections under a burst)."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
     return create_async_engine(
         sqlalchemy_url(url),
         pool_size=pool_size,

@@ -5,16 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from psycopg_pool import PoolTimeout
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from boothbridge.db.raw import DatabaseUnavailable, is_connection_trouble, trouble_reason
 from boothbridge.errors import AppError, error_body
 
 log = logging.getLogger(__name__)
@@ -36,6 +31,15 @@ def app_error_response(err: AppError) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    # The database drivers are imported when an app is built, not when a function module is imported (issue 13:
+    # the module's cold import stays light; an app without a database never runs).
+    import psycopg
+    from psycopg_pool import PoolTimeout
+    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
+
+    from boothbridge.db.raw import DatabaseUnavailable, is_connection_trouble, trouble_reason
+
     async def on_app_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, AppError)
         return app_error_response(exc)

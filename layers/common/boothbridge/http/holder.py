@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mangum import Mangum
 
-from boothbridge.bootstrap import Container, build_container
-from boothbridge.platform.logs import configure_logging
-from boothbridge.settings import Settings
+if TYPE_CHECKING:
+    from boothbridge.bootstrap import Container
+    from boothbridge.settings import Settings
 
 
 class ContainerHolder:
     """Lambda keeps one event loop per warm execution environment (Mangum reuses it), so the container is
-    built on the first request and reused by every later one; nothing heavy happens at import time."""
+    built on the first request and reused by every later one; nothing heavy happens at import time: the
+    composition root (and with it SQLAlchemy, psycopg, the catalog's jsonschema, ...) is imported by that first
+    build, not by the function module (issue 13: a function's cold import stays near a bare FastAPI app's)."""
 
     def __init__(self, settings: Settings | None = None, container: Container | None = None, *, listen: bool) -> None:
         self._settings = settings
@@ -31,6 +33,9 @@ class ContainerHolder:
             self._lock = asyncio.Lock()
         async with self._lock:
             if self._container is None:
+                from boothbridge.bootstrap import build_container
+                from boothbridge.settings import Settings
+
                 self._container = await build_container(self._settings or Settings(), listen=self._listen)
                 self._built_here = True
         return self._container
@@ -55,6 +60,9 @@ class LazyMangum:
 
     def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         if self._mangum is None:
+            from boothbridge.platform.logs import configure_logging
+            from boothbridge.settings import Settings
+
             settings = Settings()
             configure_logging(settings.log_format, settings.log_level)  # JSON lines on Lambda
             self._mangum = Mangum(self._factory(), lifespan="off")

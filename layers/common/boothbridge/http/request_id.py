@@ -15,8 +15,6 @@ import uuid
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from boothbridge.platform.logs import log_scope
-
 HEADER = "X-Request-Id"
 _SANE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
 # Where the id is kept in the ASGI scope: an app mounted inside another that has this middleware (the emulator
@@ -54,6 +52,9 @@ class RequestIdMiddleware:
             if message["type"] == "http.response.start":
                 MutableHeaders(scope=message)[HEADER] = request_id
             await send(message)
+
+        # Imported with the first request: structlog (and the rich it loads) is no part of a function's cold import.
+        from boothbridge.platform.logs import log_scope
 
         with log_scope(request_id=request_id):
             await self.app(scope, receive, send_with_id)

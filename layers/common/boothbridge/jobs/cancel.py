@@ -21,13 +21,15 @@ the job is answered 502 `job_cancelled` (or with its original photo, if the slot
 from __future__ import annotations
 
 import uuid
-
-from sqlalchemy.ext.asyncio import AsyncEngine
+from typing import TYPE_CHECKING
 
 from boothbridge.errors import AppError
 from boothbridge.jobs import statements as sql
 from boothbridge.jobs.notifications import NotificationHub
 from boothbridge.jobs.view import job_not_found
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 
 async def cancel_job(

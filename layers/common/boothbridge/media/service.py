@@ -13,14 +13,16 @@ from __future__ import annotations
 import hashlib
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from boothbridge.db.engine import autocommit
 from boothbridge.media.ref import MediaRef
 from boothbridge.media.store import ObjectNotFound, ObjectStore
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 __all__ = ["MediaExpired", "MediaNotFound", "MediaRef", "MediaService"]
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from boothbridge.accounts.sessions import purge_expired as purge_expired_sessions
 from boothbridge.db.engine import autocommit
@@ -17,6 +17,9 @@ from boothbridge.jobs.callbacks import CallbackQueue
 from boothbridge.jobs.dispatch import JobDispatcher
 from boothbridge.jobs.notifications import NotificationHub
 from boothbridge.media.service import MediaService
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 log = logging.getLogger(__name__)
 

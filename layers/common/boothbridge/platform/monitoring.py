@@ -6,10 +6,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from boothbridge.catalog import Catalog
 from boothbridge.db.engine import autocommit
@@ -20,6 +19,9 @@ from boothbridge.media.store import ObjectStore
 from boothbridge.providers.base import Provider
 from boothbridge.providers.declaration import ProbeFacts, ProviderDeclaration, adapter_built
 from boothbridge.settings_store import SettingsStore
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 # The hot path's pool answering at all (retried on a fresh connection when a pooled one was dropped).
 _PING = retry_safe("SELECT 1 AS ok")

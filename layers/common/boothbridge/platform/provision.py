@@ -8,9 +8,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+from typing import TYPE_CHECKING
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from boothbridge.accounts.auth import hash_password, verify_password
 from boothbridge.accounts.ingest_password import INGEST_PASSWORD_KEY, ingest_password_digest
@@ -21,6 +21,9 @@ from boothbridge.db.engine import create_engine, resolve_database_url
 from boothbridge.db.migrate import upgrade_to_head
 from boothbridge.platform.logs import configure_logging
 from boothbridge.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 SLOTS_PER_USER = 40
 

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from boothbridge.catalog import Catalog
 from boothbridge.errors import AppError
 from boothbridge.slots.rules import SlotUpdate, check_media_found, media_references, validate_update
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 # The images an operator may name in a slot's `*_media_id` settings: live, and their own upload; or, for an
 # upload from before owners were recorded (owner_id NULL), one that a slot of theirs already names (so an existing

@@ -26,10 +26,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from boothbridge.db.engine import autocommit
 from boothbridge.errors import AppError
@@ -48,6 +47,9 @@ from boothbridge.stats.query import (
     iso_utc,
     parse_range,
 )
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 UNKNOWN_CURRENCY = "unknown"  # the provider is no longer in the catalog, or its pricing names no currency
 
