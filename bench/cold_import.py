@@ -82,17 +82,11 @@ def measure(module: str, runs: int, env: dict[str, str]) -> Row:
     return Row(module, statistics.median(times), statistics.median(peaks))
 
 
-def heaviest(module: str, env: dict[str, str], top: int = 10) -> list[tuple[str, float, str]]:
-    """(top-level package, summed self time in ms, our module that first imported it), heaviest first."""
+def _importtime(code: str, env: dict[str, str]) -> list[tuple[int, str, int]]:
+    """`python -X importtime -c code` as (depth, module, self time in us), in completion order."""
     err = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", f"import {module}"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
+        [sys.executable, "-X", "importtime", "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True
     ).stderr
-    # Lines come in completion order, children before their parent; the nesting is the name's indentation.
     entries: list[tuple[int, str, int]] = []
     for line in err.splitlines():
         if not line.startswith("import time:") or "|" not in line or "self [us]" in line:
@@ -100,12 +94,21 @@ def heaviest(module: str, env: dict[str, str], top: int = 10) -> list[tuple[str,
         _, self_us, name = line.split("|", 2)
         depth = (len(name) - len(name.lstrip(" "))) // 2
         entries.append((depth, name.strip(), int(self_us.split(":")[-1])))
+    return entries
+
+
+def heaviest(module: str, env: dict[str, str], top: int = 10) -> list[tuple[str, float, str]]:
+    """(top-level package, summed self time in ms, our module that first imported it), heaviest first; the
+    interpreter's own start-up imports (`-c pass`) are left out."""
+    startup = {name for _, name, _ in _importtime("pass", env)}
+    # Lines come in completion order, children before their parent; the nesting is the name's indentation.
+    entries = [e for e in _importtime(f"import {module}", env) if e[1] not in startup]
     ours = ("boothbridge", "functions")
     importer: dict[str, str] = {}
     totals: dict[str, int] = {}
     for index, (depth, name, self_us) in enumerate(entries):
         package = name.split(".")[0]
-        if package in ours or package.startswith("_") or package == "encodings":
+        if package in ours:
             continue
         totals[package] = totals.get(package, 0) + self_us
         if package not in importer:
