@@ -41,6 +41,7 @@ pytest: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m bench.bridge_tax
 	$(PY) -m bench.big_photo
+	$(PY) -m bench.image_ops
 	$(PY) -m bench.cold_import
 
 clean:

@@ -180,6 +180,22 @@ async def test_runs_pillow_work_off_the_event_loop_thread(
         return real_encode(img, fmt, quality)
 
     monkeypatch.setattr(codec, "encode", spy)
+    # A PNG: Pillow's path (a JPEG's resize goes through libvips, checked below).
+    await provider.run(request("resize", {"width": 20}, png(Image.new("RGB", (400, 200), GREEN))))
+    assert threads and threads[0] != threading.get_ident()
+
+
+async def test_runs_libvips_work_off_the_event_loop_thread(
+    provider: LocalProvider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threads: list[int] = []
+    real_marker = codec.encoded_here
+
+    def spy(data: bytes, mime: str, size: tuple[int, int]) -> codec.EncodedHere:
+        threads.append(threading.get_ident())
+        return real_marker(data, mime, size)
+
+    monkeypatch.setattr(codec, "encoded_here", spy)
     await provider.run(request("resize", {"width": 20}))
     assert threads and threads[0] != threading.get_ident()
 

@@ -405,6 +405,12 @@ def _clean(img: Image.Image, mime: str, data: bytes) -> bool:
     return _orientation(img) == 1 and (not icc or _is_srgb(icc))
 
 
+def left_alone(img: Image.Image, mime: str, data: bytes) -> bool:
+    """Whether `normalise` would change nothing in these pixels (upright, sRGB or untagged, 8-bit RGB(A) JPEG or
+    PNG): `img` is `data` opened, not necessarily loaded. What lets the `local` provider decode a JPEG elsewhere."""
+    return _clean(img, mime, data)
+
+
 def _strip(data: bytes, mime: str) -> tuple[bytes, bool] | None:
     """(the file without metadata, whether a JPEG's end-of-image marker was restored), or None when its structure
     is not one to pass on (not JPEG or PNG, or malformed)."""

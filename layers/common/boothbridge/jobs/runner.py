@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from boothbridge.catalog import Catalog
 from boothbridge.images import boundary as image_boundary
+from boothbridge.images import codec
 from boothbridge.jobs.backoff import can_start
 from boothbridge.jobs.callbacks import CallbackQueue, new_callback_token
 from boothbridge.jobs.model import ClaimedJob, JobRecord, JobWithResult
@@ -383,6 +384,10 @@ async def accepted_result(result: ProviderResult, settings: Mapping[str, object]
         fmt = str(output["format"]) if output.get("format") in ("jpeg", "png") else None
         if isinstance(output.get("quality"), int | float):
             quality = int(output["quality"])
+    if codec.accepted_as_is(result.image, fmt, max_pixels):
+        # Encoded in this process from normalised pixels (only `codec` makes that type, never from a provider's
+        # bytes): the boundary would fully decode it only to hand back the same bytes.
+        return ProviderResult(ImageInput(result.image.data, result.image.mime), result.cost)
     try:
         image = await asyncio.to_thread(image_boundary.accept_result, result.image.data, fmt, quality, max_pixels)
     except image_boundary.TooManyPixelsError as exc:

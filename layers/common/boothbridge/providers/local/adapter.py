@@ -1,4 +1,5 @@
-"""The `local` provider: offline Pillow operations (reframe, frame, white balance, resize), cost 0."""
+"""The `local` provider: offline operations (reframe, frame, white balance, resize) with Pillow, and libvips for
+the crops and downscales of a plain JPEG; cost 0."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from PIL import Image
 
 from boothbridge.catalog import Catalog
 from boothbridge.images import codec
+from boothbridge.images.codec import to_rgb_or_rgba
 from boothbridge.providers.base import ImageInput, ProviderError, ProviderRequest, ProviderResult
+from boothbridge.providers.local import fast as local_fast
 from boothbridge.providers.local import ops as local_ops
 from boothbridge.settings import Settings
 
@@ -54,6 +57,26 @@ def _resize(photo: Image.Image, request: ProviderRequest) -> Image.Image:
     )
 
 
+def _resize_plan(request: ProviderRequest) -> local_ops.Plan | None:
+    """The resize's plan for the photo's upright size when it can be known from the header and the settings are
+    valid; None otherwise (the photo is then decoded whole and the errors reported as ever)."""
+    size = codec.upright_size(request.source.data)
+    if size is None:
+        return None
+    s = request.settings
+    width, height = s.get("width"), s.get("height")
+    try:
+        return local_ops.resize_plan(
+            *size,
+            None if width is None else int(width),
+            None if height is None else int(height),
+            mode=str(s.get("mode", "fit")),
+            upscale=bool(s.get("upscale", True)),
+        )
+    except (ValueError, TypeError):
+        return None
+
+
 _OPERATIONS: dict[str, _Operation] = {
     "reframe": _reframe,
     "frame": _frame,
@@ -62,10 +85,11 @@ _OPERATIONS: dict[str, _Operation] = {
 }
 
 
-def _decode(image: ImageInput, *, what: str) -> Image.Image:
-    """Decode an input image or raise the non-retryable `image_undecodable` error."""
+def _decode(image: ImageInput, *, what: str, min_size: tuple[int, int] | None = None) -> Image.Image:
+    """Decode an input image (a JPEG at no less than `min_size`, see `codec.decode`) or raise the non-retryable
+    `image_undecodable` error."""
     try:
-        return codec.decode(image.data)
+        return codec.decode(image.data, min_size)
     except codec.UndecodableImageError as exc:
         raise ProviderError("image_undecodable", f"the {what} cannot be decoded", retryable=False) from exc
 
@@ -79,15 +103,33 @@ def _output_options(settings: dict[str, Any]) -> tuple[str, int]:
 
 
 def _run_sync(operation: _Operation, request: ProviderRequest) -> ProviderResult:
-    """Decode, process and encode one request; runs in a worker thread."""
-    photo = _decode(request.source, what="photo")
+    """Decode, process and encode one request, each once; runs in a worker thread.
+
+    A crop or downscale of a plain JPEG goes through libvips (`fast`); everything else through Pillow, where a
+    resize decodes a JPEG at the smallest DCT scale that leaves twice its target. The result is marked
+    `codec.EncodedHere`, so the worker does not decode it again."""
     try:
         fmt, quality = _output_options(request.settings)
-        result = operation(photo, request)
-        data, mime = codec.encode(result, fmt, quality)
+    except (ValueError, TypeError):
+        fmt, quality = DEFAULT_FORMAT, DEFAULT_QUALITY  # reported below, after the photo's own errors as before
+    else:
+        fast = local_fast.run(request.operation_id, request.settings, request.source.data, fmt, quality)
+        if fast is not None:
+            return ProviderResult(image=fast, cost=0.0)
+    plan = _resize_plan(request) if request.operation_id == "resize" else None
+    if plan is not None and plan.resample is not None:
+        needed = (plan.resample[0] * 2, plan.resample[1] * 2)
+        photo = _decode(request.source, what="photo", min_size=needed)
+    else:
+        photo = _decode(request.source, what="photo")
+    try:
+        fmt, quality = _output_options(request.settings)
+        # A drafted photo is smaller than the header said: the plan made for the full size is the one to apply.
+        result = plan.apply(to_rgb_or_rgba(photo)) if plan is not None else operation(photo, request)
+        image = codec.encode_result(result, fmt, quality)
     except (ValueError, TypeError) as exc:
         raise ProviderError("settings_invalid", f"invalid settings: {exc}", retryable=False) from exc
-    return ProviderResult(image=ImageInput(data=data, mime=mime), cost=0.0)
+    return ProviderResult(image=image, cost=0.0)
 
 
 class LocalProvider:

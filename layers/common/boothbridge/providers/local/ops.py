@@ -7,6 +7,7 @@ a new RGB or RGBA image; the inputs are never modified.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 from PIL import Image, ImageStat
 
@@ -48,15 +49,43 @@ def _centre_crop(img: Image.Image, width: int, height: int) -> Image.Image:
     return img.crop((left, top, left + width, top + height))
 
 
-def reframe(img: Image.Image, aspect_ratio: str, mode: str = "crop", pad_color: str = "#ffffff") -> Image.Image:
-    """Change the aspect ratio by a centred crop ("crop") or by centring on a pad_color canvas ("pad")."""
+@dataclass(frozen=True)
+class Plan:
+    """A geometric operation as its two steps: LANCZOS-resample the whole image to `resample` (None: keep it),
+    then cut a centred box of `crop` pixels (width, height; None: keep it all). Sizes in pixels.
+
+    Planning from the size alone lets another engine (`providers.local.fast`) decode only what the plan needs."""
+
+    resample: tuple[int, int] | None = None
+    crop: tuple[int, int] | None = None
+
+    def apply(self, src: Image.Image) -> Image.Image:
+        """Carry the plan out on `src` with Pillow; always a new image."""
+        out = src if self.resample is None else _resample(src, self.resample)
+        if self.crop is not None:
+            return _centre_crop(out, *self.crop)  # a crop is a new image: no copy of a 24 MP photo first
+        return out.copy() if out is src else out
+
+
+def reframe_plan(width: int, height: int, aspect_ratio: str, mode: str) -> Plan | None:
+    """The plan of `reframe` in "crop" mode for a width x height image; None for "pad" (not a crop and resample).
+    Raises ValueError for a bad ratio or mode."""
     rw, rh = parse_ratio(aspect_ratio)
-    src = to_rgb_or_rgba(img)
-    w, h = src.size
     if mode == "crop":
-        return _centre_crop(src, *_crop_to_ratio(w, h, rw, rh))
+        return Plan(crop=_crop_to_ratio(width, height, rw, rh))
     if mode != "pad":
         raise ValueError(f"unknown reframe mode {mode!r}")
+    return None
+
+
+def reframe(img: Image.Image, aspect_ratio: str, mode: str = "crop", pad_color: str = "#ffffff") -> Image.Image:
+    """Change the aspect ratio by a centred crop ("crop") or by centring on a pad_color canvas ("pad")."""
+    src = to_rgb_or_rgba(img)
+    w, h = src.size
+    plan = reframe_plan(w, h, aspect_ratio, mode)
+    if plan is not None:
+        return plan.apply(src)
+    rw, rh = parse_ratio(aspect_ratio)
     rgb = parse_color(pad_color)
     if w * rh > h * rw:  # too wide: grow the height (ceil keeps the whole photo inside)
         size = (w, -(-w * rh // rw))
@@ -143,28 +172,31 @@ def resize(
     "stretch" limits each side to the original, and "fill" returns the largest centred crop with the box's
     ratio that the original holds (no resampling) when covering the box would need enlarging.
     """
+    src = to_rgb_or_rgba(img)
+    return resize_plan(*src.size, width, height, mode=mode, upscale=upscale).apply(src)
+
+
+def resize_plan(w: int, h: int, width: int | None, height: int | None, mode: str = "fit", upscale: bool = True) -> Plan:
+    """The plan of `resize` for a w x h image (see `resize` for the modes); raises ValueError for bad settings."""
     if (width is not None and width < 1) or (height is not None and height < 1):
         raise ValueError("width and height must be positive")
-    src = to_rgb_or_rgba(img)
-    w, h = src.size
     if mode == "fill" and width is not None and height is not None:
         cover = max(width / w, height / h)
         if cover > 1 and not upscale:
-            return _centre_crop(src, *_crop_to_ratio(w, h, width, height))
-        scaled = (max(width, round(w * cover)), max(height, round(h * cover)))
-        return _centre_crop(_resample(src, scaled), width, height)
+            return Plan(crop=_crop_to_ratio(w, h, width, height))
+        return Plan(resample=(max(width, round(w * cover)), max(height, round(h * cover))), crop=(width, height))
     if mode == "stretch":
         target = _scaled(w, h, width, height)
         size = (width or target[0], height or target[1])
         if not upscale:
             size = (min(size[0], w), min(size[1], h))
-        return _resample(src, size)
+        return Plan(resample=size)
     if mode not in ("fit", "fill"):
         raise ValueError(f"unknown resize mode {mode!r}")
     size = _scaled(w, h, width, height)
     if not upscale and (size[0] > w or size[1] > h):
         size = (w, h)
-    return _resample(src, size)
+    return Plan(resample=size)
 
 
 def _resample(img: Image.Image, size: tuple[int, int]) -> Image.Image:
