@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(PY) -m bench.big_photo
 	$(PY) -m bench.image_ops
 	$(PY) -m bench.cold_import
+	$(PY) -m bench.queue_throughput
 
 clean:
 	rm -rf $(VENV) .data
