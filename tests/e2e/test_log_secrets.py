@@ -16,7 +16,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,9 +27,8 @@ import pytest
 from boothbridge.settings import PROJECT_ROOT, Settings
 from local.fakes.turbotext_server import FakeTurbotext
 from tests.support.booth import DSLR_FIELDS, credentials, jpeg
-from tests.support.emulator_env import emulator_env
+from tests.support.emulator_env import emulator_env, wait_healthy
 
-STARTUP_TIMEOUT = 60.0
 TURBOTEXT_KEY = f"tt-key-{uuid.uuid4().hex}"
 
 
@@ -64,19 +62,6 @@ def log_run_env(settings: Settings, tmp_path: Path, port: int, turbotext: FakeTu
         T_SYNC_RESPONSE="15",
         PYTHONUNBUFFERED="1",
     )
-
-
-def wait_healthy(base: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while True:
-        assert process.poll() is None, log.read_text(errors="replace")[-4000:]
-        try:
-            if httpx.get(f"{base}/health", timeout=2).status_code in (200, 503):
-                return
-        except httpx.HTTPError:
-            pass
-        assert time.monotonic() < deadline, log.read_text(errors="replace")[-4000:]
-        time.sleep(0.2)
 
 
 def exercise(base: str, creds_path: Path, turbotext: FakeTurbotext) -> dict[str, Any]:

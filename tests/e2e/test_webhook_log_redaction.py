@@ -10,7 +10,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import pytest
 from boothbridge.platform.logs import LogFormat, build_handler
 from boothbridge.platform.redaction import redact
 from boothbridge.settings import PROJECT_ROOT, Settings
-from tests.support.emulator_env import emulator_env
+from tests.support.emulator_env import emulator_env, wait_healthy
 
 STARTUP_TIMEOUT = 60.0
 
@@ -58,16 +57,7 @@ def test_emulator_access_log_never_shows_a_webhook_secret(settings: Settings, tm
         )
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + STARTUP_TIMEOUT
-        while True:
-            assert process.poll() is None, log_path.read_text(errors="replace")[-4000:]
-            try:
-                if httpx.get(f"{base}/health", timeout=2).status_code in (200, 503):
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, log_path.read_text(errors="replace")[-4000:]
-            time.sleep(0.2)
+        wait_healthy(base, process, log_path, STARTUP_TIMEOUT)
         # Turbotext's callback: JSON with the result link, to the attempt's URL (here one no job answers to).
         payload = {"success": True, "uploaded_image": "https://www.turbotext.ru/image/result.png", "asyncid": 1}
         r = httpx.post(f"{base}/webhooks/turbotext/{job_id}.{secrets[0]}", json=payload, timeout=10)

@@ -31,7 +31,7 @@ from boothbridge.catalog import IngestLimits
 from boothbridge.db import raw
 from boothbridge.db.migrate import upgrade_to_head
 from boothbridge.db.raw import DatabaseUnavailable
-from boothbridge.ingest.service import backlog_wait
+from boothbridge.ingest.admission import backlog_wait
 from boothbridge.settings import Settings
 from local.app import Emulator
 from tests.fakes.sleepy import SleepyProvider, sleepy_catalog

@@ -1,10 +1,15 @@
-"""The environment of an emulator (`python -m local`) started as a subprocess by an end-to-end test: the test's
-own database, bucket and credentials, on loopback, with no demo fakes; each test adds what it is about."""
+"""An emulator (`python -m local`) started as a subprocess by an end-to-end test: its environment (the test's own
+database, bucket and credentials, on loopback, with no demo fakes; each test adds what it is about) and the wait
+for it to answer."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import time
 from pathlib import Path
+
+import httpx
 
 from boothbridge.settings import Settings
 
@@ -29,3 +34,18 @@ def emulator_env(settings: Settings, tmp_path: Path, port: int, **extra: str) ->
         "DEMO_FAKES": "0",
         **extra,
     }
+
+
+def wait_healthy(base: str, process: subprocess.Popen[bytes], log: Path, timeout_sec: float = 60.0) -> None:
+    """Until `base`/health answers 200 or 503 (up, whatever its parts say); fails with the log's tail if the
+    process exits first or `timeout_sec` passes."""
+    deadline = time.monotonic() + timeout_sec
+    while True:
+        assert process.poll() is None, log.read_text(errors="replace")[-4000:]
+        try:
+            if httpx.get(f"{base}/health", timeout=2).status_code in (200, 503):
+                return
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, log.read_text(errors="replace")[-4000:]
+        time.sleep(0.2)

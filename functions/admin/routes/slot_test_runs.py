@@ -13,7 +13,7 @@ from boothbridge.http.multipart import BodyTimeoutRoute
 from boothbridge.http.openapi import AUTH, BODY, PHOTO, PIPELINE, errors, header_docs, merge
 from boothbridge.ingest.model import IngestOutcome, UploadedForm
 from boothbridge.jobs.status import JobStatus
-from boothbridge.slots.service import SlotUpdate
+from boothbridge.slots.rules import SlotUpdate
 from functions.admin.deps import HubDep, IngestDep, OperatorDep, SettingsDep, SlotsDep
 from functions.admin.routes.media import public_media_url
 from functions.admin.schemas_jobs import SlotTestRun

@@ -6,7 +6,8 @@ from fastapi import APIRouter, Query
 
 from boothbridge.http.openapi import AUTH, BODY, INVALID, errors
 from boothbridge.settings import Settings
-from boothbridge.slots.service import SlotUpdate, SlotView
+from boothbridge.slots.rules import SlotUpdate
+from boothbridge.slots.service import SlotView
 from functions.admin.deps import OperatorDep, SettingsDep, SlotsDep
 from functions.admin.schemas import ListMeta, Slot, SlotList, SlotPut, SlotSaved
 

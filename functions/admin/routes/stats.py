@@ -9,6 +9,7 @@ from fastapi.responses import Response
 
 from boothbridge.http.openapi import AUTH, INVALID, errors
 from boothbridge.stats import queries as stats
+from boothbridge.stats.query import GlobalQuery
 from functions.admin.deps import CatalogDep, EngineDep, OperatorDep, SettingsDep
 from functions.admin.routes.media import public_media_url
 from functions.admin.schemas import GlobalSeries, SlotSeries, StatsSummary
@@ -47,7 +48,7 @@ async def global_stats(
     slot_id: Annotated[str | None, Query(max_length=100)] = None,
 ) -> GlobalSeries:
     """All the operator's slots together per day/week/month, paginated and sorted."""
-    query = stats.GlobalQuery(from_, to, group_by, page, page_size, sort_by, sort_order, provider_id, slot_id)
+    query = GlobalQuery(from_, to, group_by, page, page_size, sort_by, sort_order, provider_id, slot_id)
     return GlobalSeries.model_validate(await stats.global_series(engine, operator.id, query))
 
 

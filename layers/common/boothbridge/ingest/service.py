@@ -26,9 +26,6 @@ from boothbridge.db.raw import (
 from boothbridge.errors import AppError
 from boothbridge.images.upload import inspect_image
 from boothbridge.ingest.admission import (
-    backlog_wait as backlog_wait,  # re-exported: its tests import it from here
-)
-from boothbridge.ingest.admission import (
     check_backlog,
     check_slot_id,
     fallback_at,
@@ -58,7 +55,7 @@ from boothbridge.platform.logs import bind_job
 from boothbridge.providers.base import Provider
 from boothbridge.settings import Settings
 from boothbridge.settings_store import SettingsStore
-from boothbridge.slots.service import SlotUpdate
+from boothbridge.slots.rules import SlotUpdate
 
 log = logging.getLogger(__name__)
 
