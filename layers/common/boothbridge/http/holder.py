@@ -48,13 +48,15 @@ class ContainerHolder:
 
 
 class LazyMangum:
-    """`handler = LazyMangum(create_app)`: a Mangum(app) built on the first Lambda invocation, not at import.
+    """`handler = LazyMangum(create_app)`: a Mangum(app) built on the first Lambda invocation, not at import, from
+    the one Settings object that invocation reads (the factory is called with it, so the logging set-up and the app
+    share it).
 
-    Mangum sets up an event loop when constructed; deferring it keeps importing a function module free of
-    side effects (cheap cold start, and importable by tests and tools).
+        Mangum sets up an event loop when constructed; deferring it keeps importing a function module free of
+        side effects (cheap cold start, and importable by tests and tools).
     """
 
-    def __init__(self, factory: Callable[[], Any]) -> None:
+    def __init__(self, factory: Callable[[Settings], Any]) -> None:
         self._factory = factory
         self._mangum: Mangum | None = None
 
@@ -65,5 +67,5 @@ class LazyMangum:
 
             settings = Settings()
             configure_logging(settings.log_format, settings.log_level)  # JSON lines on Lambda
-            self._mangum = Mangum(self._factory(), lifespan="off")
+            self._mangum = Mangum(self._factory(settings), lifespan="off")
         return self._mangum(event, context)
