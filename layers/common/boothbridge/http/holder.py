@@ -52,8 +52,8 @@ class LazyMangum:
     the one Settings object that invocation reads (the factory is called with it, so the logging set-up and the app
     share it).
 
-        Mangum sets up an event loop when constructed; deferring it keeps importing a function module free of
-        side effects (cheap cold start, and importable by tests and tools).
+    Mangum sets up an event loop when constructed; deferring it keeps importing a function module free of side
+    effects (cheap cold start, and importable by tests and tools).
     """
 
     def __init__(self, factory: Callable[[Settings], Any]) -> None:
