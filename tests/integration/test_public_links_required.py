@@ -18,7 +18,6 @@ def settings_overrides() -> dict[str, Any]:
     return {
         "turbotext_api_key": "test-key",
         "turbotext_base_url": "http://127.0.0.1:9/api_ai",
-        "provider_plugins": ["boothbridge.providers.turbotext.adapter:TurbotextProvider"],
     }
 
 

@@ -27,6 +27,7 @@ from PIL import Image
 from sqlalchemy import text
 
 from boothbridge.bootstrap import Container
+from boothbridge.catalog import Catalog
 from boothbridge.providers.base import ImageInput, ProviderError, ProviderParked, ProviderRequest, ProviderResult
 from boothbridge.providers.turbotext.adapter import TurbotextProvider
 from boothbridge.settings import Settings
@@ -86,7 +87,6 @@ def settings_overrides(turbotext: FakeTurbotext, app_socket: socket.socket) -> d
         "public_base_url": f"http://127.0.0.1:{port}",
         "turbotext_api_key": API_KEY,
         "turbotext_base_url": turbotext.api_url,
-        "provider_plugins": ["boothbridge.providers.turbotext.adapter:TurbotextProvider"],
         "t_sync_response": 8.0,
         "max_attempts": 3,
         "retry_base_sec": 0.05,
@@ -523,9 +523,8 @@ async def test_a_callbacks_download_is_bounded_by_the_jobs_deadline(
 
 
 def _adapter(fake: FakeTurbotext, api_key: str | None = API_KEY) -> TurbotextProvider:
-    provider = TurbotextProvider(
-        Settings(_env_file=None, app_env="test", turbotext_api_key=api_key, turbotext_base_url=fake.api_url)
-    )
+    settings = Settings(_env_file=None, app_env="test", turbotext_api_key=api_key, turbotext_base_url=fake.api_url)
+    provider = TurbotextProvider(settings, Catalog.load(settings.providers_config))
     provider.poll_interval_sec = 0.05
     _short_downloads(provider)
     return provider
@@ -668,9 +667,8 @@ async def test_adapter_network_fault_is_retryable(turbotext: FakeTurbotext) -> N
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
         dead = s.getsockname()[1]
-    provider = TurbotextProvider(
-        Settings(_env_file=None, turbotext_api_key=API_KEY, turbotext_base_url=f"http://127.0.0.1:{dead}/api_ai")
-    )
+    settings = Settings(_env_file=None, turbotext_api_key=API_KEY, turbotext_base_url=f"http://127.0.0.1:{dead}/api_ai")
+    provider = TurbotextProvider(settings, Catalog.load(settings.providers_config))
     err = await _run_error(provider, _request(turbotext))
     assert (err.code, err.retryable) == ("provider_unreachable", True)
 

@@ -57,7 +57,6 @@ def settings_overrides(turbotext: FakeTurbotext, app_socket: socket.socket, tmp_
         "public_base_url": f"http://127.0.0.1:{app_socket.getsockname()[1]}",
         "turbotext_api_key": API_KEY,
         "turbotext_base_url": turbotext.api_url,
-        "provider_plugins": ["boothbridge.providers.turbotext.adapter:TurbotextProvider"],
         "providers_config": _short_catalog(tmp_path / "providers-short-turbotext.json"),
         "t_sync_response": T_SYNC,
         "max_attempts": 3,

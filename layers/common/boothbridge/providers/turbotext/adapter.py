@@ -45,7 +45,7 @@ from typing import Any
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
-from boothbridge.catalog import Catalog, CatalogError
+from boothbridge.catalog import Catalog
 from boothbridge.images.upload import sniff_mime
 from boothbridge.providers.base import ImageInput, ProviderError, ProviderParked, ProviderRequest, ProviderResult
 from boothbridge.providers.turbotext import DECLARATION
@@ -104,12 +104,11 @@ class TurbotextProvider:
     download_backoff_sec: float = 0.5
     download_backoff_max_sec: float = 4.0
 
-    def __init__(self, settings: Settings, catalog: Catalog | None = None) -> None:
+    def __init__(self, settings: Settings, catalog: Catalog) -> None:
         keys = DECLARATION.env_keys(settings)
         self._api_key = keys[0] if keys else None
         self._base_url = str(DECLARATION.env_value(settings, "TURBOTEXT_BASE_URL")).rstrip("/")
-        self._catalog_path = settings.providers_config
-        self._catalog: Catalog | None = catalog  # else read from the settings' catalog file on first use
+        self._catalog = catalog  # the method specs (provider_overrides), defaults and price come from it
         self._client: httpx.AsyncClient | None = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
         # How the download waits between tries (replaceable, so that tests can record the waits).
@@ -168,17 +167,9 @@ class TurbotextProvider:
 
     # --- the request -----------------------------------------------------------------------------------------
 
-    def _catalog_loaded(self) -> Catalog:
-        if self._catalog is None:
-            try:
-                self._catalog = Catalog.load(self._catalog_path)
-            except CatalogError as exc:
-                raise ProviderError("provider_misconfigured", str(exc)[:300], retryable=False) from None
-        return self._catalog
-
     def _operation(self, operation_id: str) -> tuple[MethodSpec, dict[str, Any]]:
         """The method and field mapping from the catalog, and the settings' schema defaults."""
-        op = self._catalog_loaded().operation(operation_id)
+        op = self._catalog.operation(operation_id)
         if op is None:
             raise ProviderError("unsupported_operation", f"unknown operation {operation_id!r}", retryable=False)
         try:
@@ -192,7 +183,7 @@ class TurbotextProvider:
         return spec, defaults
 
     def _cost(self) -> float:
-        entry = self._catalog_loaded().provider(self.id)
+        entry = self._catalog.provider(self.id)
         try:
             return float((entry.pricing if entry else {}).get("per_image", 0) or 0)
         except (TypeError, ValueError):
