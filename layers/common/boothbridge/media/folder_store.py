@@ -14,6 +14,9 @@ from boothbridge.media.store import ObjectNotFound
 # (backups, a web server serving the media folder).
 _FILE_MODE = 0o644
 _TMP_PREFIX = ".tmp-"
+# A streamed object's bytes are written to its temp file this many at a time (one thread hop each), so a writer holds
+# at most this much besides the caller's chunk.
+WRITE_BATCH_BYTES = 1024 * 1024
 
 
 def validate_key(key: str) -> list[str]:
@@ -52,6 +55,10 @@ class FolderStore:
         path = self._path(key)
         await asyncio.to_thread(_write_atomically, path, data)
 
+    def writer(self, key: str, content_type: str) -> FolderWriter:
+        """A streamed object: a temp file in the key's folder, fsynced and renamed into place by `commit`."""
+        return FolderWriter(self._path(key))
+
     async def get(self, key: str) -> bytes:
         """Read the whole object, or raise ObjectNotFound."""
         path = self._path(key)
@@ -83,6 +90,83 @@ class FolderStore:
 
     async def close(self) -> None:
         """Nothing to release."""
+
+
+class FolderWriter:
+    """`ObjectWriter` over a temp file in the target folder (so the final rename stays on one filesystem): bytes
+    are written in batches of WRITE_BATCH_BYTES in a worker thread; `commit` fsyncs and renames atomically (a
+    reader sees the whole object or none); `abort` removes the temp file, or the object once committed."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._pending = bytearray()
+        self._fd: int | None = None
+        self._tmp: str | None = None
+        self._committed = False
+        self._aborted = False
+
+    @property
+    def temp_path(self) -> Path | None:
+        """Where the bytes written so far are (None before the first batch was written, or once committed)."""
+        return Path(self._tmp) if self._tmp is not None and not self._committed else None
+
+    async def write(self, data: bytes | memoryview) -> None:
+        if self._aborted or self._committed:
+            raise RuntimeError("the writer is closed")
+        self._pending += data
+        if len(self._pending) >= WRITE_BATCH_BYTES:
+            await self._flush()
+
+    async def flush(self) -> None:
+        """Write what is pending to the temp file (not synced): a reader of `temp_path` then sees every byte."""
+        if self._pending:
+            await self._flush()
+
+    async def _flush(self) -> None:
+        batch, self._pending = self._pending, bytearray()
+        await asyncio.to_thread(self._write_batch, batch)
+
+    def _write_batch(self, batch: bytearray) -> None:
+        if self._fd is None:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            self._fd, self._tmp = tempfile.mkstemp(dir=self._path.parent, prefix=_TMP_PREFIX)
+        view = memoryview(batch)
+        while view:
+            view = view[os.write(self._fd, view) :]
+
+    async def commit(self) -> None:
+        if self._aborted or self._committed:
+            raise RuntimeError("the writer is closed")
+        batch, self._pending = self._pending, bytearray()
+        await asyncio.to_thread(self._commit, batch)
+        self._committed = True
+
+    def _commit(self, batch: bytearray) -> None:
+        self._write_batch(batch)  # also creates the temp file of an empty object
+        assert self._fd is not None and self._tmp is not None
+        os.fchmod(self._fd, _FILE_MODE)
+        # Without fsync a crash after the rename can leave an empty file under the final name.
+        os.fsync(self._fd)
+        os.close(self._fd)
+        self._fd = None
+        os.replace(self._tmp, self._path)
+
+    async def abort(self) -> None:
+        if self._aborted:
+            return
+        self._aborted = True
+        self._pending = bytearray()
+        await asyncio.to_thread(self._remove)
+
+    def _remove(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
+        doomed = str(self._path) if self._committed else self._tmp
+        if doomed is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(doomed)
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

@@ -16,6 +16,9 @@ from boothbridge.platform.aws_session import aws_session
 # GetObject reports NoSuchKey; HEAD responses have no body, so botocore can only give the status code.
 _OBJECT_MISSING = frozenset({"NoSuchKey", "NotFound", "404"})
 _BUCKET_MISSING = frozenset({"NoSuchBucket", "NotFound", "404"})
+# S3's smallest part but the last (https://docs.aws.amazon.com/AmazonS3/latest/userguide/qfacts.html: 5 MiB to
+# 5 GiB, no minimum for the last part, part numbers 1 to 10,000): a streamed object holds at most this much.
+PART_BYTES = 5 * 1024 * 1024
 
 
 def _error_code(exc: ClientError) -> str:
@@ -92,6 +95,11 @@ class S3Store:
         validate_key(key)
         await self._client.put_object(Bucket=self._bucket, Key=key, Body=data, ContentType=content_type)
 
+    def writer(self, key: str, content_type: str) -> S3Writer:
+        """A streamed object: one PutObject under PART_BYTES, else a multipart upload (see `S3Writer`)."""
+        validate_key(key)
+        return S3Writer(self._client, self._bucket, key, content_type)
+
     async def get(self, key: str) -> bytes:
         """Read the whole object, or raise ObjectNotFound."""
         validate_key(key)
@@ -155,3 +163,81 @@ class S3Store:
             # Another process created it between our HEAD and CREATE.
             if _error_code(exc) != "BucketAlreadyOwnedByYou":
                 raise
+
+
+class S3Writer:
+    """`ObjectWriter` over S3's multipart upload, holding at most one part (PART_BYTES) in memory.
+
+    An object that ends before its first part is full is one PutObject at `commit`. A longer one starts
+    CreateMultipartUpload when its first part is full and sends each full part with UploadPart (part numbers from 1,
+    each at least 5 MiB but the last), and `commit` sends the rest as the last part and CompleteMultipartUpload with
+    every part's number and ETag in ascending order; only then is the object visible. `abort` before the commit is
+    AbortMultipartUpload (parts are uploaded one at a time and awaited, so no part upload is in flight to outlive
+    it); after the commit, DeleteObject. A process that dies mid-upload leaves an incomplete upload that only a
+    bucket lifecycle rule (AbortIncompleteMultipartUpload) removes.
+
+    API: https://docs.aws.amazon.com/AmazonS3/latest/API/API_CreateMultipartUpload.html, API_UploadPart.html,
+    API_CompleteMultipartUpload.html, API_AbortMultipartUpload.html (same folder); limits in the user guide's
+    qfacts.html.
+    """
+
+    def __init__(self, client: Any, bucket: str, key: str, content_type: str) -> None:
+        self._client = client
+        self._bucket = bucket
+        self._key = key
+        self._content_type = content_type
+        self._buffer = bytearray()
+        self._upload_id: str | None = None
+        self._parts: list[dict[str, Any]] = []
+        self._committed = False
+        self._commit_sent = False  # a commit whose answer was lost may still have stored the object
+        self._aborted = False
+
+    async def write(self, data: bytes | memoryview) -> None:
+        if self._aborted or self._committed:
+            raise RuntimeError("the writer is closed")
+        self._buffer += data
+        if len(self._buffer) >= PART_BYTES:
+            if self._upload_id is None:
+                created = await self._client.create_multipart_upload(
+                    Bucket=self._bucket, Key=self._key, ContentType=self._content_type
+                )
+                self._upload_id = str(created["UploadId"])
+            await self._send_part()
+
+    async def _send_part(self) -> None:
+        part, self._buffer = bytes(self._buffer), bytearray()
+        number = len(self._parts) + 1
+        sent = await self._client.upload_part(
+            Bucket=self._bucket, Key=self._key, UploadId=self._upload_id, PartNumber=number, Body=part
+        )
+        self._parts.append({"PartNumber": number, "ETag": sent["ETag"]})
+
+    async def commit(self) -> None:
+        if self._aborted or self._committed:
+            raise RuntimeError("the writer is closed")
+        self._commit_sent = True
+        if self._upload_id is None:
+            body, self._buffer = bytes(self._buffer), bytearray()
+            await self._client.put_object(Bucket=self._bucket, Key=self._key, Body=body, ContentType=self._content_type)
+        else:
+            if self._buffer:
+                await self._send_part()
+            await self._client.complete_multipart_upload(
+                Bucket=self._bucket, Key=self._key, UploadId=self._upload_id, MultipartUpload={"Parts": self._parts}
+            )
+        self._committed = True
+
+    async def abort(self) -> None:
+        if self._aborted:
+            return
+        self._aborted = True
+        self._buffer = bytearray()
+        if self._upload_id is not None and not self._committed:
+            try:
+                await self._client.abort_multipart_upload(Bucket=self._bucket, Key=self._key, UploadId=self._upload_id)
+            except ClientError as exc:
+                if _error_code(exc) != "NoSuchUpload":  # completed after all (its answer was lost): deleted below
+                    raise
+        if self._commit_sent:
+            await self._client.delete_object(Bucket=self._bucket, Key=self._key)
