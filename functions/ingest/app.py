@@ -77,7 +77,10 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         """Receive one booth photo and answer with the processed image (or the documented error)."""
         started = time.monotonic()
         service = (await holder.get()).ingest
-        outcome = await service.process(slot_id, lambda limit: read_booth_form(request, limit), started)
+        # The photo streams to storage as it arrives (the service's sink), never held whole.
+        outcome = await service.process(
+            slot_id, lambda limit, sink: read_booth_form(request, limit, sink=sink), started
+        )
         return to_response(outcome)
 
     return app

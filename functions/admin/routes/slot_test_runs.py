@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, ValidationError
 from boothbridge.errors import AppError
 from boothbridge.http.multipart import BodyTimeoutRoute
 from boothbridge.http.openapi import AUTH, BODY, PHOTO, PIPELINE, errors, header_docs, merge
-from boothbridge.ingest.model import IngestOutcome, UploadedForm
+from boothbridge.ingest.model import IngestOutcome, PhotoSink, UploadedForm
 from boothbridge.jobs.status import JobStatus
 from boothbridge.slots.rules import SlotUpdate
 from functions.admin.deps import HubDep, IngestDep, OperatorDep, SettingsDep, SlotsDep
@@ -98,7 +98,8 @@ async def test_slot(
             503, "test_run_unavailable", "this deployment's operator API cannot wait for jobs (no LISTEN hub)"
         )
 
-    async def read_form(max_bytes: int) -> UploadedForm:
+    async def read_form(max_bytes: int, _sink: PhotoSink) -> UploadedForm:
+        # FastAPI has read the upload already: the service stores the photo from the form's `file`.
         if file is None:
             return UploadedForm(file=None, filename=None, declared_type=None, fields={})
         data = await file.read(max_bytes + 1)  # one byte more than allowed is enough to refuse it

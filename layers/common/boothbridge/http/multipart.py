@@ -2,9 +2,11 @@
 
 The photo is the first part *named* `fileToUpload`, however its Content-Disposition names a file: with
 `filename=`, only with RFC 5987's `filename*=UTF-8''…`, with both, or not at all. Its bytes are kept exactly as
-sent (never decoded as text). Every other part that names a file is skipped; every other part is a text field.
-The body is parsed with python-multipart's streaming parser, not Starlette's form parser, because Starlette
-decides "file or text field" by the presence of a plain `filename` parameter.
+sent (never decoded as text): handed to a `PhotoSink` piece by piece as they arrive (the booth's photo streams to
+storage; nothing here holds more than the body chunk at hand), or, without a sink, collected. Every other part
+that names a file is skipped; every other part is a text field. The body is parsed with python-multipart's
+streaming parser, not Starlette's form parser, because Starlette decides "file or text field" by the presence of
+a plain `filename` parameter.
 
 A body that stalls (slow-loris: no bytes for BODY_TIMEOUT_SEC, default 30 s, between two chunks) is cut with
 `408 request_timeout`. The limit is on the gap between chunks, not on the whole body: a booth on slow event
@@ -15,11 +17,10 @@ for FastAPI endpoints that read a form (the operator API's uploads).
 from __future__ import annotations
 
 import asyncio
-import codecs
-import re
+import time
 from collections.abc import AsyncGenerator, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, unquote_to_bytes
+from urllib.parse import parse_qsl
 
 from fastapi.routing import APIRoute
 from python_multipart.exceptions import FormParserError
@@ -29,7 +30,8 @@ from starlette.responses import Response
 from starlette.types import Message, Receive
 
 from boothbridge.errors import AppError
-from boothbridge.ingest.model import UploadedForm, too_large
+from boothbridge.http.form_text import charset_of, decode_text, extended_filename
+from boothbridge.ingest.model import PhotoSink, UploadedForm, too_large
 
 if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
@@ -42,9 +44,6 @@ MAX_TEXT_FIELDS = 200
 MAX_TEXT_FIELD_BYTES = 1024 * 1024
 
 DEFAULT_BODY_TIMEOUT_SEC = 30.0
-
-# One `; key=value` parameter of a header value; the value a quoted-string or a token.
-_PARAMETER = re.compile(r';\s*([^\s=;]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
 
 
 def request_timeout(seconds: float) -> AppError:
@@ -67,11 +66,19 @@ async def body_timeout_for(request: Request) -> float:
 
 
 async def read_booth_form(
-    request: Request, max_file_bytes: int, *, body_timeout_sec: float | None = None
+    request: Request,
+    max_file_bytes: int,
+    *,
+    body_timeout_sec: float | None = None,
+    sink: PhotoSink | None = None,
 ) -> UploadedForm:
     """Parse `multipart/form-data`; 413 before reading when Content-Length is already too big (so an
     `Expect: 100-continue` client never sends the body), 413 while streaming if it grows too big, and 408 when
-    no chunk arrives for `body_timeout_sec` (default: the app's BODY_TIMEOUT_SEC)."""
+    no chunk arrives for `body_timeout_sec` (default: the app's BODY_TIMEOUT_SEC).
+
+    With a `sink`, the photo part goes to it as it arrives (`begin` with the text fields read before it, then
+    `write` after each body chunk) and the form's `file` is None (`streamed_size` says how big it was); an error
+    the sink raises ends the reading. The form's `body_wait_sec` is the time spent waiting for body chunks."""
     ctype = request.headers.get("content-type", "")
     urlencoded = ctype.lower().startswith("application/x-www-form-urlencoded")
     # A urlencoded form carries no file: only the room the text fields of a multipart form get (parsing a 20 MB
@@ -82,10 +89,14 @@ async def read_booth_form(
         raise _form_too_large(limit) if urlencoded else too_large(max_file_bytes)
     timeout = body_timeout_sec if body_timeout_sec is not None else await body_timeout_for(request)
 
+    waited = 0.0
+
     async def limited() -> AsyncGenerator[bytes, None]:
+        nonlocal waited
         seen = 0
         chunks = request.stream().__aiter__()
         while True:
+            asked = time.perf_counter()
             try:
                 async with asyncio.timeout(timeout):
                     chunk = await chunks.__anext__()
@@ -93,6 +104,8 @@ async def read_booth_form(
                 return
             except TimeoutError:
                 raise request_timeout(timeout) from None
+            finally:
+                waited += time.perf_counter() - asked
             seen += len(chunk)
             if seen > limit:
                 raise _form_too_large(limit) if urlencoded else too_large(max_file_bytes)
@@ -105,7 +118,9 @@ async def read_booth_form(
             pairs = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True, max_num_fields=MAX_TEXT_FIELDS)
         except ValueError:
             raise _malformed(f"more than {MAX_TEXT_FIELDS} fields") from None
-        return UploadedForm(file=None, filename=None, declared_type=None, fields=dict(reversed(pairs)))
+        return UploadedForm(
+            file=None, filename=None, declared_type=None, fields=dict(reversed(pairs)), body_wait_sec=waited
+        )
     if not ctype.lower().startswith("multipart/form-data"):
         raise AppError(400, "invalid_form", "the request must be multipart/form-data with a fileToUpload part")
 
@@ -113,24 +128,41 @@ async def read_booth_form(
     boundary = params.get(b"boundary")
     if not boundary:
         raise _malformed("Missing boundary in multipart.")
-    form = _BoothForm(_charset(params.get(b"charset")))
+    form = _BoothForm(charset_of(params.get(b"charset")), streamed=sink is not None)
     try:
         parser = MultipartParser(boundary, form.callbacks())
         async for chunk in limited():
             parser.write(chunk)
+            if sink is not None:
+                await form.hand_over(sink)
         parser.finalize()
+        if sink is not None:
+            await form.hand_over(sink)
     except FormParserError as exc:
         raise _malformed("Invalid multipart data.") from exc
     except ClientDisconnect as exc:
         raise AppError(400, "client_disconnected", "the client closed the connection mid-upload") from exc
-    return UploadedForm(file=form.photo, filename=form.filename, declared_type=form.declared_type, fields=form.fields)
+    return UploadedForm(
+        file=form.photo,
+        filename=form.filename,
+        declared_type=form.declared_type,
+        fields=form.fields,
+        streamed_size=form.streamed_size,
+        body_wait_sec=waited,
+    )
 
 
 class _BoothForm:
-    """python-multipart callbacks collecting the photo and the text fields, part by part."""
+    """python-multipart callbacks collecting the text fields, and the photo (`streamed`: only until `hand_over`
+    passes what the last chunk brought to the sink), part by part. The callbacks cannot await, so the photo's
+    start and bytes wait here for `hand_over`, which the reader awaits after each chunk."""
 
-    def __init__(self, charset: str) -> None:
+    def __init__(self, charset: str, *, streamed: bool = False) -> None:
         self.charset = charset
+        self.streamed = streamed
+        self.streamed_size: int | None = None
+        self._begun: dict[str, str] | None = None  # the fields before the photo part, until handed over
+        self._pending = bytearray()  # the photo bytes of the current chunk, until handed over
         self.photo: bytes | None = None
         self.filename: str | None = None
         self.declared_type: str | None = None
@@ -180,9 +212,9 @@ class _BoothForm:
         _, options = parse_options_header(self._disposition)
         if b"name" not in options:
             raise _malformed('The Content-Disposition header field "name" must be provided.')
-        self._name = _decode(options[b"name"], self.charset)
-        plain = _decode(options[b"filename"], self.charset) if b"filename" in options else None
-        extended = _extended_filename(self._disposition)
+        self._name = decode_text(options[b"name"], self.charset)
+        plain = decode_text(options[b"filename"], self.charset) if b"filename" in options else None
+        extended = extended_filename(self._disposition)
         # RFC 6266 §4.3: filename* wins when both are given (filename is then the ASCII fallback).
         self._filename = extended if extended is not None else plain
         if self._name == FILE_FIELD or b"filename" in options or extended is not None:
@@ -192,6 +224,9 @@ class _BoothForm:
             if self._name == FILE_FIELD and not self._photo_taken:
                 self._photo_taken = True
                 self._kind = "photo"
+                if self.streamed:
+                    self._begun = dict(self.fields)
+                    self.streamed_size = 0
         else:
             self._text_fields += 1
             if self._text_fields > MAX_TEXT_FIELDS:
@@ -201,54 +236,33 @@ class _BoothForm:
     def _on_part_data(self, data: bytes, start: int, end: int) -> None:
         if self._kind == "skip":
             return
+        if self._kind == "photo" and self.streamed:
+            # Copied: the parser may hand its own look-behind buffer, which it reuses.
+            self._pending += memoryview(data)[start:end]
+            return
         if self._kind == "text" and len(self._data) + (end - start) > MAX_TEXT_FIELD_BYTES:
             raise _malformed(f"Part exceeded maximum size of {MAX_TEXT_FIELD_BYTES // 1024}KB.")
         self._data += memoryview(data)[start:end]
 
     def _on_part_end(self) -> None:
         if self._kind == "photo":
-            self.photo = bytes(self._data)
+            self.photo = None if self.streamed else bytes(self._data)
             self.filename = self._filename
             self.declared_type = self._content_type.decode("latin-1") if self._content_type is not None else None
         elif self._kind == "text":
-            self.fields.setdefault(self._name, _decode(self._data, self.charset))
+            self.fields.setdefault(self._name, decode_text(self._data, self.charset))
         self._data = bytearray()
 
-
-def _extended_filename(disposition: bytes) -> str | None:
-    """The RFC 5987 `filename*=charset'language'percent-encoded` parameter, decoded; None when absent or
-    not in that form. (RFC 2231 continuations, `filename*0*=`, are not supported.)"""
-    for match in _PARAMETER.finditer(disposition.decode("latin-1")):
-        if match.group(1).lower() != "filename*":
-            continue
-        value = match.group(2).strip()
-        if len(value) >= 2 and value[0] == value[-1] == '"':
-            value = value[1:-1]
-        charset, sep, rest = value.partition("'")
-        _language, sep2, encoded = rest.partition("'")
-        if not (sep and sep2):
-            return None
-        raw = unquote_to_bytes(encoded)
-        try:
-            return raw.decode(charset or "utf-8", "replace")
-        except (LookupError, UnicodeError):  # an unknown charset, or one that is not text (idna)
-            return raw.decode("utf-8", "replace")
-    return None
-
-
-def _charset(declared: bytes | None) -> str:
-    try:
-        return codecs.lookup((declared or b"utf-8").decode("latin-1")).name
-    except LookupError:
-        return "latin-1"
-
-
-def _decode(raw: bytes | bytearray, charset: str) -> str:
-    """Text as Starlette decodes it: the form's charset, else Latin-1 (which never fails)."""
-    try:
-        return raw.decode(charset)
-    except (UnicodeError, LookupError):  # UnicodeError: also what a codec like idna raises for bad input
-        return raw.decode("latin-1")
+    async def hand_over(self, sink: PhotoSink) -> None:
+        """Pass the photo's start and the bytes the last chunk brought to `sink`."""
+        if self._begun is not None:
+            fields, self._begun = self._begun, None
+            await sink.begin(fields)
+        if self._pending:
+            data, self._pending = self._pending, bytearray()
+            assert self.streamed_size is not None
+            self.streamed_size += len(data)
+            await sink.write(data)
 
 
 def _form_too_large(limit: int) -> AppError:

@@ -425,12 +425,14 @@ def _strip(data: bytes, mime: str) -> tuple[bytes, bool] | None:
 # ---- the two crossings ------------------------------------------------------------------------------------
 
 
-def prepare_input(data: bytes, max_pixels: int) -> Normalised:
+def prepare_input(data: bytes, max_pixels: int, *, verify: bool = False) -> Normalised:
     """A booth photo or template as a provider may receive it (see the module docstring).
 
-    The bytes were validated when they entered (ingest, media registration: a JPEG that lacks only its
-    end-of-image marker was accepted there, and gets it back here); they are decoded only when something has to
-    change. Raises `UndecodableImageError` or `TooManyPixelsError`."""
+    The bytes were checked when they entered (ingest: type, header and ending; media registration: a full
+    decode; a JPEG that lacks only its end-of-image marker was accepted there, and gets it back here); they are
+    decoded only when something has to change, or when `verify` asks (a booth photo for a provider that does not
+    decode it itself: corruption inside the data shows only in a decode; a JPEG at 1/8 scale). Raises
+    `UndecodableImageError` or `TooManyPixelsError`."""
     mime = sniff_mime(data)
     if mime is None:
         raise UndecodableImageError("not an image")
@@ -438,6 +440,8 @@ def prepare_input(data: bytes, max_pixels: int) -> Normalised:
     # Decoded from the file as it came (its EXIF says which way is up), the end-of-image marker restored if need be.
     with open_image(_with_eoi(data, stripped), max_pixels) as img:
         if stripped is not None and _clean(img, mime, data):
+            if verify:
+                _verify(img, mime)
             return Normalised(stripped[0], mime, ("metadata",) if stripped[0] != data else ())
         _load(img)
         pixels, changes = normalise(img)

@@ -1,4 +1,13 @@
-"""Inspecting an uploaded photo: the type sniffed from its bytes, a full decode, and a pixel limit."""
+"""Inspecting an uploaded photo: the type sniffed from its bytes, its size from its header, a pixel limit, and
+whether it is whole.
+
+Ingest streams the photo to storage and checks only what is cheap while it does (`accepted_type` on the first
+bytes, `header_info` on the first HEADER_BYTES, `looks_whole` on the last TAIL_BYTES): a JPEG that ends with its
+end-of-image marker and a PNG that ends with its IEND chunk are whole as far as their structure shows; corruption
+inside the compressed data is found by the worker's decode (the one it does anyway). Anything else (a JPEG without
+its final marker, a PNG with bytes after IEND, WebP) is checked the old way, `inspect_image`: a full decode of the
+whole file, read back from storage.
+"""
 
 from __future__ import annotations
 
@@ -42,16 +51,19 @@ class ImageInfo:
     height: int
 
 
-def inspect_image(data: bytes, allowed_mime: tuple[str, ...], max_pixels: int) -> ImageInfo:
-    """Accept only an allowed type that fully decodes within the pixel limit; raise AppError otherwise.
+SNIFF_BYTES = 12  # the longest signature `sniff_mime` reads (RIFF....WEBP, ....ftypheic)
+# The leading bytes kept while a photo streams, for its header: a camera JPEG's EXIF (with its thumbnail), XMP and
+# MPF segments come before the frame header, each at most 64 KiB; a header beyond this is read from storage.
+HEADER_BYTES = 256 * 1024
+TAIL_BYTES = 12  # a PNG's IEND chunk
+_PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"
+# The types whose header and end are checked without a decode (`header_info`, `looks_whole`).
+CHEAP_TYPES = frozenset({"image/jpeg", "image/png"})
 
-    A JPEG whose entropy-coded data is complete but whose final end-of-image marker (FF D9) is missing is
-    accepted (it decodes to the full image once the marker is restored, see `jpeg_lacks_only_eoi`); one that
-    was cut off anywhere else stays `image_undecodable`.
 
-    CPU-bound (a full decode): call it in a worker thread.
-    """
-    mime = sniff_mime(data)
+def accepted_type(head: bytes, allowed_mime: tuple[str, ...]) -> str:
+    """The type sniffed from the first (SNIFF_BYTES or all) bytes; 415 `unsupported_media_type` unless allowed."""
+    mime = sniff_mime(head)
     if mime is None or mime not in allowed_mime:
         raise AppError(
             415,
@@ -59,6 +71,54 @@ def inspect_image(data: bytes, allowed_mime: tuple[str, ...], max_pixels: int) -
             "the file is not an image of an accepted type",
             {"detected": mime or "unknown", "accepted": list(allowed_mime)},
         )
+    return mime
+
+
+def looks_whole(mime: str, tail: bytes) -> bool:
+    """Whether a JPEG or PNG ending in `tail` (its last TAIL_BYTES) ends as a whole one does: a JPEG with its
+    end-of-image marker (FF D9), a PNG with its IEND chunk. False for other types (they need `inspect_image`)."""
+    if mime == "image/jpeg":
+        return tail.endswith(JPEG_EOI)
+    return mime == "image/png" and tail.endswith(_PNG_IEND)
+
+
+def header_info(head: bytes, mime: str, max_pixels: int, *, whole: bool) -> ImageInfo | None:
+    """Width and height read from the header in `head` (the file's first bytes; `whole`: all of them) by Pillow's
+    `Image.open`, which reads the header only; 422 `image_too_many_pixels` over `max_pixels`. None when `head`
+    ends before the header does (the caller checks the whole file), 422 `image_undecodable` when the whole file
+    holds no header Pillow can read. Cheap (no pixel is decoded)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # `max_pixels` is the limit that counts
+            with Image.open(io.BytesIO(head), formats=[_PIL_FORMAT[mime]]) as img:
+                width, height = img.size
+    except Image.DecompressionBombError as exc:
+        raise _too_many_pixels(0, 0, max_pixels) from exc
+    except Exception as exc:  # Pillow raises many types for a header it cannot read
+        if not whole:
+            return None
+        raise AppError(
+            422, "image_undecodable", "the file could not be decoded as an image (truncated or corrupt)"
+        ) from exc
+    if width * height > max_pixels:
+        raise _too_many_pixels(width, height, max_pixels)
+    return ImageInfo(mime=mime, width=width, height=height)
+
+
+_PIL_FORMAT = {"image/jpeg": "JPEG", "image/png": "PNG"}
+
+
+def inspect_image(data: bytes, allowed_mime: tuple[str, ...], max_pixels: int) -> ImageInfo:
+    """Accept only an allowed type that fully decodes within the pixel limit; raise AppError otherwise (the check
+    of the photos `looks_whole` cannot vouch for).
+
+    A JPEG whose entropy-coded data is complete but whose final end-of-image marker (FF D9) is missing is
+    accepted (it decodes to the full image once the marker is restored, see `jpeg_lacks_only_eoi`); one that
+    was cut off anywhere else stays `image_undecodable`.
+
+    CPU-bound (a full decode): call it in a worker thread.
+    """
+    mime = accepted_type(data, allowed_mime)
     try:
         width, height = _decode_within_limit(data, max_pixels)
     except AppError as exc:

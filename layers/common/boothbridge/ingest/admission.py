@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from boothbridge.catalog import Catalog, IngestLimits
 from boothbridge.errors import AppError
-from boothbridge.ingest.model import SlotForIngest, UploadedForm, too_large
+from boothbridge.ingest.model import SlotForIngest, too_large
 from boothbridge.slots.rules import SlotUpdate
 
 MAX_SLOT_ID_CHARS = 200  # no slot id is that long; a longer one is not looked up
@@ -69,16 +69,16 @@ def require_limits(limits: IngestLimits | None) -> IngestLimits:
     return limits
 
 
-def require_photo(form: UploadedForm, max_bytes: int) -> bytes:
-    """The posted photo's bytes; 400 `file_missing` (no `fileToUpload` part), 400 `file_empty`, or 413
-    `file_too_large` (`details.max_bytes`) over `max_bytes`. Whether it is an image is checked after this."""
-    if form.file is None:
+def require_photo(size: int | None, max_bytes: int) -> None:
+    """A posted photo of `size` bytes (None: the form had no `fileToUpload` part) is refused with 400
+    `file_missing`, 400 `file_empty`, or 413 `file_too_large` (`details.max_bytes`) over `max_bytes`. Whether it
+    is an image is checked after this."""
+    if size is None:
         raise AppError(400, "file_missing", "the form has no fileToUpload part")
-    if not form.file:
+    if size == 0:
         raise AppError(400, "file_empty", "the uploaded file is empty")
-    if len(form.file) > max_bytes:
+    if size > max_bytes:
         raise too_large(max_bytes)
-    return form.file
 
 
 def fallback_at(failure_policy: str, now: datetime, seconds_left: float) -> datetime | None:

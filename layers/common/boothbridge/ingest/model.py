@@ -4,8 +4,9 @@ built from a job."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from boothbridge.errors import AppError
 from boothbridge.jobs.model import JobRecord
@@ -16,12 +17,36 @@ _SECRET_FIELDS = frozenset({"password"})
 
 @dataclass(frozen=True)
 class UploadedForm:
-    """The parsed multipart body: the photo (if any) and every text field as sent."""
+    """The parsed multipart body: the photo (if any) and every text field as sent.
+
+    The photo is `file` when it was read into memory (an operator's test run), or was streamed to a `PhotoSink`
+    as it arrived (`file` None, `streamed_size` its size in bytes). `body_wait_sec`: how long reading the body
+    waited for the network (seconds)."""
 
     file: bytes | None
     filename: str | None
     declared_type: str | None
     fields: dict[str, str]
+    streamed_size: int | None = None
+    body_wait_sec: float = 0.0
+
+    @property
+    def photo_size(self) -> int | None:
+        """The photo's size in bytes, None when the form had no photo part."""
+        return len(self.file) if self.file is not None else self.streamed_size
+
+
+class PhotoSink(Protocol):
+    """Where the multipart reader sends the photo part as it arrives (`ingest.upload.PhotoUpload`). Either may
+    raise an `AppError`, which ends the reading with that answer."""
+
+    async def begin(self, fields: Mapping[str, str]) -> None:
+        """The photo part begins; `fields` are the text fields read before it."""
+        ...
+
+    async def write(self, data: bytes | bytearray | memoryview) -> None:
+        """The photo's next bytes, in order (the buffer may be reused once this returns)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -97,11 +122,11 @@ def public_fields(form: UploadedForm) -> dict[str, Any]:
         fields[_no_nul(key)[:MAX_FIELD_NAME_CHARS]] = value
     if dropped or cut:
         fields["_truncated"] = {"fields_dropped": dropped, "values_cut": cut}
-    if form.file is not None:
+    if form.photo_size is not None:
         fields["_file"] = {
             "filename": _no_nul(form.filename or "")[:255],
             "declared_type": _no_nul(form.declared_type)[:100] if form.declared_type else None,
-            "size_bytes": len(form.file),
+            "size_bytes": form.photo_size,
         }
     return fields
 
@@ -114,7 +139,7 @@ def refused_fields(form: UploadedForm) -> dict[str, Any]:
             "field_count": len(form.fields),
             "field_chars": sum(len(k) + len(v) for k, v in form.fields.items()),
             "password_sent": bool(form.fields.get("password")),
-            "file_bytes": len(form.file) if form.file is not None else None,
+            "file_bytes": form.photo_size,
         }
     }
 

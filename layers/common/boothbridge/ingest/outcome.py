@@ -1,9 +1,11 @@
 """What a booth is answered, decided from plain values (pure: no I/O, no HTTP framework).
 
-From the job's state when the wait ends (`job_error`): its result (200, the image), 502 `provider_failed` (it
-failed, or its result is gone), 502 `job_cancelled`, or 504 `processing_timeout` (still running when the answer
-is due). A failure is answered as such, or, under the slot's failure policy `original`, with the booth's own
-photo: 200 with `X-Fallback: original` (`failure_answer`). `booth_answer` gives the HTTP parts of an outcome
+From the job's state when the wait ends (`job_error`): its result (200, the image), 422 `image_undecodable` (the
+worker's decode found the photo corrupt: the booth's own fault, as when ingest decoded every photo itself), 502
+`provider_failed` (it failed, or its result is gone), 502 `job_cancelled`, or 504 `processing_timeout` (still
+running when the answer is due). A failure is answered as such, or, under the slot's failure policy `original`,
+with the booth's own photo: 200 with `X-Fallback: original` (`failure_answer`; never for the photo's own fault,
+`falls_back`). `booth_answer` gives the HTTP parts of an outcome
 for the ingest function.
 """
 
@@ -20,6 +22,7 @@ from boothbridge.jobs.status import JobStatus
 
 TIMEOUT_CODE = "processing_timeout"
 UNAVAILABLE_CODE = "database_unavailable"
+UNDECODABLE_CODE = "image_undecodable"
 FALLBACK_HEADER = {"X-Fallback": "original"}
 # How long the request's own log row may wait for a database that blinked (the booth is waiting for its answer).
 LOG_RETRY_SEC = 2.0
@@ -32,6 +35,8 @@ def job_error(job: JobRecord, t_sync: float) -> AppError | None:
         return None
     if job.status == JobStatus.CANCELLED:
         return AppError(502, "job_cancelled", "the job was cancelled by an operator", {"job_id": str(job.id)})
+    if job.status == JobStatus.FAILED and job.error_code == UNDECODABLE_CODE:
+        return undecodable(job)
     if job.is_terminal:
         return provider_failed(job)
     return AppError(
@@ -40,6 +45,23 @@ def job_error(job: JobRecord, t_sync: float) -> AppError | None:
         "no result within the response time; the job continues and a re-post of the same photo gets it",
         {"job_id": str(job.id), "t_sync_response": t_sync},
     )
+
+
+def undecodable(job: JobRecord) -> AppError:
+    """422 `image_undecodable` for a job whose worker could not decode the photo (ingest checks only its type,
+    header and ending; corruption inside the data shows when it is decoded). `details.job_id`, and
+    `details.provider_message`: which image (a slot's template, fully decoded when it was registered, would be
+    named there too)."""
+    details: dict[str, Any] = {"job_id": str(job.id)}
+    if job.error_message:
+        details["provider_message"] = job.error_message
+    return AppError(422, UNDECODABLE_CODE, "the file could not be decoded as an image (truncated or corrupt)", details)
+
+
+def falls_back(failure_policy: str, err: AppError) -> bool:
+    """Whether `err` is answered with the booth's own photo: under policy `original`, unless the photo itself is
+    at fault (422: the booth is told, as it would have been before any job)."""
+    return failure_policy == "original" and err.status != 422
 
 
 def result_gone(job: JobRecord) -> AppError:
@@ -58,10 +80,13 @@ def error_answer(err: AppError, job_id: uuid.UUID | None = None) -> IngestOutcom
     return IngestOutcome(status=err.status, log_status=log_status_of(err), error=err, job_id=job_id)
 
 
-def failure_answer(failure_policy: str, job_id: uuid.UUID, photo: bytes, mime: str, err: AppError) -> IngestOutcome:
-    """The answer to a job that gives no result (`err`): under policy `original` the booth's own photo (`photo`,
-    `mime`) with 200 and `X-Fallback: original` (the error is kept for the log); otherwise the error."""
-    if failure_policy == "original":
+def failure_answer(
+    failure_policy: str, job_id: uuid.UUID, photo: bytes | None, mime: str, err: AppError
+) -> IngestOutcome:
+    """The answer to a job that gives no result (`err`): when it `falls_back`, the booth's own photo (`photo`,
+    `mime`, read back from storage; None when it could not be) with 200 and `X-Fallback: original` (the error is
+    kept for the log); otherwise the error."""
+    if falls_back(failure_policy, err) and photo is not None:
         return IngestOutcome(
             status=200,
             log_status=log_status_of(err),

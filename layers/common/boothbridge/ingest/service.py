@@ -6,7 +6,6 @@ HTTP-agnostic: the ingest function parses the request and maps `IngestOutcome` t
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 import uuid
@@ -14,7 +13,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 
 from boothbridge.accounts.ingest_password import INGEST_PASSWORD_KEY, check_ingest_password
-from boothbridge.catalog import Catalog, IngestLimits
+from boothbridge.catalog import Catalog
 from boothbridge.db.raw import (
     DatabaseUnavailable,
     RawDb,
@@ -24,32 +23,27 @@ from boothbridge.db.raw import (
     trouble_reason,
 )
 from boothbridge.errors import AppError
-from boothbridge.images.upload import inspect_image
-from boothbridge.ingest.admission import (
-    check_backlog,
-    check_slot_id,
-    fallback_at,
-    require_limits,
-    require_photo,
-    slot_for_run,
-    slot_limits,
-    upload_cap,
-)
-from boothbridge.ingest.model import IngestOutcome, SlotForIngest, UploadedForm, public_fields
+from boothbridge.ingest.admission import check_slot_id, require_limits, slot_for_run, slot_limits, upload_cap
+from boothbridge.ingest.intake import JobIntake
+from boothbridge.ingest.model import IngestOutcome, PhotoSink, SlotForIngest, UploadedForm
 from boothbridge.ingest.outcome import (
+    UNDECODABLE_CODE,
     error_answer,
     failure_answer,
+    falls_back,
     job_error,
     log_retry_sec,
     result_gone,
     success_answer,
 )
 from boothbridge.ingest.processing_log import record_request
+from boothbridge.ingest.upload import PhotoUpload
 from boothbridge.jobs.dispatch import JobDispatcher
-from boothbridge.jobs.model import JobRecord, JobWithResult, NewJob
+from boothbridge.jobs.model import JobRecord, JobWithResult
 from boothbridge.jobs.notifications import NotificationHub
 from boothbridge.jobs.queue import JobQueue
 from boothbridge.jobs.waiting import wait_subscribed
+from boothbridge.media.ref import MediaRef
 from boothbridge.media.service import MediaExpired, MediaNotFound, MediaService
 from boothbridge.platform.logs import bind_job
 from boothbridge.providers.base import Provider
@@ -59,7 +53,9 @@ from boothbridge.slots.rules import SlotUpdate
 
 log = logging.getLogger(__name__)
 
-FormReader = Callable[[int], Awaitable[UploadedForm]]
+# Reads the form: the photo's cap in bytes, and the sink its bytes go to as they arrive (a reader that reads the
+# photo into memory instead, an operator's test run, returns it as the form's `file`).
+FormReader = Callable[[int, PhotoSink], Awaitable[UploadedForm]]
 
 # The slot as ingest needs it, and the ingest password's digest, in one read on every request (a changed slot or
 # password applies at once). A read: retried on a fresh connection when the database blinks.
@@ -98,6 +94,7 @@ class IngestService:
         self.dispatcher = dispatcher
         self.hub = hub  # required to wait for a job (a process that serves booths listens)
         self.t_sync = settings.t_sync_response
+        self.intake = JobIntake(settings=settings, catalog=catalog, queue=queue, dispatcher=dispatcher)
 
     async def process(
         self,
@@ -127,7 +124,8 @@ class IngestService:
             self.t_sync = self.settings_store.values.t_sync_response
         slot: SlotForIngest | None = None
         form: UploadedForm | None = None
-        source_id: uuid.UUID | None = None
+        upload: PhotoUpload | None = None
+        source: MediaRef | None = None
         job: JobRecord | None = None
         # Every retried statement of this request gives up when the booth's answer is due.
         with db_deadline(started + self.t_sync):
@@ -135,21 +133,34 @@ class IngestService:
                 slot = await self._load_slot(slot_id)
                 slot = slot_for_run(slot, is_test=is_test, config=config)
                 limits = slot_limits(self.catalog, self.providers, slot)
-                form = await read_form(upload_cap(self.settings.max_upload_bytes, limits))
+                cap = upload_cap(self.settings.max_upload_bytes, limits)
+                upload = PhotoUpload(
+                    self.media,
+                    allowed_mime=limits.allowed_mime if limits is not None else None,
+                    max_bytes=cap,
+                    max_pixels=self.settings.max_image_pixels,
+                    check_password=None if is_test else self._password_check(slot),
+                )
+                form = await read_form(cap, upload)
+                if form.file is not None:
+                    await upload.feed(form.file)
                 if not is_test:
-                    self._check_password(slot, form)
-                photo, mime = await self._validated_photo(form, require_limits(limits))
+                    self._check_password(slot, form.fields)
+                require_limits(limits)
+                photo = await upload.stored()
                 assert self.hub is not None, "ingest needs the LISTEN hub"
                 new_id = uuid.uuid4()
                 # Subscribed before the job exists, so its end cannot be missed and needs no first read.
                 with self.hub.subscribe(new_id) as woken:
-                    job, source_id = await self._job_for(slot, form, photo, mime, new_id, started, is_test=is_test)
+                    job, source = await self.intake.job_for(
+                        slot, form, photo, upload, new_id, started, self.t_sync, is_test=is_test
+                    )
                     bind_job(job.id)  # every later line of this request names its job
                     if job.id == new_id:
-                        outcome = await self._await_result(slot, job, photo, mime, started, woken, fresh=True)
+                        outcome = await self._await_result(slot, job, source, started, woken, fresh=True)
                 if job.id != new_id:
                     with self.hub.subscribe(job.id) as woken:
-                        outcome = await self._await_result(slot, job, photo, mime, started, woken, fresh=False)
+                        outcome = await self._await_result(slot, job, None, started, woken, fresh=False)
             except AppError as err:
                 outcome = error_answer(err)
             except Exception as exc:
@@ -160,6 +171,11 @@ class IngestService:
                 log.warning("ingest on %s: the database is not reachable (%s)", slot_id, type(exc).__name__)
                 unavailable = DatabaseUnavailable(trouble_reason(exc))
                 outcome = error_answer(unavailable)
+            finally:
+                # A photo that did not become a job's (refused, attached to another job, or the request failed) is
+                # removed now, whatever was stored of it; a job's photo is left to the job.
+                if upload is not None:
+                    await upload.drop()
         if outcome.job_id is None and job is not None:
             outcome.job_id = job.id
         elapsed_ms = int((time.monotonic() - started) * 1000)
@@ -167,8 +183,10 @@ class IngestService:
         outcome.headers["X-Processing-Ms"] = str(elapsed_ms)
         # The photo whose expiry this request sets: the one it stored, or the one of the job it attached to (a
         # re-post keeps the photo alive while its job may still run).
-        photo_id = source_id if source_id is not None else (job.source_media_id if job is not None else None)
+        photo_id = source.id if source is not None else (job.source_media_id if job is not None else None)
         await self._finish(slot_id, slot, form, outcome, elapsed_ms, photo_id, is_test)
+        if photo_id is not None and outcome.error is not None and outcome.error.code == UNDECODABLE_CODE:
+            await self._discard(photo_id)
         return outcome
 
     # ---- steps ---------------------------------------------------------------------------------------
@@ -187,97 +205,27 @@ class IngestService:
             password_digest=row["digest"],
         )
 
-    def _check_password(self, slot: SlotForIngest, form: UploadedForm) -> None:
+    def _check_password(self, slot: SlotForIngest, fields: Mapping[str, str]) -> None:
         digest = slot.password_digest
-        candidate = form.fields.get("password")
+        candidate = fields.get("password")
         if not digest or not check_ingest_password(self.ingest_hmac_key, digest, candidate):
             raise AppError(401, "invalid_password", "wrong or missing ingest password")
 
-    async def _validated_photo(self, form: UploadedForm, limits: IngestLimits) -> tuple[bytes, str]:
-        photo = require_photo(form, upload_cap(self.settings.max_upload_bytes, limits))
-        info = await asyncio.to_thread(inspect_image, photo, limits.allowed_mime, self.settings.max_image_pixels)
-        return photo, info.mime
-
-    async def _job_for(
-        self,
-        slot: SlotForIngest,
-        form: UploadedForm,
-        photo: bytes,
-        mime: str,
-        new_id: uuid.UUID,
-        started: float,
-        *,
-        is_test: bool = False,
-    ) -> tuple[JobRecord, uuid.UUID | None]:
-        """The job this photo belongs to: an existing one for the same bytes (retry-safe), or a new one.
-        Returns the job and the id of the source media this request stored (None when it attached).
-        A test run always gets a new job (the partial unique index leaves test jobs out, so it never conflicts)."""
-        assert slot.provider_id and slot.operation_id
-        sha = hashlib.sha256(photo).hexdigest()
-        for _ in range(3):
-            admission = await self.queue.admit(slot.id, sha, slot.provider_id, reuse=not is_test)
-            if admission.reusable is not None:
-                return admission.reusable, None
-            now = datetime.now(UTC)
-            deadline_at = now + timedelta(seconds=self.settings.job_deadline_sec)
-            entry = self.catalog.provider(slot.provider_id)
-            assert entry is not None, "slot_limits found the provider in the catalog"
-            check_backlog(
-                slot.provider_id,
-                entry.ingest,
-                admission.depth,
-                backlog_factor=self.settings.backlog_factor,
-                job_deadline_sec=self.settings.job_deadline_sec,
-            )
-            source = await self.media.write_bytes("source", photo, mime, sha256=sha)
-            new = NewJob(
-                id=new_id,
-                slot_id=slot.id,
-                provider_id=slot.provider_id,
-                operation_id=slot.operation_id,
-                settings_json=slot.settings_json,
-                source_media_id=source.id,
-                source_sha256=sha,
-                max_attempts=self.settings.max_attempts,
-                deadline_at=deadline_at,
-                request_meta=public_fields(form),
-                is_test=is_test,
-                booth_fallback_at=fallback_at(slot.failure_policy, now, self.t_sync - (time.monotonic() - started)),
-            )
-            # The photo must outlive every attempt the job may start: a queue can hold it past the booth's wait
-            # (a backlog up to the job's deadline). When the request ends, its expiry is set again (see
-            # `ingest.processing_log`): SOURCE_TTL after the job's end, or this hold while the job can still run.
-            hold_until = deadline_at + timedelta(seconds=self.settings.source_ttl_sec)
-            try:
-                job, created = await self.queue.enqueue(new, source, hold_until)
-                if not created:
-                    # No row: the same photo raced in on another request, or this very statement ran twice (the
-                    # database blinked after inserting our job, and the retry met our own row).
-                    mine = await self.queue.get(new_id)
-                    if mine is not None:
-                        job, created = mine, True
-            except BaseException:
-                await self.media.drop_bytes(source)
-                raise
-            if created:
-                assert job is not None
-                await self.dispatcher.dispatch(job.id)
-                return job, source.id
-            # The same photo raced in on another request: attach to that job, drop our copy.
-            await self.media.drop_bytes(source)
-        raise AppError(503, "busy", "the photo could not be queued, try again", headers={"Retry-After": "1"})
+    def _password_check(self, slot: SlotForIngest) -> Callable[[Mapping[str, str]], None]:
+        return lambda fields: self._check_password(slot, fields)
 
     async def _await_result(
         self,
         slot: SlotForIngest,
         job: JobRecord,
-        photo: bytes,
-        mime: str,
+        source: MediaRef | None,
         started: float,
         woken: asyncio.Event,
         *,
         fresh: bool,
     ) -> IngestOutcome:
+        """Wait for `job` and answer. Nothing of the photo is held meanwhile: a fallback answer reads it back
+        (`source`: the photo this request stored, read without the database; else the job's)."""
         assert self.hub is not None
         if not job.is_terminal:
             deadline = started + self.t_sync
@@ -295,7 +243,7 @@ class IngestService:
                 # Its answer is due and the database still does not answer: the job is kept (a re-post once
                 # the database is back attaches to it or gets its result), the booth is told to try again.
                 unavailable.details["job_id"] = str(job.id)
-                return failure_answer(slot.failure_policy, job.id, photo, mime, unavailable)
+                return await self._failure(slot, job, source, unavailable)
         err = job_error(job, self.t_sync)
         if err is None:
             assert job.result_media_id is not None, "job_error: a success without a result is a failure"
@@ -305,10 +253,39 @@ class IngestService:
                 row = job.result if isinstance(job, JobWithResult) else None
                 data, ref = await self.media.read_via(job.result_media_id, row, row_was_read=prefetched)
             except (MediaNotFound, MediaExpired):
-                return failure_answer(slot.failure_policy, job.id, photo, mime, result_gone(job))
+                return await self._failure(slot, job, source, result_gone(job))
             # A re-post answered by an existing job (not `fresh`) started no paid call: no cost of its own.
             return success_answer(job, data, ref.mime, fresh=fresh)
+        return await self._failure(slot, job, source, err)
+
+    async def _failure(
+        self, slot: SlotForIngest, job: JobRecord, source: MediaRef | None, err: AppError
+    ) -> IngestOutcome:
+        """`failure_answer`, with the booth's own photo read back from storage when the answer is that photo. One
+        that cannot be read (gone, or the database down for an attached re-post) leaves the error as the answer."""
+        photo: bytes | None = None
+        mime = source.mime if source is not None else "application/octet-stream"
+        if falls_back(slot.failure_policy, err):
+            try:
+                if source is not None:
+                    photo = await self.media.read_described(source)
+                else:
+                    photo, ref = await self.media.read(job.source_media_id)
+                    mime = ref.mime
+            except (MediaNotFound, MediaExpired):
+                log.warning("job %s: the booth's photo is gone; answering the error instead", job.id)
+            except Exception as exc:
+                if not is_connection_trouble(exc):
+                    raise
+                log.warning("job %s: the booth's photo cannot be read (%s)", job.id, type(exc).__name__)
         return failure_answer(slot.failure_policy, job.id, photo, mime, err)
+
+    async def _discard(self, photo_id: uuid.UUID) -> None:
+        """The worker could not decode the photo: nothing of it is kept (else it goes with its expiry)."""
+        try:
+            await self.media.discard(photo_id)
+        except Exception:
+            log.warning("the undecodable photo %s could not be deleted now; it expires as usual", photo_id)
 
     async def _finish(
         self,

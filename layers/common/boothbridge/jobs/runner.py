@@ -150,6 +150,9 @@ class JobRunner:
             return await self._failed(
                 job, ProviderError("worker_internal_error", "the worker could not prepare the attempt", retryable=True)
             )
+        # The request holds the photo (and templates) as the provider receives them: nothing else does, and it is let
+        # go as soon as the call returns (a parked job keeps only what it needs to wait for the callback).
+        park_sec = request.timeout_sec * 2
         try:
             result = await self._call_under_lease(job, provider, request)
         except _LeaseLost:
@@ -174,9 +177,11 @@ class JobRunner:
             return await self._failed(
                 job, ProviderError("provider_internal_error", "the provider adapter failed", retryable=True)
             )
+        finally:
+            del request
         if isinstance(result, ProviderParked):
             # The provider will call our webhook; the wait is bounded by the provider's own timeout.
-            if await self.callbacks.park(job.id, job.attempt, result.provider_ref, request.timeout_sec * 2):
+            if await self.callbacks.park(job.id, job.attempt, result.provider_ref, park_sec):
                 return AttemptOutcome(JobStatus.WAITING_PROVIDER)
             return AttemptOutcome("stale")  # the callback already finished it, or the attempt was fenced out
         try:
@@ -209,7 +214,11 @@ class JobRunner:
             data, _ = await self.media.read_via(job.source_media_id, row, row_was_read=isinstance(job, ClaimedJob))
         except (MediaNotFound, MediaExpired) as exc:
             raise ProviderError("source_expired", "the source photo is no longer stored", retryable=False) from exc
-        source = await self._prepared(data, "photo")
+        # Ingest checked only the photo's type, header and ending: its data is decoded here, or by a provider that
+        # decodes what it gets (`decodes_input`, the local one), and a corrupt photo fails the job for good as
+        # `image_undecodable` (the booth is answered 422).
+        source = await self._prepared(data, "photo", verify=not getattr(provider, "decodes_input", False))
+        del data  # the stored bytes: the request holds what the provider receives
         media: dict[str, ImageInput] = {}
         for field in operation.media_fields():
             media_id = job.settings_json.get(field)
@@ -243,10 +252,11 @@ class JobRunner:
         )
         return request, provider
 
-    async def _prepared(self, data: bytes, what: str) -> ImageInput:
-        """The image as every provider receives it: upright, sRGB, 8-bit, without personal metadata."""
+    async def _prepared(self, data: bytes, what: str, *, verify: bool = False) -> ImageInput:
+        """The image as every provider receives it: upright, sRGB, 8-bit, without personal metadata; `verify`:
+        decoded even when it crosses as it is (see `image_boundary.prepare_input`)."""
         try:
-            ready = await asyncio.to_thread(image_boundary.prepare_input, data, self.max_image_pixels)
+            ready = await asyncio.to_thread(image_boundary.prepare_input, data, self.max_image_pixels, verify=verify)
         except image_boundary.TooManyPixelsError as exc:
             raise ProviderError("image_too_many_pixels", f"the {what} has too many pixels", retryable=False) from exc
         except image_boundary.UndecodableImageError as exc:

@@ -110,7 +110,7 @@ class FolderWriter:
         """Where the bytes written so far are (None before the first batch was written, or once committed)."""
         return Path(self._tmp) if self._tmp is not None and not self._committed else None
 
-    async def write(self, data: bytes | memoryview) -> None:
+    async def write(self, data: bytes | bytearray | memoryview) -> None:
         if self._aborted or self._committed:
             raise RuntimeError("the writer is closed")
         self._pending += data

@@ -193,7 +193,7 @@ class S3Writer:
         self._commit_sent = False  # a commit whose answer was lost may still have stored the object
         self._aborted = False
 
-    async def write(self, data: bytes | memoryview) -> None:
+    async def write(self, data: bytes | bytearray | memoryview) -> None:
         if self._aborted or self._committed:
             raise RuntimeError("the writer is closed")
         self._buffer += data

@@ -20,11 +20,12 @@ from sqlalchemy import text
 from boothbridge.db.engine import autocommit
 from boothbridge.media.ref import MediaRef
 from boothbridge.media.store import ObjectNotFound, ObjectStore
+from boothbridge.media.upload import MediaUpload
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-__all__ = ["MediaExpired", "MediaNotFound", "MediaRef", "MediaService"]
+__all__ = ["MediaExpired", "MediaNotFound", "MediaRef", "MediaService", "MediaUpload"]
 
 _EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
 
@@ -73,6 +74,7 @@ _RESULTS = text(
     """
 )
 _DELETE_ROWS = text("DELETE FROM media_objects WHERE id = ANY(:ids)")
+_LOCK_ONE = text("SELECT storage_key FROM media_objects WHERE id = :id FOR UPDATE")
 
 
 class MediaNotFound(Exception):
@@ -111,6 +113,22 @@ class MediaService:
             kind=kind,
             expires_at=None,
         )
+
+    def upload(self, kind: str, mime: str) -> MediaUpload:
+        """A new object whose bytes are streamed to the store as they arrive (see `MediaUpload`); like
+        `write_bytes`, the caller inserts the row once it is finished, and drops it if that fails."""
+        media_id = uuid.uuid4()
+        return MediaUpload(self.store, media_id, storage_key_for(kind, media_id, mime, datetime.now(UTC)), kind, mime)
+
+    async def discard(self, media_id: uuid.UUID) -> None:
+        """Delete an object now, whatever its expiry: its bytes, then its row (locked meanwhile, as a purge does).
+        A missing object is not an error."""
+        async with self.engine.begin() as conn:
+            row = (await conn.execute(_LOCK_ONE, {"id": media_id})).one_or_none()
+            if row is None:
+                return
+            await self.store.delete(row.storage_key)
+            await conn.execute(_DELETE_ROWS, {"ids": [media_id]})
 
     async def drop_bytes(self, ref: MediaRef) -> None:
         """Remove bytes put by `write_bytes` whose row was never inserted (the caller's transaction lost)."""
@@ -218,15 +236,7 @@ class MediaService:
             raise MediaNotFound(str(media_id))
         if row.expired:
             raise MediaExpired(str(media_id))
-        return MediaRef(
-            id=row.id,
-            storage_key=row.storage_key,
-            mime=row.mime,
-            size_bytes=row.size_bytes,
-            sha256=row.sha256,
-            kind=row.kind,
-            expires_at=row.expires_at,
-        )
+        return _ref(row)
 
     async def read(self, media_id: uuid.UUID) -> tuple[bytes, MediaRef]:
         ref = await self.describe(media_id)

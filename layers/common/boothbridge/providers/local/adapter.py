@@ -140,6 +140,9 @@ class LocalProvider:
     """
 
     id = "local"
+    # Every operation decodes the photo (a corrupt one raises `image_undecodable`): the worker need not decode it
+    # first to find out (see `jobs.runner`).
+    decodes_input = True
 
     async def run(self, request: ProviderRequest) -> ProviderResult:
         """Perform `request.operation_id` on the source photo and return the encoded result."""

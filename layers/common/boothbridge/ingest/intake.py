@@ -1,0 +1,112 @@
+"""Turning a stored booth photo into its job: attach to the job already running for the same bytes on the slot
+(retry-safe), or refuse under back-pressure, or enqueue a new job and wake a worker."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from boothbridge.catalog import Catalog
+from boothbridge.errors import AppError
+from boothbridge.ingest.admission import check_backlog, fallback_at
+from boothbridge.ingest.model import SlotForIngest, UploadedForm, public_fields
+from boothbridge.ingest.upload import PhotoUpload, StoredPhoto
+from boothbridge.jobs.dispatch import JobDispatcher
+from boothbridge.jobs.model import JobRecord, NewJob
+from boothbridge.jobs.queue import JobQueue
+from boothbridge.media.ref import MediaRef
+from boothbridge.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class JobIntake:
+    """The queue side of `IngestService` (built by it with the parts it shares)."""
+
+    def __init__(self, *, settings: Settings, catalog: Catalog, queue: JobQueue, dispatcher: JobDispatcher) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self.queue = queue
+        self.dispatcher = dispatcher
+
+    async def job_for(
+        self,
+        slot: SlotForIngest,
+        form: UploadedForm,
+        photo: StoredPhoto,
+        upload: PhotoUpload,
+        new_id: uuid.UUID,
+        started: float,
+        t_sync: float,
+        *,
+        is_test: bool = False,
+    ) -> tuple[JobRecord, MediaRef | None]:
+        """The job this photo belongs to: an existing one for the same bytes (retry-safe), or a new one.
+        Returns the job and the source media this request stored (None when it attached: the caller drops its
+        copy). A test run always gets a new job (the partial unique index leaves test jobs out, so it never
+        conflicts). Logs `work_before_enqueue_ms` when it enqueued (see `_enqueued`)."""
+        assert slot.provider_id and slot.operation_id
+        source, sha = photo.ref, photo.ref.sha256
+        for _ in range(3):
+            admission = await self.queue.admit(slot.id, sha, slot.provider_id, reuse=not is_test)
+            if admission.reusable is not None:
+                await upload.drop()  # a re-post: the job has the photo already
+                return admission.reusable, None
+            now = datetime.now(UTC)
+            deadline_at = now + timedelta(seconds=self.settings.job_deadline_sec)
+            entry = self.catalog.provider(slot.provider_id)
+            assert entry is not None, "slot_limits found the provider in the catalog"
+            check_backlog(
+                slot.provider_id,
+                entry.ingest,
+                admission.depth,
+                backlog_factor=self.settings.backlog_factor,
+                job_deadline_sec=self.settings.job_deadline_sec,
+            )
+            new = NewJob(
+                id=new_id,
+                slot_id=slot.id,
+                provider_id=slot.provider_id,
+                operation_id=slot.operation_id,
+                settings_json=slot.settings_json,
+                source_media_id=source.id,
+                source_sha256=sha,
+                max_attempts=self.settings.max_attempts,
+                deadline_at=deadline_at,
+                request_meta=public_fields(form),
+                is_test=is_test,
+                booth_fallback_at=fallback_at(slot.failure_policy, now, t_sync - (time.monotonic() - started)),
+            )
+            # The photo must outlive every attempt the job may start: a queue can hold it past the booth's wait
+            # (a backlog up to the job's deadline). When the request ends, its expiry is set again (see
+            # `ingest.processing_log`): SOURCE_TTL after the job's end, or this hold while the job can still run.
+            hold_until = deadline_at + timedelta(seconds=self.settings.source_ttl_sec)
+            job, created = await self.queue.enqueue(new, source, hold_until)
+            if not created:
+                # No row: the same photo raced in on another request, or this very statement ran twice (the
+                # database blinked after inserting our job, and the retry met our own row).
+                mine = await self.queue.get(new_id)
+                if mine is not None:
+                    job, created = mine, True
+            if created:
+                assert job is not None
+                upload.handed_over()
+                self._enqueued(job, form, started)
+                await self.dispatcher.dispatch(job.id)
+                return job, source
+            # The same photo raced in on another request: attach to that job, drop our copy.
+            await upload.drop()
+        raise AppError(503, "busy", "the photo could not be queued, try again", headers={"Retry-After": "1"})
+
+    @staticmethod
+    def _enqueued(job: JobRecord, form: UploadedForm, started: float) -> None:
+        """Log the enqueue with `work_before_enqueue_ms`: this request's time from its start to the enqueue's
+        return, less the time its body took to arrive (what the server spent, not what the network did)."""
+        work_ms = (time.monotonic() - started - form.body_wait_sec) * 1000
+        log.info(
+            "job %s enqueued",
+            job.id,
+            extra={"work_before_enqueue_ms": round(work_ms, 2), "photo_bytes": form.photo_size},
+        )
