@@ -6,10 +6,13 @@ on the same PostgreSQL, in the same run (issue 13's queue row).
 PostgreSQL: `DATABASE_URL` when set, else an embedded server under a temporary folder. A fresh database is made and
 migrated; each measurement enqueues `--jobs` jobs first (not timed), then times draining them:
 
-- worker loop: one claimer taking up to 16 jobs per claim and completing them concurrently (the emulator's and
-  `python -m functions.worker`'s shape; pgqueuer: one QueueManager, batch size 16);
-- one job per consumer: 8 consumers, each claiming 1 job and completing it before the next (the Lambda shape: one
-  invocation per job; pgqueuer: 8 QueueManagers on 8 connections, batch size 1).
+- worker loop: the product's own `WorkerLoop` (the emulator's and `python -m functions.worker`'s), 16 jobs at a time:
+  it claims whenever places are free and runs the jobs concurrently (pgqueuer: one QueueManager, batch size 16);
+- one job per consumer: 8 consumers running the product's `drain_queue` (the Lambda worker's drain: claim 1 job, run
+  it, complete it, next; pgqueuer: 8 QueueManagers on 8 connections, batch size 1).
+
+Both use a no-op runner in place of `JobRunner`: it records each job's success through `JobQueue.complete` (what the
+runner does last), with a result media row, as the product does for every job.
 
 The product keeps everything a booth job needs (fencing by attempt, leases, per-provider limits, NOTIFY on done);
 pgqueuer's no-op entrypoint is its own best case. Prints a table with the ratio and the issue's targets (at least 1x in
@@ -35,8 +38,10 @@ import psycopg
 from boothbridge.db.engine import libpq_url
 from boothbridge.db.migrate import upgrade_to_head
 from boothbridge.db.raw import RawDb
-from boothbridge.jobs.model import NewJob
+from boothbridge.jobs.model import ClaimedJob, NewJob
 from boothbridge.jobs.queue import JobQueue
+from boothbridge.jobs.runner import AttemptOutcome
+from boothbridge.jobs.worker_loop import WorkerLoop, drain_queue
 from boothbridge.media.ref import MediaRef
 
 PROVIDER = "zero"
@@ -98,25 +103,37 @@ async def enqueue_product(queue: JobQueue, jobs: int) -> None:
         assert created and job is not None
 
 
-async def drain_product(queue: JobQueue, consumers: int, per_claim: int) -> int:
-    done = 0
-    expires = datetime.now(UTC) + timedelta(hours=1)
+class NoOpRunner:
+    """Stands in for `JobRunner`: each job succeeds at once, recorded as the runner records it."""
 
-    async def consumer(owner: str) -> None:
-        nonlocal done
-        while True:
-            claimed = await queue.claim(owner, per_claim)
-            if not claimed:
-                return
-            results = await asyncio.gather(
-                *(queue.complete(job.id, job.attempt, _media("result"), expires, 0.0) for job in claimed)
-            )
-            for job in claimed:
-                queue.release(job)
-            done += sum(1 for r in results if r is not None)
+    def __init__(self, queue: JobQueue, until: int) -> None:
+        self.queue = queue
+        self.done = 0
+        self.until = until
+        self.finished = asyncio.Event()
+        self.expires = datetime.now(UTC) + timedelta(hours=1)
 
-    await asyncio.gather(*(consumer(f"bench-{i}") for i in range(consumers)))
-    return done
+    async def run(self, job: ClaimedJob) -> AttemptOutcome:
+        if await self.queue.complete(job.id, job.attempt, _media("result"), self.expires, 0.0) is not None:
+            self.done += 1
+            if self.done >= self.until:
+                self.finished.set()
+        return AttemptOutcome(status="succeeded")
+
+    def hand_back(self, tasks: object) -> None:
+        """Nothing to hand back: a no-op job ends at once."""
+
+
+async def drain_product(queue: JobQueue, runner: NoOpRunner, consumers: int, per_claim: int) -> None:
+    if consumers == 1:
+        loop = WorkerLoop(queue, runner, None, concurrency=per_claim, poll_sec=1.0, owner="bench")  # type: ignore[arg-type]
+        await loop.start()
+        await runner.finished.wait()
+        await loop.stop()
+        return
+    await asyncio.gather(
+        *(drain_queue(queue, runner, f"bench-{i}", lambda: True) for i in range(consumers))  # type: ignore[arg-type]
+    )
 
 
 async def product_rate(url: str, jobs: int, consumers: int, per_claim: int) -> float:
@@ -125,9 +142,11 @@ async def product_rate(url: str, jobs: int, consumers: int, per_claim: int) -> f
     try:
         queue = JobQueue(pool, {PROVIDER: 100_000}, lease_sec=60)
         await enqueue_product(queue, jobs)
+        runner = NoOpRunner(queue, jobs)
         started = time.perf_counter()
-        done = await drain_product(queue, consumers, per_claim)
+        await drain_product(queue, runner, consumers, per_claim)
         elapsed = time.perf_counter() - started
+        done = runner.done
         assert done == jobs, f"the product completed {done} of {jobs} jobs"
         return jobs / elapsed
     finally:

@@ -129,8 +129,14 @@ class Job(Base):
             f"status IN {sql_list(JobStatus)}",
             name="jobs_status_check",
         ),
-        # The claim query's access path: ready work in arrival order.
-        Index("jobs_claimable_idx", "run_after", postgresql_where=text("status = 'queued'")),
+        # The claim's access path: each provider's ready work in arrival order (and which providers have any).
+        Index(
+            "jobs_queued_provider_idx",
+            "provider_id",
+            "run_after",
+            "created_at",
+            postgresql_where=text("status = 'queued'"),
+        ),
         Index("jobs_running_lease_idx", "lease_expires_at", postgresql_where=text("status = 'running'")),
         # Retry-safety: at most one unfinished job per (slot, photo bytes); a re-post attaches to it.
         Index(

@@ -9,7 +9,7 @@ import logging
 import time
 import uuid
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, LiteralString
@@ -18,6 +18,7 @@ from psycopg.types.json import Jsonb
 
 from boothbridge.db.raw import DatabaseUnavailable, RawDb, is_connection_trouble
 from boothbridge.jobs import statements as sql
+from boothbridge.jobs.completions import CompletionGroups
 from boothbridge.jobs.model import ClaimedJob, JobRecord, JobWithResult, NewJob
 from boothbridge.jobs.statements import CHANNEL_DONE, CHANNEL_NEW, attempt_errors_entry, completion_params
 from boothbridge.jobs.status import JobStatus
@@ -90,6 +91,8 @@ class JobQueue:
         self._handed_back: set[tuple[uuid.UUID, int]] = set()
         self.outage_patience_sec = OUTAGE_PATIENCE_SEC
         self.outage_retry_sec = OUTAGE_RETRY_SEC
+        # Completions arriving together share one statement and one commit (see `jobs.completions`).
+        self.completions = CompletionGroups(self._complete_group)
 
     # ---- enqueue -------------------------------------------------------------------------------------
 
@@ -156,7 +159,9 @@ class JobQueue:
         mine = [job_id for job_id in self._held if self._claimed[job_id][1] == owner]
         common = {"only_id": only_id, "owner": owner, "mine": mine, "lease": self.lease_sec}
         async with self.sql.transaction() as conn:
-            locked = await (await self.sql.run(conn, sql.LOCK_PROVIDERS_WITH_WORK, common)).fetchall()
+            # `ready` is counted up to one more than a claim takes: enough to tell whether work was left behind.
+            lock = sql.LOCK_PROVIDERS_WITH_WORK if only_id is None else sql.LOCK_PROVIDER_OF_JOB
+            locked = await (await self.sql.run(conn, lock, {**common, "enough": max_jobs + 1})).fetchall()
             if not locked:
                 return Claim([], work_left=False)
             providers = [row["provider_id"] for row in locked]
@@ -169,7 +174,8 @@ class JobQueue:
                 "message": _EXHAUSTED_MESSAGE,
                 "taken_message": _TAKEN_OVER_MESSAGE,
             }
-            rows = await (await self.sql.run(conn, sql.TAKE, params)).fetchall()
+            take = sql.TAKE if only_id is None else sql.TAKE_JOB
+            rows = await (await self.sql.run(conn, take, params)).fetchall()
         jobs = [ClaimedJob.from_claim(row) for row in rows]
         for job in jobs:
             self._claimed[job.id] = (job, owner)
@@ -238,7 +244,9 @@ class JobQueue:
         params = {"id": job_id, "attempt": attempt, **completion_params(result, result_expires_at, cost)}
         # The result is stored and paid for: keep it for the job until the database is back (dropping it would let
         # the lease run out and the provider be called again).
-        row, after_outage = await self._outcome_through_outage(sql.COMPLETE, params, "completion")
+        row, after_outage = await self._outcome_through_outage(
+            sql.COMPLETE, params, "completion", first_try=self.completions.submit
+        )
         if after_outage is None:
             return JobWithResult.completed(row, replace(result, expires_at=result_expires_at)) if row else None
         # The statement may have committed before its answer was lost: then the job is done, with this result.
@@ -251,8 +259,18 @@ class JobQueue:
         async with self.sql.connection(OUTCOME_CHECKOUT_SEC) as conn:
             return await (await self.sql.run(conn, statement, params)).fetchone()
 
+    async def _complete_group(self, group: Sequence[Mapping[str, Any]]) -> list[Any]:
+        """One try of several completions in one statement (`CompletionGroups`); the rows of the jobs completed."""
+        async with self.sql.connection(OUTCOME_CHECKOUT_SEC) as conn:
+            return await (await self.sql.run(conn, sql.COMPLETE_MANY, sql.complete_many_params(group))).fetchall()
+
     async def _outcome_through_outage(
-        self, statement: LiteralString, params: Mapping[str, Any], what: str
+        self,
+        statement: LiteralString,
+        params: Mapping[str, Any],
+        what: str,
+        *,
+        first_try: Callable[[Mapping[str, Any]], Awaitable[Any]] | None = None,
     ) -> tuple[Any, JobWithResult | None]:
         """Run an outcome statement of the attempt `params` name, retried while the database is away and the
         attempt still holds the job. Returns (its row or None, None) when it answered; (None, the job as re-read)
@@ -260,13 +278,17 @@ class JobQueue:
         answer was lost, or another took the job)."""
         job_id, attempt = params["id"], params["attempt"]
         give_up = time.monotonic() + self.outage_patience_sec
+        try_once = first_try
         while True:
             try:
+                if try_once is not None:
+                    return await try_once(params), None
                 return await self._outcome(statement, params), None
             except Exception as exc:
                 if not unreachable(exc) or time.monotonic() >= give_up:
                     raise
                 log.warning("job %s attempt %s: the database is unreachable; %s retried", job_id, attempt, what)
+            try_once = None  # a retry goes alone
             await asyncio.sleep(self.outage_retry_sec)
             try:
                 current = await self.get(job_id)

@@ -21,7 +21,7 @@ after the change is visible.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, LiteralString, cast
 
@@ -84,25 +84,56 @@ def _claimable(alias: str = "") -> str:
 # host): without it two claimers could both count one free place and both take it. Transaction-scoped, so it
 # cannot leak. Every claimer locks its providers in sorted order, so claimers wait for each other but can never
 # deadlock: the lock is a volatile call in the output list, which PostgreSQL evaluates after the ORDER BY sort.
-# `ready` (how many are claimable, as seen before the lock) tells the worker whether the claim left work behind
-# (a provider at its limit): only then does a job ending in it need to wake its claim loop.
+# Cost does not grow with the backlog: the providers with queued jobs are found by a loose index scan (one seek
+# per provider in jobs_queued_provider_idx, a recursive CTE, since PostgreSQL has no skip scan), lapsed leases
+# through jobs_running_lease_idx (running jobs only), and `ready` (how many are claimable, as seen before the
+# lock, counted only up to `enough`) tells the worker whether the claim left work behind (a provider at its
+# limit): only then does a job ending in it need to wake its claim loop.
 LOCK_PROVIDERS_WITH_WORK = _sql(f"""
+    WITH RECURSIVE queued_providers AS (
+        (SELECT provider_id FROM jobs WHERE status = 'queued' ORDER BY provider_id LIMIT 1)
+        UNION ALL
+        SELECT (SELECT j.provider_id FROM jobs j WHERE j.status = 'queued' AND j.provider_id > q.provider_id
+                ORDER BY j.provider_id LIMIT 1)
+        FROM queued_providers q WHERE q.provider_id IS NOT NULL
+    ), candidates AS (
+        SELECT provider_id FROM queued_providers WHERE provider_id IS NOT NULL
+        UNION
+        SELECT provider_id FROM jobs WHERE status = 'running' AND {_lapsed()}
+    ), w AS (
+        SELECT c.provider_id,
+               (SELECT count(*) FROM (
+                    SELECT 1 FROM jobs q
+                    WHERE q.status = 'queued' AND q.provider_id = c.provider_id AND q.run_after <= now()
+                    LIMIT %(enough)s) AS queued_ready)
+             + (SELECT count(*) FROM (
+                    SELECT 1 FROM jobs r WHERE r.status = 'running' AND r.provider_id = c.provider_id AND {_lapsed("r")}
+                    LIMIT %(enough)s) AS lapsed_ready) AS ready
+        FROM candidates c
+    )
     SELECT w.provider_id, w.ready,
            pg_advisory_xact_lock(hashtext('boothbridge.provider'), hashtext(w.provider_id))
-    FROM (
-        SELECT provider_id, count(*) AS ready FROM jobs
-        WHERE {_claimable()} AND (%(only_id)s::uuid IS NULL OR id = %(only_id)s)
-        GROUP BY provider_id
-    ) AS w
+    FROM w WHERE w.ready > 0
     ORDER BY w.provider_id
     """)
+
+# The same for the one job a Lambda worker was invoked for: its provider, locked, when the job is claimable.
+LOCK_PROVIDER_OF_JOB = _sql(f"""
+    SELECT provider_id, 1 AS ready,
+           pg_advisory_xact_lock(hashtext('boothbridge.provider'), hashtext(provider_id))
+    FROM jobs WHERE id = %(only_id)s AND {_claimable()}
+    """)
+
 
 # Under those locks, and in a new statement (so its snapshot sees every commit made before the locks were
 # granted), in one statement:
 # - `cap`: each locked provider's free places (its limit minus running jobs whose lease is valid);
-# - `chosen`: the oldest claimable jobs, at most `free` of each provider (so one provider's backlog never hides
-#   another's work), at most `max_jobs` in all, in arrival order across providers; `exhausted` marks a job
-#   whose lease has now run out more often than `max_expiries` allows (workers keep dying on it);
+# - `candidates`: per provider, its oldest ready queued jobs and its oldest lapsed running ones, each read with a
+#   LIMITed index scan (at most its free places and at most `max_jobs`), so a claim reads a few rows whatever
+#   the backlog; `exhausted` marks a job whose lease has now run out more often than `max_expiries` allows
+#   (workers keep dying on it);
+# - `chosen`: of those, at most `free` of each provider (so one provider's backlog never hides another's work),
+#   at most `max_jobs` in all, in arrival order across providers;
 # - `failed`: those exhausted jobs fail instead of being taken. Their waiters are woken by the pg_notify in the
 #   RETURNING list: a data-modifying CTE always runs to completion, RETURNING included, even though the main
 #   query does not read it;
@@ -114,21 +145,38 @@ LOCK_PROVIDERS_WITH_WORK = _sql(f"""
 #   provider failure, and provider failures keep their own limit.
 # The rows come back in arrival order, each with its source photo's media row when that is still live (so the
 # worker needs no second read before it fetches the bytes).
-TAKE = _sql(f"""
+def _take(only: str) -> LiteralString:
+    return _sql(f"""
     WITH cap AS (
         SELECT p.provider_id,
                p.max_parallel - (SELECT count(*) FROM jobs r
                                  WHERE r.provider_id = p.provider_id AND r.status = 'running'
                                    AND NOT {_lapsed("r")}) AS free
         FROM unnest(%(providers)s::text[], %(limits)s::int[]) AS p(provider_id, max_parallel)
-    ), ranked AS (
-        SELECT j.id, j.run_after, j.created_at, c.free,
-               (j.status = 'running' AND j.lease_expiries >= %(max_expiries)s) AS exhausted,
-               row_number() OVER (PARTITION BY j.provider_id ORDER BY j.run_after, j.created_at) AS place
-        FROM jobs j JOIN cap c USING (provider_id)
+    ), candidates AS (
+        SELECT c.provider_id, c.free, q.id, q.run_after, q.created_at, false AS exhausted
+        FROM cap c CROSS JOIN LATERAL (
+            SELECT j.id, j.run_after, j.created_at FROM jobs j
+            WHERE j.status = 'queued' AND j.provider_id = c.provider_id AND j.run_after <= now()
+              {only}
+            ORDER BY j.run_after, j.created_at
+            LIMIT greatest(least(c.free, %(max_jobs)s), 0)
+        ) AS q
         WHERE c.free > 0
-          AND {_claimable("j")}
-          AND (%(only_id)s::uuid IS NULL OR j.id = %(only_id)s)
+        UNION ALL
+        SELECT c.provider_id, c.free, r.id, r.run_after, r.created_at, r.lease_expiries >= %(max_expiries)s
+        FROM cap c CROSS JOIN LATERAL (
+            SELECT j.id, j.run_after, j.created_at, j.lease_expiries FROM jobs j
+            WHERE j.status = 'running' AND j.provider_id = c.provider_id AND {_lapsed("j")}
+              {only}
+            ORDER BY j.run_after, j.created_at
+            LIMIT greatest(least(c.free, %(max_jobs)s), 0)
+        ) AS r
+        WHERE c.free > 0
+    ), ranked AS (
+        SELECT id, run_after, created_at, free, exhausted,
+               row_number() OVER (PARTITION BY provider_id ORDER BY run_after, created_at) AS place
+        FROM candidates
     ), chosen AS (
         SELECT id, exhausted FROM ranked WHERE place <= free ORDER BY run_after, created_at LIMIT %(max_jobs)s
     ), failed AS (
@@ -166,6 +214,11 @@ TAKE = _sql(f"""
     LEFT JOIN media_objects m ON m.id = t.source_media_id AND (m.expires_at IS NULL OR m.expires_at > now())
     ORDER BY t.run_after, t.created_at
     """)
+
+
+TAKE = _take("")
+# The one job a Lambda worker was invoked for (its provider locked by LOCK_PROVIDER_OF_JOB).
+TAKE_JOB = _take("AND j.id = %(only_id)s")
 
 # ---- ingest ------------------------------------------------------------------------------------------------
 
@@ -303,6 +356,49 @@ def failure_statement(fence: str) -> LiteralString:
 # Only the attempt holding the job may finish it.
 COMPLETE = completion_statement("id = %(id)s AND attempt = %(attempt)s AND status = 'running'")
 FAIL = failure_statement(f"id = %(id)s AND attempt = %(attempt)s AND status IN {_WORKER_SIDE}")
+
+# Many attempts' completions in one statement (`jobs.completions`: one round trip, one commit), each fenced like
+# COMPLETE by its own attempt: an input row whose attempt no longer holds its job changes nothing, inserts no
+# media row and notifies nobody. The input arrays are parallel, one element per completion, at most one per job.
+# Returns the jobs completed, as COMPLETE does.
+COMPLETE_MANY = _sql(f"""
+    WITH input AS (
+        SELECT * FROM unnest(%(ids)s::uuid[], %(attempts)s::int[], %(results)s::uuid[], %(costs)s::numeric[],
+                             %(m_keys)s::text[], %(m_mimes)s::text[], %(m_sizes)s::bigint[], %(m_shas)s::text[],
+                             %(m_expires)s::timestamptz[])
+            AS i(id, attempt, result, cost, m_key, m_mime, m_size, m_sha, m_expires)
+    ), done AS (
+        UPDATE jobs
+        SET status = 'succeeded', result_media_id = i.result, cost = i.cost, finished_at = now(),
+            updated_at = now(), lease_owner = NULL, lease_expires_at = NULL, error_code = NULL,
+            error_message = NULL
+        FROM input i
+        WHERE jobs.id = i.id AND jobs.attempt = i.attempt AND jobs.status = 'running'
+        RETURNING {job_columns("jobs")}
+    ), result AS (
+        INSERT INTO media_objects (id, storage_key, mime, size_bytes, sha256, kind, expires_at, job_id)
+        SELECT i.result, i.m_key, i.m_mime, i.m_size, i.m_sha, 'result', i.m_expires, done.id
+        FROM done JOIN input i ON i.id = done.id
+    )
+    SELECT done.*, pg_notify('{CHANNEL_DONE}', done.id::text) FROM done
+    """)
+
+
+def complete_many_params(group: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    """COMPLETE_MANY's parallel arrays from COMPLETE's parameters, one mapping per completion."""
+    columns = {
+        "ids": "id",
+        "attempts": "attempt",
+        "results": "result",
+        "costs": "cost",
+        "m_keys": "m_key",
+        "m_mimes": "m_mime",
+        "m_sizes": "m_size",
+        "m_shas": "m_sha",
+        "m_expires": "m_expires",
+    }
+    return {array: [params[name] for params in group] for array, name in columns.items()}
+
 
 # A retry: back to the queue after a delay, the error recorded; claimers are told (a delayed job is picked up by
 # their timers or fallback poll). Fenced like completion.
