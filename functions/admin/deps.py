@@ -5,90 +5,102 @@ closure, so the module-level routers serve any app they are included in (each te
 route uses is built here from the container's parts (`SlotService(engine, catalog)`), not from the container.
 FastAPI resolves each dependency once per request, so the container is fetched once however many use it. The
 small ones are `async def` although they do not await: FastAPI would run a plain `def` in its thread pool.
+
+Importing this module stays cheap (issue 13: the operator API's cold start): the container's parts are named as
+strings (in the `Annotated` types and the dependencies' return types), for the type checker only. FastAPI reads
+only the `Depends(...)` of such a parameter, never its type, and skips return types it cannot resolve, so the
+modules need not be loaded at import; a dependency that builds a service imports its module (SQLAlchemy,
+psycopg) when it runs, after the first request's container has loaded it. So the modules that declare routes
+with these types do not use `from __future__ import annotations`: FastAPI would then resolve the strings.
 """
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Query, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from boothbridge.accounts.auth import InvalidToken, TokenClaims, decode_token
 from boothbridge.accounts.login_guard import LoginGuard
 from boothbridge.accounts.sessions import is_revoked
 from boothbridge.accounts.sign_in import Operator
 from boothbridge.accounts.stream_tokens import decode_stream_token
-from boothbridge.bootstrap import Container
-from boothbridge.catalog import Catalog
-from boothbridge.credentials.file import Credentials
 from boothbridge.db.engine import autocommit
 from boothbridge.errors import AppError
-from boothbridge.http.holder import ContainerHolder
-from boothbridge.ingest.service import IngestService
-from boothbridge.jobs.notifications import NotificationHub
-from boothbridge.jobs.view import JobsView, parse_job_id
-from boothbridge.media.service import MediaService
-from boothbridge.settings import Settings
-from boothbridge.settings_store import SettingsStore
-from boothbridge.slots.service import SlotService
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from boothbridge.bootstrap import Container
+    from boothbridge.catalog import Catalog
+    from boothbridge.credentials.file import Credentials
+    from boothbridge.http.holder import ContainerHolder
+    from boothbridge.ingest.service import IngestService
+    from boothbridge.jobs.notifications import NotificationHub
+    from boothbridge.jobs.view import JobsView
+    from boothbridge.media.service import MediaService
+    from boothbridge.settings import Settings
+    from boothbridge.settings_store import SettingsStore
+    from boothbridge.slots.service import SlotService
 
 
-async def get_container(request: Request) -> Container:
+async def get_container(request: Request) -> "Container":
     """The process's container (built on the first request on Lambda; given by tests and the emulator)."""
     holder: ContainerHolder = request.app.state.holder
     return await holder.get()
 
 
-ContainerDep = Annotated[Container, Depends(get_container)]
+ContainerDep = Annotated["Container", Depends(get_container)]
 
 
-async def get_settings(c: ContainerDep) -> Settings:
+async def get_settings(c: ContainerDep) -> "Settings":
     return c.settings
 
 
-async def get_engine(c: ContainerDep) -> AsyncEngine:
+async def get_engine(c: ContainerDep) -> "AsyncEngine":
     return c.engine
 
 
-async def get_catalog(c: ContainerDep) -> Catalog:
+async def get_catalog(c: ContainerDep) -> "Catalog":
     return c.catalog
 
 
-async def get_credentials(c: ContainerDep) -> Credentials:
+async def get_credentials(c: ContainerDep) -> "Credentials":
     return c.credentials
 
 
-async def get_media(c: ContainerDep) -> MediaService:
+async def get_media(c: ContainerDep) -> "MediaService":
     return c.media
 
 
-async def get_settings_store(c: ContainerDep) -> SettingsStore:
+async def get_settings_store(c: ContainerDep) -> "SettingsStore":
     return c.settings_store
 
 
-async def get_hub(c: ContainerDep) -> NotificationHub | None:
+async def get_hub(c: ContainerDep) -> "NotificationHub | None":
     return c.hub
 
 
-async def get_ingest(c: ContainerDep) -> IngestService:
+async def get_ingest(c: ContainerDep) -> "IngestService":
     return c.ingest
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
-EngineDep = Annotated[AsyncEngine, Depends(get_engine)]  # SQLAlchemy: the operator side's database handle
-CatalogDep = Annotated[Catalog, Depends(get_catalog)]
-CredentialsDep = Annotated[Credentials, Depends(get_credentials)]
-MediaDep = Annotated[MediaService, Depends(get_media)]
-SettingsStoreDep = Annotated[SettingsStore, Depends(get_settings_store)]  # what operators change live
+SettingsDep = Annotated["Settings", Depends(get_settings)]
+EngineDep = Annotated["AsyncEngine", Depends(get_engine)]  # SQLAlchemy: the operator side's database handle
+CatalogDep = Annotated["Catalog", Depends(get_catalog)]
+CredentialsDep = Annotated["Credentials", Depends(get_credentials)]
+MediaDep = Annotated["MediaService", Depends(get_media)]
+SettingsStoreDep = Annotated["SettingsStore", Depends(get_settings_store)]  # what operators change live
 # The process's LISTEN connection; None where the container was built without one (then jobs are polled).
-HubDep = Annotated[NotificationHub | None, Depends(get_hub)]
-IngestDep = Annotated[IngestService, Depends(get_ingest)]  # the booth's pipeline (slot test runs use it too)
+HubDep = Annotated["NotificationHub | None", Depends(get_hub)]
+IngestDep = Annotated["IngestService", Depends(get_ingest)]  # the booth's pipeline (slot test runs use it too)
 
 
-async def slot_service(engine: EngineDep, catalog: CatalogDep) -> SlotService:
+async def slot_service(engine: EngineDep, catalog: CatalogDep) -> "SlotService":
+    from boothbridge.slots.service import SlotService  # deferred: it imports SQLAlchemy (see the module docstring)
+
     return SlotService(engine, catalog)
 
 
@@ -96,14 +108,16 @@ async def login_guard(engine: EngineDep) -> LoginGuard:
     return LoginGuard(engine)
 
 
-async def jobs_view(engine: EngineDep, settings: SettingsDep) -> JobsView:
+async def jobs_view(engine: EngineDep, settings: SettingsDep) -> "JobsView":
+    from boothbridge.jobs.view import JobsView  # deferred: it imports psycopg (see the module docstring)
+
     # Every read of the view is one statement: autocommit spares the BEGIN/COMMIT round trips.
     return JobsView(autocommit(engine), settings.base_url)
 
 
-SlotsDep = Annotated[SlotService, Depends(slot_service)]
+SlotsDep = Annotated["SlotService", Depends(slot_service)]
 LoginGuardDep = Annotated[LoginGuard, Depends(login_guard)]
-JobsViewDep = Annotated[JobsView, Depends(jobs_view)]
+JobsViewDep = Annotated["JobsView", Depends(jobs_view)]
 
 # auto_error=False: a missing token is our uniform 401 `unauthorized` (with WWW-Authenticate), not FastAPI's 403.
 bearer = HTTPBearer(auto_error=False)
@@ -172,6 +186,8 @@ async def stream_caller(
     if token is None:
         claims = await current_claims(credentials, engine, creds)
         return StreamCaller(Operator(claims.user_id, claims.username), by_token=False)
+    from boothbridge.jobs.view import parse_job_id  # deferred: see jobs_view
+
     try:
         stream = decode_stream_token(credentials.jwt_secret, token, parse_job_id(job_id))
     except InvalidToken:

@@ -25,21 +25,23 @@ and the first event tells the status at that time.
 
 A browser's EventSource cannot send the bearer header: it opens the stream with `?token=`, a stream token from
 `POST /api/jobs/{id}/events/token` (accounts/stream_tokens.py: this job, this session, 60 s).
+
+`boothbridge.jobs.view` and `jobs.cancel` are imported by the endpoints, not here: they bring psycopg (through
+the jobs' SQL), which the first request's container loads anyway, and the operator API's cold import does without
+it (issue 13). So is sse-starlette, by the stream's endpoint: it imports uvicorn (to hear a server's shutdown).
 """
 
 import math
 import os
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Query
-from sse_starlette import EventSourceResponse, JSONServerSentEvent, ServerSentEvent
+from fastapi.responses import Response
 
 from boothbridge.accounts.stream_tokens import issue_stream_token
 from boothbridge.db.engine import autocommit
 from boothbridge.http.openapi import AUTH, INVALID, errors, merge
-from boothbridge.jobs.cancel import cancel_job
-from boothbridge.jobs.view import DEFAULT_PAGE_SIZE, JobQuery, job_not_found, parse_job_id, watch_job
 from functions.admin.deps import (
     ClaimsDep,
     CredentialsDep,
@@ -52,12 +54,16 @@ from functions.admin.deps import (
 )
 from functions.admin.schemas_jobs import JobDetail, JobPage, StreamToken
 
+if TYPE_CHECKING:
+    from sse_starlette import EventSourceResponse
+
 # Re-read period of a watched job: the hub wakes the stream when the job ends, but queued -> running (and a
 # retry, or parking at the provider) notify nobody, so the row is also read on this timer.
 POLL_SEC = 0.25
 POLL_WITHOUT_HUB_SEC = 0.5  # a process without the LISTEN connection: the timer alone
 KEEPALIVE_SEC = 15.0  # proxies close a connection idle for longer (read when a stream opens)
 RETRY_MS = 1000  # EventSource's wait before it reopens a closed stream
+DEFAULT_PAGE_SIZE = 20  # jobs.view.DEFAULT_PAGE_SIZE, not imported (see above); tests/unit/test_cold_import.py
 # How long one response may stream. Behind a BUFFERED Lambda function URL nothing reaches the client before the
 # response ends, so there it is kept well under the admin function's 30 s timeout.
 MAX_STREAM_SEC = 20.0 if os.environ.get("AWS_LAMBDA_FUNCTION_NAME") else 900.0
@@ -80,14 +86,6 @@ SSE_EVENT = {
 router = APIRouter(tags=["jobs"])
 
 
-def _event(name: str, data: dict[str, Any]) -> ServerSentEvent:
-    return JSONServerSentEvent(data, event=name, sep=SEP)
-
-
-def _keepalive() -> ServerSentEvent:
-    return ServerSentEvent(comment="keep-alive", sep=SEP)
-
-
 # The job bodies are sent with `exclude_unset`: an attempt error's `details` is absent when nothing more is known
 # (as stored), not null. Every other field is required, so nothing else can be left out.
 @router.get(
@@ -105,6 +103,8 @@ async def list_jobs(
     status: Annotated[str | None, Query(max_length=200, description="one or several, comma-separated")] = None,
 ) -> JobPage:
     """The operator's jobs, newest first, optionally on one slot and/or in given statuses (paginated)."""
+    from boothbridge.jobs.view import JobQuery  # deferred (psycopg): see the module docstring
+
     return JobPage.model_validate(await view.list(operator.id, JobQuery(page, page_size, slot_id, status)))
 
 
@@ -116,12 +116,17 @@ async def list_jobs(
 )
 async def get_job(job_id: str, operator: OperatorDep, view: JobsViewDep) -> JobDetail:
     """One job: status, attempts and their errors, timings, cost, the result's link while it is kept."""
+    from boothbridge.jobs.view import parse_job_id  # deferred (psycopg): see the module docstring
+
     return JobDetail.model_validate(await view.get(operator.id, parse_job_id(job_id)))
 
 
+# response_class=Response: only the document's `responses` name the content type (EventSourceResponse is imported
+# when a stream opens; see the module docstring).
 @router.get(
     "/api/jobs/{job_id}/events",
-    response_class=EventSourceResponse,
+    response_model=None,
+    response_class=Response,
     responses=merge(
         {
             200: {
@@ -133,9 +138,14 @@ async def get_job(job_id: str, operator: OperatorDep, view: JobsViewDep) -> JobD
         errors(*AUTH, INVALID, "404 job_not_found"),
     ),
 )
-async def job_events(job_id: str, caller: StreamCallerDep, view: JobsViewDep, hub: HubDep) -> EventSourceResponse:
+async def job_events(job_id: str, caller: StreamCallerDep, view: JobsViewDep, hub: HubDep) -> "EventSourceResponse":
     """Server-Sent Events: the job's status now, then each change as it happens, `end` after the last.
     Authenticated by the bearer header or by `?token=` (a stream token for this job; 401 otherwise)."""
+    # Deferred, as the module docstring says: sse-starlette loads uvicorn, jobs.view psycopg.
+    from sse_starlette import EventSourceResponse, JSONServerSentEvent, ServerSentEvent
+
+    from boothbridge.jobs.view import job_not_found, parse_job_id, watch_job
+
     jid = parse_job_id(job_id)
     if await view.state(caller.operator.id, jid) is None:  # a JSON error before the stream starts
         # A stream token was only ever issued for a job its operator could see: not one for this job now.
@@ -151,16 +161,16 @@ async def job_events(job_id: str, caller: StreamCallerDep, view: JobsViewDep, hu
         async for state in states:
             if state is None:
                 continue
-            yield _event("status", state.json())
+            yield JSONServerSentEvent(state.json(), event="status", sep=SEP)
             if state.is_terminal:
-                yield _event("end", {"status": state.status})
+                yield JSONServerSentEvent({"status": state.status}, event="end", sep=SEP)
 
     # A client that goes away cancels the stream (and so the watch) at once: sse-starlette listens for it.
     return EventSourceResponse(
         stream(),
         headers={"Cache-Control": "no-cache"},
         ping=KEEPALIVE_SEC,
-        ping_message_factory=_keepalive,
+        ping_message_factory=lambda: ServerSentEvent(comment="keep-alive", sep=SEP),
         sep=SEP,
     )
 
@@ -174,6 +184,8 @@ async def stream_token(job_id: str, claims: ClaimsDep, view: JobsViewDep, creden
     """A stream token for this job's event stream, for a browser's EventSource (`?token=`): valid for 60 s
     (long enough to open the stream and for EventSource's own reopens; then ask again), for this job and
     this session only, refused once the session is logged out, never accepted as a bearer token."""
+    from boothbridge.jobs.view import job_not_found, parse_job_id  # deferred (psycopg): see the module docstring
+
     jid = parse_job_id(job_id)
     if await view.state(claims.user_id, jid) is None:
         raise job_not_found(jid)
@@ -190,6 +202,10 @@ async def stream_token(job_id: str, claims: ClaimsDep, view: JobsViewDep, creden
 )
 async def cancel(job_id: str, operator: OperatorDep, engine: EngineDep, view: JobsViewDep, hub: HubDep) -> JobDetail:
     """Cancel a queued, running or parked job; 409 `job_finished` once it has ended. Answers with the job."""
+    # Deferred (psycopg): see the module docstring.
+    from boothbridge.jobs.cancel import cancel_job
+    from boothbridge.jobs.view import parse_job_id
+
     jid = parse_job_id(job_id)
     await cancel_job(autocommit(engine), hub, operator.id, operator.username, jid)
     return JobDetail.model_validate(await view.get(operator.id, jid))

@@ -2,7 +2,11 @@
 
 An operator finds, reuses and extends only their own uploads (see `boothbridge.media.service`): another
 operator's object is answered exactly like a missing one (404 media_not_found). Upload bodies that stall are cut
-with 408 request_timeout (BODY_TIMEOUT_SEC)."""
+with 408 request_timeout (BODY_TIMEOUT_SEC).
+
+The media service's module (SQLAlchemy) and the image inspection (Pillow) are imported by the endpoints that use
+them, not here: the operator API's cold import does without them (issue 13); the first request's container has
+loaded the former already."""
 
 import asyncio
 import re
@@ -16,9 +20,7 @@ from fastapi.responses import Response
 from boothbridge.errors import AppError
 from boothbridge.http.multipart import BodyTimeoutRoute
 from boothbridge.http.openapi import AUTH, BODY, INVALID, errors, merge
-from boothbridge.images.upload import inspect_image
 from boothbridge.media.ref import MediaRef
-from boothbridge.media.service import MediaExpired, MediaNotFound
 from functions.admin.deps import MediaDep, OperatorDep, SettingsDep
 from functions.admin.schemas import MAX_PUBLIC_TTL_SEC, ExtendRequest, MediaObject
 
@@ -71,6 +73,8 @@ async def register(
     """Store an image: a slot template (kept while referenced) or a temporary public link. The same bytes
     uploaded again by the same operator return the same object (a public link's expiry becomes the later of
     the two); another operator's identical upload is an object of their own."""
+    from boothbridge.images.upload import inspect_image  # deferred: Pillow (see the module docstring)
+
     data = await file.read(settings.max_upload_bytes + 1)
     if not data:
         raise AppError(400, "file_empty", "the uploaded file is empty")
@@ -94,6 +98,8 @@ async def extend(body: ExtendRequest, operator: OperatorDep, settings: SettingsD
     """Push a live public link of the operator's to `ttl_sec` from now (never earlier: the same uploaded bytes
     share one object, so one link's extension must not cut another's short). Another operator's object, or
     one the service made itself, is 404 media_not_found."""
+    from boothbridge.media.service import MediaExpired, MediaNotFound  # deferred: see the module docstring
+
     try:
         ref = await media.describe(body.id, owner_id=operator.id)
     except MediaNotFound:
@@ -150,6 +156,8 @@ async def by_hash(
 )
 async def public_media(media_id: str, media: MediaDep) -> Response:
     """Serve a media object while it is valid: 404 if unknown, 410 once expired."""
+    from boothbridge.media.service import MediaExpired, MediaNotFound  # deferred: see the module docstring
+
     try:
         data, ref = await media.read(uuid.UUID(media_id))
     except (ValueError, MediaNotFound):

@@ -1,18 +1,22 @@
 """The settings page's API: ingest password, provider API keys (stored encrypted, shown masked),
 T_SYNC_RESPONSE, result TTL, and clearing the media cache."""
 
+from typing import TYPE_CHECKING
+
 from fastapi import APIRouter, Depends
 
 from boothbridge.accounts.ingest_password import set_ingest_password
 from boothbridge.http.openapi import AUTH, BODY, errors
-from boothbridge.settings_store import SettingsStore
 from functions.admin.deps import CredentialsDep, EngineDep, MediaDep, SettingsStoreDep, current_operator
 from functions.admin.schemas_settings import ClearedCache, SettingsUpdate, SettingsView, provider_keys
+
+if TYPE_CHECKING:  # it imports SQLAlchemy and the credentials' cryptography: they come with the first request
+    from boothbridge.settings_store import SettingsStore
 
 router = APIRouter(dependencies=[Depends(current_operator)], tags=["settings"], responses=errors(*AUTH))
 
 
-async def _view(store: SettingsStore) -> SettingsView:
+async def _view(store: "SettingsStore") -> SettingsView:
     await store.refresh()  # re-read once stale: another process may have saved since
     return SettingsView.model_validate(store.public_view())
 

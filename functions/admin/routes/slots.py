@@ -1,20 +1,22 @@
 """An operator's slots: list, read, configure (validated against the catalog) and reset to unconfigured."""
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Query
 
 from boothbridge.http.openapi import AUTH, BODY, INVALID, errors
-from boothbridge.settings import Settings
 from boothbridge.slots.rules import SlotUpdate
-from boothbridge.slots.service import SlotView
 from functions.admin.deps import OperatorDep, SettingsDep, SlotsDep
 from functions.admin.schemas import ListMeta, Slot, SlotList, SlotPut, SlotSaved
+
+if TYPE_CHECKING:  # the slot service's module imports SQLAlchemy: it comes with the first request's container
+    from boothbridge.settings import Settings
+    from boothbridge.slots.service import SlotView
 
 router = APIRouter(tags=["slots"])
 
 
-def slot_answer(settings: Settings, slot: SlotView) -> Slot:
+def slot_answer(settings: "Settings", slot: "SlotView") -> Slot:
     """A slot as the API shows it: its configuration plus the URL its booth posts to."""
     return Slot(
         id=slot.id,

@@ -1,6 +1,8 @@
 """Statistics endpoints: the stats page summary, per-slot and global series, and the per-slot reset.
 
-The figures are computed by `boothbridge.stats.queries` (its docstring defines them); the models here describe them."""
+The figures are computed by `boothbridge.stats.queries` (its docstring defines them); the models here describe them.
+That module is imported by each endpoint, not here: it brings SQLAlchemy, which the first request's container
+loads anyway, and the operator API's cold import does without it (issue 13)."""
 
 from typing import Annotated
 
@@ -8,7 +10,6 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from boothbridge.http.openapi import AUTH, INVALID, errors
-from boothbridge.stats import queries as stats
 from boothbridge.stats.query import GlobalQuery
 from functions.admin.deps import CatalogDep, EngineDep, OperatorDep, SettingsDep
 from functions.admin.routes.media import public_media_url
@@ -26,6 +27,8 @@ router = APIRouter(tags=["stats"])
 @router.get("/api/stats/summary", response_model=StatsSummary, responses=errors(*AUTH))
 async def summary(operator: OperatorDep, engine: EngineDep, catalog: CatalogDep, settings: SettingsDep) -> StatsSummary:
     """Every slot's figures since its last reset, and the all-time processed count."""
+    from boothbridge.stats import queries as stats  # deferred (SQLAlchemy): see the module docstring
+
     out = await stats.slot_summary(engine, operator.id, catalog.currency_of)
     for slot in out["data"]:
         media_id = slot["template_media_id"]
@@ -48,6 +51,8 @@ async def global_stats(
     slot_id: Annotated[str | None, Query(max_length=100)] = None,
 ) -> GlobalSeries:
     """All the operator's slots together per day/week/month, paginated and sorted."""
+    from boothbridge.stats import queries as stats  # deferred (SQLAlchemy): see the module docstring
+
     query = GlobalQuery(from_, to, group_by, page, page_size, sort_by, sort_order, provider_id, slot_id)
     return GlobalSeries.model_validate(await stats.global_series(engine, operator.id, query))
 
@@ -62,6 +67,8 @@ async def slot_stats(
     group_by: Annotated[str, Query(max_length=16)] = "day",
 ) -> SlotSeries:
     """One slot's figures per hour/day/week, in chronological order."""
+    from boothbridge.stats import queries as stats  # deferred (SQLAlchemy): see the module docstring
+
     return SlotSeries.model_validate(await stats.slot_series(engine, operator.id, slot_id, from_, to, group_by))
 
 
@@ -73,5 +80,7 @@ async def slot_stats(
 )
 async def reset_stats(slot_id: str, operator: OperatorDep, engine: EngineDep) -> Response:
     """Restart the slot's "since reset" figures (any body, e.g. `{}`, is ignored)."""
+    from boothbridge.stats import queries as stats  # deferred (SQLAlchemy): see the module docstring
+
     await stats.reset_stats(engine, operator.id, slot_id)
     return Response(status_code=204)

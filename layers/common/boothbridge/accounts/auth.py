@@ -8,7 +8,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-import jwt
 from argon2 import PasswordHasher, profiles
 from argon2.exceptions import InvalidHashError, VerificationError
 
@@ -49,6 +48,8 @@ class InvalidToken(Exception):
 
 
 def issue_token(secret: str, user_id: int, username: str, ttl_sec: int, now: float | None = None) -> str:
+    import jwt  # here, not at import: PyJWT loads cryptography (~10 MiB), and most processes sign nothing
+
     issued = int(now if now is not None else time.time())
     payload: dict[str, Any] = {
         "sub": str(user_id),
@@ -61,6 +62,8 @@ def issue_token(secret: str, user_id: int, username: str, ttl_sec: int, now: flo
 
 
 def decode_token(secret: str, token: str) -> TokenClaims:
+    import jwt  # here, not at import: see issue_token
+
     try:
         payload = jwt.decode(token, secret, algorithms=[JWT_ALGORITHM], options={"require": ["exp", "sub", "jti"]})
         return TokenClaims(

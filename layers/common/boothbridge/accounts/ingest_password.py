@@ -4,7 +4,7 @@ Stored as an HMAC-SHA256 digest under the credentials' `ingest_hmac_key` in `app
 `ingest_password`, value `{"digest": …, "file_digest": …}`): cheap enough to check on every booth request, and the
 database never holds the password itself. Provisioning writes it from the credentials file; the settings page
 changes it (`set_ingest_password`); ingest checks it (`check_ingest_password`) on its hot path, which is why this
-module imports nothing heavier than the standard library and SQLAlchemy's `text`.
+module imports nothing but the standard library (SQLAlchemy's `text` where the settings page needs it).
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 from typing import TYPE_CHECKING
-
-from sqlalchemy import text
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -34,6 +32,8 @@ def check_ingest_password(key: bytes, expected_digest: str, candidate: str | Non
 
 async def set_ingest_password(engine: AsyncEngine, hmac_key: bytes, password: str) -> None:
     """The settings page's new ingest password: the old one stops working with the next booth request."""
+    from sqlalchemy import text  # here, not at import: the operator API's cold start does without SQLAlchemy
+
     async with engine.begin() as conn:
         await conn.execute(
             text(

@@ -42,8 +42,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy import text
-
 from boothbridge.errors import AppError
 
 if TYPE_CHECKING:
@@ -58,25 +56,25 @@ UNKNOWN_ADDRESS = "unknown"
 VIEWER_ADDRESS_HEADER = "cloudfront-viewer-address"
 ORIGIN_VERIFY_HEADER = "x-origin-verify"
 
+# The statements are plain strings wrapped in `text()` where they run: the operator API imports this module, and
+# SQLAlchemy's import (~0.1 s) belongs to its first request, not to its cold start.
+
 # Serialises the attempts of one (username, address) pair across every process and Lambda instance, so two
 # concurrent attempts cannot both see 9 failures and both go on to verify. Transaction-scoped: released at COMMIT.
 # (A hash collision between two pairs only makes them wait for each other briefly.)
-_LOCK_PAIR = text("SELECT pg_advisory_xact_lock(hashtextextended(:lock_key, 0))")
+_LOCK_PAIR = "SELECT pg_advisory_xact_lock(hashtextextended(:lock_key, 0))"
 
 # Opportunistic purge on write: this pair's failures that have left the window no longer count.
-_PURGE_PAIR = text(
-    """
+_PURGE_PAIR = """
     DELETE FROM login_failures
     WHERE username = :username AND client_address = :address
       AND created_at <= now() - CAST(:window AS integer) * interval '1 second'
     """
-)
 
 # The `limit`-th most recent failure still in the window (index (username, client_address, created_at), read
 # backwards). If it exists the pair is at the limit; it is the oldest counted failure, and the next attempt is
 # allowed once it leaves the window, so Retry-After is the time until then (at least 1 s).
-_AT_LIMIT = text(
-    """
+_AT_LIMIT = """
     SELECT greatest(1, ceil(extract(epoch FROM
                created_at + CAST(:window AS integer) * interval '1 second' - now())))::integer AS retry_after
     FROM login_failures
@@ -86,17 +84,15 @@ _AT_LIMIT = text(
     OFFSET CAST(:limit AS integer) - 1
     LIMIT 1
     """
-)
 
 # The attempt counts as a failure until `succeeded` clears it.
-_RECORD = text("INSERT INTO login_failures (username, client_address) VALUES (:username, :address)")
+_RECORD = "INSERT INTO login_failures (username, client_address) VALUES (:username, :address)"
 
 # Opportunistic purge of everyone else's expired rows, so pairs that are never tried again (probed names) do not
 # stay forever. Rows are inserted with created_at = now(), so id order is age order: the primary-key scan finds the
 # oldest rows first and stops after a small batch. SKIP LOCKED: never waits on, or deadlocks with, a concurrent
 # sweep or pair purge. Runs last in the transaction, so the row locks it takes are held only until COMMIT.
-_SWEEP = text(
-    """
+_SWEEP = """
     DELETE FROM login_failures
     WHERE id IN (
         SELECT id FROM login_failures
@@ -106,10 +102,9 @@ _SWEEP = text(
         FOR UPDATE SKIP LOCKED
     )
     """
-)
 
 # A successful sign-in clears the pair's failures.
-_CLEAR = text("DELETE FROM login_failures WHERE username = :username AND client_address = :address")
+_CLEAR = "DELETE FROM login_failures WHERE username = :username AND client_address = :address"
 
 
 def viewer_host(peer: str | None, headers: Mapping[str, str], origin_secret: str | None) -> str | None:
@@ -168,19 +163,23 @@ class LoginGuard:
     async def admit(self, username: str, address: str) -> None:
         """Before the password check: raise 429 `too_many_attempts` if the pair is throttled, otherwise record
         this attempt as a failure (cleared by `succeeded`)."""
+        from sqlalchemy import text  # deferred: see the statements above
+
         params = self._params(username, address)
         retry_after: int | None = None
         async with self.engine.begin() as conn:
-            await conn.execute(_LOCK_PAIR, {"lock_key": f"login_failures\n{username}\n{address}"})
-            await conn.execute(_PURGE_PAIR, params)
-            retry_after = (await conn.execute(_AT_LIMIT, {**params, "limit": self.max_failures})).scalar()
+            await conn.execute(text(_LOCK_PAIR), {"lock_key": f"login_failures\n{username}\n{address}"})
+            await conn.execute(text(_PURGE_PAIR), params)
+            retry_after = (await conn.execute(text(_AT_LIMIT), {**params, "limit": self.max_failures})).scalar()
             if retry_after is None:
-                await conn.execute(_RECORD, params)
-                await conn.execute(_SWEEP, {"window": self.window_sec, "batch": SWEEP_BATCH})
+                await conn.execute(text(_RECORD), params)
+                await conn.execute(text(_SWEEP), {"window": self.window_sec, "batch": SWEEP_BATCH})
         if retry_after is not None:
             raise too_many_attempts(int(retry_after))
 
     async def succeeded(self, username: str, address: str) -> None:
         """After a correct password: forget the pair's failures."""
+        from sqlalchemy import text  # deferred: see the statements above
+
         async with self.engine.begin() as conn:
-            await conn.execute(_CLEAR, {"username": username, "address": address})
+            await conn.execute(text(_CLEAR), {"username": username, "address": address})

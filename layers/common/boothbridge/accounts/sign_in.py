@@ -6,8 +6,6 @@ import asyncio
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sqlalchemy import text
-
 from boothbridge.accounts.auth import verify_password
 
 if TYPE_CHECKING:
@@ -21,6 +19,8 @@ class Operator:
 
 
 async def authenticate(engine: AsyncEngine, username: str, password: str) -> Operator | None:
+    from sqlalchemy import text  # here, not at import: the operator API's cold start does without SQLAlchemy
+
     async with engine.connect() as conn:
         row = (
             await conn.execute(

@@ -16,8 +16,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-import jwt
-
 from boothbridge.accounts.auth import JWT_ALGORITHM, InvalidToken, TokenClaims
 
 AUDIENCE = "boothbridge:job-events"
@@ -52,6 +50,8 @@ def issue_stream_token(
 ) -> tuple[str, int]:
     """A token for `job_id`'s event stream under `session` (the caller checked the operator owns the job).
     Answers (token, seconds it is valid): `ttl_sec`, less when the session expires sooner."""
+    import jwt  # here, not at import: PyJWT loads cryptography (see auth.issue_token)
+
     issued = int(now if now is not None else time.time())
     expires = min(issued + ttl_sec, session.expires_at)
     payload: dict[str, Any] = {
@@ -72,6 +72,8 @@ def decode_stream_token(secret: str, token: str, job_id: uuid.UUID) -> StreamCla
     """The claims of a valid, unexpired stream token for `job_id`. Raises InvalidToken for anything else: a
     malformed, tampered or expired token, one for another job, an access token. (Revocation of its session is
     the caller's check: it needs the database.)"""
+    import jwt  # here, not at import: see issue_stream_token
+
     try:
         payload = jwt.decode(
             token,
