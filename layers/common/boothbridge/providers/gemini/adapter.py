@@ -20,6 +20,9 @@ Errors (`ProviderError.code`): `api_key_missing`, `settings_invalid`, `template_
 is not JSON, or JSON that is not an answer), `rate_limited`, `provider_unavailable`, `network_error`,
 `file_processing_failed` (retryable). API keys never appear in messages or logs: keys are referred to by their
 position only.
+
+The SDK (google-genai: ~0.3 s and ~30 MiB to import) is loaded with the first client (`_client`), i.e. at the
+first call: every process builds this adapter, and one where Gemini is never called never loads it.
 """
 
 from __future__ import annotations
@@ -30,17 +33,19 @@ import io
 import logging
 import math
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
-from google import genai
-from google.genai import errors, types
 
 from boothbridge.catalog import Catalog
 from boothbridge.providers.base import ImageInput, ProviderError, ProviderRequest, ProviderResult
 from boothbridge.providers.gemini import DECLARATION, wire
 from boothbridge.providers.quota import Blocked, Grant, QuotaBlocked, QuotaLimiter, QuotaLimits
 from boothbridge.settings import Settings
+
+if TYPE_CHECKING:
+    from google import genai
+    from google.genai import types
 
 # The SDK's async transport is an httpx client we own (else it would pick aiohttp or httpx2, whichever is installed).
 _NETWORK_ERRORS = (httpx.HTTPError, OSError, TimeoutError)
@@ -85,6 +90,10 @@ class GeminiProvider:
     def _client(self, key: int) -> genai.Client:
         client = self._clients.get(key)
         if client is None:
+            # The SDK is imported here, with the first client (see the module docstring).
+            from google import genai
+            from google.genai import types
+
             http = httpx.AsyncClient(timeout=httpx.Timeout(self._timeout_sec, connect=10.0))
             self._http.append(http)
             options = types.HttpOptions(
@@ -198,6 +207,8 @@ class GeminiProvider:
         )
 
     async def _generate(self, key: int, plan: wire.CallPlan, deadline: float) -> types.GenerateContentResponse:
+        from google.genai import errors, types  # the SDK, loaded on first use (see the module docstring)
+
         client = self._client(key)
         uploaded: list[str] = []
         try:
@@ -230,6 +241,8 @@ class GeminiProvider:
 
     async def _upload(self, client: genai.Client, image: ImageInput, deadline: float, names: list[str]) -> types.File:
         """Resumable upload through the Files API; wait until the file is ACTIVE."""
+        from google.genai import types  # the SDK, loaded on first use (see the module docstring)
+
         file = await client.aio.files.upload(
             file=io.BytesIO(image.data), config=types.UploadFileConfig(mime_type=image.mime)
         )

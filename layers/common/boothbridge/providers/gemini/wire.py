@@ -26,6 +26,9 @@ through `errors.UnknownApiResponseError`. `answer_error` turns these into a retr
 
 **Images in answers** are chosen and labelled by their bytes (`boothbridge.images.upload.sniff_mime`): the part's
 declared `mimeType` is kept for logging only.
+
+The SDK's types are annotations here; the two functions that need the SDK at run time import it when called (the
+adapter has loaded it by then), so building the adapter, which imports this module, does not load it.
 """
 
 from __future__ import annotations
@@ -37,16 +40,18 @@ import math
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
 
 import pydantic
-from google.genai import errors, types
 from PIL import Image
 
 from boothbridge.images import codec
 from boothbridge.images.upload import sniff_mime
 from boothbridge.providers.base import ImageInput, ProviderError, ProviderRequest, retry_hint_seconds
+
+if TYPE_CHECKING:
+    from google.genai import errors, types
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +164,8 @@ def plan_call(request: ProviderRequest, limit: int = INLINE_REQUEST_LIMIT) -> Ca
 
 def generation_config(plan: CallPlan) -> types.GenerateContentConfig:
     """Image-only output (`responseModalities: ["IMAGE"]`), plus `imageConfig.aspectRatio` when the slot sets one."""
+    from google.genai import types  # here, not at import: see the module docstring
+
     image_config = types.ImageConfig(aspect_ratio=plan.aspect_ratio) if plan.aspect_ratio else None
     return types.GenerateContentConfig(response_modalities=["IMAGE"], image_config=image_config)
 
@@ -227,6 +234,8 @@ def answer_error(exc: BaseException, secrets: list[str]) -> ProviderError | None
     """`bad_answer` (retryable) when `exc` is the SDK failing to read a successful answer — a body that is not
     JSON (HTML, truncated) or JSON that is not the answer's shape — else None (the exception is not about an
     answer: let it propagate)."""
+    from google.genai import errors  # here, not at import: see the module docstring
+
     if isinstance(exc, json.JSONDecodeError):
         doc = exc.doc if isinstance(exc.doc, str) else repr(exc.doc)
         start = scrub(doc[:60], secrets)
