@@ -6,11 +6,18 @@ resident size (`ru_maxrss`, MiB, interpreter included); each figure is the media
 reference is a FastAPI app wrapped in `Mangum(app)`, written to a temporary directory. Issue 13's target for each
 HTTP function: at most 1.5x the reference's time and at most 60 MiB above its peak.
 
-`boothbridge.bootstrap` is shown too, without a verdict: a function builds its container (and so imports the
-composition root) on its first request, so that row is the import bill the first request pays.
+Rows: the HTTP functions (ingest, admin, webhook) and the plain Lambda handlers (worker, cleanup), each with its
+ratio to the reference, its MiB above it and a verdict against both limits (for the plain handlers the same
+limits, for information: the target names the HTTP functions). The table informs; the exit status is 0 whatever
+it says. `boothbridge.bootstrap` is shown too, without a verdict: a function builds its container (and so imports
+the composition root) on its first request, so that row is the import bill the first request pays.
 
-Then one `python -X importtime` run of the ingest function lists its ten heaviest imported distributions (summed
-self time of each top-level package) and the module of ours that first imported each.
+Then one `python -X importtime` run of the slowest HTTP function lists its ten heaviest imported distributions
+(summed self time of each top-level package) and the module of ours that first imported each.
+
+The interpreters run with this process's environment: with PYTHONDONTWRITEBYTECODE set (and no `__pycache__`
+for the repository's modules) our modules are compiled at every import, site-packages' come precompiled; the
+header says which.
 """
 
 from __future__ import annotations
@@ -97,24 +104,27 @@ def _importtime(code: str, env: dict[str, str]) -> list[tuple[int, str, int]]:
     return entries
 
 
-def heaviest(module: str, env: dict[str, str], top: int = 10) -> list[tuple[str, float, str]]:
-    """(top-level package, summed self time in ms, our module that first imported it), heaviest first; the
-    interpreter's own start-up imports (`-c pass`) are left out."""
+def heaviest(module: str, env: dict[str, str], top: int = 10) -> tuple[list[tuple[str, float, str]], float]:
+    """(top-level package, summed self time in ms, our module that first imported it), heaviest first, and the
+    summed self time of our own modules (ms: their code, e.g. route declarations and models, and its compilation);
+    the interpreter's own start-up imports (`-c pass`) are left out."""
     startup = {name for _, name, _ in _importtime("pass", env)}
     # Lines come in completion order, children before their parent; the nesting is the name's indentation.
     entries = [e for e in _importtime(f"import {module}", env) if e[1] not in startup]
     ours = ("boothbridge", "functions")
     importer: dict[str, str] = {}
     totals: dict[str, int] = {}
+    ours_us = 0
     for index, (depth, name, self_us) in enumerate(entries):
         package = name.split(".")[0]
         if package in ours:
+            ours_us += self_us
             continue
         totals[package] = totals.get(package, 0) + self_us
         if package not in importer:
             importer[package] = _our_parent(entries, index, depth, ours)
     ranked = sorted(totals.items(), key=lambda kv: kv[1], reverse=True)[:top]
-    return [(package, us / 1000, importer[package]) for package, us in ranked]
+    return [(package, us / 1000, importer[package]) for package, us in ranked], ours_us / 1000
 
 
 def _our_parent(entries: list[tuple[int, str, int]], index: int, depth: int, ours: tuple[str, ...]) -> str:
@@ -127,6 +137,16 @@ def _our_parent(entries: list[tuple[int, str, int]], index: int, depth: int, our
     return "-"
 
 
+def verdict(ratio: float, extra_mib: float) -> str:
+    """Against both limits: `meets both`, else what is missed (`MISSES 1.62x > 1.5x`, `MISSES +65 MiB > 60`)."""
+    missed = []
+    if ratio > MAX_RATIO:
+        missed.append(f"{ratio:.2f}x > {MAX_RATIO}x")
+    if extra_mib > MAX_EXTRA_MIB:
+        missed.append(f"+{extra_mib:.0f} MiB > {MAX_EXTRA_MIB:.0f}")
+    return "MISSES " + ", ".join(missed) if missed else "meets both"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7, help="fresh interpreters per module (median; default 7)")
@@ -136,26 +156,30 @@ def main(argv: list[str] | None = None) -> int:
         env = _env(Path(tmp))
         hello = measure(HELLO, args.runs, env)
         rows = [measure(m, args.runs, env) for m in (*HTTP_FUNCTIONS, *PLAIN_FUNCTIONS, FIRST_REQUEST)]
-        heavy = heaviest(HTTP_FUNCTIONS[0], env)
+        slowest = max((r for r in rows if r.module in HTTP_FUNCTIONS), key=lambda r: r.seconds).module
+        heavy, ours_ms = heaviest(slowest, env)
+    bytecode = "off (our modules compiled at each import)" if env.get("PYTHONDONTWRITEBYTECODE") else "on"
     print(f"Cold import, median of {args.runs} fresh interpreters ({sys.executable}, Python {sys.version.split()[0]})")
-    print(f"target for HTTP functions: <= {MAX_RATIO}x the reference's time and <= {MAX_EXTRA_MIB:.0f} MiB above it\n")
+    print(f"bytecode cache: {bytecode}")
+    print(f"target for HTTP functions: <= {MAX_RATIO}x the reference's time and <= {MAX_EXTRA_MIB:.0f} MiB above it")
+    print("(plain handlers * are held to the same limits for information)\n")
     print(f"{'module':<28} {'import s':>9} {'ratio':>6} {'peak MiB':>9} {'+MiB':>6}  verdict")
     for row in (hello, *rows):
         ratio = row.seconds / hello.seconds
         extra = row.mib - hello.mib
         if row is hello:
-            verdict, name = "reference", "FastAPI + Mangum hello"
-        elif row.module in HTTP_FUNCTIONS:
-            ok = ratio <= MAX_RATIO and extra <= MAX_EXTRA_MIB
-            verdict, name = ("meets target" if ok else "MISSES target"), row.module
+            note, name = "reference", "FastAPI + Mangum hello"
         elif row.module == FIRST_REQUEST:
-            verdict, name = "paid by the first request", row.module
+            note, name = "paid by the first request", row.module
+        elif row.module in PLAIN_FUNCTIONS:
+            note, name = verdict(ratio, extra), f"{row.module} *"
         else:
-            verdict, name = "(not an HTTP function)", row.module
-        print(f"{name:<28} {row.seconds:>9.3f} {ratio:>5.2f}x {row.mib:>9.1f} {extra:>+6.1f}  {verdict}")
-    print(f"\nheaviest imports of {HTTP_FUNCTIONS[0]} (python -X importtime, summed self time per package):")
+            note, name = verdict(ratio, extra), row.module
+        print(f"{name:<28} {row.seconds:>9.3f} {ratio:>5.2f}x {row.mib:>9.1f} {extra:>+6.1f}  {note}")
+    print(f"\nheaviest imports of {slowest} (python -X importtime, summed self time per package):")
     for package, ms, via in heavy:
         print(f"  {package:<24} {ms:>7.1f} ms  first imported by {via}")
+    print(f"  {'(our own modules)':<24} {ours_ms:>7.1f} ms  functions.*, boothbridge.*")
     return 0
 
 
