@@ -9,12 +9,13 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from boothbridge.providers.declaration import KEY_PATTERN, ApiKeySpec
-from boothbridge.providers.discovery import packaged_all
 from functions.admin.schemas import Answer
 
 
 def _document_key_fields(schema: dict[str, Any]) -> None:
     """The layer's keyed providers' fields in the OpenAPI document (built when the document is, not at import)."""
+    from boothbridge.providers.discovery import packaged_all  # with the document too: it walks the packages
+
     for declaration in packaged_all():
         if declaration.api_key is not None:
             schema.setdefault("properties", {})[declaration.api_key.field] = _key_schema(declaration.api_key)
