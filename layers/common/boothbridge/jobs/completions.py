@@ -1,11 +1,12 @@
 """Completions in groups (group commit): many attempts' successes recorded by one statement and one commit.
 
 A worker finishing many jobs at once (the worker loop runs up to WORKER_CONCURRENCY jobs; a burst ends many of
-them together) would otherwise pay one round trip and one commit (a WAL flush) per job. `CompletionGroups` lets
-the first completion go at once, alone (so an idle worker adds no latency: there is no timer); completions that
-arrive while a statement is in flight wait for it and then go together in the next one (`COMPLETE_MANY`), up to
-`max_group`. Each completion is still fenced by its own attempt number: the statement completes only the jobs
-that attempt still holds, and each caller learns its own job's row (None: the attempt no longer held the job).
+them together) would otherwise pay one round trip and one commit (a WAL flush) per job. `CompletionGroups` sends a
+completion at once when no statement is in flight (with whatever was submitted in the same turn of the event loop),
+so an idle worker adds no latency: there is no timer; completions that arrive while a statement is in flight wait
+for it and then go together in the next one (`COMPLETE_MANY`), up to `max_group` per statement. Each completion
+is still fenced by its own attempt number: the statement completes only the jobs that attempt still holds, and
+each caller learns its own job's row (None: the attempt no longer held the job).
 
 Only a first try goes through here: when the grouped statement fails, every caller of the group gets the
 exception and handles it alone (`JobQueue` retries its own completion through a database outage).

@@ -157,25 +157,36 @@ class JobQueue:
             return Claim([], work_left=True)
         # What this process runs under this owner is not claimable by it, whatever the lease says.
         mine = [job_id for job_id in self._held if self._claimed[job_id][1] == owner]
-        common = {"only_id": only_id, "owner": owner, "mine": mine, "lease": self.lease_sec}
-        async with self.sql.transaction() as conn:
+        params = {
+            "only_id": only_id,
+            "owner": owner,
+            "mine": mine,
+            "lease": self.lease_sec,
             # `ready` is counted up to one more than a claim takes: enough to tell whether work was left behind.
-            lock = sql.LOCK_PROVIDERS_WITH_WORK if only_id is None else sql.LOCK_PROVIDER_OF_JOB
-            locked = await (await self.sql.run(conn, lock, {**common, "enough": max_jobs + 1})).fetchall()
-            if not locked:
-                return Claim([], work_left=False)
-            providers = [row["provider_id"] for row in locked]
-            params = {
-                **common,
-                "providers": providers,
-                "limits": [self.limits.get(p, 1) for p in providers],
-                "max_jobs": max_jobs,
-                "max_expiries": self.max_lease_expiries,
-                "message": _EXHAUSTED_MESSAGE,
-                "taken_message": _TAKEN_OVER_MESSAGE,
-            }
-            take = sql.TAKE if only_id is None else sql.TAKE_JOB
-            rows = await (await self.sql.run(conn, take, params)).fetchall()
+            "enough": max_jobs + 1,
+            "providers": list(self.limits),
+            "limits": list(self.limits.values()),
+            "default_limit": 1,
+            "max_jobs": max_jobs,
+            "max_expiries": self.max_lease_expiries,
+            "message": _EXHAUSTED_MESSAGE,
+            "taken_message": _TAKEN_OVER_MESSAGE,
+        }
+        lock, take = (
+            (sql.LOCK_PROVIDERS_WITH_WORK, sql.TAKE) if only_id is None else (sql.LOCK_PROVIDER_OF_JOB, sql.TAKE_JOB)
+        )
+        async with self.sql.connection() as conn:
+            # One round trip (see statements: the claim): the providers' locks are held only while the server runs
+            # the two statements and the commit. An error in either ends the transaction (COMMIT then rolls back)
+            # and is raised by the sync.
+            async with conn.pipeline() as pipeline:
+                await self.sql.run(conn, "BEGIN")
+                locking = await self.sql.run(conn, lock, params)
+                taking = await self.sql.run(conn, take, params)
+                await self.sql.run(conn, "COMMIT")
+                await pipeline.sync()
+            locked = await locking.fetchall()
+            rows = await taking.fetchall()
         jobs = [ClaimedJob.from_claim(row) for row in rows]
         for job in jobs:
             self._claimed[job.id] = (job, owner)

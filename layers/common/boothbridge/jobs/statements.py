@@ -77,7 +77,7 @@ def _claimable(alias: str = "") -> str:
     return f"(({t}status = 'queued' AND {t}run_after <= now()) OR ({t}status = 'running' AND {_lapsed(alias)}))"
 
 
-# ---- claim: BEGIN; LOCK_PROVIDERS_WITH_WORK; TAKE; COMMIT ------------------------------------------------------
+# ---- claim: BEGIN; LOCK_PROVIDERS_WITH_WORK; TAKE; COMMIT, sent together (one round trip) ----------------------
 
 # Which providers have claimable work (optionally: only the one job a Lambda worker was invoked for), each one
 # locked. The lock serialises capacity decisions for one provider across all claimers (every process, every
@@ -89,7 +89,28 @@ def _claimable(alias: str = "") -> str:
 # through jobs_running_lease_idx (running jobs only), and `ready` (how many are claimable, as seen before the
 # lock, counted only up to `enough`) tells the worker whether the claim left work behind (a provider at its
 # limit): only then does a job ending in it need to wake its claim loop.
-LOCK_PROVIDERS_WITH_WORK = _sql(f"""
+# The locked providers are also left in a transaction-local setting (`_LOCKED`) for TAKE, which is sent in the same
+# round trip (psycopg's pipeline mode) and so cannot be given them as a parameter: the lock is then held only while
+# the server runs the two statements and the commit, never while the client is away.
+_LOCKED = "boothbridge.claim_providers"
+
+
+def _lock_and_record(candidates: str) -> LiteralString:
+    """Lock the providers of `candidates` (rows of provider_id, ready), in order; return them and record them."""
+    return _sql(f"""
+    {candidates}, locked AS MATERIALIZED (
+        SELECT provider_id, ready,
+               pg_advisory_xact_lock(hashtext('boothbridge.provider'), hashtext(provider_id)) AS granted
+        FROM w WHERE ready > 0
+        ORDER BY provider_id
+    )
+    SELECT provider_id, ready,
+           set_config('{_LOCKED}', (SELECT jsonb_agg(provider_id)::text FROM locked), true) AS recorded
+    FROM locked
+    """)
+
+
+LOCK_PROVIDERS_WITH_WORK = _lock_and_record(f"""
     WITH RECURSIVE queued_providers AS (
         (SELECT provider_id FROM jobs WHERE status = 'queued' ORDER BY provider_id LIMIT 1)
         UNION ALL
@@ -110,24 +131,18 @@ LOCK_PROVIDERS_WITH_WORK = _sql(f"""
                     SELECT 1 FROM jobs r WHERE r.status = 'running' AND r.provider_id = c.provider_id AND {_lapsed("r")}
                     LIMIT %(enough)s) AS lapsed_ready) AS ready
         FROM candidates c
-    )
-    SELECT w.provider_id, w.ready,
-           pg_advisory_xact_lock(hashtext('boothbridge.provider'), hashtext(w.provider_id))
-    FROM w WHERE w.ready > 0
-    ORDER BY w.provider_id
-    """)
+    )""")
 
 # The same for the one job a Lambda worker was invoked for: its provider, locked, when the job is claimable.
-LOCK_PROVIDER_OF_JOB = _sql(f"""
-    SELECT provider_id, 1 AS ready,
-           pg_advisory_xact_lock(hashtext('boothbridge.provider'), hashtext(provider_id))
-    FROM jobs WHERE id = %(only_id)s AND {_claimable()}
-    """)
+LOCK_PROVIDER_OF_JOB = _lock_and_record(f"""
+    WITH w AS (SELECT provider_id, 1 AS ready FROM jobs WHERE id = %(only_id)s AND {_claimable()})""")
 
 
 # Under those locks, and in a new statement (so its snapshot sees every commit made before the locks were
 # granted), in one statement:
-# - `cap`: each locked provider's free places (its limit minus running jobs whose lease is valid);
+# - `cap`: each locked provider (as LOCK recorded them) with its free places: its limit (from the parallel arrays
+#   `providers`, `limits`: every provider the worker knows; any other gets `default_limit`) minus running jobs
+#   whose lease is valid;
 # - `candidates`: per provider, its oldest ready queued jobs and its oldest lapsed running ones, each read with a
 #   LIMITed index scan (at most its free places and at most `max_jobs`), so a claim reads a few rows whatever
 #   the backlog; `exhausted` marks a job whose lease has now run out more often than `max_expiries` allows
@@ -149,10 +164,13 @@ def _take(only: str) -> LiteralString:
     return _sql(f"""
     WITH cap AS (
         SELECT p.provider_id,
-               p.max_parallel - (SELECT count(*) FROM jobs r
-                                 WHERE r.provider_id = p.provider_id AND r.status = 'running'
-                                   AND NOT {_lapsed("r")}) AS free
-        FROM unnest(%(providers)s::text[], %(limits)s::int[]) AS p(provider_id, max_parallel)
+               coalesce(l.max_parallel, %(default_limit)s)
+               - (SELECT count(*) FROM jobs r
+                  WHERE r.provider_id = p.provider_id AND r.status = 'running' AND NOT {_lapsed("r")}) AS free
+        FROM jsonb_array_elements_text(coalesce(nullif(current_setting('{_LOCKED}', true), ''), '[]')::jsonb)
+            AS p(provider_id)
+        LEFT JOIN unnest(%(providers)s::text[], %(limits)s::int[]) AS l(provider_id, max_parallel)
+            USING (provider_id)
     ), candidates AS (
         SELECT c.provider_id, c.free, q.id, q.run_after, q.created_at, false AS exhausted
         FROM cap c CROSS JOIN LATERAL (
