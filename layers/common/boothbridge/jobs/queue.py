@@ -176,14 +176,13 @@ class JobQueue:
             (sql.LOCK_PROVIDERS_WITH_WORK, sql.TAKE) if only_id is None else (sql.LOCK_PROVIDER_OF_JOB, sql.TAKE_JOB)
         )
         async with self.sql.connection() as conn:
-            # One round trip (see statements: the claim): the providers' locks are held only while the server runs
-            # the two statements and the commit. An error in either ends the transaction (COMMIT then rolls back)
-            # and is raised by the sync.
+            # One round trip (see statements: the claim), one transaction: in a pipeline the statements up to the
+            # Sync run as one implicit transaction, committed at the Sync (PostgreSQL's protocol, "Pipelining";
+            # each statement still gets its own snapshot), so the providers' locks are held only while the server
+            # runs the two statements and the commit. An error rolls both back and is raised by the sync.
             async with conn.pipeline() as pipeline:
-                await self.sql.run(conn, "BEGIN")
                 locking = await self.sql.run(conn, lock, params)
                 taking = await self.sql.run(conn, take, params)
-                await self.sql.run(conn, "COMMIT")
                 await pipeline.sync()
             locked = await locking.fetchall()
             rows = await taking.fetchall()

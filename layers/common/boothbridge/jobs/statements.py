@@ -77,7 +77,7 @@ def _claimable(alias: str = "") -> str:
     return f"(({t}status = 'queued' AND {t}run_after <= now()) OR ({t}status = 'running' AND {_lapsed(alias)}))"
 
 
-# ---- claim: BEGIN; LOCK_PROVIDERS_WITH_WORK; TAKE; COMMIT, sent together (one round trip) ----------------------
+# ---- claim: LOCK_PROVIDERS_WITH_WORK; TAKE, sent together as one transaction (one round trip) ------------------
 
 # Which providers have claimable work (optionally: only the one job a Lambda worker was invoked for), each one
 # locked. The lock serialises capacity decisions for one provider across all claimers (every process, every
