@@ -44,6 +44,7 @@ bench: $(STAMP)
 	$(PY) -m bench.image_ops
 	$(PY) -m bench.cold_import
 	$(PY) -m bench.queue_throughput
+	$(PY) -m bench.big_waiters
 
 clean:
 	rm -rf $(VENV) .data
