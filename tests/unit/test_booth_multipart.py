@@ -236,3 +236,65 @@ async def test_a_urlencoded_form_is_bounded_like_a_form_s_text_fields(declared: 
     assert (caught.value.status, caught.value.code) == (400, "invalid_form")
     form = await read(b"&".join(b"f%d=1" % i for i in range(200)), ctype=urlencoded)
     assert len(form.fields) == 200
+
+
+# ---- with a sink: the photo streams out as it arrives ------------------------------------------------------
+
+
+class Sink:
+    """Records what the reader hands over: the fields at the photo's start, then every piece (copied: the reader
+    may reuse its buffer)."""
+
+    def __init__(self, refuse_after: int | None = None) -> None:
+        self.begun: list[dict[str, str]] = []
+        self.pieces: list[bytes] = []
+        self.refuse_after = refuse_after
+
+    async def begin(self, fields: Any) -> None:
+        self.begun.append(dict(fields))
+
+    async def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.pieces.append(bytes(data))
+        if self.refuse_after is not None and sum(map(len, self.pieces)) > self.refuse_after:
+            raise AppError(415, "unsupported_media_type", "no")
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 100, 4096, 65536])
+async def test_a_sink_gets_the_photo_s_bytes_exactly_in_pieces_of_about_a_chunk(chunk: int) -> None:
+    sink = Sink()
+    content = body(text("password", "pw"), part('form-data; name="fileToUpload"; filename="a.jpg"', PHOTO), *DSLR[1:])
+    form = await read_booth_form(request(content, chunk=chunk), LIMIT, sink=sink)
+    assert b"".join(sink.pieces) == PHOTO
+    # A chunk's bytes, and those the parser held back while it could not tell them from a boundary.
+    assert max(map(len, sink.pieces)) <= chunk + len(BOUNDARY) + 8
+    assert sink.begun == [{"password": "pw"}]  # the fields before the photo, when it begins
+    assert (form.file, form.streamed_size, form.photo_size, form.filename) == (None, len(PHOTO), len(PHOTO), "a.jpg")
+    assert form.fields == {"password": "pw", "time": "1758217512", "version": "3.30.2"}
+    assert form.body_wait_sec >= 0.0
+
+
+async def test_without_a_photo_part_a_sink_gets_nothing_and_an_empty_photo_only_its_start() -> None:
+    sink = Sink()
+    form = await read_booth_form(request(body(*DSLR)), LIMIT, sink=sink)
+    assert (sink.begun, sink.pieces, form.photo_size) == ([], [], None)
+    sink = Sink()
+    form = await read_booth_form(request(body(part('form-data; name="fileToUpload"', b""))), LIMIT, sink=sink)
+    assert (sink.begun, sink.pieces, form.photo_size) == ([{}], [], 0)
+
+
+async def test_a_sink_s_refusal_ends_the_reading_at_once() -> None:
+    sink = Sink(refuse_after=1000)
+    taken = 0
+    content = body(part('form-data; name="fileToUpload"', PHOTO), *DSLR)
+    req = request(content, chunk=512)
+    receive = req.receive
+
+    async def counting() -> Any:
+        nonlocal taken
+        taken += 1
+        return await receive()
+
+    with pytest.raises(AppError) as caught:
+        await read_booth_form(Request(req.scope, counting), LIMIT, sink=sink)
+    assert caught.value.code == "unsupported_media_type"
+    assert taken < len(content) // 512  # the rest of the body was never asked for

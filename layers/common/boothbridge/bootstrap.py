@@ -35,6 +35,7 @@ from boothbridge.media.links import PublicLinks
 from boothbridge.media.service import MediaService
 from boothbridge.media.store import ObjectStore
 from boothbridge.platform.cleanup import Cleanup
+from boothbridge.platform.memory import keep_big_blocks_returnable
 from boothbridge.platform.monitoring import Monitoring
 from boothbridge.providers.base import Provider
 from boothbridge.providers.registry import build_providers, declarations
@@ -102,6 +103,7 @@ async def build_container(settings: Settings, *, listen: bool = True, database_u
     url = database_url if database_url else await asyncio.to_thread(resolve_database_url, settings)
     catalog = Catalog.load(settings.providers_config)
     use_pixel_limit(settings.max_image_pixels)
+    keep_big_blocks_returnable()  # photos' buffers go back to the system when freed (see platform/memory.py)
     creds, created = await load_credentials(settings)
     if created:
         log.warning("generated new credentials at %s", settings.credentials_path.resolve())

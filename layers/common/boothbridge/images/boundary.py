@@ -312,11 +312,15 @@ def strip_jpeg_metadata(data: bytes) -> bytes | None:
 
 
 def _strip_jpeg(data: bytes) -> tuple[bytes, bool] | None:
-    """`strip_jpeg_metadata`, and whether the end-of-image marker had to be restored."""
+    """`strip_jpeg_metadata`, and whether the end-of-image marker had to be restored. The kept segments are
+    joined once (views of `data`, no copy of each): a camera photo's scan is nearly all of it, and the worker
+    prepares many at once, so the photo and its stripped copy are all that exist at any moment."""
     if not data.startswith(b"\xff\xd8"):
         return None
-    out = bytearray(b"\xff\xd8")
+    view = memoryview(data)
+    out: list[memoryview] = [view[:2]]
     pos = 2
+    scanned = False
     while pos < len(data):
         if data[pos] != 0xFF:
             return None  # bytes where a marker must be
@@ -326,8 +330,7 @@ def _strip_jpeg(data: bytes) -> tuple[bytes, bool] | None:
             return None
         marker = data[pos + 1]
         if marker == _JPEG_EOI_MARKER:
-            out += b"\xff\xd9"
-            return bytes(out), False
+            return b"".join([*out, view[pos : pos + 2]]), False
         if marker in _RESTART or marker in (0x00, _JPEG_SOI, 0x01):
             return None  # not a segment that can stand here
         if pos + 4 > len(data):
@@ -336,28 +339,17 @@ def _strip_jpeg(data: bytes) -> tuple[bytes, bool] | None:
         end = pos + 2 + length
         if length < 2 or end > len(data):
             return None
-        if _jpeg_segment_kept(marker, data[pos + 4 : end]):
-            out += data[pos:end]
+        if _jpeg_segment_kept(marker, data[pos + 4 : min(end, pos + 16)]):  # an APPn's signature is enough
+            out.append(view[pos:end])
         pos = end
         if marker == _JPEG_SOS:
+            scanned = True
             scan_end = _entropy_end(data, pos)
-            out += data[pos:scan_end]
+            out.append(view[pos:scan_end])
             pos = scan_end
-    if _JPEG_SOS not in _markers(out):
+    if not scanned:
         return None
-    out += b"\xff\xd9"
-    return bytes(out), True
-
-
-def _markers(segments: bytes | bytearray) -> set[int]:
-    found, pos = set(), 2
-    while pos + 4 <= len(segments) and segments[pos] == 0xFF:
-        marker = segments[pos + 1]
-        found.add(marker)
-        if marker == _JPEG_SOS:
-            break
-        pos += 2 + struct.unpack(">H", segments[pos + 2 : pos + 4])[0]
-    return found
+    return b"".join([*out, JPEG_EOI]), True
 
 
 # Chunks a PNG decoder needs, and those that describe colour; text, EXIF, time, animation (APNG), private and

@@ -46,6 +46,7 @@ from boothbridge.jobs.waiting import wait_subscribed
 from boothbridge.media.ref import MediaRef
 from boothbridge.media.service import MediaExpired, MediaNotFound, MediaService
 from boothbridge.platform.logs import bind_job
+from boothbridge.platform.memory import IdleTrim
 from boothbridge.providers.base import Provider
 from boothbridge.settings import Settings
 from boothbridge.settings_store import SettingsStore
@@ -95,6 +96,7 @@ class IngestService:
         self.hub = hub  # required to wait for a job (a process that serves booths listens)
         self.t_sync = settings.t_sync_response
         self.intake = JobIntake(settings=settings, catalog=catalog, queue=queue, dispatcher=dispatcher)
+        self.idle_trim = IdleTrim()  # after a burst of photos, their freed memory goes back (platform/memory.py)
 
     async def process(
         self,
@@ -114,6 +116,12 @@ class IngestService:
         and log row are marked `is_test`, so booth statistics never count it. `config` (test runs only) is an
         unsaved configuration from the slot page, already validated like a save, run in place of the stored one.
         """
+        with self.idle_trim.busy():
+            return await self._process(slot_id, read_form, started, is_test=is_test, config=config)
+
+    async def _process(
+        self, slot_id: str, read_form: FormReader, started: float, *, is_test: bool, config: SlotUpdate | None
+    ) -> IngestOutcome:
         # The operator may have changed T_SYNC_RESPONSE on the settings page (re-read at most every few seconds;
         # while the database does not answer, the values last read stand).
         try:
