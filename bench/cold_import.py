@@ -2,7 +2,8 @@
 
 `python -m bench.cold_import` (or `make bench`). For each module a fresh `sys.executable` (this venv, cwd = the
 repository) imports it once and reports the import's wall time (time.perf_counter, s) and the process's peak
-resident size (`ru_maxrss`, MiB, interpreter included); each figure is the median of `--runs` processes. The
+resident size (`ru_maxrss`, MiB, interpreter included); each figure is the median of `--runs` processes, the
+modules taking turns. The
 reference is a FastAPI app wrapped in `Mangum(app)`, written to a temporary directory. Issue 13's target for each
 HTTP function: at most 1.5x the reference's time and at most 60 MiB above its peak.
 
@@ -71,22 +72,31 @@ def _env(extra_path: Path) -> dict[str, str]:
     return env
 
 
-def measure(module: str, runs: int, env: dict[str, str]) -> Row:
-    """Median import time (s) and peak RSS (MiB, ru_maxrss is KiB on Linux) over `runs` fresh interpreters."""
-    times: list[float] = []
-    peaks: list[float] = []
+def import_once(module: str, env: dict[str, str]) -> tuple[float, float]:
+    """One fresh interpreter's import of `module`: wall time (s) and the process's peak RSS (MiB; ru_maxrss is KiB
+    on Linux)."""
+    out = subprocess.run(
+        [sys.executable, "-c", PROBE.format(module=module)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    return float(out[-2]), int(out[-1]) / 1024
+
+
+def measure(modules: list[str], runs: int, env: dict[str, str]) -> list[Row]:
+    """Median import time and peak RSS of each module over `runs` fresh interpreters. The modules take turns
+    (round robin, not one module's runs in a row), so a shared machine's changing load falls on all alike."""
+    samples: dict[str, list[tuple[float, float]]] = {m: [] for m in modules}
     for _ in range(runs):
-        out = subprocess.run(
-            [sys.executable, "-c", PROBE.format(module=module)],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.split()
-        times.append(float(out[-2]))
-        peaks.append(int(out[-1]) / 1024)
-    return Row(module, statistics.median(times), statistics.median(peaks))
+        for module in modules:
+            samples[module].append(import_once(module, env))
+    return [
+        Row(m, statistics.median(t for t, _ in samples[m]), statistics.median(r for _, r in samples[m]))
+        for m in modules
+    ]
 
 
 def _importtime(code: str, env: dict[str, str]) -> list[tuple[int, str, int]]:
@@ -98,7 +108,8 @@ def _importtime(code: str, env: dict[str, str]) -> list[tuple[int, str, int]]:
     for line in err.splitlines():
         if not line.startswith("import time:") or "|" not in line or "self [us]" in line:
             continue
-        _, self_us, name = line.split("|", 2)
+        # "import time: <self us> | <cumulative us> | <indented module>"
+        self_us, _cumulative, name = line.split("|", 2)
         depth = (len(name) - len(name.lstrip(" "))) // 2
         entries.append((depth, name.strip(), int(self_us.split(":")[-1])))
     return entries
@@ -154,8 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="cold-import-") as tmp:
         Path(tmp, f"{HELLO}.py").write_text(HELLO_SOURCE)
         env = _env(Path(tmp))
-        hello = measure(HELLO, args.runs, env)
-        rows = [measure(m, args.runs, env) for m in (*HTTP_FUNCTIONS, *PLAIN_FUNCTIONS, FIRST_REQUEST)]
+        hello, *rows = measure([HELLO, *HTTP_FUNCTIONS, *PLAIN_FUNCTIONS, FIRST_REQUEST], args.runs, env)
         slowest = max((r for r in rows if r.module in HTTP_FUNCTIONS), key=lambda r: r.seconds).module
         heavy, ours_ms = heaviest(slowest, env)
     bytecode = "off (our modules compiled at each import)" if env.get("PYTHONDONTWRITEBYTECODE") else "on"
