@@ -12,6 +12,7 @@ unless the photo was handed to a job (`handed_over`).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -30,6 +31,8 @@ from boothbridge.ingest.admission import require_photo
 from boothbridge.ingest.model import too_large
 from boothbridge.media.ref import MediaRef
 from boothbridge.media.service import MediaService, MediaUpload
+
+log = logging.getLogger(__name__)
 
 # An in-memory photo (an operator's test run) is fed to the store in pieces of this size.
 FEED_BYTES = 1024 * 1024
@@ -146,7 +149,12 @@ class PhotoUpload:
         self._kept = True
 
     async def drop(self) -> None:
-        """Remove whatever was stored (a temp file, an incomplete upload, the object), unless handed over."""
+        """Remove whatever was stored (a temp file, an incomplete upload, the object), unless handed over. Never
+        raises: the booth's answer is decided already; a store that fails here is logged (what it kept has no row,
+        and an incomplete S3 upload goes with the bucket's lifecycle rule)."""
         self._head = bytearray()
         if self._upload is not None and not self._kept:
-            await self._upload.drop()
+            try:
+                await self._upload.drop()
+            except Exception as exc:
+                log.warning("the refused photo %s could not be removed (%s)", self._upload.key, type(exc).__name__)
