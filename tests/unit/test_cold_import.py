@@ -4,8 +4,9 @@ interpreter, which then names the heavy modules it found loaded; the modules lis
 - the HTTP functions ingest, webhook and admin import neither the composition root nor a database driver,
   SQLAlchemy, structlog, the AWS SDK, jsonschema or a provider SDK: those come with the first request's
   container; the operator API (admin) also leaves out what only some of its requests use: PyJWT (and the
-  cryptography it loads), Pillow, pydantic-settings, sse-starlette (which loads uvicorn) and the layer modules
-  that bring SQLAlchemy or psycopg (jobs.view, media.service, slots.service, settings_store, stats.queries);
+  cryptography it loads), Pillow, pydantic-settings, sse-starlette (which loads uvicorn), provider discovery
+  (the OpenAPI document's key fields) and the layer modules that bring SQLAlchemy or psycopg (jobs.view,
+  media.service, slots.service, settings_store, stats.queries);
 - the worker and the composition root itself load no AWS SDK (only for an S3 bucket, a Lambda dispatcher or a
   credentials secret, when those are built), no jsonschema (catalog checks and settings validation import it),
   no provider SDK (an adapter loads it with its first client) and not SQLAlchemy's asyncio layer
@@ -40,6 +41,7 @@ ADMIN_PER_REQUEST = (
     "boothbridge.slots.service",
     "boothbridge.settings_store",
     "boothbridge.stats.queries",
+    "boothbridge.providers.discovery",
 )
 EXPECTED_ABSENT = {
     "functions.ingest.app": FIRST_REQUEST,
