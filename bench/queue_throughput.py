@@ -6,13 +6,18 @@ on the same PostgreSQL, in the same run (issue 13's queue row).
 PostgreSQL: `DATABASE_URL` when set, else an embedded server under a temporary folder. A fresh database is made and
 migrated; each measurement enqueues `--jobs` jobs first (not timed), then times draining them:
 
-- worker loop: the product's own `WorkerLoop` (the emulator's and `python -m functions.worker`'s), 16 jobs at a time:
-  it claims whenever places are free and runs the jobs concurrently (pgqueuer: one QueueManager, batch size 16);
+- worker loop: the product's own `WorkerLoop` (the emulator's and `python -m functions.worker`'s) running at most 32
+  jobs at a time: it claims whenever places are free and runs the jobs concurrently (pgqueuer: one QueueManager,
+  batch size 16, at most 32 jobs in flight — its `max_concurrent_tasks`, which must be at least twice the batch:
+  without a cap pgqueuer keeps dequeuing while jobs run, which no worker with a bounded concurrency does);
 - one job per consumer: 8 consumers running the product's `drain_queue` (the Lambda worker's drain: claim 1 job, run
   it, complete it, next; pgqueuer: 8 QueueManagers on 8 connections, batch size 1).
 
 Both use a no-op runner in place of `JobRunner`: it records each job's success through `JobQueue.complete` (what the
 runner does last), with a result media row, as the product does for every job.
+
+Each shape is measured `--rounds` times (default 3), product and pgqueuer alternating; the medians are reported (this
+machine is shared and noisy: one measurement can be off by 2x either way).
 
 The product keeps everything a booth job needs (fencing by attempt, leases, per-provider limits, NOTIFY on done);
 pgqueuer's no-op entrypoint is its own best case. Prints a table with the ratio and the issue's targets (at least 1x in
@@ -25,6 +30,7 @@ import argparse
 import asyncio
 import hashlib
 import os
+import statistics
 import tempfile
 import time
 import uuid
@@ -47,6 +53,7 @@ from boothbridge.media.ref import MediaRef
 PROVIDER = "zero"
 CONSUMERS = 8
 BATCH = 16
+IN_FLIGHT = 2 * BATCH  # the worker loop's concurrency, and pgqueuer's max_concurrent_tasks
 TARGETS = {"worker loop": 1.0, "one job per consumer": 0.5}
 
 
@@ -153,7 +160,7 @@ async def product_rate(url: str, jobs: int, consumers: int, per_claim: int) -> f
         await pool.close()
 
 
-async def pgqueuer_rate(url: str, jobs: int, consumers: int, batch: int) -> float | None:
+async def pgqueuer_rate(url: str, jobs: int, consumers: int, batch: int, in_flight: int | None = None) -> float | None:
     try:
         import asyncpg
         from pgqueuer import AsyncpgDriver, Queries, QueueManager
@@ -186,7 +193,12 @@ async def pgqueuer_rate(url: str, jobs: int, consumers: int, batch: int) -> floa
     try:
         await asyncio.gather(
             *(
-                m.run(dequeue_timeout=timedelta(seconds=0.2), batch_size=batch, mode=QueueExecutionMode.drain)
+                m.run(
+                    dequeue_timeout=timedelta(seconds=0.2),
+                    batch_size=batch,
+                    mode=QueueExecutionMode.drain,
+                    max_concurrent_tasks=in_flight,
+                )
                 for m in managers
             )
         )
@@ -198,24 +210,38 @@ async def pgqueuer_rate(url: str, jobs: int, consumers: int, batch: int) -> floa
     return jobs / elapsed
 
 
-async def measure(url: str, jobs: int) -> list[tuple[str, float, float | None]]:
+async def measure(url: str, jobs: int, rounds: int) -> list[tuple[str, float, float | None]]:
+    """Each shape's median over `rounds` rounds, product and reference alternating (so noise that lasts longer than
+    one measurement moves both)."""
     shapes: list[tuple[str, Callable[[], Awaitable[float]], Callable[[], Awaitable[float | None]]]] = [
-        ("worker loop", lambda: product_rate(url, jobs, 1, BATCH), lambda: pgqueuer_rate(url, jobs, 1, BATCH)),
+        (
+            "worker loop",
+            lambda: product_rate(url, jobs, 1, IN_FLIGHT),
+            lambda: pgqueuer_rate(url, jobs, 1, BATCH, IN_FLIGHT),
+        ),
         (
             "one job per consumer",
             lambda: product_rate(url, jobs, CONSUMERS, 1),
             lambda: pgqueuer_rate(url, jobs, CONSUMERS, 1),
         ),
     ]
-    rows = []
+    rows: list[tuple[str, float, float | None]] = []
     for name, product, reference in shapes:
-        rows.append((name, await product(), await reference()))
+        ours: list[float] = []
+        theirs: list[float] = []
+        for _ in range(rounds):
+            ours.append(await product())
+            rate = await reference()
+            if rate is not None:
+                theirs.append(rate)
+        rows.append((name, statistics.median(ours), statistics.median(theirs) if theirs else None))
     return rows
 
 
-def report(rows: list[tuple[str, float, float | None]], jobs: int) -> str:
+def report(rows: list[tuple[str, float, float | None]], jobs: int, rounds: int) -> str:
     lines = [
-        f"queue throughput: {jobs} no-op jobs claimed + completed per shape, same PostgreSQL, same run",
+        f"queue throughput: {jobs} no-op jobs claimed + completed, median of {rounds} alternating rounds per shape,"
+        " same PostgreSQL, same run",
         f"{'shape':<22} {'product jobs/s':>15} {'pgqueuer jobs/s':>16} {'ratio':>7} {'target':>7}  verdict",
     ]
     for name, product, reference in rows:
@@ -232,10 +258,11 @@ def report(rows: list[tuple[str, float, float | None]], jobs: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=3000, help="jobs per measurement (default 3000)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds per shape; medians are reported (default 3)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-queue-") as tmp:
         url = database_url(Path(tmp))
-        print(report(asyncio.run(measure(url, args.jobs)), args.jobs))
+        print(report(asyncio.run(measure(url, args.jobs, args.rounds)), args.jobs, args.rounds))
 
 
 if __name__ == "__main__":

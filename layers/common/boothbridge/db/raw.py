@@ -296,10 +296,13 @@ class RawDb:
         async with self.connection() as conn, conn.transaction():
             yield conn
 
-    async def run(self, conn: Conn, query: LiteralString, params: Params | None = None) -> psycopg.AsyncCursor[DictRow]:
-        """Execute one statement on a connection already held (inside `connection()` / `transaction()`)."""
+    async def run(
+        self, conn: Conn, query: LiteralString, params: Params | None = None, *, binary: bool = False
+    ) -> psycopg.AsyncCursor[DictRow]:
+        """Execute one statement on a connection already held (inside `connection()` / `transaction()`).
+        `binary`: rows come back in PostgreSQL's binary format (cheaper to parse: uuids, timestamps, numbers)."""
         self.statements += 1
-        return await conn.execute(query, params)
+        return await conn.execute(query, params, binary=binary)
 
     async def one(self, query: LiteralString, params: Params | None = None) -> DictRow | None:
         """The first row of a single statement, or None."""

@@ -182,7 +182,7 @@ class JobQueue:
             # runs the two statements and the commit. An error rolls both back and is raised by the sync.
             async with conn.pipeline() as pipeline:
                 locking = await self.sql.run(conn, lock, params)
-                taking = await self.sql.run(conn, take, params)
+                taking = await self.sql.run(conn, take, params, binary=True)
                 await pipeline.sync()
             locked = await locking.fetchall()
             rows = await taking.fetchall()
@@ -272,7 +272,8 @@ class JobQueue:
     async def _complete_group(self, group: Sequence[Mapping[str, Any]]) -> list[Any]:
         """One try of several completions in one statement (`CompletionGroups`); the rows of the jobs completed."""
         async with self.sql.connection(OUTCOME_CHECKOUT_SEC) as conn:
-            return await (await self.sql.run(conn, sql.COMPLETE_MANY, sql.complete_many_params(group))).fetchall()
+            statement, params = sql.COMPLETE_MANY, sql.complete_many_params(group)
+            return await (await self.sql.run(conn, statement, params, binary=True)).fetchall()
 
     async def _outcome_through_outage(
         self,

@@ -44,6 +44,7 @@ class WorkerLoop:
         self.queue = queue
         self.runner = runner
         self.concurrency = concurrency
+        self.max_claim = max(1, concurrency // 2)
         self.poll_sec = poll_sec
         self.owner = owner or worker_identity()
         self._wake = asyncio.Event()
@@ -87,7 +88,9 @@ class WorkerLoop:
     async def _loop(self) -> None:
         while True:
             self._wake.clear()
-            free = self.concurrency - len(self._tasks)
+            # A claim takes at most half the places: the next claim then runs while the jobs of the previous one
+            # finish (their completions go together, see jobs.completions), instead of after them.
+            free = min(self.concurrency - len(self._tasks), self.max_claim)
             claimed = 0
             if free > 0:
                 try:
