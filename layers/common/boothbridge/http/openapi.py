@@ -6,7 +6,10 @@ A route lists the errors it can really return as `"STATUS code"` strings:
     @router.get("/api/slots/{slot_id}", responses=errors(*AUTH, "404 slot_not_found"))
 
 Each status becomes one response referencing `ErrorBody`; its description names the codes, which are also kept
-machine-readable in the response's `x-error-codes` (tests check every error answered against them).
+machine-readable in the response's `x-error-codes` (tests check every error answered against them). The reference
+is a plain `$ref` (the document gets the schema once, from `install_openapi`), not FastAPI's `model`: for a
+`model` FastAPI builds a pydantic serializer per status per route when the route is declared, which the
+operator API's cold import paid some 20 ms for (issue 13), for a document read far less often.
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ _CODE_HEADERS: dict[str, dict[str, str]] = {
 }
 _HEADER_TYPES = {"Retry-After": "integer", "X-Processing-Ms": "integer"}
 ERROR_CODES_KEY = "x-error-codes"
+_COMPONENTS = "#/components/schemas/"
 _DEFAULT_422_SCHEMAS = ("HTTPValidationError", "ValidationError")
 
 
@@ -95,8 +99,8 @@ def errors(*codes: str, headers: Mapping[str, str] | None = None) -> dict[int | 
     for status, listed in sorted(by_status.items()):
         names = ", ".join(f"`{code}`" for code in listed)
         response: dict[str, Any] = {
-            "model": ErrorBody,
             "description": f"{HTTPStatus(status).phrase}; codes: {names}",
+            "content": {"application/json": {"schema": {"$ref": f"{_COMPONENTS}ErrorBody"}}},
             ERROR_CODES_KEY: listed,
         }
         implied = {name: text for code in listed for name, text in _CODE_HEADERS.get(code, {}).items()}
@@ -172,13 +176,23 @@ def _refs(node: Any) -> set[str]:
     return set()
 
 
+def with_error_body(schema: dict[str, Any]) -> dict[str, Any]:
+    """`ErrorBody` (and `ErrorDetail`) among the document's component schemas, where `errors()` responses refer to
+    them; the components stay sorted by name, as FastAPI writes them. Mutates and returns `schema`."""
+    body = ErrorBody.model_json_schema(ref_template=_COMPONENTS + "{model}")
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    components.update(body.pop("$defs", {}), ErrorBody=body)
+    schema["components"]["schemas"] = dict(sorted(components.items()))
+    return schema
+
+
 def install_openapi(app: FastAPI) -> None:
     """FastAPI's document (generated once and cached, as FastAPI does), with the fix-ups above."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = plain_multipart_files(strip_default_validation(generate()))
+            app.openapi_schema = plain_multipart_files(strip_default_validation(with_error_body(generate())))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
