@@ -49,15 +49,16 @@ class Variant:
 class Answer:
     status: int  # -1: no HTTP answer
     sha256: str  # of the body
-    code: str  # the error code of an error body, else ""
+    code: str  # the error code of an error body (status -1: the httpx error's name), else ""
     received: float  # time.monotonic() when the whole body was read
     processing_ms: int  # X-Processing-Ms, -1 when absent
     retry_after: float | None = None  # the answer's Retry-After, seconds
 
     @property
     def refused(self) -> bool:
-        """The product's overload answer (503 with Retry-After: database, backlog, busy): a booth tries again."""
-        return self.status == 503 and self.retry_after is not None
+        """The product's overload answer (503 with Retry-After: database, backlog, busy), or no answer at all (the
+        connection failed, `code` names the error): a booth tries again."""
+        return (self.status == 503 and self.retry_after is not None) or self.status == -1
 
 
 class Booth:
@@ -97,8 +98,9 @@ class Booth:
                     h.update(chunk)
                     if len(start) < 2048:
                         start += chunk[:2048]
-        except httpx.HTTPError:
-            return Answer(-1, "", "", time.monotonic(), -1)
+        except httpx.HTTPError as exc:
+            # E.g. the server answered before reading the body (a refusal) and closed while we were still sending.
+            return Answer(-1, "", type(exc).__name__, time.monotonic(), -1, retry_after=1.0)
         code = ""
         if r.status_code != 200 and start.startswith(b"{"):
             code = start.split(b'"code":"', 1)[-1].split(b'"', 1)[0].decode(errors="replace")

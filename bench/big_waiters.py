@@ -19,7 +19,8 @@ In each: one warm-up waiter goes through the same steps (so one-time imports and
 `idle` = RSS; the peak counter is reset; --waiters booths post distinct 6000 x 4000 JPEGs of about 8.6 MB (the
 same picture, each with its own JPEG comment: distinct bytes, so no re-post de-duplication) at once to the held
 slot. A booth told 503 with Retry-After (the product's "try again" under overload) posts again after
-min(Retry-After, RETRY_CAP_SEC), up to RETRIES posts; those refusals are counted and shown. `all waiting` = when
+min(Retry-After, RETRY_CAP_SEC), one whose connection failed (no answer) after 1 s, up to RETRIES posts; those
+refusals are counted and shown. `all waiting` = when
 every booth is either waiting (the slot's queued + running jobs: a job exists once its ingest has enqueued it,
 and nothing ends before the release) or answered for good; HOLD_SEC later `peak` = VmHWM, the highest RSS from
 the first byte of the burst to that moment, and `waited` = the slot's queued + running jobs; then the release (or
@@ -107,7 +108,8 @@ async def hold_burst(server: EmulatorProcess, op: Operator, booth: Booth, photo:
     variants = [Variant.of(photo, f"{tag}-{i}") for i in range(n)]
 
     async def booth_posts(v: Variant) -> Answer:
-        """As a booth that honours Retry-After: a refused post (503) is posted again, up to RETRIES times."""
+        """As a booth that honours Retry-After: a refused post (503, or no answer) is posted again, up to RETRIES
+        times."""
         for _ in range(RETRIES):
             a = await booth.post(f"/ingest/{HELD_SLOT}", v)
             if not a.refused:
@@ -220,7 +222,7 @@ def report(args: argparse.Namespace, photos: dict[str, bytes], bursts: list[Burs
         print(f"{'memory per waiting ingest, ' + name:<48}{per:>30}{'<= 0.1x':>10}")
         print(f"{'RSS 10 s after the answers, ' + name:<48}{f'{b.after_pct:+.0f} % of idle':>30}{'<= 20 %':>10}")
     head = f"{'cold':>7}{'idle':>7}{'peak':>7}{'waiting':>9}{'after':>7}{'waited':>8}{'ramp s':>8}{'answer s':>10}"
-    print(f"\n{'server RSS, MiB':<16}{head}  504 at T_sync; refused (503 + Retry-After, posted again)")
+    print(f"\n{'server RSS, MiB':<16}{head}  504 at T_sync; refused (503 + Retry-After or no answer; posted again)")
     for b in bursts:
         refused = f"{b.timed_out}; " + (", ".join(f"{n} {code}" for code, n in b.refused.items()) or "none")
         print(
