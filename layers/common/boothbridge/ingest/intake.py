@@ -17,6 +17,7 @@ from boothbridge.jobs.dispatch import JobDispatcher
 from boothbridge.jobs.model import JobRecord, NewJob
 from boothbridge.jobs.queue import JobQueue
 from boothbridge.media.ref import MediaRef
+from boothbridge.platform.logs import bind_job
 from boothbridge.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -105,6 +106,7 @@ class JobIntake:
         """Log the enqueue with `work_before_enqueue_ms`: this request's time from its start to the enqueue's
         return, less the time its body took to arrive (what the server spent, not what the network did)."""
         work_ms = (time.monotonic() - started - form.body_wait_sec) * 1000
+        bind_job(job.id)  # this line, and every later one of the request, names its job
         log.info(
             "job %s enqueued",
             job.id,

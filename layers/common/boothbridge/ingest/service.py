@@ -171,6 +171,8 @@ class IngestService:
                         outcome = await self._await_result(slot, job, None, started, woken, fresh=False)
             except AppError as err:
                 outcome = error_answer(err)
+                if form is None and upload is not None:  # refused mid-body: what was read of the form is logged
+                    form = upload.form_so_far(err)
             except Exception as exc:
                 # A statement that is not retried (SQLAlchemy's reads of media) met a database that blinked: 503 with
                 # Retry-After, never a 500. Nothing was stored half: a photo stored before its job row was deleted.

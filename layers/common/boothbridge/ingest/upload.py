@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from boothbridge.errors import AppError
 from boothbridge.images.upload import (
     CHEAP_TYPES,
     HEADER_BYTES,
@@ -28,7 +29,7 @@ from boothbridge.images.upload import (
     looks_whole,
 )
 from boothbridge.ingest.admission import require_photo
-from boothbridge.ingest.model import too_large
+from boothbridge.ingest.model import UploadedForm, too_large
 from boothbridge.media.ref import MediaRef
 from boothbridge.media.service import MediaService, MediaUpload
 
@@ -74,6 +75,8 @@ class PhotoUpload:
         self._kept = False
         self.seen = False  # a photo part began
         self.size = 0
+        self.fields_before: dict[str, str] | None = None  # the text fields sent before the photo
+        self.password_verified = False  # the ingest password among them was right
 
     # ---- the reader's sink ----------------------------------------------------------------------------
 
@@ -81,8 +84,19 @@ class PhotoUpload:
         """The photo part begins; `fields`: the text fields read before it. A password among them is checked now,
         so a wrong one stores nothing."""
         self.seen = True
+        self.fields_before = dict(fields)
         if self._check_password is not None and "password" in fields:
             self._check_password(fields)
+            self.password_verified = True
+
+    def form_so_far(self, err: AppError) -> UploadedForm | None:
+        """What the request log may record of a form whose reading `err` ended after the photo began: the fields
+        read before it, when the password among them was checked (right, or `err` is the 401 for a wrong one, which
+        the log records as fixed-size facts only); None otherwise (nothing is recorded of an unverified sender's
+        fields, see `ingest.model.log_fields`)."""
+        if self.fields_before is None or not (self.password_verified or err.code == "invalid_password"):
+            return None
+        return UploadedForm(file=None, filename=None, declared_type=None, fields=self.fields_before)
 
     async def write(self, data: bytes | bytearray | memoryview) -> None:
         """The photo's next bytes: counted (413 over the cap), sniffed once SNIFF_BYTES are in (415), stored."""
