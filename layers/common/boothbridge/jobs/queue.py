@@ -5,6 +5,7 @@ psycopg (`boothbridge.db.raw`), the hot path's connections."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 import uuid
@@ -172,26 +173,16 @@ class JobQueue:
             "message": _EXHAUSTED_MESSAGE,
             "taken_message": _TAKEN_OVER_MESSAGE,
         }
-        lock, take = (
-            (sql.LOCK_PROVIDERS_WITH_WORK, sql.TAKE) if only_id is None else (sql.LOCK_PROVIDER_OF_JOB, sql.TAKE_JOB)
-        )
         async with self.sql.connection() as conn:
-            # One round trip (see statements: the claim), one transaction: in a pipeline the statements up to the
-            # Sync run as one implicit transaction, committed at the Sync (PostgreSQL's protocol, "Pipelining";
-            # each statement still gets its own snapshot), so the providers' locks are held only while the server
-            # runs the two statements and the commit. An error rolls both back and is raised by the sync.
-            async with conn.pipeline() as pipeline:
-                locking = await self.sql.run(conn, lock, params)
-                taking = await self.sql.run(conn, take, params, binary=True)
-                await pipeline.sync()
-            locked = await locking.fetchall()
-            rows = await taking.fetchall()
-        jobs = [ClaimedJob.from_claim(row) for row in rows]
+            # One statement, one round trip, one transaction (see statements: the claim).
+            rows = await (await self.sql.run(conn, sql.CLAIM, params, binary=True)).fetchall()
+        jobs = [ClaimedJob.from_claim(row) for row in rows if row["id"] is not None]
         for job in jobs:
             self._claimed[job.id] = (job, owner)
             self._handed_back.discard((job.id, job.attempt))  # started again here: this attempt is current
+        ready: dict[str, int] = json.loads(rows[0]["ready"]) if rows else {}
         taken = Counter(job.provider_id for job in jobs)
-        return Claim(jobs, work_left=any(row["ready"] > taken[row["provider_id"]] for row in locked))
+        return Claim(jobs, work_left=any(count > taken[provider] for provider, count in ready.items()))
 
     # ---- while running -------------------------------------------------------------------------------
 

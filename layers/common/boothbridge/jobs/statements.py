@@ -21,6 +21,7 @@ after the change is visible.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, LiteralString, cast
@@ -77,40 +78,37 @@ def _claimable(alias: str = "") -> str:
     return f"(({t}status = 'queued' AND {t}run_after <= now()) OR ({t}status = 'running' AND {_lapsed(alias)}))"
 
 
-# ---- claim: LOCK_PROVIDERS_WITH_WORK; TAKE, sent together as one transaction (one round trip) ------------------
-
-# Which providers have claimable work (optionally: only the one job a Lambda worker was invoked for), each one
-# locked. The lock serialises capacity decisions for one provider across all claimers (every process, every
-# host): without it two claimers could both count one free place and both take it. Transaction-scoped, so it
-# cannot leak. Every claimer locks its providers in sorted order, so claimers wait for each other but can never
+# ---- claim: one call of the database function boothbridge_claim (CLAIM; the function: CLAIM_FUNCTION) ---------
+#
+# A claim is two statements in one transaction, and the function runs them server-side, so a claim is one short
+# statement and one round trip, and a provider's lock is held only while the server works (never while a client
+# is away). In a VOLATILE PL/pgSQL function every statement takes a new snapshot, which the second one needs.
+# The statements are written below with psycopg placeholders (`%(name)s`) and rendered into the function with
+# its parameters (`p_name`); migration 0009 holds the rendered text, and a unit test fails when it drifts.
+#
+# First, which providers have claimable work (or: the provider of the one job a Lambda worker was invoked for),
+# each one locked. The lock serialises capacity decisions for one provider across all claimers (every process,
+# every host): without it two claimers could both count one free place and both take it. Transaction-scoped, so
+# it cannot leak. Every claimer locks its providers in sorted order, so claimers wait for each other but can never
 # deadlock: the lock is a volatile call in the output list, which PostgreSQL evaluates after the ORDER BY sort.
 # Cost does not grow with the backlog: the providers with queued jobs are found by a loose index scan (one seek
 # per provider in jobs_queued_provider_idx, a recursive CTE, since PostgreSQL has no skip scan), lapsed leases
 # through jobs_running_lease_idx (running jobs only), and `ready` (how many are claimable, as seen before the
 # lock, counted only up to `enough`) tells the worker whether the claim left work behind (a provider at its
 # limit): only then does a job ending in it need to wake its claim loop.
-# The locked providers are also left in a transaction-local setting (`_LOCKED`) for TAKE, which is sent in the same
-# round trip (psycopg's pipeline mode) and so cannot be given them as a parameter: the lock is then held only while
-# the server runs the two statements and the commit, never while the client is away.
-_LOCKED = "boothbridge.claim_providers"
 
 
-def _lock_and_record(candidates: str) -> LiteralString:
-    """Lock the providers of `candidates` (rows of provider_id, ready), in order; return them and record them."""
-    return _sql(f"""
-    {candidates}, locked AS MATERIALIZED (
-        SELECT provider_id, ready,
-               pg_advisory_xact_lock(hashtext('boothbridge.provider'), hashtext(provider_id)) AS granted
-        FROM w WHERE ready > 0
-        ORDER BY provider_id
-    )
+def _lock(candidates: str) -> str:
+    """Lock the providers of `candidates` (a WITH list ending in `w`: rows of provider_id, ready), in order."""
+    return f"""
+    {candidates}
     SELECT provider_id, ready,
-           set_config('{_LOCKED}', (SELECT jsonb_agg(provider_id)::text FROM locked), true) AS recorded
-    FROM locked
-    """)
+           pg_advisory_xact_lock(hashtext('boothbridge.provider'), hashtext(provider_id)) AS granted
+    FROM w WHERE ready > 0
+    ORDER BY provider_id"""
 
 
-LOCK_PROVIDERS_WITH_WORK = _lock_and_record(f"""
+_LOCK_ANY = _lock(f"""
     WITH RECURSIVE queued_providers AS (
         (SELECT provider_id FROM jobs WHERE status = 'queued' ORDER BY provider_id LIMIT 1)
         UNION ALL
@@ -133,16 +131,13 @@ LOCK_PROVIDERS_WITH_WORK = _lock_and_record(f"""
         FROM candidates c
     )""")
 
-# The same for the one job a Lambda worker was invoked for: its provider, locked, when the job is claimable.
-LOCK_PROVIDER_OF_JOB = _lock_and_record(f"""
+_LOCK_ONE = _lock(f"""
     WITH w AS (SELECT provider_id, 1 AS ready FROM jobs WHERE id = %(only_id)s AND {_claimable()})""")
 
-
-# Under those locks, and in a new statement (so its snapshot sees every commit made before the locks were
-# granted), in one statement:
-# - `cap`: each locked provider (as LOCK recorded them) with its free places: its limit (from the parallel arrays
-#   `providers`, `limits`: every provider the worker knows; any other gets `default_limit`) minus running jobs
-#   whose lease is valid;
+# Then, under those locks (`%(locked)s`), in one statement (a new snapshot: it sees every commit made before the
+# locks were granted):
+# - `cap`: each locked provider with its free places: its limit (from the parallel arrays `providers`, `limits`:
+#   every provider the worker knows; any other gets `default_limit`) minus running jobs whose lease is valid;
 # - `candidates`: per provider, its oldest ready queued jobs and its oldest lapsed running ones, each read with a
 #   LIMITed index scan (at most its free places and at most `max_jobs`), so a claim reads a few rows whatever
 #   the backlog; `exhausted` marks a job whose lease has now run out more often than `max_expiries` allows
@@ -158,17 +153,16 @@ LOCK_PROVIDER_OF_JOB = _lock_and_record(f"""
 #   heartbeat, complete or fail it. Taking over a lapsed lease counts a lease expiry (recorded in
 #   `attempt_errors`) and gives the job its attempt back (`max_attempts` + 1): a worker that died is not a
 #   provider failure, and provider failures keep their own limit.
-# The rows come back in arrival order, each with its source photo's media row when that is still live (so the
-# worker needs no second read before it fetches the bytes).
-def _take(only: str) -> LiteralString:
-    return _sql(f"""
+
+
+def _take(only: str) -> str:
+    return f"""
     WITH cap AS (
         SELECT p.provider_id,
                coalesce(l.max_parallel, %(default_limit)s)
                - (SELECT count(*) FROM jobs r
                   WHERE r.provider_id = p.provider_id AND r.status = 'running' AND NOT {_lapsed("r")}) AS free
-        FROM jsonb_array_elements_text(coalesce(nullif(current_setting('{_LOCKED}', true), ''), '[]')::jsonb)
-            AS p(provider_id)
+        FROM unnest(%(locked)s::text[]) AS p(provider_id)
         LEFT JOIN unnest(%(providers)s::text[], %(limits)s::int[]) AS l(provider_id, max_parallel)
             USING (provider_id)
     ), candidates AS (
@@ -225,18 +219,70 @@ def _take(only: str) -> LiteralString:
                     'retryable', true, 'at', now()))
                 ELSE attempt_errors END
         FROM picked WHERE jobs.id = picked.id
-        RETURNING {job_columns("jobs")}, jobs.run_after
+        RETURNING jobs.*
     )
-    SELECT {job_columns("t")}, {media_columns("m")}
-    FROM taken t
+    SELECT * FROM taken"""
+
+
+def _in_function(statement: str) -> str:
+    """A statement above as the function's body runs it: each `%(name)s` becomes the parameter `p_name`."""
+    return re.sub(r"%\((\w+)\)s", r"p_\1", statement).replace("%%", "%").strip()
+
+
+# The function: the lock (its providers kept in `p_locked`, what was ready in a transaction-local setting the
+# calling statement reads), then the take; the one-job claim has statements of its own (so each is planned for
+# its own access path). Returns the jobs taken, in no particular order; ROWS: a claim takes a few (the planner's
+# default guess, 1000, made the calling statement hash the whole media table instead of looking each photo up).
+_CLAIM_PARAMETERS = (
+    "p_owner text, p_mine uuid[], p_lease double precision, p_providers text[], p_limits integer[],"
+    " p_default_limit integer, p_max_jobs integer, p_enough integer, p_max_expiries integer, p_message text,"
+    " p_taken_message text, p_only_id uuid"
+)
+CLAIM_READY_SETTING = "boothbridge.claim_ready"
+CLAIM_FUNCTION = f"""CREATE OR REPLACE FUNCTION boothbridge_claim({_CLAIM_PARAMETERS})
+RETURNS SETOF jobs LANGUAGE plpgsql VOLATILE ROWS 16 AS $claim$
+DECLARE
+    p_locked text[];
+    v_ready jsonb;
+BEGIN
+    IF p_only_id IS NULL THEN
+        SELECT array_agg(l.provider_id ORDER BY l.provider_id), jsonb_object_agg(l.provider_id, l.ready)
+        INTO p_locked, v_ready
+        FROM ({_in_function(_LOCK_ANY)}
+        ) AS l;
+    ELSE
+        SELECT array_agg(l.provider_id ORDER BY l.provider_id), jsonb_object_agg(l.provider_id, l.ready)
+        INTO p_locked, v_ready
+        FROM ({_in_function(_LOCK_ONE)}
+        ) AS l;
+    END IF;
+    PERFORM set_config('{CLAIM_READY_SETTING}', coalesce(v_ready, '{{}}'::jsonb)::text, true);
+    IF p_locked IS NULL THEN
+        RETURN;
+    END IF;
+    IF p_only_id IS NULL THEN
+        RETURN QUERY {_in_function(_take(""))};
+    ELSE
+        RETURN QUERY {_in_function(_take("AND j.id = %(only_id)s"))};
+    END IF;
+END
+$claim$"""
+# Written out without blank lines or trailing blanks (as migration 0009 holds it).
+CLAIM_FUNCTION = "\n".join(line.rstrip() for line in CLAIM_FUNCTION.splitlines() if line.strip())
+
+# The claim as the worker runs it: the function's jobs, each with its source photo's media row when that is still
+# live (so the worker needs no second read before it fetches the bytes), in arrival order, and what was ready per
+# provider (`ready`, a JSON object). Always at least one row: with nothing taken, one whose job columns are NULL.
+CLAIM = _sql(f"""
+    SELECT {job_columns("t")}, {media_columns("m")}, current_setting('{CLAIM_READY_SETTING}') AS ready
+    FROM (SELECT 1) AS one
+    LEFT JOIN LATERAL boothbridge_claim(
+        %(owner)s, %(mine)s::uuid[], %(lease)s::float8, %(providers)s::text[], %(limits)s::int[],
+        %(default_limit)s::int, %(max_jobs)s::int, %(enough)s::int, %(max_expiries)s::int, %(message)s::text,
+        %(taken_message)s::text, %(only_id)s::uuid) AS t ON true
     LEFT JOIN media_objects m ON m.id = t.source_media_id AND (m.expires_at IS NULL OR m.expires_at > now())
     ORDER BY t.run_after, t.created_at
     """)
-
-
-TAKE = _take("")
-# The one job a Lambda worker was invoked for (its provider locked by LOCK_PROVIDER_OF_JOB).
-TAKE_JOB = _take("AND j.id = %(only_id)s")
 
 # ---- ingest ------------------------------------------------------------------------------------------------
 
