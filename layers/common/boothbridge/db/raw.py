@@ -25,6 +25,13 @@ planned once per connection.
   and fails fast. Any other statement fails as before: only its caller knows whether running it again is safe;
 - the pool replaces lost connections by itself (its reconnect backoff is bounded by `reconnect_timeout`, so a
   database back after a long outage is found again within seconds, without a restart).
+
+**When the pool is busy** (every connection checked out, as under a burst of booths on a saturated event loop):
+that is overload, not an outage (`db.trouble.pool_kind`: connections held by their users and none failing to
+open). A checkout keeps its place in the pool's queue until the caller's deadline (`db_deadline()`; without one,
+the pool's timeout), then raises `DatabaseBusy` (503 `busy` with `Retry-After`; the statement did not run). It
+is not retried, sets no `unreachable_for` and shortens nobody's tries. A pool that cannot connect is still found
+after the outage bound above (the wait is looked at every RECHECK_SEC from then on).
 """
 
 from __future__ import annotations
@@ -44,7 +51,29 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from tenacity import AsyncRetrying, retry_if_exception, stop_before_delay, wait_exponential_jitter
 
 from boothbridge.db.engine import libpq_url
-from boothbridge.errors import AppError
+from boothbridge.db.trouble import (
+    RETRY_AFTER_SEC,
+    DatabaseBusy,
+    DatabaseUnavailable,
+    PoolState,
+    checkout_failure,
+    is_busy,
+    is_connection_trouble,
+    pool_kind,
+    trouble_reason,
+)
+
+# Callers import the failure kinds from here, where the statements run.
+__all__ = [
+    "RETRY_AFTER_SEC",
+    "DatabaseBusy",
+    "DatabaseUnavailable",
+    "RawDb",
+    "db_deadline",
+    "is_connection_trouble",
+    "retry_safe",
+    "trouble_reason",
+]
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +81,10 @@ Params = Mapping[str, Any]
 Conn = psycopg.AsyncConnection[DictRow]
 T = TypeVar("T")
 
-# What a client told 503 `database_unavailable` is asked to wait before trying again.
-RETRY_AFTER_SEC = 5
 # A statement's single try (or the last one) may still wait this long for a pooled connection.
 MIN_CHECKOUT_SEC = 0.5
+# How often a waiter whose pool was busy past its outage bound looks again whether the pool can still connect.
+RECHECK_SEC = 0.5
 
 _RETRY_SAFE: set[str] = set()
 _deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("boothbridge_db_deadline", default=None)
@@ -80,81 +109,10 @@ def db_deadline(at: float) -> Iterator[None]:
         _deadline.reset(token)
 
 
-class DatabaseUnavailable(AppError):
-    """The database could not be reached (or kept dropping the connection) within the time there was."""
-
-    def __init__(self, reason: str = "unreachable") -> None:
-        super().__init__(
-            503,
-            "database_unavailable",
-            "the database is not reachable at the moment; try again shortly",
-            {"reason": reason},
-            headers={"Retry-After": str(RETRY_AFTER_SEC)},
-        )
-        self.reason = reason
-
-
-def _causes(exc: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        # SQLAlchemy's DBAPIError wraps the driver's error; otherwise only an explicit `raise … from` counts (an
-        # unrelated error raised while handling a database error is not a database error).
-        orig = getattr(current, "orig", None)
-        current = orig if isinstance(orig, BaseException) else current.__cause__
-
-
-def is_connection_trouble(exc: BaseException) -> bool:
-    """A failure of the connection or the server rather than of the statement: lost or refused connections
-    (SQLSTATE class 08, or none: the client side), a server shutting down or starting up (57P01-57P03), too
-    many connections (53300), no pooled connection in time. A cancelled statement (57014), a constraint or a
-    syntax error is not one: running it again would fail again."""
-    for cause in _causes(exc):
-        if isinstance(cause, DatabaseUnavailable | PoolTimeout):
-            return True
-        if isinstance(cause, psycopg.OperationalError):
-            state = cause.sqlstate
-            return state is None or state.startswith("08") or state in ("57P01", "57P02", "57P03", "53300")
-        if isinstance(cause, psycopg.Error):
-            return False
-        if type(cause).__module__.startswith("sqlalchemy") and type(cause).__name__ == "TimeoutError":
-            return True  # SQLAlchemy's pool had no connection in time
-    return False
-
-
-def trouble_reason(exc: BaseException) -> str:
-    """A short, secret-free reason for a connection failure (health and error details): never the server's
-    message, which names hosts, sockets and users."""
-    for cause in _causes(exc):
-        if isinstance(cause, DatabaseUnavailable):
-            return cause.reason
-        if isinstance(cause, PoolTimeout) or type(cause).__name__ == "TimeoutError":
-            return "no_connection_in_time"
-        if isinstance(cause, psycopg.OperationalError):
-            state = cause.sqlstate
-            if state in ("57P01", "57P02"):
-                return "server_shutting_down"
-            if state == "57P03":
-                return "server_starting_up"
-            if state == "53300":
-                return "too_many_connections"
-            if state == "28P01" or state == "28000":
-                return "authentication_failed"
-            text = str(cause).lower()
-            if "shutting down" in text:
-                return "server_shutting_down"
-            if "starting up" in text or "recovery" in text:
-                return "server_starting_up"
-            if "refused" in text or "no such file" in text:
-                return "connection_refused"  # nothing listens: the server is stopped (or not there)
-            if "timeout" in text or "timed out" in text:
-                return "connection_timeout"
-            if "closed" in text or "terminat" in text:
-                return "connection_lost"
-            return "unreachable"
-    return "unreachable"
+def _unreachable(exc: BaseException) -> bool:
+    """Connection trouble that counts as the database down (retried, and setting `unreachable_for`); a busy pool
+    (`DatabaseBusy`) is not: it was waited for until the caller's deadline already."""
+    return is_connection_trouble(exc) and not is_busy(exc)
 
 
 def _readable(fd: int) -> bool:
@@ -209,6 +167,7 @@ class RawDb:
         self.statements = 0
         self.checkouts = 0
         self.retries = 0
+        self._held = 0  # connections checked out by this object's callers (a busy pool holds them all)
         self._down_since: float | None = None
         self._last_trouble = "unreachable"
         self._scrub: asyncio.Task[None] | None = None
@@ -243,23 +202,84 @@ class RawDb:
         await conn.close()
         return None
 
+    def _bounds(self, timeout: float | None) -> tuple[float, float]:
+        """(until when a pool that cannot connect is waited for, until when a busy one is), time.monotonic().
+        `timeout` bounds the former (None: the pool's, and no later than the caller's `db_deadline`); a busy
+        pool is waited for up to the caller's deadline (without one: the pool's timeout), never less."""
+        now = time.monotonic()
+        deadline = _deadline.get()
+        if timeout is None:
+            timeout = self.pool.timeout
+            if deadline is not None:
+                timeout = max(MIN_CHECKOUT_SEC, min(timeout, deadline - now))
+        outage_until = now + timeout
+        busy_until = deadline if deadline is not None else now + self.pool.timeout
+        return outage_until, max(outage_until, busy_until)
+
     async def _checkout(self, timeout: float | None) -> Conn:
         """A pooled connection that the server has not closed, as far as can be told for free: an idle
         connection has nothing to read unless the server has closed it (its FATAL message or its EOF is
         waiting), so only then is it pinged. A dead one is handed back (the pool replaces it) and the next one
-        taken at once; the pool's other idle connections are checked meanwhile."""
-        until = time.monotonic() + (self.pool.timeout if timeout is None else timeout)
+        taken at once; the pool's other idle connections are checked meanwhile. Raises `DatabaseBusy` when the
+        pool stayed busy (see `_getconn`), `PoolTimeout` when it could not connect."""
+        outage_until, busy_until = self._bounds(timeout)
         while True:
-            conn = await self.pool.getconn(max(0.001, until - time.monotonic()))
+            conn = await self._getconn(outage_until, busy_until)
             if not conn.closed and not conn.broken and not _readable(conn.pgconn.socket):
-                return conn
+                break
             with contextlib.suppress(Exception):
                 if not conn.closed:
                     await AsyncConnectionPool.check_connection(conn)
             if not conn.closed and not conn.broken:
-                return conn  # something to read, but alive (a notice): keep it
+                break  # something to read, but alive (a notice): keep it
             await self.pool.putconn(conn)
             self._check_idle_soon()
+        self._held += 1
+        return conn
+
+    async def _getconn(self, outage_until: float, busy_until: float) -> Conn:
+        """The next connection the pool hands out, waiting in one place of its queue (a waiter that gave up and
+        asked again would go to the back, behind the requests that came after it). While the pool is busy (its
+        connections held by their users: `pool_kind`) the wait lasts until `busy_until`, then `DatabaseBusy`;
+        from `outage_until` on it is looked at every RECHECK_SEC, and a pool that cannot connect ends the wait
+        (`PoolTimeout`, as when the database is down: the caller retries or answers 503 unavailable)."""
+        stats = self.pool.get_stats()
+        if stats.get("pool_available", 0) > 0 or busy_until <= outage_until:
+            # Idle connections: handed out at once (the fast path: no watch); or nothing to tell apart.
+            return await self._getconn_until(busy_until, stats)
+        loop = asyncio.get_running_loop()
+        handle: asyncio.TimerHandle | None = None
+        try:
+            async with asyncio.timeout(None) as scope:
+
+                def look() -> None:
+                    nonlocal handle
+                    if pool_kind(self._pool_state(stats)) == "unreachable":
+                        scope.reschedule(loop.time())  # ends the wait now (cancels getconn, which is safe)
+                    else:
+                        handle = loop.call_later(RECHECK_SEC, look)
+
+                handle = loop.call_later(max(0.0, outage_until - time.monotonic()), look)
+                try:
+                    return await self._getconn_until(busy_until, stats)
+                finally:
+                    handle.cancel()
+        except TimeoutError as exc:  # the scope's: the pool cannot connect
+            raise PoolTimeout("no connection in time: the pool cannot open one") from exc
+
+    async def _getconn_until(self, until: float, stats: Mapping[str, int]) -> Conn:
+        try:
+            return await self.pool.getconn(max(0.001, until - time.monotonic()))
+        except PoolTimeout as exc:
+            if checkout_failure(exc, self._pool_state(stats)) == "busy":
+                log.warning("no pooled database connection came free in time: the pool is busy")
+                raise DatabaseBusy() from exc
+            raise
+
+    def _pool_state(self, before: Mapping[str, int]) -> PoolState:
+        """The pool now, for a caller that began to wait when its statistics were `before`."""
+        errors = self.pool.get_stats().get("connections_errors", 0) - before.get("connections_errors", 0)
+        return PoolState(held=self._held, connect_errors=errors)
 
     def _check_idle_soon(self) -> None:
         if self._scrub is None or self._scrub.done():
@@ -283,6 +303,7 @@ class RawDb:
                 yield conn
             finally:
                 broken = conn.broken
+                self._held -= 1
                 await self.pool.putconn(conn)
         finally:
             if broken:  # the pool has already dropped this one
@@ -343,7 +364,7 @@ class RawDb:
         if deadline is not None:
             until = min(until, deadline)
         retrying = AsyncRetrying(
-            retry=retry_if_exception(is_connection_trouble),
+            retry=retry_if_exception(_unreachable),
             stop=stop_before_delay(max(0.0, until - started)),
             wait=wait_exponential_jitter(initial=0.05, max=1.0, jitter=0.1),
             before_sleep=self._count_retry,
@@ -354,8 +375,8 @@ class RawDb:
                 with trying:
                     result = await attempt(max(MIN_CHECKOUT_SEC, until - time.monotonic()))
         except Exception as exc:
-            if not is_connection_trouble(exc):
-                raise
+            if not _unreachable(exc):
+                raise  # a busy pool (`DatabaseBusy`, at the deadline) is not the database down
             self._last_trouble = trouble_reason(exc)
             if self._down_since is None:
                 self._down_since = started

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from psycopg.types.json import Jsonb
 
-from boothbridge.db.raw import RawDb
+from boothbridge.db.raw import RawDb, is_connection_trouble, trouble_reason
 from boothbridge.ingest.model import IngestOutcome, UploadedForm, log_fields
 from boothbridge.jobs import statements as sql
 
@@ -54,5 +54,28 @@ async def record_request(
                 "at": datetime.now(UTC),
             },
         )
-    except Exception:
-        log.exception("could not write the processing log for slot %s", requested_slot)
+    except Exception as exc:
+        if not is_connection_trouble(exc):
+            log.exception("could not write the processing log for slot %s", requested_slot)
+            return
+        # A busy pool past the row's budget, or the database away: the row is lost, not what it says (this line
+        # carries the request id and the row's facts), and a burst does not print a traceback per request.
+        reason = trouble_reason(exc)
+        log.warning(
+            "could not write the processing log for slot %s (%s); the row's facts are on this line",
+            requested_slot,
+            reason,
+            extra={
+                "log_row": {
+                    "slot": slot_id,
+                    "job_id": str(outcome.job_id) if outcome.job_id else None,
+                    "status": outcome.log_status,
+                    "http": outcome.status,
+                    "code": err.code if err else None,
+                    "ms": elapsed_ms,
+                    "fallback": outcome.fallback,
+                    "is_test": is_test,
+                },
+                "db_reason": reason,
+            },
+        )

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from boothbridge.accounts.ingest_password import INGEST_PASSWORD_KEY, check_ingest_password
 from boothbridge.catalog import Catalog
 from boothbridge.db.raw import (
+    DatabaseBusy,
     DatabaseUnavailable,
     RawDb,
     db_deadline,
@@ -249,9 +250,9 @@ class IngestService:
                     self.settings.fallback_poll_sec,
                     skip_first_read=fresh,
                 )
-            except DatabaseUnavailable as unavailable:
-                # Its answer is due and the database still does not answer: the job is kept (a re-post once
-                # the database is back attaches to it or gets its result), the booth is told to try again.
+            except (DatabaseUnavailable, DatabaseBusy) as unavailable:
+                # Its answer is due and the database still does not answer (or the pool stayed busy): the job is
+                # kept (a re-post attaches to it or gets its result), the booth is told to try again.
                 unavailable.details["job_id"] = str(job.id)
                 return await self._failure(slot, job, source, unavailable)
         err = job_error(job, self.t_sync)

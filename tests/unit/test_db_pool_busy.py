@@ -1,0 +1,95 @@
+"""A pool that hands out no connection in time: busy (overload) or the database unreachable, decided from the
+exception and what the pool looked like while the caller waited (`db.trouble`); and how each is answered."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from psycopg_pool import PoolTimeout
+
+from boothbridge.db.raw import _unreachable
+from boothbridge.db.trouble import (
+    DatabaseBusy,
+    DatabaseUnavailable,
+    PoolState,
+    checkout_failure,
+    is_busy,
+    is_connection_trouble,
+    pool_kind,
+    trouble_reason,
+)
+
+
+def _timeout() -> PoolTimeout:
+    return PoolTimeout("couldn't get a connection after 5.00 sec")
+
+
+@pytest.mark.parametrize(
+    ("state", "kind"),
+    [
+        (PoolState(held=1, connect_errors=0), "busy"),  # its one connection held by another task
+        (PoolState(held=20, connect_errors=0), "busy"),  # every connection of a full pool checked out
+        (PoolState(held=0, connect_errors=0), "unreachable"),  # nothing open to hand out: the ones it had were lost
+        (PoolState(held=0, connect_errors=3), "unreachable"),  # the database refuses connections
+        (PoolState(held=5, connect_errors=1), "unreachable"),  # held ones, but new ones fail to open
+    ],
+    ids=["one-held", "all-held", "none-held", "connect-errors", "held-but-connect-errors"],
+)
+def test_pool_kind(state: PoolState, kind: str) -> None:
+    assert pool_kind(state) == kind
+    assert checkout_failure(_timeout(), state) == kind
+
+
+def test_a_pool_timeout_raised_from_counts_and_other_errors_are_not_checkout_failures() -> None:
+    busy = PoolState(held=2, connect_errors=0)
+    wrapped = RuntimeError("while checking out")
+    wrapped.__cause__ = _timeout()
+    assert checkout_failure(wrapped, busy) == "busy"
+    assert checkout_failure(psycopg.OperationalError("connection refused"), busy) is None
+    assert checkout_failure(psycopg.errors.UniqueViolation("duplicate key"), busy) is None
+    assert checkout_failure(TimeoutError(), busy) is None
+
+
+def test_busy_is_transient_trouble_but_not_the_database_down() -> None:
+    busy = DatabaseBusy()
+    raised_from = DatabaseBusy()
+    raised_from.__cause__ = _timeout()
+    for exc in (busy, raised_from):
+        assert is_busy(exc)
+        assert is_connection_trouble(exc)  # callers that ride out trouble ride this out too
+        assert not _unreachable(exc)  # never retried as an outage, never sets `unreachable_for`
+        assert trouble_reason(exc) == "database_pool_busy"
+    # A pool that could not connect stays the database unreachable, as before.
+    assert _unreachable(_timeout()) and not is_busy(_timeout())
+    assert trouble_reason(_timeout()) == "no_connection_in_time"
+    assert _unreachable(DatabaseUnavailable("connection_refused"))
+
+
+def test_busy_is_answered_503_busy_with_retry_after() -> None:
+    err = DatabaseBusy()
+    assert err.status == 503
+    assert err.body()["error"]["code"] == "busy"  # the code ingest already answers overload with
+    assert err.body()["error"]["details"] == {"reason": "database_pool_busy"}
+    assert int(err.headers["Retry-After"]) > 0
+    assert not isinstance(err, DatabaseUnavailable)
+
+
+async def test_every_app_answers_a_busy_pool_503_busy(caplog: pytest.LogCaptureFixture) -> None:
+    import httpx
+    from fastapi import FastAPI
+
+    from boothbridge.http.errors import install_error_handlers
+
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise DatabaseBusy() from _timeout()
+
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+        r = await client.get("/boom")
+    assert r.status_code == 503
+    assert r.json()["error"]["code"] == "busy"
+    assert "Retry-After" in r.headers
+    assert not [record for record in caplog.records if record.levelname == "ERROR"]
