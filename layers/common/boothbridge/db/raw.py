@@ -133,7 +133,8 @@ async def _configure(conn: Conn) -> None:
 
 class RawDb:
     """A psycopg connection pool with one-call helpers. Rows are dicts. Counts its statements and checkouts
-    (read by the benchmark; cheap enough to keep), and the retries of retry-safe statements."""
+    (read by the benchmark; cheap enough to keep), the retries of retry-safe statements, and the waits for a
+    busy pool."""
 
     def __init__(
         self,
@@ -167,6 +168,8 @@ class RawDb:
         self.statements = 0
         self.checkouts = 0
         self.retries = 0
+        self.busy_looks = 0  # a waiter past its outage bound found the pool busy (connections held) and waited on
+        self.busy_timeouts = 0  # DatabaseBusy raised: the pool stayed busy until the caller's deadline
         self._held = 0  # connections checked out by this object's callers (a busy pool holds them all)
         self._down_since: float | None = None
         self._last_trouble = "unreachable"
@@ -257,6 +260,7 @@ class RawDb:
                     if pool_kind(self._pool_state(stats)) == "unreachable":
                         scope.reschedule(loop.time())  # ends the wait now (cancels getconn, which is safe)
                     else:
+                        self.busy_looks += 1
                         handle = loop.call_later(RECHECK_SEC, look)
 
                 handle = loop.call_later(max(0.0, outage_until - time.monotonic()), look)
@@ -272,6 +276,7 @@ class RawDb:
             return await self.pool.getconn(max(0.001, until - time.monotonic()))
         except PoolTimeout as exc:
             if checkout_failure(exc, self._pool_state(stats)) == "busy":
+                self.busy_timeouts += 1
                 log.warning("no pooled database connection came free in time: the pool is busy")
                 raise DatabaseBusy() from exc
             raise
