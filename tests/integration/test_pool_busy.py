@@ -21,7 +21,7 @@ import psycopg
 import pytest
 
 from boothbridge.bootstrap import Container
-from boothbridge.db import raw
+from boothbridge.db import checkout, raw
 from boothbridge.db.raw import DatabaseBusy, DatabaseUnavailable, RawDb, db_deadline, retry_safe
 from boothbridge.settings import Settings
 from tests.support.booth import configure_slot, credentials, jpeg, operator_token, post_photo
@@ -73,7 +73,7 @@ def short_bounds(monkeypatch: pytest.MonkeyPatch) -> None:
     # The outage bound (a statement's last try) and the busy pool's re-look come at once, so a wait that would
     # have given up at the old fixed bound is seen to go on.
     monkeypatch.setattr(raw, "MIN_CHECKOUT_SEC", 0.02)
-    monkeypatch.setattr(raw, "RECHECK_SEC", 0.02)
+    monkeypatch.setattr(checkout, "RECHECK_SEC", 0.02)
 
 
 @pytest.fixture
@@ -96,13 +96,13 @@ async def test_a_statement_waits_for_a_busy_pool_and_succeeds_when_the_connectio
         with db_deadline(time.monotonic() + _FAR):
             statement = asyncio.create_task(db.one(query))
         # Past its outage bound the waiter has looked at the pool (busy: its connection held) and waits on.
-        await until(lambda: db.busy_looks >= 2)
+        await until(lambda: db.waiter.busy_looks >= 2)
         assert not statement.done()
         holder.release()
         row = await statement
     assert row is not None and row["ok"] in (1, 2)
     assert db.unreachable_for is None
-    assert db.retries == 0 and db.busy_timeouts == 0
+    assert db.retries == 0 and db.waiter.busy_timeouts == 0
 
 
 @pytest.mark.parametrize("query", [_PING, _NOT_RETRIED], ids=["retry-safe", "not-retried"])
@@ -116,7 +116,7 @@ async def test_a_pool_busy_past_the_deadline_answers_busy_and_the_database_is_no
         assert db.unreachable_for is None
     assert raised.value.status == 503 and raised.value.code == "busy"
     assert "Retry-After" in raised.value.headers
-    assert db.retries == 0 and db.busy_timeouts == 1
+    assert db.retries == 0 and db.waiter.busy_timeouts == 1
     # Nothing remembers an outage: the next statement runs at once, with its full tries.
     assert await db.one(_PING) == {"ok": 1}
     assert db.unreachable_for is None
@@ -133,7 +133,7 @@ async def test_a_pool_that_cannot_connect_is_the_database_unreachable_at_the_out
             with db_deadline(time.monotonic() + _FAR), pytest.raises(DatabaseUnavailable):
                 await db.one(_PING)
         assert db.unreachable_for is not None
-        assert db.busy_timeouts == 0
+        assert db.waiter.busy_timeouts == 0
     finally:
         await db.close()
 
@@ -167,7 +167,7 @@ async def test_a_booth_meeting_a_busy_pool_gets_503_busy_and_its_log_row_is_writ
     async with Holder(pool) as holder:
         booth = asyncio.create_task(post_photo(client, "slot-001", jpeg(), pw))
         # The slot read waited until the booth's answer was due, then the pool was still busy...
-        await until(lambda: pool.busy_timeouts >= 1)
+        await until(lambda: pool.waiter.busy_timeouts >= 1)
         # ...and the processing-log row, with its own budget, now waits for the connection: it comes back.
         await until(lambda: pool.pool.get_stats().get("requests_waiting", 0) >= 1)
         holder.release()

@@ -31,7 +31,7 @@ that is overload, not an outage (`db.trouble.pool_kind`: connections held by the
 open). A checkout keeps its place in the pool's queue until the caller's deadline (`db_deadline()`; without one,
 the pool's timeout), then raises `DatabaseBusy` (503 `busy` with `Retry-After`; the statement did not run). It
 is not retried, sets no `unreachable_for` and shortens nobody's tries. A pool that cannot connect is still found
-after the outage bound above (the wait is looked at every RECHECK_SEC from then on).
+after the outage bound above (`db.checkout`).
 """
 
 from __future__ import annotations
@@ -47,19 +47,17 @@ from typing import Any, LiteralString, TypeVar
 
 import psycopg
 from psycopg.rows import DictRow, dict_row
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool import AsyncConnectionPool
 from tenacity import AsyncRetrying, retry_if_exception, stop_before_delay, wait_exponential_jitter
 
+from boothbridge.db.checkout import PoolWaiter
 from boothbridge.db.engine import libpq_url
 from boothbridge.db.trouble import (
     RETRY_AFTER_SEC,
     DatabaseBusy,
     DatabaseUnavailable,
-    PoolState,
-    checkout_failure,
     is_busy,
     is_connection_trouble,
-    pool_kind,
     trouble_reason,
 )
 
@@ -83,8 +81,6 @@ T = TypeVar("T")
 
 # A statement's single try (or the last one) may still wait this long for a pooled connection.
 MIN_CHECKOUT_SEC = 0.5
-# How often a waiter whose pool was busy past its outage bound looks again whether the pool can still connect.
-RECHECK_SEC = 0.5
 
 _RETRY_SAFE: set[str] = set()
 _deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("boothbridge_db_deadline", default=None)
@@ -133,8 +129,8 @@ async def _configure(conn: Conn) -> None:
 
 class RawDb:
     """A psycopg connection pool with one-call helpers. Rows are dicts. Counts its statements and checkouts
-    (read by the benchmark; cheap enough to keep), the retries of retry-safe statements, and the waits for a
-    busy pool."""
+    (read by the benchmark; cheap enough to keep), the retries of retry-safe statements, and (`waiter`) the
+    waits for a busy pool."""
 
     def __init__(
         self,
@@ -168,9 +164,7 @@ class RawDb:
         self.statements = 0
         self.checkouts = 0
         self.retries = 0
-        self.busy_looks = 0  # a waiter past its outage bound found the pool busy (connections held) and waited on
-        self.busy_timeouts = 0  # DatabaseBusy raised: the pool stayed busy until the caller's deadline
-        self._held = 0  # connections checked out by this object's callers (a busy pool holds them all)
+        self.waiter = PoolWaiter(self.pool)  # its connections handed out; a busy pool told from one that is down
         self._down_since: float | None = None
         self._last_trouble = "unreachable"
         self._scrub: asyncio.Task[None] | None = None
@@ -224,10 +218,10 @@ class RawDb:
         connection has nothing to read unless the server has closed it (its FATAL message or its EOF is
         waiting), so only then is it pinged. A dead one is handed back (the pool replaces it) and the next one
         taken at once; the pool's other idle connections are checked meanwhile. Raises `DatabaseBusy` when the
-        pool stayed busy (see `_getconn`), `PoolTimeout` when it could not connect."""
+        pool stayed busy (see `db.checkout`), `PoolTimeout` when it could not connect."""
         outage_until, busy_until = self._bounds(timeout)
         while True:
-            conn = await self._getconn(outage_until, busy_until)
+            conn = await self.waiter.getconn(outage_until, busy_until)
             if not conn.closed and not conn.broken and not _readable(conn.pgconn.socket):
                 break
             with contextlib.suppress(Exception):
@@ -235,56 +229,10 @@ class RawDb:
                     await AsyncConnectionPool.check_connection(conn)
             if not conn.closed and not conn.broken:
                 break  # something to read, but alive (a notice): keep it
+            self.waiter.returned()
             await self.pool.putconn(conn)
             self._check_idle_soon()
-        self._held += 1
         return conn
-
-    async def _getconn(self, outage_until: float, busy_until: float) -> Conn:
-        """The next connection the pool hands out, waiting in one place of its queue (a waiter that gave up and
-        asked again would go to the back, behind the requests that came after it). While the pool is busy (its
-        connections held by their users: `pool_kind`) the wait lasts until `busy_until`, then `DatabaseBusy`;
-        from `outage_until` on it is looked at every RECHECK_SEC, and a pool that cannot connect ends the wait
-        (`PoolTimeout`, as when the database is down: the caller retries or answers 503 unavailable)."""
-        stats = self.pool.get_stats()
-        if stats.get("pool_available", 0) > 0 or busy_until <= outage_until:
-            # Idle connections: handed out at once (the fast path: no watch); or nothing to tell apart.
-            return await self._getconn_until(busy_until, stats)
-        loop = asyncio.get_running_loop()
-        handle: asyncio.TimerHandle | None = None
-        try:
-            async with asyncio.timeout(None) as scope:
-
-                def look() -> None:
-                    nonlocal handle
-                    if pool_kind(self._pool_state(stats)) == "unreachable":
-                        scope.reschedule(loop.time())  # ends the wait now (cancels getconn, which is safe)
-                    else:
-                        self.busy_looks += 1
-                        handle = loop.call_later(RECHECK_SEC, look)
-
-                handle = loop.call_later(max(0.0, outage_until - time.monotonic()), look)
-                try:
-                    return await self._getconn_until(busy_until, stats)
-                finally:
-                    handle.cancel()
-        except TimeoutError as exc:  # the scope's: the pool cannot connect
-            raise PoolTimeout("no connection in time: the pool cannot open one") from exc
-
-    async def _getconn_until(self, until: float, stats: Mapping[str, int]) -> Conn:
-        try:
-            return await self.pool.getconn(max(0.001, until - time.monotonic()))
-        except PoolTimeout as exc:
-            if checkout_failure(exc, self._pool_state(stats)) == "busy":
-                self.busy_timeouts += 1
-                log.warning("no pooled database connection came free in time: the pool is busy")
-                raise DatabaseBusy() from exc
-            raise
-
-    def _pool_state(self, before: Mapping[str, int]) -> PoolState:
-        """The pool now, for a caller that began to wait when its statistics were `before`."""
-        errors = self.pool.get_stats().get("connections_errors", 0) - before.get("connections_errors", 0)
-        return PoolState(held=self._held, connect_errors=errors)
 
     def _check_idle_soon(self) -> None:
         if self._scrub is None or self._scrub.done():
@@ -297,9 +245,10 @@ class RawDb:
 
     @contextlib.asynccontextmanager
     async def connection(self, timeout: float | None = None) -> AsyncIterator[Conn]:
-        """A pooled autocommit connection (waiting at most `timeout` for one: default the pool's). After a lost
-        connection (server restart, network) the pool's other idle connections are checked at once, so one
-        failed statement does not become one per connection."""
+        """A pooled autocommit connection: waiting at most `timeout` for one while the pool cannot connect
+        (default the pool's, within the caller's deadline), and for a busy pool up to that deadline (`_bounds`);
+        raises `PoolTimeout` or `DatabaseBusy`. After a lost connection (server restart, network) the pool's
+        other idle connections are checked at once, so one failed statement does not become one per connection."""
         self.checkouts += 1
         broken = False
         try:
@@ -308,7 +257,7 @@ class RawDb:
                 yield conn
             finally:
                 broken = conn.broken
-                self._held -= 1
+                self.waiter.returned()
                 await self.pool.putconn(conn)
         finally:
             if broken:  # the pool has already dropped this one
