@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 
 from bench.zero_provider import SlowProvider
-from boothbridge.providers.base import ImageInput, ProviderRequest, ProviderResult
+from boothbridge.providers.base import ProviderRequest, ProviderResult, in_memory
 from boothbridge.settings import Settings
 
 RELEASE_ENV = "BB_BENCH_RELEASE_FILE"
@@ -39,4 +39,4 @@ class HeldProvider(SlowProvider):
         deadline = loop.time() + float(request.settings.get("delay_sec", 5))
         while not self._released_now() and loop.time() < deadline:
             await asyncio.sleep(POLL_SEC)
-        return ProviderResult(image=ImageInput(request.source.data, request.source.mime), cost=0.0)
+        return ProviderResult(image=await in_memory(request.source), cost=0.0)

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from boothbridge.providers.base import ImageInput, ProviderRequest, ProviderResult
+from boothbridge.providers.base import ProviderRequest, ProviderResult, in_memory
 from boothbridge.settings import PROJECT_ROOT, Settings
 
 ZERO_PROVIDER_ID = "zero"
@@ -81,7 +81,7 @@ class ZeroProvider:
         self.settings = settings
 
     async def run(self, request: ProviderRequest) -> ProviderResult:
-        return ProviderResult(image=ImageInput(request.source.data, request.source.mime), cost=0.0)
+        return ProviderResult(image=await in_memory(request.source), cost=0.0)
 
     async def close(self) -> None:
         return None
@@ -116,7 +116,7 @@ class SlowProvider:
                 await asyncio.wait_for(self._released.wait(), delay)
             except TimeoutError:
                 pass
-        return ProviderResult(image=ImageInput(request.source.data, request.source.mime), cost=0.0)
+        return ProviderResult(image=await in_memory(request.source), cost=0.0)
 
     async def close(self) -> None:
         return None

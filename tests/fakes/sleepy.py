@@ -17,7 +17,14 @@ import os
 from pathlib import Path
 from typing import Any, ClassVar
 
-from boothbridge.providers.base import ImageInput, ProviderError, ProviderParked, ProviderRequest, ProviderResult
+from boothbridge.providers.base import (
+    ImageInput,
+    ProviderError,
+    ProviderParked,
+    ProviderRequest,
+    ProviderResult,
+    in_memory,
+)
 from boothbridge.settings import PROJECT_ROOT, Settings
 
 SLEEPY_OPERATION = {
@@ -86,7 +93,7 @@ class SleepyProvider:
             raise ProviderError("upstream_rejected", "the test provider refuses this photo", retryable=False)
         if request.attempt <= int(settings.get("fail_first", 0)):
             raise ProviderError("upstream_unavailable", "the test provider is briefly down", retryable=True)
-        return ProviderResult(image=ImageInput(request.source.data, request.source.mime), cost=0.01)
+        return ProviderResult(image=await in_memory(request.source), cost=0.01)
 
     async def result_from_callback(self, payload: dict[str, Any], *, deadline: float | None = None) -> ProviderResult:
         """Callback body: {"image_b64": ..., "mime": ...} or {"error": "..."}."""

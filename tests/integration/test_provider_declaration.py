@@ -14,7 +14,7 @@ from sqlalchemy import text
 
 from boothbridge.bootstrap import Container
 from boothbridge.catalog import Catalog
-from boothbridge.providers.base import ImageInput, ProviderError, ProviderRequest, ProviderResult
+from boothbridge.providers.base import ProviderError, ProviderRequest, ProviderResult, in_memory
 from boothbridge.providers.declaration import ApiKeySpec, EnvVar, ProviderDeclaration
 from boothbridge.settings import Settings
 from tests.fakes.sleepy import sleepy_catalog
@@ -50,7 +50,7 @@ class AcmeProvider:
     async def run(self, request: ProviderRequest) -> ProviderResult:
         if not self.keys:
             raise ProviderError("api_key_missing", "no Acme token", retryable=False)
-        return ProviderResult(ImageInput(request.source.data, request.source.mime))
+        return ProviderResult(await in_memory(request.source))
 
     async def close(self) -> None:
         return None

@@ -28,7 +28,14 @@ from sqlalchemy import text
 
 from boothbridge.bootstrap import Container
 from boothbridge.catalog import Catalog
-from boothbridge.providers.base import ImageInput, ProviderError, ProviderParked, ProviderRequest, ProviderResult
+from boothbridge.providers.base import (
+    ImageInput,
+    ImageSource,
+    ProviderError,
+    ProviderParked,
+    ProviderRequest,
+    ProviderResult,
+)
 from boothbridge.providers.turbotext.adapter import TurbotextProvider
 from boothbridge.settings import Settings
 from local.app import Emulator
@@ -531,8 +538,8 @@ def _adapter(fake: FakeTurbotext, api_key: str | None = API_KEY) -> TurbotextPro
 
 
 def _request(fake: FakeTurbotext, *, timeout_sec: float = 10.0, webhook_url: str | None = None) -> ProviderRequest:
-    async def link(image: ImageInput) -> str:
-        return fake.host(image.data, image.mime)
+    async def link(image: ImageSource) -> str:
+        return fake.host(await image.read(), image.mime)
 
     return ProviderRequest(
         job_id="job-1",

@@ -20,6 +20,7 @@ from boothbridge.images import boundary as image_boundary
 from boothbridge.images import codec
 from boothbridge.jobs.backoff import can_start
 from boothbridge.jobs.callbacks import CallbackQueue, new_callback_token
+from boothbridge.jobs.inputs import InputPreparer, Spool
 from boothbridge.jobs.model import ClaimedJob, JobRecord, JobWithResult
 from boothbridge.jobs.queue import JobQueue, unreachable
 from boothbridge.jobs.retry import RetryPolicy
@@ -30,6 +31,7 @@ from boothbridge.media.service import MediaExpired, MediaNotFound, MediaService
 from boothbridge.platform.logs import bound_job
 from boothbridge.providers.base import (
     ImageInput,
+    ImageSource,
     Provider,
     ProviderError,
     ProviderParked,
@@ -74,7 +76,7 @@ class _HandedBack(Exception):
 HEARTBEAT_RETRY_SEC = 1.0
 
 
-async def _no_links(image: ImageInput) -> str:
+async def _no_links(image: ImageSource) -> str:
     raise ProviderError("public_links_unavailable", "this deployment cannot publish images", retryable=False)
 
 
@@ -99,6 +101,7 @@ class JobRunner:
     ) -> None:
         self.queue = queue
         self.max_image_pixels = max_image_pixels
+        self.inputs = InputPreparer(media, max_image_pixels)
         self.callbacks = callbacks
         self.links = links
         self.media = media
@@ -128,13 +131,18 @@ class JobRunner:
                 call.cancel()
 
     async def run(self, job: JobRecord) -> AttemptOutcome:
-        """One attempt of `job`, to its outcome; every line logged meanwhile names the job and the attempt."""
-        with bound_job(job.id, attempt=job.attempt):
-            return await self._attempt(job)
-
-    async def _attempt(self, job: JobRecord) -> AttemptOutcome:
+        """One attempt of `job`, to its outcome; every line logged meanwhile names the job and the attempt. The
+        spool files of its inputs are removed when it ends, whatever the outcome."""
+        spool = self.inputs.spool()
         try:
-            request, provider = await self._prepare(job)
+            with bound_job(job.id, attempt=job.attempt):
+                return await self._attempt(job, spool)
+        finally:
+            spool.remove()
+
+    async def _attempt(self, job: JobRecord, spool: Spool) -> AttemptOutcome:
+        try:
+            request, provider = await self._prepare(job, spool)
         except ProviderError as err:
             return await self._failed(job, err)
         except Exception as exc:
@@ -150,8 +158,9 @@ class JobRunner:
             return await self._failed(
                 job, ProviderError("worker_internal_error", "the worker could not prepare the attempt", retryable=True)
             )
-        # The request holds the photo (and templates) as the provider receives them: nothing else does, and it is let
-        # go as soon as the call returns (a parked job keeps only what it needs to wait for the callback).
+        # The request names the photo (and templates) as the provider receives them, in storage or a spool file: a
+        # provider reads the bytes only while it needs them. It is let go as soon as the call returns (a parked job
+        # keeps only what it needs to wait for the callback).
         park_sec = request.timeout_sec * 2
         try:
             result = await self._call_under_lease(job, provider, request)
@@ -190,7 +199,7 @@ class JobRunner:
             return await self._failed(job, err)
         return await self._succeeded(job, result)
 
-    async def _prepare(self, job: JobRecord) -> tuple[ProviderRequest, Provider]:
+    async def _prepare(self, job: JobRecord, spool: Spool) -> tuple[ProviderRequest, Provider]:
         if self.settings_store is not None:
             values = await self.settings_store.refresh()  # applies changed API keys to the adapters
             self.result_ttl_sec = values.result_ttl_sec
@@ -208,29 +217,30 @@ class JobRunner:
             raise ProviderError(
                 "no_time_left", "no time was left for an attempt before the booth's answer was due", retryable=False
             )
+        gone = ("source_expired", "the source photo is no longer stored")
         try:
-            # The claim read the source's live media row along with the job.
-            row = job.source if isinstance(job, ClaimedJob) else None
-            data, _ = await self.media.read_via(job.source_media_id, row, row_was_read=isinstance(job, ClaimedJob))
+            # The claim read the source's live media row along with the job (None: gone or expired).
+            row = job.source if isinstance(job, ClaimedJob) else await self.media.describe(job.source_media_id)
         except (MediaNotFound, MediaExpired) as exc:
-            raise ProviderError("source_expired", "the source photo is no longer stored", retryable=False) from exc
+            raise ProviderError(*gone, retryable=False) from exc
+        if row is None:
+            raise ProviderError(*gone, retryable=False)
         # Ingest checked only the photo's type, header and ending: its data is decoded here, or by a provider that
         # decodes what it gets (`decodes_input`, the local one), and a corrupt photo fails the job for good as
         # `image_undecodable` (the booth is answered 422).
-        source = await self._prepared(data, "photo", verify=not getattr(provider, "decodes_input", False))
-        del data  # the stored bytes: the request holds what the provider receives
-        media: dict[str, ImageInput] = {}
+        verify = not getattr(provider, "decodes_input", False)
+        source = await self.inputs.prepare(row, "photo", spool, verify=verify, gone=gone)
+        media: dict[str, ImageSource] = {}
         for field in operation.media_fields():
             media_id = job.settings_json.get(field)
             if not media_id:
                 continue
+            missing = ("template_missing", f"the slot's image {field} is missing or expired")
             try:
-                tdata, _ = await self.media.read(uuid.UUID(str(media_id)))
+                ref = await self.media.describe(uuid.UUID(str(media_id)))
             except (ValueError, MediaNotFound, MediaExpired) as exc:
-                raise ProviderError(
-                    "template_missing", f"the slot's image {field} is missing or expired", retryable=False
-                ) from exc
-            media[field] = await self._prepared(tdata, f"slot image {field}")
+                raise ProviderError(*missing, retryable=False) from exc
+            media[field] = await self.inputs.prepare(ref, f"slot image {field}", spool, gone=missing)
         webhook_url = None
         if self.links is not None and self.links.webhooks and hasattr(provider, "result_from_callback"):
             token, hash_ = new_callback_token(job.id)
@@ -251,20 +261,6 @@ class JobRunner:
             start_by=max(useful_until - entry.ingest.typical_sec, time.monotonic()),
         )
         return request, provider
-
-    async def _prepared(self, data: bytes, what: str, *, verify: bool = False) -> ImageInput:
-        """The image as every provider receives it: upright, sRGB, 8-bit, without personal metadata; `verify`:
-        decoded even when it crosses as it is (see `image_boundary.prepare_input`)."""
-        try:
-            ready = await asyncio.to_thread(image_boundary.prepare_input, data, self.max_image_pixels, verify=verify)
-        except image_boundary.TooManyPixelsError as exc:
-            raise ProviderError("image_too_many_pixels", f"the {what} has too many pixels", retryable=False) from exc
-        except image_boundary.UndecodableImageError as exc:
-            raise ProviderError("image_undecodable", f"the {what} cannot be decoded", retryable=False) from exc
-        except Exception as exc:  # a decoder's surprise must end this job's attempt, not leave it running
-            log.exception("the image boundary failed on the %s", what)
-            raise ProviderError("image_undecodable", f"the {what} cannot be prepared", retryable=False) from exc
-        return ImageInput(ready.data, ready.mime)
 
     async def _call_under_lease(
         self, job: JobRecord, provider: Provider, request: ProviderRequest

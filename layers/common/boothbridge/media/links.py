@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from boothbridge.media.service import MediaService
-from boothbridge.providers.base import ImageInput, ProviderError, PublicLinker
+from boothbridge.providers.base import ImageSource, ProviderError, PublicLinker
 
 
 class PublicLinks:
@@ -28,9 +28,11 @@ class PublicLinks:
         return f"{self.base_url}/webhooks/{provider_id}/{token}"
 
     def linker(self, job_id: uuid.UUID) -> PublicLinker:
-        """Publishes images for one job: each becomes a `public` media object that expires after the TTL."""
+        """Publishes images for one job: each becomes a `public` media object that expires after the TTL (a copy:
+        the job's own objects go with the job). A spool file is streamed to the store; a stored object is read
+        while its copy is stored (the store offers no copy)."""
 
-        async def publish(image: ImageInput) -> str:
+        async def publish(image: ImageSource) -> str:
             if not self.public:
                 raise ProviderError(
                     "public_links_unavailable",
@@ -38,7 +40,10 @@ class PublicLinks:
                     retryable=False,
                 )
             expires = datetime.now(UTC) + timedelta(seconds=self.ttl_sec)
-            ref = await self.media.save("public", image.data, image.mime, expires, job_id)
+            if image.path is not None:  # a spool file: streamed to the store, never whole in memory
+                ref = await self.media.save_file("public", image.path, image.mime, expires, job_id)
+            else:  # in memory, or a stored object read for as long as it takes to store its copy
+                ref = await self.media.save("public", await image.read(), image.mime, expires, job_id)
             return self.media_url(ref.id)
 
         return publish

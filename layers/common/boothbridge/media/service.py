@@ -10,9 +10,11 @@ in a slot only while one of their own slots already names it (so existing config
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import text
@@ -32,6 +34,8 @@ _EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
 # Kinds whose bytes are stored once (seed 004): operator uploads, and the public links providers download.
 # Sources and results are not: each belongs to its job and lives and dies with it.
 DEDUPLICATED_KINDS = frozenset({"template", "public"})
+
+FILE_CHUNK = 1024 * 1024  # bytes read from a local file at a time by `save_file`
 
 _REF_COLUMNS = "id, storage_key, mime, size_bytes, sha256, kind, expires_at"
 _LIVE = "(expires_at IS NULL OR expires_at > now())"
@@ -188,6 +192,30 @@ class MediaService:
                 await self.insert_row(conn, ref, expires_at, job_id, owner_id)
         except BaseException:
             await self.store.delete(ref.storage_key)
+            raise
+        return MediaRef(**{**ref.__dict__, "expires_at": expires_at})
+
+    async def save_file(
+        self, kind: str, path: Path, mime: str, expires_at: datetime | None, job_id: uuid.UUID | None = None
+    ) -> MediaRef:
+        """`save` (for the service's own objects) of the bytes in the local file at `path`, streamed to the store
+        in FILE_CHUNK reads, never whole in memory. A de-duplicated kind is looked up by the digest computed on the
+        way: when a live object has these bytes, what was just stored is removed and that one returned (extended).
+        Raises OSError when the file cannot be read (nothing is left stored)."""
+        upload = self.upload(kind, mime)
+        try:
+            with path.open("rb") as file:
+                while chunk := await asyncio.to_thread(file.read, FILE_CHUNK):
+                    await upload.write(chunk)
+            ref = await upload.finish()
+            reused = await self._reuse(kind, ref.sha256, mime, expires_at, None) if kind in DEDUPLICATED_KINDS else None
+            if reused is not None:
+                await upload.drop()
+                return reused
+            async with self.db.connect() as conn:
+                await self.insert_row(conn, ref, expires_at, job_id)
+        except BaseException:
+            await upload.drop()
             raise
         return MediaRef(**{**ref.__dict__, "expires_at": expires_at})
 

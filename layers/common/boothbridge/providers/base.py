@@ -2,26 +2,90 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
 class ImageInput:
-    """An image handed to a provider: its bytes and MIME type (`image/jpeg`, `image/png`, ...)."""
+    """An image in memory: its bytes and MIME type (`image/jpeg`, `image/png`, ...). What providers return, and
+    what tests hand them; the worker hands a running job's images as `ImageFile` or `StoredImage` instead."""
 
     data: bytes
     mime: str
 
+    @property
+    def path(self) -> Path | None:
+        """Always None: the bytes are in memory (`data`)."""
+        return None
+
+    @property
+    def size(self) -> int:
+        """The encoded size in bytes."""
+        return len(self.data)
+
+    async def read(self) -> bytes:
+        """The bytes (no I/O)."""
+        return self.data
+
+
+@dataclass(frozen=True)
+class ImageFile:
+    """An image in a local file: the worker's spool file of a prepared input (its owner removes it when the
+    attempt ends, whatever the outcome). `path` is for libraries that open files (Pillow, libvips); `read()` for
+    a provider that needs the bytes, best only while it needs them. `size` in bytes."""
+
+    path: Path
+    mime: str
+    size: int
+
+    async def read(self) -> bytes:
+        """The file's bytes, read in a worker thread. Raises OSError when the file is gone."""
+        return await asyncio.to_thread(self.path.read_bytes)
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    """An image handed over as it is stored (nothing had to change at the image boundary): `read()` fetches the
+    object's bytes from media storage each time it is called (the reader raises `ProviderError`, e.g.
+    `source_expired`, when the object is gone). `key` is the storage key (for logs), `size` in bytes; `path` is
+    None (the object may live in S3)."""
+
+    key: str
+    mime: str
+    size: int
+    reader: Callable[[], Awaitable[bytes]] = field(repr=False, compare=False)
+
+    @property
+    def path(self) -> Path | None:
+        """None: reach the bytes through `read()`."""
+        return None
+
+    async def read(self) -> bytes:
+        """The object's bytes, read from storage now."""
+        return await self.reader()
+
+
+# What a request carries: in memory, a spool file, or the stored object. Each has `mime`, `size`, `path` (a
+# local file or None) and `async read() -> bytes`.
+ImageSource = ImageInput | ImageFile | StoredImage
+
+
+async def in_memory(image: ImageSource) -> ImageInput:
+    """`image` with its bytes in memory (read now unless they already are), for a provider that must send them."""
+    return image if isinstance(image, ImageInput) else ImageInput(await image.read(), image.mime)
+
 
 # Registers an image as a temporary public link and returns its URL (for providers that fetch images by URL).
-PublicLinker = Callable[[ImageInput], Awaitable[str]]
+PublicLinker = Callable[[ImageSource], Awaitable[str]]
 
 
-async def _no_public_links(image: ImageInput) -> str:
+async def _no_public_links(image: ImageSource) -> str:
     raise ProviderError("public_links_unavailable", "this deployment cannot publish images", retryable=False)
 
 
@@ -37,14 +101,18 @@ class ProviderRequest:
     deployment has no public address for callbacks. `start_by` (a `time.monotonic()` value, None = no limit) is
     the latest moment a paid call of this attempt may start: one starting later could not end before the booth's
     answer is due (a provider that first waits, e.g. for a client-side quota window, gives up instead).
+
+    The worker hands the images as `ImageFile` or `StoredImage` (see `ImageSource`), so a job waiting at its
+    provider holds no photo in memory: a provider reads the bytes (`await image.read()`) or opens `image.path`
+    only when and while it needs them. They stay valid until `run` returns (a spool file is removed then).
     """
 
     job_id: str
     attempt: int
     operation_id: str
     settings: dict[str, Any]
-    source: ImageInput
-    media: dict[str, ImageInput] = field(default_factory=dict)
+    source: ImageSource
+    media: dict[str, ImageSource] = field(default_factory=dict)
     timeout_sec: float = 48.0
     public_url: PublicLinker = _no_public_links
     webhook_url: str | None = None

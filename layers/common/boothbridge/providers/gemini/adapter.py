@@ -21,6 +21,11 @@ is not JSON, or JSON that is not an answer), `rate_limited`, `provider_unavailab
 `file_processing_failed` (retryable). API keys never appear in messages or logs: keys are referred to by their
 position only.
 
+Memory: the worker hands the photo (and a slot's image) as a spool file or the stored object; this adapter reads
+the bytes when it plans the call (their size and pixel count decide inline or upload, and the token estimate the
+quota takes) and holds them until the call returns. That is inherent for inline data, which travels inside the
+request body; an image uploaded through the Files API is held for the call too (the SDK takes bytes).
+
 The SDK (google-genai: ~0.3 s and ~30 MiB to import) is loaded with the first client (`_client`), i.e. at the
 first call: every process builds this adapter, and one where Gemini is never called never loads it.
 """
@@ -32,13 +37,21 @@ import contextlib
 import io
 import logging
 import math
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from boothbridge.catalog import Catalog
-from boothbridge.providers.base import ImageInput, ProviderError, ProviderRequest, ProviderResult
+from boothbridge.providers.base import (
+    ImageInput,
+    ImageSource,
+    ProviderError,
+    ProviderRequest,
+    ProviderResult,
+    in_memory,
+)
 from boothbridge.providers.gemini import DECLARATION, wire
 from boothbridge.providers.quota import Blocked, Grant, QuotaBlocked, QuotaLimiter, QuotaLimits
 from boothbridge.settings import Settings
@@ -115,6 +128,9 @@ class GeminiProvider:
             raise ProviderError("api_key_missing", "no Gemini API key is configured", retryable=False)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + request.timeout_sec
+        # The images' bytes, read now: the plan measures them and the call sends them (see the module docstring).
+        media: dict[str, ImageSource] = {name: await in_memory(image) for name, image in request.media.items()}
+        request = replace(request, source=await in_memory(request.source), media=media)
         plan = await asyncio.to_thread(wire.plan_call, request, self.inline_limit)
         refusals = 0
         while True:

@@ -48,7 +48,7 @@ from PIL import Image
 
 from boothbridge.images import codec
 from boothbridge.images.upload import sniff_mime
-from boothbridge.providers.base import ImageInput, ProviderError, ProviderRequest, retry_hint_seconds
+from boothbridge.providers.base import ImageInput, ImageSource, ProviderError, ProviderRequest, retry_hint_seconds
 
 if TYPE_CHECKING:
     from google.genai import errors, types
@@ -119,8 +119,11 @@ def _settings_error(message: str) -> ProviderError:
     return ProviderError("settings_invalid", message, retryable=False)
 
 
-def _prepare_image(image: ImageInput, what: str) -> tuple[ImageInput, int]:
-    """The image in a MIME type Gemini accepts (others are converted to PNG) and its token estimate."""
+def _prepare_image(image: ImageSource, what: str) -> tuple[ImageInput, int]:
+    """The image (in memory: the adapter reads it first) in a MIME type Gemini accepts (others are converted to PNG)
+    and its token estimate."""
+    if not isinstance(image, ImageInput):
+        raise TypeError("the image must be in memory (GeminiProvider.run reads it before planning)")
     try:
         with Image.open(io.BytesIO(image.data)) as opened:
             width, height = opened.size

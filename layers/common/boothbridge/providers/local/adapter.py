@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from PIL import Image
@@ -12,7 +13,14 @@ from PIL import Image
 from boothbridge.catalog import Catalog
 from boothbridge.images import codec
 from boothbridge.images.codec import to_rgb_or_rgba
-from boothbridge.providers.base import ImageInput, ProviderError, ProviderRequest, ProviderResult
+from boothbridge.providers.base import (
+    ImageInput,
+    ImageSource,
+    ProviderError,
+    ProviderRequest,
+    ProviderResult,
+    in_memory,
+)
 from boothbridge.providers.local import fast as local_fast
 from boothbridge.providers.local import ops as local_ops
 from boothbridge.settings import Settings
@@ -57,10 +65,10 @@ def _resize(photo: Image.Image, request: ProviderRequest) -> Image.Image:
     )
 
 
-def _resize_plan(request: ProviderRequest) -> local_ops.Plan | None:
-    """The resize's plan for the photo's upright size when it can be known from the header and the settings are
-    valid; None otherwise (the photo is then decoded whole and the errors reported as ever)."""
-    size = codec.upright_size(request.source.data)
+def _resize_plan(request: ProviderRequest, data: bytes) -> local_ops.Plan | None:
+    """The resize's plan for the photo's (`data`) upright size when it can be known from the header and the
+    settings are valid; None otherwise (the photo is then decoded whole and the errors reported as ever)."""
+    size = codec.upright_size(data)
     if size is None:
         return None
     s = request.settings
@@ -85,11 +93,28 @@ _OPERATIONS: dict[str, _Operation] = {
 }
 
 
-def _decode(image: ImageInput, *, what: str, min_size: tuple[int, int] | None = None) -> Image.Image:
-    """Decode an input image (a JPEG at no less than `min_size`, see `codec.decode`) or raise the non-retryable
-    `image_undecodable` error."""
+def _bytes(image: ImageSource) -> bytes:
+    """The bytes of an image `_at_hand` made reachable from the worker thread: in memory, or read from its file."""
+    if isinstance(image, ImageInput):
+        return image.data
+    if image.path is None:  # pragma: no cover - `run` reads such images before the thread starts
+        raise RuntimeError("the image must be in memory or in a file")
+    return image.path.read_bytes()
+
+
+async def _at_hand(image: ImageSource) -> ImageSource:
+    """`image` as the worker thread can reach it: a file (opened there, when needed) or bytes in memory (a stored
+    object is read now)."""
+    return image if image.path is not None else await in_memory(image)
+
+
+def _decode(
+    image: ImageSource, *, what: str, min_size: tuple[int, int] | None = None, data: bytes | None = None
+) -> Image.Image:
+    """Decode an input image (`data`: its bytes when already read) — a JPEG at no less than `min_size`, see
+    `codec.decode` — or raise the non-retryable `image_undecodable` error."""
     try:
-        return codec.decode(image.data, min_size)
+        return codec.decode(_bytes(image) if data is None else data, min_size)
     except codec.UndecodableImageError as exc:
         raise ProviderError("image_undecodable", f"the {what} cannot be decoded", retryable=False) from exc
 
@@ -113,15 +138,17 @@ def _run_sync(operation: _Operation, request: ProviderRequest) -> ProviderResult
     except (ValueError, TypeError):
         fmt, quality = DEFAULT_FORMAT, DEFAULT_QUALITY  # reported below, after the photo's own errors as before
     else:
-        fast = local_fast.run(request.operation_id, request.settings, request.source.data, fmt, quality)
+        fast = local_fast.run(request.operation_id, request.settings, request.source, fmt, quality)
         if fast is not None:
             return ProviderResult(image=fast, cost=0.0)
-    plan = _resize_plan(request) if request.operation_id == "resize" else None
+    data = _bytes(request.source)  # Pillow's path decodes from memory: read here, dropped when the thread ends
+    plan = _resize_plan(request, data) if request.operation_id == "resize" else None
     if plan is not None and plan.resample is not None:
         needed = (plan.resample[0] * 2, plan.resample[1] * 2)
-        photo = _decode(request.source, what="photo", min_size=needed)
+        photo = _decode(request.source, what="photo", min_size=needed, data=data)
     else:
-        photo = _decode(request.source, what="photo")
+        photo = _decode(request.source, what="photo", data=data)
+    del data
     try:
         fmt, quality = _output_options(request.settings)
         # A drafted photo is smaller than the header said: the plan made for the full size is the one to apply.
@@ -155,6 +182,9 @@ class LocalProvider:
             )
         if request.operation_id == "frame" and "template_media_id" not in request.media:
             raise ProviderError("template_missing", "the frame template image is missing", retryable=False)
+        # Files (the worker's spool files) are opened in the thread; a stored object is read first.
+        media = {name: await _at_hand(image) for name, image in request.media.items()}
+        request = replace(request, source=await _at_hand(request.source), media=media)
         return await asyncio.to_thread(_run_sync, operation, request)
 
     async def close(self) -> None:

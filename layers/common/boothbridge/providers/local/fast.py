@@ -17,10 +17,16 @@ from __future__ import annotations
 
 import functools
 import logging
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from PIL import Image
+
+from boothbridge.images import boundary as image_boundary
 from boothbridge.images import codec
+from boothbridge.images.upload import sniff_mime
+from boothbridge.providers.base import ImageInput, ImageSource
 from boothbridge.providers.local import ops as local_ops
 
 log = logging.getLogger(__name__)
@@ -68,12 +74,23 @@ def _plan(operation_id: str, settings: dict[str, Any], size: tuple[int, int]) ->
     return None  # an enlargement: libvips would interpolate differently from Pillow's LANCZOS
 
 
-def run(operation_id: str, settings: dict[str, Any], data: bytes, fmt: str, quality: int) -> codec.EncodedHere | None:
-    """Carry out a `local` resize or reframe crop of the JPEG `data` into a JPEG at `quality`, or None when this
-    path does not apply (see the module docstring). CPU-bound: runs in the provider's worker thread."""
+def run(
+    operation_id: str, settings: dict[str, Any], image: ImageSource, fmt: str, quality: int
+) -> codec.EncodedHere | None:
+    """Carry out a `local` resize or reframe crop of the JPEG `image` into a JPEG at `quality`, or None when this
+    path does not apply (see the module docstring). `image` is in memory or in a file (`image.path`: libvips reads
+    the file as it decodes, the photo's bytes are never all in memory). CPU-bound: runs in the provider's worker
+    thread."""
     if fmt.lower() != "jpeg" or operation_id not in ("resize", "reframe"):
         return None
-    size = codec.plain_jpeg_size(data)
+    if isinstance(image, ImageInput):
+        source: bytes | Path = image.data
+        size = codec.plain_jpeg_size(image.data)
+    elif image.path is not None:
+        source = image.path
+        size = _plain_jpeg_size_at(image.path)
+    else:
+        return None
     if size is None:
         return None
     try:
@@ -84,22 +101,40 @@ def run(operation_id: str, settings: dict[str, Any], data: bytes, fmt: str, qual
     if plan is None or vips is None:
         return None
     try:
-        return _execute(vips, data, size, plan, quality)
+        return _execute(vips, source, size, plan, quality)
     except vips.Error as exc:
         log.info("libvips could not process the photo (%s); falling back to Pillow", str(exc).splitlines()[0])
         return None
 
 
+def _plain_jpeg_size_at(path: Path) -> tuple[int, int] | None:
+    """`codec.plain_jpeg_size` of the JPEG in the file at `path`, from its header (Pillow reads no further)."""
+    try:
+        with path.open("rb") as file:
+            head = file.read(16)
+            if sniff_mime(head) != "image/jpeg":
+                return None
+            file.seek(0)
+            with Image.open(file) as img:
+                return img.size if image_boundary.left_alone(img, "image/jpeg", head) else None
+    except Exception:  # not an image Pillow opens (or a decompression bomb): the Pillow path reports it
+        return None
+
+
 def _execute(
-    vips: Any, data: bytes, size: tuple[int, int], plan: local_ops.Plan, quality: int
+    vips: Any, source: bytes | Path, size: tuple[int, int], plan: local_ops.Plan, quality: int
 ) -> codec.EncodedHere | None:
-    """Decode (at `load_scale`), resample, crop and encode in one libvips pipeline."""
+    """Decode (at `load_scale`), resample, crop and encode in one libvips pipeline; `source` is the JPEG's bytes
+    or its file."""
     scale = 1 if plan.resample is None else load_scale(size, plan.resample)
     # fail_on="warning": a truncated or damaged JPEG raises here instead of coming out grey; Pillow then decides.
     options: dict[str, Any] = {"access": "sequential", "fail_on": "warning"}
     if scale > 1:
         options["shrink"] = scale
-    img = vips.Image.jpegload_buffer(data, **options)
+    if isinstance(source, Path):
+        img = vips.Image.jpegload(str(source), **options)
+    else:
+        img = vips.Image.jpegload_buffer(source, **options)
     if plan.resample is not None and plan.resample != (img.width, img.height):
         tw, th = plan.resample
         img = img.resize(tw / img.width, vscale=th / img.height, kernel="lanczos3")
