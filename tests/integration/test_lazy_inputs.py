@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import io
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -247,3 +248,24 @@ async def test_the_spool_file_goes_when_the_attempt_is_cancelled_or_handed_back(
         container.runner.hand_back([task])
         assert (await task).status == "handed_back"
     assert list(spool.iterdir()) == []
+
+
+@pytest.mark.parametrize("settings_overrides", [{"run_worker": False}])
+async def test_a_claim_that_did_not_see_the_photo_row_asks_again_before_failing(
+    container: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The claim's join reads media rows in its own snapshot: a job committed while the claim ran comes without its
+    # photo's row (seen under a burst of ingests). The photo is there: the attempt must run, not fail as expired.
+    recorder = Recorder("ok")
+    monkeypatch.setitem(container.runner.providers, "sleepy", recorder)
+    photo = jpeg(300, 200)
+    job = await _enqueued(container, photo)
+    [claimed] = await container.queue.claim("w", 1, only_id=job.id)
+    outcome = await container.runner.run(replace(claimed, source=None))
+    assert outcome.status == "succeeded" and recorder.seen[0][2] == photo
+    # Really gone: expired for good, without a provider call.
+    job = await _enqueued(container, photo)
+    [claimed] = await container.queue.claim("w", 1, only_id=job.id)
+    await container.media.discard(job.source_media_id)
+    assert (await container.runner.run(replace(claimed, source=None))).status == "failed"
+    assert len(recorder.seen) == 1

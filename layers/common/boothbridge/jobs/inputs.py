@@ -29,9 +29,10 @@ from boothbridge.providers.base import ImageFile, ImageSource, ProviderError, St
 
 log = logging.getLogger(__name__)
 
-# Stored bytes being prepared at once, all jobs of the process together: ~3 camera photos of 8-10 MB (each also
-# has its prepared copy for a moment), or some 140 photos of 225 kB (small photos are never held back by it).
-PREPARING_BYTES = 32 * 1024 * 1024
+# Stored bytes being prepared at once, all jobs of the process together: 2 camera photos of 8-10 MB (one per core
+# of a small server; each also has its prepared copy and, when verified, a 1/8-scale decode for a moment), or some
+# 100 photos of 225 kB (small photos are never held back by it).
+PREPARING_BYTES = 24 * 1024 * 1024
 
 _SUFFIX = {"image/jpeg": ".jpg", "image/png": ".png"}
 

@@ -218,13 +218,15 @@ class JobRunner:
                 "no_time_left", "no time was left for an attempt before the booth's answer was due", retryable=False
             )
         gone = ("source_expired", "the source photo is no longer stored")
-        try:
-            # The claim read the source's live media row along with the job (None: gone or expired).
-            row = job.source if isinstance(job, ClaimedJob) else await self.media.describe(job.source_media_id)
-        except (MediaNotFound, MediaExpired) as exc:
-            raise ProviderError(*gone, retryable=False) from exc
+        # The claim read the source's live media row along with the job. None (gone or expired, as far as the claim
+        # saw) is asked again by id: a job committed while a claim ran can be claimed with its photo's row not yet
+        # visible to the claim's join (seen under a burst of ingests), and must not fail for that.
+        row = job.source if isinstance(job, ClaimedJob) else None
         if row is None:
-            raise ProviderError(*gone, retryable=False)
+            try:
+                row = await self.media.describe(job.source_media_id)
+            except (MediaNotFound, MediaExpired) as exc:
+                raise ProviderError(*gone, retryable=False) from exc
         # Ingest checked only the photo's type, header and ending: its data is decoded here, or by a provider that
         # decodes what it gets (`decodes_input`, the local one), and a corrupt photo fails the job for good as
         # `image_undecodable` (the booth is answered 422).
