@@ -5,7 +5,7 @@ A pool that hands out no connection in time says nothing by itself: under a burs
 checked out by requests whose tasks wait for a saturated event loop, and that is overload, not an outage.
 `pool_kind` tells the two apart from what the pool looked like while the caller waited (`PoolState`): connections
 held by their users and none failing to open is **busy**; nothing held, or connections failing to open, is the
-database **unreachable**. `db.raw` waits for a busy pool as long as the caller's deadline allows and answers
+database **unreachable**. `db.checkout` waits for a busy pool as long as the caller's deadline allows and answers
 503 `busy` after it, and never counts a busy pool as the database being down.
 """
 
