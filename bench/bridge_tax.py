@@ -9,7 +9,7 @@ into one table. See bench/README.md for what each figure means.
 
 The modules: `harness` (set-up, teardown), `server` (TimedHub, inline baseline, uvicorn), `load_client` (the
 client process and its handle), `load` (the load generators), `photos`, `meters`, `capacity` (waiting ingests
-held by one process), `report` (percentiles, the table).
+held by one process), `max_rate` (the highest open-loop rate with p99 <= 1 s), `report` (percentiles, the table).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from bench.capacity import hold_waiters
 from bench.harness import ZERO_SLOT, Harness
 from bench.load import Sample
 from bench.load_client import LoadClient, use_uvloop
+from bench.max_rate import PHOTO_BUDGET, PHOTOS, measure_capacity
 from bench.meters import load_average, profiled, usable_cpus
 from bench.photos import PHOTO_SIZE, base_photo, distinct_photos
 from bench.report import INGEST, INLINE, LatencyRow, Report, WakeRow
@@ -51,6 +52,7 @@ class Args:
     concurrency: list[int]
     rate: float
     rate_requests: int
+    capacity: bool
     waiters: int
     ramp_timeout: float
     profile: Path | None
@@ -64,6 +66,12 @@ def parse_args(argv: list[str] | None) -> Args:
     p.add_argument("--concurrency", default="1,50", help="comma-separated closed-loop client counts (1,50)")
     p.add_argument("--rate", type=float, default=10.0, help="open-loop arrivals per second (0 = skip)")
     p.add_argument("--rate-requests", type=int, default=100, help="requests in the open-loop configuration")
+    p.add_argument(
+        "--capacity",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="search each path's highest open-loop rate with p99 <= 1 s (the CAPACITY section; ~60-90 s)",
+    )
     p.add_argument("--waiters", type=int, default=1000, help="simultaneous waiting ingests to hold (1000)")
     p.add_argument("--ramp-timeout", type=float, default=30.0, help="max seconds to get all waiters in")
     p.add_argument(
@@ -82,6 +90,7 @@ def parse_args(argv: list[str] | None) -> Args:
         concurrency=[int(c) for c in ns.concurrency.split(",") if c.strip()],
         rate=ns.rate,
         rate_requests=ns.rate_requests,
+        capacity=ns.capacity,
         waiters=ns.waiters,
         ramp_timeout=ns.ramp_timeout,
         profile=ns.profile,
@@ -107,6 +116,8 @@ class Bench:
             sizes[f"c{c}"] = args.requests
         if args.rate > 0:
             sizes["open"] = args.rate_requests
+        if args.capacity:
+            sizes[PHOTOS] = PHOTO_BUDGET
         sizes["waiters"] = args.waiters
         return sizes
 
@@ -175,6 +186,10 @@ class Bench:
             for label, path in ((INLINE, f"/inline/{ZERO_SLOT}"), (INGEST, f"/ingest/{ZERO_SLOT}")):
                 cmd = {"op": "open", "path": path, "photos": "open", "rate": args.rate, "seed": OPEN_LOOP_SEED}
                 await self.phase(report, label, f"{args.rate:g}/s", **cmd, pool=OPEN_LOOP_POOL)
+
+        # (2c) capacity: each path's highest open-loop rate with p99 <= 1 s (bench/max_rate.py).
+        if args.capacity:
+            report.rate_capacity = await measure_capacity(self.call, ZERO_SLOT)
 
         # (3) how many waiting ingests one server process holds.
         assert self.client is not None

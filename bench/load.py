@@ -91,19 +91,44 @@ async def closed_loop(
 
 
 async def open_loop(
-    client: httpx.AsyncClient, path: str, photos: list[bytes], rate: float, password: str, seed: int
+    client: httpx.AsyncClient,
+    path: str,
+    photos: list[bytes],
+    rate: float,
+    password: str,
+    seed: int,
+    stop_slow: tuple[float, int] | None = None,
 ) -> list[Sample]:
-    """Requests arriving at random (Poisson) times at `rate` per second, whatever the answers take."""
+    """Requests arriving at random (Poisson) times at `rate` per second, whatever the answers take.
+
+    `stop_slow=(seconds, count)`: send no more once `count` requests took longer than `seconds` (answered that
+    late, or still unanswered that long) or one got a wrong answer; the result then has fewer samples than
+    photos. The capacity search uses it to end a step whose p99 is already over its limit."""
     rng = random.Random(seed)
     loop = asyncio.get_running_loop()
     start = loop.time()
     at = 0.0
-    tasks = []
+    tasks: list[tuple[float, asyncio.Task[Sample]]] = []
     for photo in photos:
         at += rng.expovariate(rate)
         await asyncio.sleep(max(0.0, start + at - loop.time()))
-        tasks.append(asyncio.create_task(post_photo(client, path, photo, password)))
-    return list(await asyncio.gather(*tasks))
+        if stop_slow is not None and over_limit(tasks, loop.time(), *stop_slow):
+            break
+        tasks.append((loop.time(), asyncio.create_task(post_photo(client, path, photo, password))))
+    return list(await asyncio.gather(*(task for _, task in tasks)))
+
+
+def over_limit(tasks: list[tuple[float, asyncio.Task[Sample]]], now: float, seconds: float, count: int) -> bool:
+    """True once `count` of the requests (started at loop time, task) are slower than `seconds`, or one is wrong."""
+    slow = 0
+    for started, task in tasks:
+        if not task.done():
+            slow += now - started > seconds
+        elif not (sample := task.result()).ok:
+            return True
+        else:
+            slow += sample.latency > seconds
+    return slow >= count
 
 
 async def burst(client: httpx.AsyncClient, path: str, photos: list[bytes], password: str) -> list[Sample]:

@@ -10,6 +10,8 @@ Commands (each answers `{"event": "done", ...}` or `{"event": "error", "message"
   target  base_url, password                        where to post, and the ingest password
   closed  path, photos, concurrency, pool           closed loop over the named photo set
   open    path, photos, rate, seed, pool            Poisson arrivals at `rate`/s over the named photo set
+          [first, count]                            `count` photos of the set from `first` (wrapping round)
+          [stop_slow: [seconds, count]]             stop sending once `count` requests took > `seconds`
   burst   path, photos, pool                        every photo at once; answers when all are answered
 A `done` carries `samples` (rows of `Sample.to_row()`), `seconds` (the loop's duration), `client_cpu` (this
 process's CPU seconds during the command) and `photo_bytes` (the photo set's mean size).
@@ -70,12 +72,24 @@ class Runner:
             self.base_url, self.password = cmd["base_url"], cmd["password"]
             return {"event": "done"}
         photos = self.photos(cmd["photos"])
+        if "first" in cmd:  # a slice of the set, wrapping round (the capacity search's steps share one set)
+            first = int(cmd["first"])
+            photos = [photos[(first + i) % len(photos)] for i in range(int(cmd["count"]))]
         client = await self.http(int(cmd["pool"]))
         cpu0, t0 = os.times(), time.perf_counter()
         if op == "closed":
             samples = await closed_loop(client, cmd["path"], photos, int(cmd["concurrency"]), self.password)
         elif op == "open":
-            samples = await open_loop(client, cmd["path"], photos, float(cmd["rate"]), self.password, cmd["seed"])
+            stop = cmd.get("stop_slow")  # [seconds, count]: end the loop early (see open_loop)
+            samples = await open_loop(
+                client,
+                cmd["path"],
+                photos,
+                float(cmd["rate"]),
+                self.password,
+                cmd["seed"],
+                (float(stop[0]), int(stop[1])) if stop else None,
+            )
         elif op == "burst":
             samples = await burst(client, cmd["path"], photos, self.password)
         else:

@@ -5,9 +5,13 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from bench.capacity import SAMPLE_EVERY_SEC, CapacityResult
 from bench.meters import Reading
+
+if TYPE_CHECKING:  # bench.max_rate imports this module
+    from bench.max_rate import RateCapacity
 
 TARGET_TAX_P50_MS = 5.0
 TARGET_TAX_P99_MS = 20.0
@@ -70,11 +74,14 @@ class Report:
     rows: list[LatencyRow] = field(default_factory=list)
     wakes: list[WakeRow] = field(default_factory=list)
     capacity: CapacityResult | None = None
+    rate_capacity: RateCapacity | None = None
 
     @property
     def clean(self) -> bool:
         cap_errors = sum(self.capacity.answered_other.values()) if self.capacity else 0
-        return not any(r.errors for r in self.rows) and not cap_errors
+        rates = self.rate_capacity
+        wrong = rates.inline.wrong_bodies + rates.ingest.wrong_bodies if rates else 0
+        return not any(r.errors for r in self.rows) and not cap_errors and not wrong
 
     def tax(self, mode: str) -> tuple[float, float]:
         by_label = {r.label: r.values for r in self.rows if r.mode == mode}
@@ -104,6 +111,9 @@ class Report:
         print(line)
         self.print_wakes()
         print(line)
+        if self.rate_capacity is not None:
+            self.rate_capacity.print()
+            print(line)
         if self.capacity is not None:
             print_capacity(self.capacity)
             print(line)
@@ -158,6 +168,9 @@ class Report:
                 verdict = "NOT MEASURED"
             print(f"{label:<46}{ms(got) + ' ms':>36}   {verdict}")
         self.print_saturation()
+        if self.rate_capacity is not None:
+            label, value, verdict = self.rate_capacity.target_line()
+            print(f"{label:<46}{value:>36}   {verdict}")
         label = "all waiters share one LISTEN connection"
         value = f"{reached} waiters on {listen} LISTEN backend(s)"
         print(f"{label:<46}{value:>36}   {'MET' if one_listen else 'MISSED'}")
