@@ -6,6 +6,7 @@ catalog entry from `zero_catalog()`), registered with
 `PROVIDER_PLUGINS='["bench.zero_provider:ZeroProvider", "bench.held_provider:HeldProvider"]'`; it returns the
 source image unchanged once the file named by the environment variable `BB_BENCH_RELEASE_FILE` exists (checked
 every POLL_SEC), or after the slot's `delay_sec` at the latest. Deleting the file holds the next attempts again.
+A held attempt holds no photo: it reads the worker's spool file (or the stored object) only when it answers.
 """
 
 from __future__ import annotations
