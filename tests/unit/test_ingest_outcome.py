@@ -11,7 +11,7 @@ import pytest
 
 from boothbridge.db.raw import DatabaseUnavailable
 from boothbridge.errors import AppError
-from boothbridge.ingest.model import IngestOutcome
+from boothbridge.ingest.model import IngestOutcome, UploadedForm, log_fields
 from boothbridge.ingest.outcome import (
     LOG_RETRY_SEC,
     BoothAnswer,
@@ -197,3 +197,26 @@ def test_the_log_row_retries_a_blink_but_not_a_database_known_to_be_down() -> No
     assert log_retry_sec(success_answer(SUCCEEDED, b"r", "image/png", fresh=True)) == LOG_RETRY_SEC
     assert log_retry_sec(error_answer(AppError(504, "processing_timeout", "t"))) == LOG_RETRY_SEC
     assert LOG_RETRY_SEC == 2.0
+
+
+def _cut_off(verified: bool) -> tuple[UploadedForm, IngestOutcome]:
+    form = UploadedForm(
+        file=None,
+        filename=None,
+        declared_type=None,
+        fields={"password": "secret", "event": "Wedding"},
+        password_verified=verified,
+    )
+    return form, error_answer(AppError(408, "request_timeout", "the request body stalled"))
+
+
+def test_a_form_cut_off_after_its_password_was_verified_is_recorded_as_the_booths() -> None:
+    form, outcome = _cut_off(verified=True)
+    assert log_fields(form, outcome) == {"event": "Wedding"}
+
+
+def test_a_form_cut_off_before_its_password_was_verified_is_recorded_as_facts_only() -> None:
+    form, outcome = _cut_off(verified=False)
+    assert log_fields(form, outcome) == {
+        "_refused": {"field_count": 2, "field_chars": 26, "password_sent": True, "file_bytes": None}
+    }

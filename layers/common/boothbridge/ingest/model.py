@@ -21,7 +21,8 @@ class UploadedForm:
 
     The photo is `file` when it was read into memory (an operator's test run), or was streamed to a `PhotoSink`
     as it arrived (`file` None, `streamed_size` its size in bytes). `body_wait_sec`: how long reading the body
-    waited for the network (seconds)."""
+    waited for the network (seconds). `password_verified`: the ingest password among `fields` was checked and right
+    before the reading ended (a form cut off mid-photo after that is recorded as the booth's, not as a stranger's)."""
 
     file: bytes | None
     filename: str | None
@@ -29,6 +30,7 @@ class UploadedForm:
     fields: dict[str, str]
     streamed_size: int | None = None
     body_wait_sec: float = 0.0
+    password_verified: bool = False
 
     @property
     def photo_size(self) -> int | None:
@@ -147,7 +149,7 @@ def refused_fields(form: UploadedForm) -> dict[str, Any]:
 def log_fields(form: UploadedForm, outcome: IngestOutcome) -> dict[str, Any]:
     """The processing log's `request_fields` for a request that ended with `outcome`: the booth's (capped) fields
     once its password was verified, fixed-size facts when it was refused before that."""
-    if outcome.error is not None and outcome.error.code in UNVERIFIED_CODES:
+    if outcome.error is not None and outcome.error.code in UNVERIFIED_CODES and not form.password_verified:
         return refused_fields(form)
     return public_fields(form)
 

@@ -96,7 +96,13 @@ class PhotoUpload:
         fields, see `ingest.model.log_fields`)."""
         if self.fields_before is None or not (self.password_verified or err.code == "invalid_password"):
             return None
-        return UploadedForm(file=None, filename=None, declared_type=None, fields=self.fields_before)
+        return UploadedForm(
+            file=None,
+            filename=None,
+            declared_type=None,
+            fields=self.fields_before,
+            password_verified=self.password_verified,
+        )
 
     async def write(self, data: bytes | bytearray | memoryview) -> None:
         """The photo's next bytes: counted (413 over the cap), sniffed once SNIFF_BYTES are in (415), stored."""
