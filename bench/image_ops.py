@@ -7,7 +7,7 @@ it) and times, for resize to 1800 px wide and for a 1:1 centre crop, each with J
 quality (92):
 
 - **product**: the real worker path in this process, the way `JobRunner` runs a `local` slot: the image boundary's
-  `prepare_input` (what `JobRunner._prepared` calls), `LocalProvider.run`, then `jobs.runner.accepted_result`
+  `prepare_input` (what `jobs.inputs` calls for each input), `LocalProvider.run`, then `jobs.runner.accepted_result`
   (the boundary's `accept_result`). No HTTP, no database, no media storage: those are not image work.
 - **Pillow (draft)**: Pillow alone, the fastest way it knows for the same output: open, `draft` to at least twice
   the target when resizing (libjpeg's DCT scaling; for 6000 -> 1800 px that is the full size), LANCZOS to the

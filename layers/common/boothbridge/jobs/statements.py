@@ -273,6 +273,8 @@ CLAIM_FUNCTION = "\n".join(line.rstrip() for line in CLAIM_FUNCTION.splitlines()
 # The claim as the worker runs it: the function's jobs, each with its source photo's media row when that is still
 # live (so the worker needs no second read before it fetches the bytes), in arrival order, and what was ready per
 # provider (`ready`, a JSON object). Always at least one row: with nothing taken, one whose job columns are NULL.
+# The media join reads this statement's snapshot, taken before the function's own: a job enqueued while the claim
+# ran (it waited for a provider's lock) comes without its photo's row, and the runner reads that row by id.
 CLAIM = _sql(f"""
     SELECT {job_columns("t")}, {media_columns("m")}, current_setting('{CLAIM_READY_SETTING}') AS ready
     FROM (SELECT 1) AS one
