@@ -18,6 +18,7 @@ from typing import Any, LiteralString
 from psycopg.types.json import Jsonb
 
 from boothbridge.db.raw import DatabaseUnavailable, RawDb, is_connection_trouble
+from boothbridge.db.trouble import is_busy
 from boothbridge.jobs import statements as sql
 from boothbridge.jobs.completions import CompletionGroups
 from boothbridge.jobs.model import ClaimedJob, JobRecord, JobWithResult, NewJob
@@ -289,7 +290,13 @@ class JobQueue:
             except Exception as exc:
                 if not unreachable(exc) or time.monotonic() >= give_up:
                     raise
-                log.warning("job %s attempt %s: the database is unreachable; %s retried", job_id, attempt, what)
+                log.warning(
+                    "job %s attempt %s: the database is %s; %s retried",
+                    job_id,
+                    attempt,
+                    "busy (no pooled connection came free)" if is_busy(exc) else "unreachable",
+                    what,
+                )
             try_once = None  # a retry goes alone
             await asyncio.sleep(self.outage_retry_sec)
             try:
