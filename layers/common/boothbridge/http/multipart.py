@@ -136,6 +136,10 @@ async def read_booth_form(
             if sink is not None:
                 await form.hand_over(sink)
         parser.finalize()
+        if form.photo_open:
+            # The body ended inside the photo part (no closing boundary): the parser never ended the part, so
+            # what the sink got may be the photo cut short or the photo without the bytes the parser held back.
+            raise _malformed("the body ends inside the fileToUpload part.")
         if sink is not None:
             await form.hand_over(sink)
     except FormParserError as exc:
@@ -170,6 +174,7 @@ class _BoothForm:
         self._file_parts = 0
         self._text_fields = 0
         self._photo_taken = False
+        self.photo_open = False  # inside the photo part: its headers came, its end has not
         self._header_name = bytearray()
         self._header_value = bytearray()
         self._reset_part()
@@ -223,6 +228,7 @@ class _BoothForm:
                 raise _malformed(f"Too many files. Maximum number of files is {MAX_FILE_PARTS}.")
             if self._name == FILE_FIELD and not self._photo_taken:
                 self._photo_taken = True
+                self.photo_open = True
                 self._kind = "photo"
                 if self.streamed:
                     self._begun = dict(self.fields)
@@ -246,6 +252,7 @@ class _BoothForm:
 
     def _on_part_end(self) -> None:
         if self._kind == "photo":
+            self.photo_open = False
             self.photo = None if self.streamed else bytes(self._data)
             self.filename = self._filename
             self.declared_type = self._content_type.decode("latin-1") if self._content_type is not None else None
