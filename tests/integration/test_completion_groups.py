@@ -120,3 +120,30 @@ async def test_a_provider_the_worker_does_not_know_gets_one_place(container: Con
     assert first.work_left
     assert (second.jobs, second.work_left) == ([], True)
     assert isinstance(jobs[0].id, uuid.UUID)
+
+
+async def test_a_refused_value_fails_only_its_own_completion_in_a_group(container: Container) -> None:
+    """numeric(12,6) cannot hold a cost of 1e7: that statement rolls back; the group's other completions, run again
+    alone, are recorded."""
+    import psycopg
+
+    queue = container.queue
+    await asyncio.gather(*(new_job(container) for _ in range(4)))
+    claimed = await queue.claim("w", 4)
+    refs = [await result_ref(container) for _ in claimed]
+    costs = [0.5, 1e7, 0.5, 0.5]
+
+    results = await asyncio.gather(
+        *(
+            queue.complete(job.id, job.attempt, ref, _later(), cost)
+            for job, ref, cost in zip(claimed, refs, costs, strict=True)
+        ),
+        return_exceptions=True,
+    )
+
+    assert isinstance(results[1], psycopg.errors.NumericValueOutOfRange)
+    assert all(r is not None and not isinstance(r, BaseException) for i, r in enumerate(results) if i != 1)
+    ids = [j.id for j in claimed]
+    query = "SELECT array_agg(status ORDER BY status) FROM jobs WHERE id = ANY(:ids)"
+    statuses = await scalar(container, query, ids=ids)
+    assert statuses == ["running", "succeeded", "succeeded", "succeeded"]

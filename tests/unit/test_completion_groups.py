@@ -98,3 +98,25 @@ async def test_a_caller_that_stops_waiting_is_left_out_of_the_next_group() -> No
     with pytest.raises(asyncio.CancelledError):
         await gone
     assert all(gone_id not in g for g in recorder.groups)
+
+
+async def test_one_refused_completion_fails_alone_and_the_rest_of_its_group_is_recorded() -> None:
+    bad = uuid.uuid4()
+
+    class RefusesOne(Recorder):
+        async def run(self, group: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+            self.groups.append([p["id"] for p in group])
+            await asyncio.sleep(0)
+            if any(p["id"] == bad for p in group):
+                raise ValueError("numeric field overflow")  # a statement error: the whole statement rolled back
+            return [{"id": p["id"], "attempt": p["attempt"]} for p in group]
+
+    recorder = RefusesOne()
+    groups = CompletionGroups(recorder.run)
+    ids = [uuid.uuid4(), bad, uuid.uuid4()]
+
+    results = await asyncio.gather(*(groups.submit({"id": i, "attempt": 1}) for i in ids), return_exceptions=True)
+
+    assert isinstance(results[1], ValueError)
+    assert [r["id"] for r in (results[0], results[2]) if isinstance(r, dict)] == [ids[0], ids[2]]
+    assert recorder.groups == [ids, [ids[0]], [bad], [ids[2]]]

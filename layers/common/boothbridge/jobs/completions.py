@@ -8,8 +8,10 @@ for it and then go together in the next one (`COMPLETE_MANY`), up to `max_group`
 is still fenced by its own attempt number: the statement completes only the jobs that attempt still holds, and
 each caller learns its own job's row (None: the attempt no longer held the job).
 
-Only a first try goes through here: when the grouped statement fails, every caller of the group gets the
-exception and handles it alone (`JobQueue` retries its own completion through a database outage).
+Only a first try goes through here: when the grouped statement fails for connection reasons (it may have applied),
+every caller of the group gets the exception and handles it alone (`JobQueue` retries its own completion through a
+database outage). When it fails for any other reason it rolled back, and each completion of the group is run again
+alone, so only a faulty one gets the error and the others' results, already paid for, are recorded.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
+
+from boothbridge.db.trouble import is_connection_trouble
 
 Params = Mapping[str, Any]
 RunGroup = Callable[[Sequence[Params]], Awaitable[Sequence[Mapping[str, Any]]]]
@@ -66,25 +70,36 @@ class CompletionGroups:
     async def _flush(self) -> None:
         while self._pending:
             group = self._next_group()
-            if not group:
-                continue
-            self.statements += 1
-            try:
-                rows = await self._run([params for params, _ in group])
-            except Exception as exc:
-                for _, future in group:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            except BaseException:
-                # Cancelled (the process is stopping): the callers must not wait for an answer that never comes.
-                for _, future in group:
-                    future.cancel()
-                for _, future in self._pending:
-                    future.cancel()
-                self._pending = []
-                raise
-            by_job = {row["id"]: row for row in rows}
-            for params, future in group:
+            if group:
+                await self._settle(group)
+
+    async def _settle(self, group: list[tuple[Params, asyncio.Future[Mapping[str, Any] | None]]]) -> None:
+        """Run one group and answer its callers."""
+        self.statements += 1
+        try:
+            rows = await self._run([params for params, _ in group])
+        except Exception as exc:
+            if len(group) > 1 and not is_connection_trouble(exc):
+                # Not the connection: one completion's values were refused (say a cost beyond the column's
+                # precision) and the statement rolled back. Each goes again alone, so only the faulty one gets the
+                # error and the others' results, already paid for, are recorded.
+                for item in group:
+                    if not item[1].done():
+                        await self._settle([item])
+                return
+            for _, future in group:
                 if not future.done():
-                    future.set_result(by_job.get(params["id"]))
+                    future.set_exception(exc)
+            return
+        except BaseException:
+            # Cancelled (the process is stopping): the callers must not wait for an answer that never comes.
+            for _, future in group:
+                future.cancel()
+            for _, future in self._pending:
+                future.cancel()
+            self._pending = []
+            raise
+        by_job = {row["id"]: row for row in rows}
+        for params, future in group:
+            if not future.done():
+                future.set_result(by_job.get(params["id"]))
