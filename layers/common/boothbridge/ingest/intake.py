@@ -97,8 +97,8 @@ class JobIntake:
                 self._enqueued(job, form, started)
                 await self.dispatcher.dispatch(job.id)
                 return job, source
-            # The same photo raced in on another request: attach to that job, drop our copy.
-            await upload.drop()
+            # The same photo raced in on another request: look again (attach to that job, and drop our copy, if it is
+            # still reusable; else enqueue again). Our copy is kept until then: the next round may need it.
         raise AppError(503, "busy", "the photo could not be queued, try again", headers={"Retry-After": "1"})
 
     @staticmethod
