@@ -19,13 +19,21 @@ from argon2 import PasswordHasher, profiles
 from boothbridge.accounts import auth
 from boothbridge.bootstrap import Container, build_container
 from boothbridge.db.migrate import upgrade_to_head
+from boothbridge.media.folder_store import FolderStore
 from boothbridge.media.s3_store import S3Store
+from boothbridge.media.store import ObjectStore
 from boothbridge.platform.provision import prepare_database
 from boothbridge.settings import Settings
 from local.app import Emulator
 from tests.fakes.sleepy import SleepyProvider, sleepy_catalog
 from tests.support.live_server import bound_socket
-from tests.support.moto_server import FAKE_ACCESS_KEY_ID, FAKE_REGION, FAKE_SECRET_ACCESS_KEY, moto_s3_server
+from tests.support.moto_server import (
+    FAKE_ACCESS_KEY_ID,
+    FAKE_REGION,
+    FAKE_SECRET_ACCESS_KEY,
+    fresh_s3_store,
+    moto_s3_server,
+)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -186,3 +194,21 @@ async def client(emulator: Emulator) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=emulator)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver", timeout=60) as http:
         yield http
+
+
+@pytest.fixture(params=["folder", "s3"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ObjectStore]:
+    """Each ObjectStore backend in turn: a folder, and S3 on moto over real HTTP in a fresh bucket."""
+    backend: ObjectStore
+    if request.param == "folder":
+        backend = FolderStore(tmp_path / "media")
+    else:
+        # Looked up lazily so folder-only runs (-k folder) never start the moto server.
+        s3 = fresh_s3_store(request.getfixturevalue("moto_endpoint"))
+        await s3.open()
+        await s3.create_bucket_if_missing()
+        backend = s3
+    try:
+        yield backend
+    finally:
+        await backend.close()

@@ -20,45 +20,15 @@ from tests.support.moto_server import (
     FAKE_ACCESS_KEY_ID,
     FAKE_REGION,
     FAKE_SECRET_ACCESS_KEY,
+    fresh_s3_store,
 )
 
 ESCAPING_KEYS = ["../x", "/etc/passwd", "a/../../x", "", "a\\b", "a\x00b", "./a", "a//b", "a/"]
 
 
-def _s3_store(endpoint: str, bucket: str) -> S3Store:
-    return S3Store(
-        bucket,
-        endpoint_url=endpoint,
-        region=FAKE_REGION,
-        access_key_id=FAKE_ACCESS_KEY_ID,
-        secret_access_key=FAKE_SECRET_ACCESS_KEY,
-    )
-
-
-def _fresh_bucket() -> str:
-    return f"contract-{uuid.uuid4().hex}"
-
-
-@pytest.fixture(params=["folder", "s3"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ObjectStore]:
-    backend: ObjectStore
-    if request.param == "folder":
-        backend = FolderStore(tmp_path / "media")
-    else:
-        # Looked up lazily so folder-only runs (-k folder) never start the moto server.
-        s3 = _s3_store(request.getfixturevalue("moto_endpoint"), _fresh_bucket())
-        await s3.open()
-        await s3.create_bucket_if_missing()
-        backend = s3
-    try:
-        yield backend
-    finally:
-        await backend.close()
-
-
 @pytest.fixture
 async def s3_store(moto_endpoint: str) -> AsyncIterator[S3Store]:
-    s3 = _s3_store(moto_endpoint, _fresh_bucket())
+    s3 = fresh_s3_store(moto_endpoint)
     await s3.open()
     await s3.create_bucket_if_missing()
     try:
@@ -177,7 +147,7 @@ async def test_s3_presigned_url_serves_the_bytes(s3_store: S3Store) -> None:
 
 
 async def test_s3_check_fails_for_missing_bucket(moto_endpoint: str) -> None:
-    s3 = _s3_store(moto_endpoint, _fresh_bucket())
+    s3 = fresh_s3_store(moto_endpoint)
     await s3.open()
     try:
         with pytest.raises(ClientError):
@@ -209,7 +179,7 @@ async def test_build_object_store_folder(tmp_path: Path) -> None:
 
 
 async def test_build_object_store_s3(moto_endpoint: str) -> None:
-    bucket = _fresh_bucket()
+    bucket = f"contract-{uuid.uuid4().hex}"
     settings = Settings(  # type: ignore[call-arg]
         _env_file=None,
         s3_endpoint_url=moto_endpoint,

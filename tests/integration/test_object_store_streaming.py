@@ -5,8 +5,6 @@ multipart upload, no object), before or after the commit."""
 from __future__ import annotations
 
 import os
-import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -14,31 +12,8 @@ import pytest
 from boothbridge.media.folder_store import FolderStore
 from boothbridge.media.s3_store import PART_BYTES, S3Store
 from boothbridge.media.store import ObjectStore
-from tests.support.moto_server import FAKE_ACCESS_KEY_ID, FAKE_REGION, FAKE_SECRET_ACCESS_KEY
 
 KEY = "source/2026/11/22/photo.jpg"
-
-
-@pytest.fixture(params=["folder", "s3"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ObjectStore]:
-    backend: ObjectStore
-    if request.param == "folder":
-        backend = FolderStore(tmp_path / "media")
-    else:
-        s3 = S3Store(
-            f"stream-{uuid.uuid4().hex}",
-            endpoint_url=request.getfixturevalue("moto_endpoint"),
-            region=FAKE_REGION,
-            access_key_id=FAKE_ACCESS_KEY_ID,
-            secret_access_key=FAKE_SECRET_ACCESS_KEY,
-        )
-        await s3.open()
-        await s3.create_bucket_if_missing()
-        backend = s3
-    try:
-        yield backend
-    finally:
-        await backend.close()
 
 
 async def leftovers(store: ObjectStore) -> list[str]:

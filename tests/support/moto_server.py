@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from moto.server import ThreadedMotoServer
+
+from boothbridge.media.s3_store import S3Store
 
 # moto accepts any credentials; tests pass these to S3Store explicitly instead of touching os.environ.
 FAKE_ACCESS_KEY_ID = "testing"
@@ -24,3 +27,14 @@ def moto_s3_server() -> Iterator[str]:
         yield f"http://{host}:{port}"
     finally:
         server.stop()
+
+
+def fresh_s3_store(endpoint: str) -> S3Store:
+    """An S3Store on moto (`endpoint`) with a bucket name of its own (not yet opened or created)."""
+    return S3Store(
+        f"store-{uuid.uuid4().hex}",
+        endpoint_url=endpoint,
+        region=FAKE_REGION,
+        access_key_id=FAKE_ACCESS_KEY_ID,
+        secret_access_key=FAKE_SECRET_ACCESS_KEY,
+    )
