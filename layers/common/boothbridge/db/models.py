@@ -53,6 +53,15 @@ class Slot(Base):
     settings_json: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
     # "error": answer 502/504; "original": answer 200 with the booth's own photo and X-Fallback: original.
     failure_policy: Mapped[str] = mapped_column(Text, server_default="error")
+    # The pipeline (SPEC §4): the ordered steps, each `{provider_id, operation_id, settings_json, alternatives:
+    # [{provider_id, operation_id, settings_json}], optional}`; provider_id / operation_id / settings_json above
+    # mirror step 1 (the seed-003 shape). `finishing`: the stage applied to the final image; `variants`:
+    # `{name: {step index: settings overrides}}`, chosen by the query parameter `variant` or the form field
+    # `variant_field`. See boothbridge.slots.pipeline.
+    steps: Mapped[list[Any]] = mapped_column(server_default=text("'[]'::jsonb"))
+    finishing: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    variants: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    variant_field: Mapped[str | None] = mapped_column(Text)
     version: Mapped[int] = mapped_column(Integer, server_default="1")
     last_reset_at: Mapped[datetime | None] = mapped_column()
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
@@ -90,10 +99,26 @@ class Job(Base):
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
     slot_id: Mapped[str] = mapped_column(ForeignKey("slots.id", ondelete="RESTRICT"))
     status: Mapped[str] = mapped_column(Text, server_default=JobStatus.QUEUED.value)
+    # The step (or alternative) the job is at now: the claim takes work per provider, so these always name the
+    # provider that runs next. A step's input photo is `input_media_id` (the previous step's output), or the
+    # booth's photo for the first step.
     provider_id: Mapped[str] = mapped_column(Text)
     operation_id: Mapped[str] = mapped_column(Text)
-    # The slot's settings as they were when the photo arrived: a later edit does not change a job in flight.
+    # The step's settings as they were when the photo arrived (variant and booth fields applied): a later edit
+    # does not change a job in flight.
     settings_json: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    # The whole pipeline as the job runs it (`{"steps": [...], "finishing": {...}, "max_attempts": n}`, see
+    # boothbridge.jobs.pipeline); {} for a one-step job from before pipelines (the columns above are its step).
+    pipeline: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
+    step_index: Mapped[int] = mapped_column(Integer, server_default="0")
+    # 0: the step's own provider; k: its k-th alternative.
+    alternative: Mapped[int] = mapped_column(Integer, server_default="0")
+    # The attempt number the current step (alternative) started after: its attempts are `attempt - this`.
+    step_attempt_base: Mapped[int] = mapped_column(Integer, server_default="0")
+    step_started_at: Mapped[datetime | None] = mapped_column()
+    input_media_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    # What a running attempt is doing besides calling the provider (`uploading_image`); NULL: the status says it.
+    phase: Mapped[str | None] = mapped_column(Text)
     source_media_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
     source_sha256: Mapped[str] = mapped_column(Text)
     result_media_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
@@ -151,6 +176,32 @@ class Job(Base):
     )
 
 
+class JobStep(Base):
+    """A step (or one of its alternatives) a job has finished with: succeeded (its output is the next step's
+    input), failed (the next alternative was tried), or skipped (an optional step that failed for good). The
+    step a job is at now lives in the job's own row; a job that never leaves its first step writes none."""
+
+    __tablename__ = "job_steps"
+
+    job_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    step_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    alternative: Mapped[int] = mapped_column(Integer, primary_key=True)
+    provider_id: Mapped[str] = mapped_column(Text)
+    operation_id: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime | None] = mapped_column()
+    finished_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    cost: Mapped[float | None] = mapped_column(Numeric(12, 6))
+    error_code: Mapped[str | None] = mapped_column(Text)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    output_media_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+
+    __table_args__ = (CheckConstraint("status IN ('succeeded', 'failed', 'skipped')", name="job_steps_status_check"),)
+
+
 class ProcessingLog(Base):
     __tablename__ = "processing_log"
 
@@ -167,6 +218,9 @@ class ProcessingLog(Base):
     error_code: Mapped[str | None] = mapped_column(Text)
     error_message: Mapped[str | None] = mapped_column(Text)
     fallback: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    # Where a failed job stopped: its step (0-based) and alternative (0: the step's own provider); NULL otherwise.
+    failed_step: Mapped[int | None] = mapped_column(Integer)
+    failed_alternative: Mapped[int | None] = mapped_column(Integer)
     is_test: Mapped[bool] = mapped_column(Boolean, server_default="false")
     # The booth's form fields (time, hash, id, name, model, version, ... and any unknown ones), never the password.
     request_fields: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))

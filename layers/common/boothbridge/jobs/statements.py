@@ -152,7 +152,9 @@ _LOCK_ONE = _lock(f"""
 # - `taken`: the new attempt. Its number is the fencing token: whoever held the previous attempt can no longer
 #   heartbeat, complete or fail it. Taking over a lapsed lease counts a lease expiry (recorded in
 #   `attempt_errors`) and gives the job its attempt back (`max_attempts` + 1): a worker that died is not a
-#   provider failure, and provider failures keep their own limit.
+#   provider failure, and provider failures keep their own limit. The step's clock starts at its first claim
+#   (`step_started_at`, cleared when the job moves to another step); the phase of an earlier attempt
+#   (`uploading_image`) does not describe this one.
 
 
 def _take(only: str) -> str:
@@ -210,7 +212,7 @@ def _take(only: str) -> str:
         UPDATE jobs
         SET status = 'running', attempt = attempt + 1, lease_owner = %(owner)s,
             lease_expires_at = now() + make_interval(secs => %(lease)s), started_at = coalesce(started_at, now()),
-            updated_at = now(),
+            step_started_at = coalesce(step_started_at, now()), phase = NULL, updated_at = now(),
             lease_expiries = lease_expiries + (jobs.status = 'running')::int,
             max_attempts = max_attempts + (jobs.status = 'running')::int,
             attempt_errors = CASE WHEN jobs.status = 'running'
