@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -35,6 +35,16 @@ class JobRecord:
     finished_at: datetime | None
     # Leases that ran out on this job (its worker died or hung), counted apart from provider attempts.
     lease_expiries: int = 0
+    # The pipeline as the job runs it ({} before pipelines: one step, the columns above; see `jobs.pipeline`), the
+    # step and alternative it is at, the attempt number that step started after, when its clock started, its input
+    # photo (None: the booth's photo) and what a running attempt does besides the provider call.
+    pipeline: dict[str, Any] = field(default_factory=dict)
+    step_index: int = 0
+    alternative: int = 0
+    step_attempt_base: int = 0
+    step_started_at: datetime | None = None
+    input_media_id: uuid.UUID | None = None
+    phase: str | None = None
 
     @property
     def is_terminal(self) -> bool:
@@ -114,3 +124,6 @@ class NewJob:
     is_test: bool = False
     # When the waiting booth gets its own photo instead (slot policy `original`), else None.
     booth_fallback_at: datetime | None = None
+    # The whole pipeline (`{"steps": [...], "finishing": {...}, "max_attempts": n}`; see `jobs.pipeline`); the
+    # fields above name its first step. {}: one step, the one those fields name.
+    pipeline: dict[str, Any] = field(default_factory=dict)

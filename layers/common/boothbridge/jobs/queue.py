@@ -123,6 +123,7 @@ class JobQueue:
                 "provider": job.provider_id,
                 "operation": job.operation_id,
                 "settings": Jsonb(job.settings_json),
+                "pipeline": Jsonb(job.pipeline),
                 "source": job.source_media_id,
                 "sha": job.source_sha256,
                 "max_attempts": job.max_attempts,

@@ -322,10 +322,10 @@ ADMIT = _retry_safe(f"""
 # the two apart by reading the job it tried to insert (its id is the caller's own).
 ENQUEUE = _retry_safe(f"""
     WITH job AS (
-        INSERT INTO jobs (id, slot_id, status, provider_id, operation_id, settings_json, source_media_id,
+        INSERT INTO jobs (id, slot_id, status, provider_id, operation_id, settings_json, pipeline, source_media_id,
                           source_sha256, max_attempts, deadline_at, booth_fallback_at, request_meta, is_test)
-        VALUES (%(id)s, %(slot)s, 'queued', %(provider)s, %(operation)s, %(settings)s, %(source)s, %(sha)s,
-                %(max_attempts)s, %(deadline)s, %(fallback_at)s, %(meta)s, %(is_test)s)
+        VALUES (%(id)s, %(slot)s, 'queued', %(provider)s, %(operation)s, %(settings)s, %(pipeline)s, %(source)s,
+                %(sha)s, %(max_attempts)s, %(deadline)s, %(fallback_at)s, %(meta)s, %(is_test)s)
         ON CONFLICT DO NOTHING
         RETURNING {JOB_COLUMNS}
     ), source AS (
