@@ -78,6 +78,30 @@ class StreamToken(Answer):
     events_path: str = Field(description="the stream's path with the token, relative to the API's base URL")
 
 
+# A pipeline step's state in a job: `pending` (not reached), the job's own status for the step it is at, or how a
+# finished step ended (`skipped`: an optional step that failed for good).
+StepStatus = Literal["pending", "queued", "running", "waiting_provider", "succeeded", "failed", "skipped", "cancelled"]
+
+
+class StepError(Answer):
+    code: str
+    message: str
+
+
+class SlotTestStep(Answer):
+    """One step (or alternative) a test run tried, with its intermediate image."""
+
+    index: int = Field(description="the step, 0-based")
+    alternative: int = Field(description="0: the step's own provider; k: its k-th alternative")
+    provider_id: str
+    operation_id: str
+    status: StepStatus
+    ms: int | None = Field(description="how long the step took, milliseconds; null if it did not end")
+    cost: float | None = Field(description="the provider's charge for this step; null when it reports none")
+    error: StepError | None = Field(description="why the step ended without a result; null otherwise")
+    image_url: str | None = Field(description="the step's output image (public link); null if it made none")
+
+
 class SlotTestRun(Answer):
     """A test run that produced a result (any other outcome is an error answer)."""
 
@@ -87,3 +111,4 @@ class SlotTestRun(Answer):
     cost: float | None = Field(description="the provider's charge for this run; null when it reports none")
     result_url: str = Field(description="the result's public link")
     result_mime: str
+    steps: list[SlotTestStep] = Field([], description="each step and alternative tried, in order")
