@@ -78,21 +78,77 @@ class ProviderCatalog(Answer):
 # ---- slots ------------------------------------------------------------------------------------------------------
 
 
-class SlotPut(BaseModel):
-    name: str = Field(max_length=200, pattern=NO_NUL)
+_FINISHING = (
+    "the finishing stage applied to the final image; every field optional, {} = none: `width`, `height` (px), "
+    "`fit` (`fit` | `fill` | `pad`), `pad_color` (`#rrggbb`), `sharpen` (0-1), `overlay_media_id` (an uploaded "
+    "image placed over the result), `format` (`jpeg` | `png`), `quality` (1-100), `max_bytes`"
+)
+_VARIANTS = (
+    "named variants (at most 20; names of 1-40 letters, digits, `_`, `-`): `{name: {step index (0-based, as a "
+    "string): {settings overrides}}}`, chosen by the ingest query parameter `variant` or the form field "
+    "`variant_field`; unknown names run the defaults"
+)
+_VARIANT_FIELD = "the booth form field (e.g. a survey answer) that names the variant; null: none (at most 100 chars)"
+
+
+class StepCallBody(BaseModel):
+    """One provider call: a step's own, or one of its alternatives."""
+
     provider_id: str = Field(min_length=1, max_length=100)
     operation_id: str = Field(min_length=1, max_length=100)
     settings_json: dict[str, Any] = Field(default_factory=dict)
+
+
+class StepBody(StepCallBody):
+    alternatives: list[StepCallBody] = Field(
+        default_factory=list,
+        description="at most 3, tried in order when the step fails for good or cannot end before the deadline",
+    )
+    optional: bool = Field(False, description="skipped (its input passed on) when it and its alternatives fail")
+
+
+class SlotPipelineBody(BaseModel):
+    """A slot's pipeline in either shape: `steps` (1-8), or the seed-003 `provider_id` / `operation_id` /
+    `settings_json` (one step). With `steps`, the top-level three must be absent or equal to step 1's."""
+
+    provider_id: str | None = Field(None, min_length=1, max_length=100, description="seed-003 shape: step 1's")
+    operation_id: str | None = Field(None, min_length=1, max_length=100, description="seed-003 shape: step 1's")
+    settings_json: dict[str, Any] | None = Field(None, description="seed-003 shape: step 1's (default {})")
+    steps: list[StepBody] | None = Field(None, description="the ordered steps; each step's output is the next's input")
+    finishing: dict[str, Any] | None = Field(None, description=_FINISHING)
+    variants: dict[str, dict[str, dict[str, Any]]] | None = Field(None, description=_VARIANTS)
+    variant_field: str | None = Field(None, description=_VARIANT_FIELD)
+
+
+class SlotPut(SlotPipelineBody):
+    name: str = Field(max_length=200, pattern=NO_NUL)
     failure_policy: str | None = Field(default=None, description="'error' (502/504) or 'original' (booth photo)")
     version: int | None = Field(default=None, description="the version last read; 409 if the slot changed since")
+
+
+class StepCall(Answer):
+    provider_id: str
+    operation_id: str
+    settings_json: dict[str, Any]
+
+
+class Step(StepCall):
+    alternatives: list[StepCall] = Field(description="tried in order when the step fails for good")
+    optional: bool = Field(description="skipped when it and its alternatives fail")
 
 
 class Slot(Answer):
     id: str
     name: str
-    provider_id: str | None
-    operation_id: str | None
-    settings_json: dict[str, Any]
+    provider_id: str | None = Field(description="step 1's (the seed-003 shape); null when unconfigured")
+    operation_id: str | None = Field(description="step 1's; null when unconfigured")
+    settings_json: dict[str, Any] = Field(description="step 1's own settings")
+    steps: list[Step] = Field(description="the pipeline; [] when unconfigured")
+    finishing: dict[str, Any] = Field(description=_FINISHING)
+    variants: dict[str, dict[str, dict[str, Any]]] = Field(description=_VARIANTS)
+    variant_field: str | None = Field(description=_VARIANT_FIELD)
+    typical_sec: float = Field(description="the sum of the steps' providers' typical call time (own calls), s")
+    exceeds_wait: bool = Field(description="typical_sec is over T_SYNC_RESPONSE: booths may get 504 or the fallback")
     ingest_url: str = Field(description="where the booth posts its photos")
     is_configured: bool
     failure_policy: str

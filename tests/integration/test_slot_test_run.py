@@ -84,7 +84,17 @@ async def test_a_test_run_answers_a_link_to_the_result_and_is_never_matched_with
 
     assert r.status_code == 200, r.text
     body = r.json()
-    assert set(body) == {"job_id", "status", "processing_ms", "cost", "result_url", "result_mime"}
+    assert set(body) == {"job_id", "status", "processing_ms", "cost", "result_url", "result_mime", "steps"}
+    [step] = body["steps"]  # one step: the slot's own call, its output the result (issue 14: steps shown)
+    assert {k: step[k] for k in ("index", "alternative", "provider_id", "operation_id", "status", "error")} == {
+        "index": 0,
+        "alternative": 0,
+        "provider_id": "local",
+        "operation_id": "reframe",
+        "status": "succeeded",
+        "error": None,
+    }
+    assert step["image_url"] == body["result_url"] and isinstance(step["ms"], int)
     assert body["status"] == "succeeded" and body["result_mime"] == "image/jpeg"
     assert isinstance(body["processing_ms"], int) and body["processing_ms"] >= 0
     assert r.headers["x-job-id"] == body["job_id"]

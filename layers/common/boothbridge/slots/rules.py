@@ -1,84 +1,170 @@
 """Whether a slot update is valid against the catalog (pure: no database, no I/O).
 
-What `SlotService` checks before it saves: the provider is known, it offers the operation, the settings match
-the operation's JSON Schema (every violation reported at its field) and hold no NUL character, the failure
-policy is one the booth understands. Every rule raises the `AppError` the operator API documents (all 422).
-What needs the database (the slot's version, whether named images exist and are the operator's) stays in
-`SlotService`; `media_references` tells it which images a valid update names.
+What `SlotService` checks before it saves: the pipeline's limits (`pipeline.structure_problems`); for every step
+and every alternative, the provider is known, it offers the operation, the settings match the operation's JSON
+Schema (every violation reported at its field) and hold no NUL character; the finishing stage matches
+`FINISHING_SCHEMA`; each variant's overrides, merged into a step's settings, still match the schema of the
+step's own call and of each alternative (the keys its schema has); the failure policy is one the booth
+understands. Every rule raises the `AppError` the operator API documents (all 422). What needs the database (the
+slot's version, whether named images exist and are the operator's) stays in `SlotService`; `media_references`
+tells it which images a valid update names.
+
+Where a problem is reported (`details.field` / `details.fields[].field`): for a seed-003-shaped update (no
+`steps`) the bare names as before pipelines (`provider_id`, `aspect_ratio`, `template_media_id`); with `steps`,
+paths such as `steps/1/alternatives/0/settings_json/prompt`, `finishing/width`, `variants/winter/1/prompt`.
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
-from boothbridge.catalog import Catalog
+from boothbridge.catalog import MEDIA_FIELD_SUFFIX, Catalog
 from boothbridge.errors import AppError
+from boothbridge.slots.guest import apply_override
+from boothbridge.slots.pipeline import SlotUpdate, invalid_pipeline, step_path, structure_problems
+
+if TYPE_CHECKING:
+    from jsonschema.protocols import Validator
+
+__all__ = [
+    "FAILURE_POLICIES",
+    "SlotUpdate",
+    "check_media_found",
+    "media_references",
+    "nul_paths",
+    "validate_update",
+]
 
 FAILURE_POLICIES = ("error", "original")  # the slots table's CHECK constraint allows exactly these
-
-
-@dataclass(frozen=True)
-class SlotUpdate:
-    """A slot's configuration as an operator saves it (`PUT /api/slots/{id}`, or a test run's unsaved form).
-    `failure_policy` None keeps the stored one; `version` None skips the optimistic-concurrency check."""
-
-    name: str
-    provider_id: str
-    operation_id: str
-    settings_json: dict[str, Any]
-    failure_policy: str | None = None
-    version: int | None = None
+_finishing_validator: list[Validator] = []  # built on first use (jsonschema is imported then)
 
 
 def validate_update(catalog: Catalog, update: SlotUpdate) -> None:
     """Raise the first problem of `update`, checked in this order (the order decides which error an update
     with several problems gets):
 
-    - 422 `unknown_provider` (`details.field` = `provider_id`, `details.value`);
-    - 422 `unsupported_operation` (`details.field` = `operation_id`, `details.supported`: the provider's list);
-    - 422 `invalid_settings`, `details.fields` = `[{field, message}]`: every JSON-Schema violation (`field` is
-      the `/`-joined path, `""` for the object itself), or else every path that holds a NUL character;
+    - 422 `invalid_pipeline`, `details.fields` = `[{field, message}]`: the pipeline's limits;
+    - then for each step in order, its own call then each alternative:
+      422 `unknown_provider` (`details.field` = its `provider_id` path, `details.value`);
+      422 `unsupported_operation` (`details.field` = its `operation_id` path, `details.supported`);
+      422 `invalid_settings`, `details.fields` = `[{field, message}]`: every JSON-Schema violation (`field` is
+      the `/`-joined path, the settings object's own path for the object itself), or else every path that
+      holds a NUL character;
+    - 422 `invalid_finishing` (`details.fields`, paths under `finishing`): schema violations or NUL characters;
+    - 422 `invalid_settings` at `variants/<name>/<step>/<setting>`: an override that breaks a schema or holds NUL;
     - 422 `invalid_failure_policy` when a policy is given and is not `error` or `original`.
     """
-    provider = catalog.provider(update.provider_id)
-    if provider is None:
-        raise AppError(
-            422,
-            "unknown_provider",
-            "no such provider",
-            {"field": "provider_id", "value": update.provider_id},
-        )
-    if update.operation_id not in provider.operations:
-        raise AppError(
-            422,
-            "unsupported_operation",
-            f"provider {update.provider_id} has no operation {update.operation_id}",
-            {"field": "operation_id", "supported": list(provider.operations)},
-        )
-    errors = catalog.validate_settings(update.operation_id, update.settings_json)
-    if errors:
-        raise _invalid_settings([{"field": e.path, "message": e.message} for e in errors])
-    if nul := nul_paths(update.settings_json):
-        # Checked after the schema: jsonb cannot store NUL, and the schema has nothing to say about it.
-        raise _invalid_settings([{"field": path, "message": "must not contain NUL characters"} for path in nul])
+    if problems := structure_problems(update):
+        raise invalid_pipeline(problems)
+    steps = update.pipeline_steps
+    for index, step in enumerate(steps):
+        for alternative, call in _calls(step):
+            _check_call(catalog, update, index, alternative, call)
+    _check_finishing(update.finishing)
+    for name, overrides in update.variants.items():
+        for key, override in overrides.items():
+            _check_override(catalog, f"variants/{name}/{key}", steps[int(key)], override)
     if update.failure_policy is not None and update.failure_policy not in FAILURE_POLICIES:
         raise AppError(422, "invalid_failure_policy", "failure_policy must be 'error' or 'original'")
 
 
+def _calls(step: Mapping[str, Any]) -> Iterator[tuple[int | None, Mapping[str, Any]]]:
+    """The step's own call (None) and its alternatives (0, 1, ...)."""
+    yield None, step
+    yield from enumerate(step["alternatives"])
+
+
+def _check_call(
+    catalog: Catalog, update: SlotUpdate, index: int, alternative: int | None, call: Mapping[str, Any]
+) -> None:
+    provider_id, operation_id, settings = call["provider_id"], call["operation_id"], call["settings_json"]
+    provider = catalog.provider(provider_id)
+    if provider is None:
+        field = step_path(update, index, alternative, "provider_id")
+        raise AppError(422, "unknown_provider", "no such provider", {"field": field, "value": provider_id})
+    if operation_id not in provider.operations:
+        raise AppError(
+            422,
+            "unsupported_operation",
+            f"provider {provider_id} has no operation {operation_id}",
+            {"field": step_path(update, index, alternative, "operation_id"), "supported": list(provider.operations)},
+        )
+    prefix = step_path(update, index, alternative, "settings_json") if update.steps else ""
+    errors = catalog.validate_settings(operation_id, settings)
+    if errors:
+        raise _invalid_settings([{"field": _join(prefix, e.path), "message": e.message} for e in errors])
+    if nul := nul_paths(settings):
+        # Checked after the schema: jsonb cannot store NUL, and the schema has nothing to say about it.
+        raise _invalid_settings([{"field": _join(prefix, path), "message": _NUL} for path in nul])
+
+
+def _check_finishing(finishing: Mapping[str, Any]) -> None:
+    if not _finishing_validator:
+        # Deferred: the finishing module (and jsonschema) load only when a slot is saved.
+        from jsonschema import Draft202012Validator, FormatChecker
+
+        from boothbridge.images.finishing import FINISHING_SCHEMA
+
+        _finishing_validator.append(Draft202012Validator(FINISHING_SCHEMA, format_checker=FormatChecker()))
+    found = sorted(_finishing_validator[0].iter_errors(finishing), key=lambda e: [str(p) for p in e.absolute_path])
+    fields = [
+        {"field": _join("finishing", "/".join(str(p) for p in e.absolute_path)), "message": e.message} for e in found
+    ] or [{"field": _join("finishing", path), "message": _NUL} for path in nul_paths(finishing)]
+    if fields:
+        raise AppError(422, "invalid_finishing", "finishing does not match the finishing schema", {"fields": fields})
+
+
+def _check_override(catalog: Catalog, where: str, step: Mapping[str, Any], override: Mapping[str, Any]) -> None:
+    """The override merged into the step's own settings must match its schema (every key of it); merged into an
+    alternative's, with the keys that alternative's schema has, must match that one's."""
+    if nul := nul_paths(override):
+        raise _invalid_settings([{"field": _join(where, path), "message": _NUL} for path in nul], _VARIANT)
+    for alternative, call in _calls(step):
+        operation = catalog.operation(call["operation_id"])
+        assert operation is not None, "the steps were checked first"
+        accepts = None if alternative is None else set(operation.settings_schema.get("properties", {}))
+        merged = apply_override(call["settings_json"], override, accepts)
+        errors = catalog.validate_settings(call["operation_id"], merged)
+        if errors:
+            whose = "the step's own" if alternative is None else f"alternative {alternative}'s"
+            fields = [
+                {"field": _join(where, e.path), "message": f"{e.message} (with {whose} settings)"} for e in errors
+            ]
+            raise _invalid_settings(fields, _VARIANT)
+
+
 def media_references(catalog: Catalog, update: SlotUpdate) -> dict[str, uuid.UUID]:
-    """The stored images a valid `update` names: `{settings field: media id}` for each of its operation's
-    `*_media_id` settings that is set (an empty or absent one names nothing). Call after `validate_update`:
-    the schema gives those fields `format: uuid`, so each value parses (ValueError otherwise)."""
-    operation = catalog.operation(update.operation_id)
-    assert operation is not None, "validate_update checks the operation first"
-    settings = update.settings_json
-    return {f: uuid.UUID(str(settings[f])) for f in operation.media_fields() if settings.get(f)}
+    """The stored images a valid `update` names: `{field path: media id}` for each `*_media_id` setting that is
+    set (an empty or absent one names nothing) of every step and alternative (its operation's schema says which),
+    of every variant override, and the finishing stage's `overlay_media_id`. Paths are reported as validation
+    errors are. Call after `validate_update`: the schemas give those fields `format: uuid`, so each value parses
+    (ValueError otherwise)."""
+    found: dict[str, uuid.UUID] = {}
+    for index, step in enumerate(update.pipeline_steps):
+        for alternative, call in _calls(step):
+            operation = catalog.operation(call["operation_id"])
+            assert operation is not None, "validate_update checks the operation first"
+            prefix = step_path(update, index, alternative, "settings_json") if update.steps else ""
+            settings = call["settings_json"]
+            found |= {
+                _join(prefix, f): uuid.UUID(str(settings[f])) for f in operation.media_fields() if settings.get(f)
+            }
+    for name, overrides in update.variants.items():
+        for key, override in overrides.items():
+            found |= {
+                f"variants/{name}/{key}/{f}": uuid.UUID(str(value))
+                for f, value in override.items()
+                if f.endswith(MEDIA_FIELD_SUFFIX) and value
+            }
+    if overlay := update.finishing.get("overlay_media_id"):
+        found["finishing/overlay_media_id"] = uuid.UUID(str(overlay))
+    return found
 
 
 def check_media_found(references: dict[str, uuid.UUID], found: set[uuid.UUID]) -> None:
-    """Raise 422 `media_not_found` (`details.fields` = `[{field, message}]`, in settings order) when any of
+    """Raise 422 `media_not_found` (`details.fields` = `[{field, message}]`, in `references`' order) when any of
     `references` is not among `found` (the ids the database knows as usable by this operator)."""
     missing = [f for f, media_id in references.items() if media_id not in found]
     if missing:
@@ -108,7 +194,14 @@ def nul_paths(value: Any, path: str = "") -> list[str]:
     return found
 
 
-def _invalid_settings(fields: list[dict[str, str]]) -> AppError:
-    return AppError(
-        422, "invalid_settings", "settings_json does not match the operation's settings_schema", {"fields": fields}
-    )
+_NUL = "must not contain NUL characters"
+_SETTINGS = "settings_json does not match the operation's settings_schema"
+_VARIANT = "a variant's overrides do not match the operation's settings_schema"
+
+
+def _join(prefix: str, path: str) -> str:
+    return f"{prefix}/{path}" if prefix and path else prefix or path
+
+
+def _invalid_settings(fields: list[dict[str, str]], message: str = _SETTINGS) -> AppError:
+    return AppError(422, "invalid_settings", message, {"fields": fields})
