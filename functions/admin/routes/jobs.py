@@ -5,10 +5,11 @@ The stream (`GET /api/jobs/{id}/events`, `text/event-stream`, framed by sse-star
     retry: 1000
 
     event: status
-    data: {"status":"queued","attempt":0,"at":"2025-01-09T12:00:00+00:00","error":null}
+    data: {"status":"queued","attempt":0,"at":"2025-01-09T12:00:00+00:00","error":null,"step_index":0,
+           "step_count":2,"alternative":0,"phase":"queued","progress":0.0}
 
     event: status
-    data: {"status":"running","attempt":1,...}
+    data: {"status":"running","attempt":1,...,"phase":"processing_style_transfer","progress":0.15}
 
     : keep-alive
 
@@ -18,7 +19,8 @@ The stream (`GET /api/jobs/{id}/events`, `text/event-stream`, framed by sse-star
     event: end
     data: {"status":"succeeded"}
 
-First the current status, then one `status` event per change of status or attempt, a keep-alive comment every
+(one line each on the wire). First the current status, then one `status` event per change of status, attempt,
+step, alternative or phase (`boothbridge.jobs.progress` defines phase and progress), a keep-alive comment every
 ~15 s, and after a terminal status a final `end` event and the end of the response. A stream that closes without
 `end` (the server's cap on a stream's length) is meant to be reopened: browsers' EventSource does so by itself,
 and the first event tells the status at that time.
@@ -58,7 +60,7 @@ if TYPE_CHECKING:
     from sse_starlette import EventSourceResponse
 
 # Re-read period of a watched job: the hub wakes the stream when the job ends, but queued -> running (and a
-# retry, or parking at the provider) notify nobody, so the row is also read on this timer.
+# retry, parking at the provider, the next step or phase) notify nobody, so the row is also read on this timer.
 POLL_SEC = 0.25
 POLL_WITHOUT_HUB_SEC = 0.5  # a process without the LISTEN connection: the timer alone
 KEEPALIVE_SEC = 15.0  # proxies close a connection idle for longer (read when a stream opens)
@@ -77,7 +79,8 @@ SSE_EVENT = {
         "data": {
             "type": "string",
             "contentMediaType": "application/json",
-            "description": '`status`: `{"status", "attempt", "at", "error"}`; `end`: `{"status"}`',
+            "description": '`status`: `{"status", "attempt", "at", "error", "step_index", "step_count", '
+            '"alternative", "phase", "progress"}`; `end`: `{"status"}`',
         },
         "retry": {"type": "integer"},
     },
@@ -115,7 +118,8 @@ async def list_jobs(
     responses=errors(*AUTH, INVALID, "404 job_not_found"),
 )
 async def get_job(job_id: str, operator: OperatorDep, view: JobsViewDep) -> JobDetail:
-    """One job: status, attempts and their errors, timings, cost, the result's link while it is kept."""
+    """One job: status, attempts and their errors, timings, cost, the result's link while it is kept, and where
+    it is in its pipeline (steps, step k of n, phase, progress, the step that failed)."""
     from boothbridge.jobs.view import parse_job_id  # deferred (psycopg): see the module docstring
 
     return JobDetail.model_validate(await view.get(operator.id, parse_job_id(job_id)))

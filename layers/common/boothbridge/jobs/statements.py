@@ -567,59 +567,7 @@ CANCEL = _sql(f"""
 
 STATUS = _sql("SELECT status FROM jobs WHERE id = %(id)s")
 
-# ---- the operator's read-model (`jobs.view`) -----------------------------------------------------------------
-
-
-def _ms(later: str, earlier: str) -> str:
-    return f"CAST(floor(extract(epoch FROM ({later}) - ({earlier})) * 1000) AS bigint)"
-
-
-# Everything the detail shows, over `j` (jobs) and `m` (the result's media row, LEFT JOINed).
-_DETAIL_COLUMNS = f"""
-    j.id, j.slot_id, j.status, j.provider_id, j.operation_id, j.attempt, j.max_attempts, j.attempt_errors,
-    j.error_code, j.error_message, j.cost, j.is_test, j.created_at, j.started_at, j.finished_at,
-    {_ms("coalesce(j.started_at, j.finished_at, now())", "j.created_at")} AS queued_ms,
-    CASE WHEN j.started_at IS NOT NULL THEN {_ms("coalesce(j.finished_at, now())", "j.started_at")} END AS run_ms,
-    {_ms("coalesce(j.finished_at, now())", "j.created_at")} AS total_ms,
-    CASE WHEN m.id IS NOT NULL AND (m.expires_at IS NULL OR m.expires_at > now()) THEN m.id END AS live_result_id
-"""
-
-# One job of the operator's (the slot's owner is the job's owner).
-JOB_DETAIL = _sql(f"""
-    SELECT {_DETAIL_COLUMNS}
-    FROM jobs j
-    JOIN slots s ON s.id = j.slot_id AND s.user_id = %(uid)s
-    LEFT JOIN media_objects m ON m.id = j.result_media_id
-    WHERE j.id = %(id)s
-    """)
-
-# A page, newest first, and the total in one statement: the page is LEFT JOINed to the count, so a page past
-# the end still returns one row carrying `total` (with NULL job columns).
-JOB_PAGE = _sql(f"""
-    WITH filtered AS (
-        SELECT j.* FROM jobs j JOIN slots s ON s.id = j.slot_id
-        WHERE s.user_id = %(uid)s
-          AND (CAST(%(slot)s AS text) IS NULL OR j.slot_id = %(slot)s)
-          AND (CAST(%(statuses)s AS text[]) IS NULL OR j.status = ANY(%(statuses)s))
-    ), page AS (
-        SELECT * FROM filtered ORDER BY created_at DESC, id DESC LIMIT %(limit)s OFFSET %(offset)s
-    )
-    SELECT n.total, page_rows.*
-    FROM (SELECT count(*) AS total FROM filtered) n
-    LEFT JOIN (
-        SELECT {_DETAIL_COLUMNS} FROM page j LEFT JOIN media_objects m ON m.id = j.result_media_id
-    ) page_rows ON true
-    ORDER BY page_rows.created_at DESC, page_rows.id DESC
-    """)
-
-# What the status stream watches: cheap (two primary-key lookups), ownership checked on every read.
-# `at`: when the job reached its end, otherwise the row's last change.
-JOB_STATE = _sql(f"""
-    SELECT j.status, j.attempt, j.error_code, j.error_message,
-           CASE WHEN j.status IN {_TERMINAL} THEN j.finished_at ELSE j.updated_at END AS at
-    FROM jobs j JOIN slots s ON s.id = j.slot_id AND s.user_id = %(uid)s
-    WHERE j.id = %(id)s
-    """)
+# ---- the operator's read-model (`jobs.view`): its statements are in `boothbridge.jobs.view_statements` -----
 
 # ---- cleanup and metrics (`platform`) ------------------------------------------------------------------------
 

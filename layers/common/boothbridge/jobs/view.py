@@ -9,7 +9,12 @@ Timings are milliseconds measured on the database clock:
 - `total_ms`: arrival until the end.
 While a phase is still going on, its figure is "so far" (measured against now), so it grows between reads.
 
-The reads are `JOB_DETAIL`, `JOB_PAGE` and `JOB_STATE` in `boothbridge.jobs.statements`, one statement each.
+Each job also shows where it is in its pipeline (`boothbridge.jobs.progress` defines the figures): `steps` (each
+step and alternative tried, then the steps not reached), `step_index` (0-based), `step_count`, `phase`,
+`progress` (0.0-1.0) and `failed_step` (where a failed job stopped). The stream's states carry the step, the
+alternative, the phase and the progress too, and a change of any of them is an event.
+
+The reads are `JOB_DETAIL`, `JOB_PAGE` and `JOB_STATE` in `boothbridge.jobs.view_statements`, one statement each.
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from boothbridge.errors import AppError
-from boothbridge.jobs import statements as sql
+from boothbridge.jobs import progress as steps
+from boothbridge.jobs import view_statements as sql
 from boothbridge.jobs.notifications import NotificationHub
 from boothbridge.jobs.status import JobStatus
 
@@ -72,26 +78,82 @@ class JobQuery:
 
 @dataclass(frozen=True)
 class JobState:
-    """A job's status as the stream reports it."""
+    """A job's status as the stream reports it: the status and attempt, where it is in its pipeline (`step_index`
+    0-based of `step_count`, `alternative`: 0 the step's own provider, k its k-th alternative), its `phase` and
+    `progress` (0.0-1.0; see `boothbridge.jobs.progress`)."""
 
     status: str
     attempt: int
     at: datetime | None
     error_code: str | None
     error_message: str | None
+    step_index: int = 0
+    step_count: int = 1
+    alternative: int = 0
+    phase: str = steps.QUEUED
 
     @property
     def is_terminal(self) -> bool:
         return self.status in JobStatus.TERMINAL
 
+    @property
+    def progress(self) -> float:
+        return steps.progress(self.step_index, self.step_count, self.status, self.phase)
+
+    @property
+    def changes(self) -> tuple[str, int, int, int, str]:
+        """What the stream tells about: another value of any of these is an event."""
+        return (self.status, self.attempt, self.step_index, self.alternative, self.phase)
+
     def json(self) -> dict[str, Any]:
+        """`{"status", "attempt", "at", "error", "step_index", "step_count", "alternative", "phase", "progress"}`."""
         error = {"code": self.error_code, "message": self.error_message} if self.error_code else None
         return {
             "status": self.status,
             "attempt": self.attempt,
             "at": self.at.isoformat() if self.at else None,
             "error": error if self.status in JobStatus.ENDED_IN_ERROR else None,
+            "step_index": self.step_index,
+            "step_count": self.step_count,
+            "alternative": self.alternative,
+            "phase": self.phase,
+            "progress": self.progress,
         }
+
+    @classmethod
+    def from_row(cls, r: Any) -> JobState:
+        """From a `JOB_STATE` row."""
+        return cls(
+            r.status,
+            r.attempt,
+            r.at,
+            r.error_code,
+            r.error_message,
+            step_index=r.step_index,
+            step_count=steps.step_count(r.planned_count),
+            alternative=r.alternative,
+            phase=steps.phase(r.status, r.operation_id, r.phase),
+        )
+
+
+def step_now(r: Any) -> steps.StepNow:
+    """The step a job is at, from a `JOB_DETAIL` / `JOB_PAGE` row."""
+    return steps.StepNow(
+        index=r.step_index,
+        alternative=r.alternative,
+        provider_id=r.provider_id,
+        operation_id=r.operation_id,
+        status=r.status,
+        phase_column=r.phase,
+        attempts=r.step_attempts,
+        started_at=r.step_started_at,
+        job_started_at=r.started_at,
+        finished_at=r.finished_at,
+        cost=float(r.step_cost) if r.step_cost is not None else None,
+        error_code=r.error_code,
+        error_message=r.error_message,
+        output_media_id=str(r.result_media_id) if r.result_media_id is not None else None,
+    )
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -128,6 +190,23 @@ class JobsView:
             },
             "is_test": r.is_test,
             "result_url": f"{self.base_url}/public/media/{r.live_result_id}" if r.live_result_id else None,
+            **self.pipeline_json(r),
+        }
+
+    @staticmethod
+    def pipeline_json(r: Any) -> dict[str, Any]:
+        """Where the job of row `r` is in its pipeline: `steps`, `step_index`, `step_count`, `phase`, `progress`
+        and `failed_step` (`{index, alternative, provider_id, operation_id}` of a failed job, else null)."""
+        now = step_now(r)
+        count = steps.step_count(len(r.planned) if r.planned else None)
+        phase = steps.phase(r.status, r.operation_id, r.phase)
+        return {
+            "steps": steps.step_entries(r.planned, r.finished_steps or [], now),
+            "step_index": r.step_index,
+            "step_count": count,
+            "phase": phase,
+            "progress": steps.progress(r.step_index, count, r.status, phase),
+            "failed_step": steps.failed_step(now),
         }
 
     async def get(self, user_id: int, job_id: uuid.UUID) -> dict[str, Any]:
@@ -160,7 +239,7 @@ class JobsView:
             row = (await conn.exec_driver_sql(sql.JOB_STATE, {"uid": user_id, "id": job_id})).one_or_none()
         if row is None:
             return None
-        return JobState(row.status, row.attempt, row.at, row.error_code, row.error_message)
+        return JobState.from_row(row)
 
 
 async def watch_job(
@@ -173,15 +252,16 @@ async def watch_job(
     keepalive_sec: float,
     max_sec: float,
 ) -> AsyncIterator[JobState | None]:
-    """The job's state now, then every change of (status, attempt) as it happens; `None` when nothing changed
-    for `keepalive_sec`. Ends after a terminal state, when the job can no longer be read, or after `max_sec`.
+    """The job's state now, then every change of its status, attempt, step, alternative or phase as it happens;
+    `None` when nothing changed for `keepalive_sec`. Ends after a terminal state, when the job can no longer be
+    read, or after `max_sec`.
 
     Subscribed to the hub before the first read, so an ending is never missed; the hub only announces endings,
     so the row is also re-read every `poll_sec` (queued -> running, a retry, parking send no notification).
     Without a hub (a process with no LISTEN connection) the timer alone drives it.
     """
     started = last_sent = time.monotonic()
-    seen: tuple[str, int] | None = None
+    seen: tuple[str, int, int, int, str] | None = None
     # Without a hub: an event nobody sets, so only the timer wakes the loop.
     subscription: AbstractContextManager[asyncio.Event] = (
         hub.subscribe(job_id) if hub is not None else nullcontext(asyncio.Event())
@@ -193,8 +273,8 @@ async def watch_job(
             if state is None:
                 return
             now = time.monotonic()
-            if (state.status, state.attempt) != seen:
-                seen = (state.status, state.attempt)
+            if state.changes != seen:
+                seen = state.changes
                 last_sent = now
                 yield state
             elif now - last_sent >= keepalive_sec:
