@@ -1,6 +1,7 @@
 // The slot page's settings fields, generated from the operation's JSON Schema (`settings_schema`): strings,
 // enums, numbers with their ranges, booleans, nested objects ($ref into $defs too) and media ids as image drop
-// zones. Paths are "/"-joined property names, as the API reports field errors ("output/quality").
+// zones. Paths are "/"-joined property names, as the API reports field errors ("output/quality"). Ids are
+// "setting-<path>" unless `ctx.idPrefix` says otherwise (a pipeline has one form per step and alternative).
 import { h, setFieldError } from "./core.js";
 import { dropZone } from "./dropzone.js";
 
@@ -14,8 +15,8 @@ function resolve(schema, root) {
   return schema || {};
 }
 
-function domId(path) {
-  return `setting-${path.replace(/[^a-zA-Z0-9_-]/g, "-")}`;
+function domId(path, ctx) {
+  return `${ctx.idPrefix || "setting-"}${path.replace(/[^a-zA-Z0-9_-]/g, "-")}`;
 }
 
 function humanize(key) {
@@ -34,7 +35,7 @@ function rangeHint(schema) {
 
 /** One leaf field: label, control, hint and its error line; `read()` answers the value or undefined. */
 function leaf(path, key, schema, value, required, ctx, fields) {
-  const id = domId(path);
+  const id = domId(path, ctx);
   const title = schema.title || humanize(key);
   const error = h("p", { class: "field-error", id: `${id}-error` });
   const hintText = [schema.description, schema.type === "number" || schema.type === "integer" ? rangeHint(schema) : ""]
@@ -84,6 +85,20 @@ function leaf(path, key, schema, value, required, ctx, fields) {
       const match = schema.enum.find((option) => String(option) === control.value);
       return match;
     };
+  } else if (schema["x-control"] === "range" && schema.minimum !== undefined && schema.maximum !== undefined) {
+    // A slider (this page's own schemas ask for one): always a value, shown beside it as it moves.
+    const shown = h("output", { for: id, class: "range-value" });
+    const slider = h("input", { id, type: "range", min: schema.minimum, max: schema.maximum,
+      step: schema.step || "any", "aria-describedby": described });
+    slider.value = String(initial ?? schema.minimum);
+    const sync = () => {
+      shown.textContent = slider.value;
+    };
+    slider.addEventListener("input", sync);
+    sync();
+    control = h("div", { class: "range-row" }, slider, shown);
+    focusable = slider;
+    read = () => Number(slider.value);
   } else if (schema.type === "number" || schema.type === "integer") {
     const min = schema.minimum ?? schema.exclusiveMinimum;
     const max = schema.maximum ?? schema.exclusiveMaximum;
@@ -108,10 +123,10 @@ function leaf(path, key, schema, value, required, ctx, fields) {
     control.value = initial !== undefined ? String(initial) : "";
     read = () => (control.value === "" ? undefined : control.value);
   }
-  focusable = control;
+  focusable ||= control;
   fields.set(path, {
     read,
-    setError: (message) => setFieldError(control, error, message),
+    setError: (message) => setFieldError(focusable, error, message),
     focus: () => focusable.focus(),
     required,
   });
@@ -139,7 +154,8 @@ function objectFields(schema, values, prefix, ctx, fields, root) {
 
 /**
  * Build the form for `schema` filled with `values`. `ctx.uploadMedia(file)` stores an image and answers its
- * media id; `ctx.mediaUrl(id)` is where a stored image can be shown. Answers {element, collect, showErrors}.
+ * media id; `ctx.mediaUrl(id)` is where a stored image can be shown; `ctx.idPrefix` starts every control's id
+ * ("setting-" when not given). Answers {element, collect, showErrors}.
  */
 export function schemaForm(schema, values, ctx) {
   const fields = new Map();
