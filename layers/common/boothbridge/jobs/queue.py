@@ -20,6 +20,7 @@ from psycopg.types.json import Jsonb
 from boothbridge.db.raw import DatabaseUnavailable, RawDb, is_connection_trouble
 from boothbridge.db.trouble import is_busy
 from boothbridge.jobs import statements as sql
+from boothbridge.jobs import step_statements as step_sql
 from boothbridge.jobs.completions import CompletionGroups
 from boothbridge.jobs.model import ClaimedJob, JobRecord, JobWithResult, NewJob
 from boothbridge.jobs.statements import CHANNEL_DONE, CHANNEL_NEW, attempt_errors_entry, completion_params
@@ -314,6 +315,17 @@ class JobQueue:
         (False too when it applied before its answer was lost, or the attempt no longer holds the job)."""
         row, _ = await self._outcome_through_outage(statement, params, "outcome")
         return row is not None
+
+    async def move(self, statement: LiteralString, params: dict[str, Any]) -> bool:
+        """Move the attempt's job to another step or alternative (`jobs.steps`; `statement` is a fenced move of
+        `jobs.step_statements`), through an outage like a completion (the step's output is paid for). True when it
+        applied, also when it did so before its answer was lost."""
+        if (params["id"], params["attempt"]) in self._handed_back:
+            return False
+        row, after_outage = await self._outcome_through_outage(statement, params, "move to the next step")
+        if after_outage is None:
+            return row is not None
+        return await self.sql.one(step_sql.MOVED, params) is not None
 
     async def fail_attempt(
         self,

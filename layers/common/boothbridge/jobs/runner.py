@@ -25,6 +25,8 @@ from boothbridge.jobs.model import ClaimedJob, JobRecord, JobWithResult
 from boothbridge.jobs.queue import JobQueue, unreachable
 from boothbridge.jobs.retry import RetryPolicy
 from boothbridge.jobs.status import JobStatus
+from boothbridge.jobs.step_statements import UPLOADING
+from boothbridge.jobs.steps import Fence, PipelineSteps
 from boothbridge.media.links import PublicLinks
 from boothbridge.media.ref import MediaRef
 from boothbridge.media.service import MediaExpired, MediaNotFound, MediaService
@@ -101,6 +103,8 @@ class JobRunner:
     ) -> None:
         self.queue = queue
         self.max_image_pixels = max_image_pixels
+        # Moving a job between its pipeline's steps, and the finishing stage after the last.
+        self.steps = PipelineSteps(media, catalog, max_image_pixels)
         self.inputs = InputPreparer(media, max_image_pixels)
         self.callbacks = callbacks
         self.links = links
@@ -218,13 +222,15 @@ class JobRunner:
                 "no_time_left", "no time was left for an attempt before the booth's answer was due", retryable=False
             )
         gone = ("source_expired", "the source photo is no longer stored")
+        if job.input_media_id is not None:  # a later step: its input is the previous step's output
+            gone = ("input_expired", "the previous step's image is no longer stored")
         # The claim read the source's live media row along with the job. None (gone or expired, as far as the claim
         # saw) is asked again by id: a job committed while a claim ran can be claimed with its photo's row not yet
         # visible to the claim's join (seen under a burst of ingests), and must not fail for that.
-        row = job.source if isinstance(job, ClaimedJob) else None
+        row = job.source if isinstance(job, ClaimedJob) and job.input_media_id is None else None
         if row is None:
             try:
-                row = await self.media.describe(job.source_media_id)
+                row = await self.media.describe(job.input_media_id or job.source_media_id)
             except (MediaNotFound, MediaExpired) as exc:
                 raise ProviderError(*gone, retryable=False) from exc
         # Ingest checked only the photo's type, header and ending: its data is decoded here, or by a provider that
@@ -337,6 +343,30 @@ class JobRunner:
         return AttemptOutcome("stale")
 
     async def _succeeded(self, job: JobRecord, result: ProviderResult) -> AttemptOutcome:
+        """The call's image: the job moves to its next step, or (the last step) finishing makes the result."""
+        # The detail's phase, told while the image is stored (not waited for: it only informs).
+        phase = asyncio.ensure_future(self._uploading(job))
+        try:
+            after = await self.steps.succeeded(job, result, Fence(job.attempt), self.queue.move, self.result_ttl_sec)
+        except ProviderError as err:  # the finishing stage could not make the final image
+            return await self._failed(job, err)
+        finally:
+            await phase
+        if after is True:
+            return AttemptOutcome("moved", retry_in=0.0)  # queued for the next step's provider at once
+        if after is False:
+            log.warning("job %s attempt %s finished its step late; output discarded", job.id, job.attempt)
+            return AttemptOutcome("stale")
+        return await self._completed(job, after)
+
+    async def _uploading(self, job: JobRecord) -> None:
+        try:
+            await self.queue.sql.one(UPLOADING, {"id": job.id, "attempt": job.attempt})
+        except Exception:  # the phase is information only: the outcome that follows decides
+            log.debug("job %s: recording the uploading phase failed", job.id, exc_info=True)
+
+    async def _completed(self, job: JobRecord, result: ProviderResult) -> AttemptOutcome:
+        """Store the final image and complete the job with it."""
         ref = await self.media.write_bytes("result", result.image.data, result.image.mime)
         expires = datetime.now(UTC) + timedelta(seconds=self.result_ttl_sec)
         try:
@@ -366,6 +396,18 @@ class JobRunner:
         typical_sec = self.catalog.typical_sec(job.provider_id)
         decision = self.retry.decide(job, err, typical_sec=typical_sec, now=datetime.now(UTC))
         retry_in, message = decision.retry_in, decision.message
+        if retry_in is None:
+            # Failed for good here: the step's next alternative, or past an optional step, before failing the job.
+            try:
+                after = await self.steps.failed_for_good(job, err, message, Fence(job.attempt), self.queue.move)
+            except ProviderError as finishing:  # a skipped last step, and the finishing stage failed
+                err, message, after = finishing, finishing.message, None
+            if after is True:
+                return AttemptOutcome("moved", retry_in=0.0)
+            if after is False:
+                return AttemptOutcome("stale")
+            if after is not None:
+                return await self._completed(job, after)
         status = await self.queue.fail_attempt(
             job.id, job.attempt, err.code, message, err.retryable, retry_in, err.details()
         )

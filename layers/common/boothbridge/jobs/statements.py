@@ -375,13 +375,15 @@ HAND_BACK = _sql(f"""
 def completion_statement(fence: str) -> LiteralString:
     """One statement: fenced success, the result's media row, and the NOTIFY to waiters; it returns the job as
     it now stands (a waiter in this process is handed that and needs no read). `fence` decides who may finish
-    the job; a caller it does not match changes nothing, inserts no media row and notifies nobody."""
+    the job; a caller it does not match changes nothing, inserts no media row and notifies nobody. The job's cost
+    is what its earlier steps cost (recorded as it moved on) plus this last call's."""
     return _sql(f"""
         WITH done AS (
             UPDATE jobs
-            SET status = 'succeeded', result_media_id = %(result)s, cost = %(cost)s, finished_at = now(),
+            SET status = 'succeeded', result_media_id = %(result)s, cost = coalesce(jobs.cost, 0) + %(cost)s,
+                finished_at = now(),
                 updated_at = now(), lease_owner = NULL, lease_expires_at = NULL, error_code = NULL,
-                error_message = NULL
+                error_message = NULL, phase = NULL
             WHERE {fence}
             RETURNING {JOB_COLUMNS}
         ), result AS (
@@ -437,9 +439,9 @@ COMPLETE_MANY = _sql(f"""
             AS i(id, attempt, result, cost, m_key, m_mime, m_size, m_sha, m_expires)
     ), done AS (
         UPDATE jobs
-        SET status = 'succeeded', result_media_id = i.result, cost = i.cost, finished_at = now(),
-            updated_at = now(), lease_owner = NULL, lease_expires_at = NULL, error_code = NULL,
-            error_message = NULL
+        SET status = 'succeeded', result_media_id = i.result, cost = coalesce(jobs.cost, 0) + i.cost,
+            finished_at = now(), updated_at = now(), lease_owner = NULL, lease_expires_at = NULL, error_code = NULL,
+            error_message = NULL, phase = NULL
         FROM input i
         WHERE jobs.id = i.id AND jobs.attempt = i.attempt AND jobs.status = 'running'
         RETURNING {job_columns("jobs")}

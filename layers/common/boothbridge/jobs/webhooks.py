@@ -1,4 +1,6 @@
-"""Provider callbacks: a result delivered to `/webhooks/{provider_id}/{token}` completes its parked job.
+"""Provider callbacks: a result delivered to `/webhooks/{provider_id}/{token}` completes its parked job, or moves it
+to its pipeline's next step (`jobs.steps`: the next step runs on the queue and the waiting booth gets the final
+image), exactly as the worker does after a call.
 
 The token is `<job id>.<secret>`, one per attempt; only its sha256 is stored. An unknown or forged token
 changes nothing; a duplicate delivery finds the job finished and is acknowledged without a second completion.
@@ -23,6 +25,7 @@ from boothbridge.jobs.notifications import NotificationHub
 from boothbridge.jobs.queue import JobQueue
 from boothbridge.jobs.retry import RetryPolicy
 from boothbridge.jobs.runner import accepted_result
+from boothbridge.jobs.steps import Fence, PipelineSteps
 from boothbridge.media.service import MediaService
 from boothbridge.platform.logs import bind_job
 from boothbridge.providers.base import CallbackProvider, Provider, ProviderError
@@ -38,7 +41,8 @@ MIN_RESULT_FETCH_SEC = 5.0
 @dataclass(frozen=True)
 class Delivery:
     """What became of a delivery: `completed`, `failed` (the provider reported a failure, or the result could not
-    be used, and no attempt may follow), `requeued` (another attempt will run), or `duplicate`."""
+    be used, and no attempt may follow), `requeued` (another attempt will run), `moved` (the job went on to its
+    next step, or to an alternative of this one), or `duplicate`."""
 
     job_id: str
     outcome: str
@@ -72,6 +76,7 @@ class WebhookService:
         self.media = media
         self.hub = hub  # wakes this process's waiters at once (others by the NOTIFY)
         self.callbacks = callbacks
+        self.steps = PipelineSteps(media, catalog, settings.max_image_pixels)
 
     async def deliver(self, provider_id: str, token: str, payload: dict[str, Any]) -> Delivery:
         job_id = job_id_from_token(token)
@@ -97,8 +102,21 @@ class WebhookService:
             result = await callback_provider.result_from_callback(payload, deadline=deadline)
             # The same image boundary as the worker's: identified by its bytes, decoded, in the slot's format.
             result = await accepted_result(result, job.settings_json if job else {}, self.settings.max_image_pixels)
+            if job is not None:
+                fence = Fence(job.attempt, hash_)
+                after = await self.steps.succeeded(job, result, fence, self._move, self.settings.result_ttl_sec)
+                if isinstance(after, bool):
+                    return Delivery(str(job_id), "moved" if after else "duplicate")
+                result = after  # the last step's image, through the finishing stage
         except ProviderError as err:
             return await self._failed(job_id, hash_, job, err)
+        return await self._complete(job_id, hash_, result)
+
+    async def _move(self, statement: Any, params: dict[str, Any]) -> bool:
+        # One try: an error answers the provider with an error, and it delivers again.
+        return await self.queue.sql.one(statement, params) is not None
+
+    async def _complete(self, job_id: uuid.UUID, hash_: str, result: Any) -> Delivery:
         ref = await self.media.write_bytes("result", result.image.data, result.image.mime)
         expires = datetime.now(UTC) + timedelta(seconds=self.settings.result_ttl_sec)
         if not await self.callbacks.complete(job_id, hash_, ref, expires, result.cost):
@@ -117,6 +135,16 @@ class WebhookService:
         attempt = job.attempt if job is not None else 0
         retry_in = decision.retry_in if decision is not None else None
         message = decision.message if decision is not None else err.message
+        if job is not None and retry_in is None:
+            # Failed for good here: the step's next alternative, or past an optional step, before failing the job.
+            try:
+                after = await self.steps.failed_for_good(job, err, message, Fence(job.attempt, hash_), self._move)
+            except ProviderError as finishing:  # a skipped last step, and the finishing stage failed
+                err, message, after = finishing, finishing.message, None
+            if isinstance(after, bool):
+                return Delivery(str(job_id), "moved" if after else "duplicate")
+            if after is not None:
+                return await self._complete(job_id, hash_, after)
         recorded = await self.callbacks.fail(
             job_id, hash_, attempt, err.code, message, retryable=err.retryable, details=err.details(), retry_in=retry_in
         )
