@@ -20,6 +20,7 @@ from boothbridge.images.finishing import (
     finish_image,
     parse_finishing,
 )
+from tests.support.images import camera_jpeg
 
 JPEG, PNG = "image/jpeg", "image/png"
 
@@ -147,6 +148,18 @@ def test_a_large_jpeg_is_decoded_at_a_reduced_scale_with_the_same_picture() -> N
     assert result.size == (300, 300)
     diff = np.abs(np.asarray(result).astype(int) - np.asarray(reference).astype(int))
     assert float(diff.mean()) < 3.0
+
+
+def test_a_sideways_camera_jpeg_is_sized_upright() -> None:
+    """Stored 4000x2000 red|green with EXIF orientation 6 (turned 90 degrees clockwise to be upright): planned and
+    draft-decoded on the upright 2000x4000, so red ends up on top."""
+    out, _ = finish_image(
+        camera_jpeg(4000, 2000, orientation=6), JPEG, Finishing(width=200, height=300, fit="fill"), None
+    )
+    result = decoded(out)
+    assert result.size == (200, 300)
+    assert close_to(px(result, (100, 20)), (220, 20, 20), 12)
+    assert close_to(px(result, (100, 280)), (20, 200, 20), 12)
 
 
 # ---- sharpen, overlay --------------------------------------------------------------------------------------------

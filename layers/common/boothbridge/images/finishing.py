@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import io
 import math
-import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -158,18 +157,18 @@ def _decode(
 ) -> tuple[Image.Image, bytes | None, tuple[int, int]]:
     """(upright sRGB RGB/RGBA pixels, the ICC profile to write again or None, the upright size in the header).
     `draft(upright size)` may ask a JPEG to be decoded at a reduced scale of at least that size."""
+    # No warnings.catch_warnings here (it is not thread-safe, and this runs in worker threads): both images passed
+    # the pixel limit when they came in, so Pillow's bomb warning (set to that limit) cannot fire.
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the boundary checked the pixel count
-            img = Image.open(io.BytesIO(data))
-            icc = img.info.get("icc_profile") or None
-            swapped = _orientation(img) in _SWAPS_SIDES
-            upright = (img.height, img.width) if swapped else img.size
-            request = draft(upright) if img.format == "JPEG" else None
-            if request is not None:
-                img.draft(img.mode, (request[1], request[0]) if swapped else request)
-            img.load()
-            pixels, changes = image_boundary.normalise(img)
+        img = Image.open(io.BytesIO(data))
+        icc = img.info.get("icc_profile") or None
+        swapped = _orientation(img) in _SWAPS_SIDES
+        upright = (img.height, img.width) if swapped else img.size
+        request = draft(upright) if img.format == "JPEG" else None
+        if request is not None:
+            img.draft(img.mode, (request[1], request[0]) if swapped else request)
+        img.load()
+        pixels, changes = image_boundary.normalise(img)
     except MemoryError:
         raise
     except Exception as exc:  # Pillow raises many types for bytes that are not a decodable image
