@@ -34,7 +34,9 @@ class SettingsUpdate(BaseModel):
     model_config = ConfigDict(extra="allow", json_schema_extra=_document_key_fields)
 
     ingest_password: str | None = Field(default=None, min_length=6, max_length=200)
-    t_sync_response: float | None = Field(default=None, ge=5, le=50)
+    # At most boothbridge.settings.MAX_T_SYNC_SEC (not imported: the operator API leaves pydantic-settings to the
+    # requests that need it; a unit test holds the two equal).
+    t_sync_response: float | None = Field(default=None, ge=5, le=120, description="seconds, 5 to 120")
     result_ttl_sec: int | None = Field(default=None, ge=60, le=30 * 24 * 3600)
 
 

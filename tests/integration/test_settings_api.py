@@ -120,7 +120,7 @@ async def test_clear_media_cache_deletes_results(
 
 @pytest.mark.parametrize(
     "body",
-    [{"t_sync_response": 60}, {"t_sync_response": 1}, {"result_ttl_sec": 10}, {"ingest_password": "abc"}],
+    [{"t_sync_response": 121}, {"t_sync_response": 1}, {"result_ttl_sec": 10}, {"ingest_password": "abc"}],
 )
 async def test_invalid_settings_are_400(client: httpx.AsyncClient, settings: Settings, body: dict[str, Any]) -> None:
     r = await client.put("/api/settings", json=body, headers=await _auth(client, settings))

@@ -12,6 +12,10 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_CATALOG = PROJECT_ROOT / "configs" / "providers.json"
+# The longest a booth may be kept waiting for its answer (T_SYNC_RESPONSE, seconds): Breeze Booth waits 120 s by
+# default. Whatever fronts ingest must wait longer (the ingest Lambda's timeout, the front door's origin timeout:
+# infra/README.md). The settings page's API repeats this bound (functions/admin/schemas_settings.py).
+MAX_T_SYNC_SEC = 120.0
 
 
 class Settings(BaseSettings):
@@ -39,7 +43,7 @@ class Settings(BaseSettings):
     s3_region: str = "us-east-1"
 
     # Timing and retention.
-    t_sync_response: float = Field(48.0, gt=0, le=50)
+    t_sync_response: float = Field(48.0, gt=0, le=MAX_T_SYNC_SEC)
     result_ttl_sec: int = Field(72 * 3600, ge=60)
     source_ttl_sec: int = Field(60, ge=1)
     job_deadline_sec: float = Field(150.0, gt=0)
