@@ -13,7 +13,8 @@ from boothbridge.http.openapi import AUTH, INVALID, errors
 from boothbridge.stats.query import GlobalQuery
 from functions.admin.deps import CatalogDep, EngineDep, OperatorDep, SettingsDep
 from functions.admin.routes.media import public_media_url
-from functions.admin.schemas import GlobalSeries, SlotSeries, StatsSummary
+from functions.admin.schemas import GlobalSeries, StatsSummary
+from functions.admin.schemas_jobs import SlotStats
 
 # Range, grouping, paging and sorting are validated by `boothbridge.stats.query` (400 invalid_range or
 # invalid_parameter), so the query parameters are plain strings and integers here.
@@ -57,7 +58,7 @@ async def global_stats(
     return GlobalSeries.model_validate(await stats.global_series(engine, operator.id, query))
 
 
-@router.get("/api/stats/{slot_id}", response_model=SlotSeries, responses=errors(*SERIES_ERRORS))
+@router.get("/api/stats/{slot_id}", response_model=SlotStats, responses=errors(*SERIES_ERRORS))
 async def slot_stats(
     slot_id: str,
     operator: OperatorDep,
@@ -65,11 +66,12 @@ async def slot_stats(
     from_: FromQuery = None,
     to: ToQuery = None,
     group_by: Annotated[str, Query(max_length=16)] = "day",
-) -> SlotSeries:
-    """One slot's figures per hour/day/week, in chronological order."""
+) -> SlotStats:
+    """One slot's figures per hour/day/week, in chronological order, and where its failed requests stopped in
+    its pipeline (by step and alternative) over the same range."""
     from boothbridge.stats import queries as stats  # deferred (SQLAlchemy): see the module docstring
 
-    return SlotSeries.model_validate(await stats.slot_series(engine, operator.id, slot_id, from_, to, group_by))
+    return SlotStats.model_validate(await stats.slot_series(engine, operator.id, slot_id, from_, to, group_by))
 
 
 @router.post(

@@ -15,6 +15,10 @@ Definitions, shared by every endpoint:
 - Costs are in each provider's pricing currency (the catalog's `pricing.currency`); the summary also gives a
   slot's spending per currency, since a slot may have changed providers since its reset.
 - Ranges are half-open [from, to). A date-only `to` (`2024-04-07`) includes that whole day, as in the seed.
+- Where failures stopped (a slot's series): `failures_by_step` counts the slot's failed booth requests in the range
+  by the pipeline step (0-based) and alternative (0: the step's own provider) their job stopped at, as ingest
+  recorded them (`processing_log.failed_step`, `failed_alternative`); requests without a step (a timeout, a
+  failure before any job ran, rows from before pipelines) are not in it.
 - Retention: processing_log keeps LOG_RETENTION_DAYS (default 90) days of rows. Before the cleanup deletes older
   rows it adds them to `processing_log_totals` per slot, so the summary's counts stay exact: the all-time
   processed count is every booth request's SUCCESS ever (deleted + kept rows), and the since-reset requests,
@@ -26,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, LiteralString
 
 from sqlalchemy import text
 
@@ -94,6 +98,19 @@ _RESET = text(
 )
 
 
+# The slot's failed booth requests in [start, end) by the step and alternative they stopped at, in step order
+# (the slot's rows by the (slot_id, created_at) index). psycopg placeholders: it runs as the series do. (`n`, not
+# `count`: a result row is a tuple, whose `count` is a method.)
+STEP_FAILURES: LiteralString = """
+    SELECT l.failed_step AS step_index, coalesce(l.failed_alternative, 0) AS alternative, count(*) AS n
+    FROM processing_log l
+    WHERE l.slot_id = %(slot)s AND NOT l.is_test AND l.failed_step IS NOT NULL
+      AND l.created_at >= %(start)s AND l.created_at < %(end)s
+    GROUP BY 1, 2
+    ORDER BY 1, 2
+    """
+
+
 def _slot_not_found(slot_id: str) -> AppError:
     # Another operator's slot is reported exactly like a missing one.
     return AppError(404, "slot_not_found", "no such slot", {"slot_id": slot_id})
@@ -112,14 +129,17 @@ def _bounds(rng: Range) -> dict[str, Any]:
 async def slot_series(
     engine: AsyncEngine, user_id: int, slot_id: str, raw_from: str | None, raw_to: str | None, group_by: str
 ) -> dict[str, Any]:
-    """`GET /api/stats/{slot_id}`: the slot's periods in chronological order."""
+    """`GET /api/stats/{slot_id}`: the slot's periods in chronological order, and `failures_by_step`
+    (`[{step_index, alternative, count}]`, by step then alternative) over the same range."""
     rng = parse_range(raw_from, raw_to, group_by, SLOT_GROUPS, SLOT_MAX_DAYS, SLOT_DEFAULT_DAYS)
     async with autocommit(engine).connect() as conn:
         await _require_slot(conn, user_id, slot_id)
         params = {"slot": slot_id, "uid": user_id, **_bounds(rng)}
         rows = (await conn.exec_driver_sql(sql.STATS_SLOT_SERIES, params)).all()
+        failures = (await conn.exec_driver_sql(STEP_FAILURES, params)).all()
     metrics = [_period_json(r, rng.group_by, with_end=False) for r in rows]
-    return {"slot_id": slot_id, "range": rng.json(), "metrics": metrics}
+    by_step = [{"step_index": f.step_index, "alternative": f.alternative, "count": f.n} for f in failures]
+    return {"slot_id": slot_id, "range": rng.json(), "metrics": metrics, "failures_by_step": by_step}
 
 
 async def global_series(engine: AsyncEngine, user_id: int, q: GlobalQuery) -> dict[str, Any]:
