@@ -6,9 +6,9 @@ with the first request (`ContainerHolder`); the container's and the settings' ty
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from boothbridge.http.errors import install_error_handlers
@@ -73,13 +73,23 @@ def create_app(settings: Settings | None = None, container: Container | None = N
             }
         },
     )
-    async def ingest(slot_id: str, request: Request) -> Response:
+    async def ingest(
+        slot_id: str,
+        request: Request,
+        variant: Annotated[
+            str | None,
+            Query(
+                description="the slot's variant to run (e.g. a survey answer DSLR Remote Pro puts in the post URL); "
+                "wins over the slot's variant form field; an unknown or empty one runs the slot's defaults"
+            ),
+        ] = None,
+    ) -> Response:
         """Receive one booth photo and answer with the processed image (or the documented error)."""
         started = time.monotonic()
         service = (await holder.get()).ingest
         # The photo streams to storage as it arrives (the service's sink), never held whole.
         outcome = await service.process(
-            slot_id, lambda limit, sink: read_booth_form(request, limit, sink=sink), started
+            slot_id, lambda limit, sink: read_booth_form(request, limit, sink=sink), started, variant=variant
         )
         return to_response(outcome)
 

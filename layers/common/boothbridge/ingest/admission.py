@@ -3,7 +3,9 @@
 `IngestService` reads the slot, the form and the provider's backlog, and asks these rules, in its order: the
 slot id's shape, which configuration runs (a test run's), the provider's limits (None: the slot cannot run),
 the upload cap, the photo's presence and size, the backlog, and when the booth gets its own photo instead.
-Each refusal is the `AppError` the ingest endpoint documents.
+Each refusal is the `AppError` the ingest endpoint documents. The provider whose limits, backlog and upload cap
+apply is the one of the pipeline's first step (its own call): the photo the booth posts is that step's input.
+`answer_due` is when the booth's answer is due: the wait, every retried statement and the fallback end there.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from datetime import datetime, timedelta
 from boothbridge.catalog import Catalog, IngestLimits
 from boothbridge.errors import AppError
 from boothbridge.ingest.model import SlotForIngest, too_large
+from boothbridge.slots.pipeline import slot_steps
 from boothbridge.slots.rules import SlotUpdate
 
 MAX_SLOT_ID_CHARS = 200  # no slot id is that long; a longer one is not looked up
@@ -32,29 +35,61 @@ def check_slot_id(slot_id: str) -> None:
 def slot_for_run(slot: SlotForIngest, *, is_test: bool, config: SlotUpdate | None = None) -> SlotForIngest:
     """The slot as this request runs it. A booth's post runs the stored slot. An operator's test run never falls
     back to the original photo (the operator is there to see the provider's failure), and runs `config` (the
-    slot page's unsaved, already validated configuration) when one is given."""
+    slot page's unsaved, already validated configuration: its whole pipeline, steps, finishing and variants) when
+    one is given."""
     if not is_test:
         return slot
     slot = replace(slot, failure_policy="error")
     if config is None:
         return slot
     return replace(
-        slot, provider_id=config.provider_id, operation_id=config.operation_id, settings_json=config.settings_json
+        slot,
+        provider_id=config.provider_id,
+        operation_id=config.operation_id,
+        settings_json=config.settings_json,
+        steps=config.pipeline_steps,
+        finishing=dict(config.finishing),
+        variants=dict(config.variants),
+        variant_field=config.variant_field,
     )
 
 
 def slot_limits(catalog: Catalog, available: Collection[str], slot: SlotForIngest) -> IngestLimits | None:
-    """The provider's ingest limits, or None when the slot cannot run: not configured, configured for an
-    operation its provider does not offer (the catalog changed), or for a provider this deployment did not
-    build (`available`: the provider ids it has adapters for)."""
-    if not slot.provider_id or not slot.operation_id:
+    """The ingest limits of the provider of the slot's first step, or None when the slot cannot run: not
+    configured, its first step's own call cannot run, or a later step has no call that can and is not optional.
+    A call cannot run when its provider does not offer its operation (the catalog changed) or is not one this
+    deployment built (`available`: the provider ids it has adapters for)."""
+    steps = slot_steps(slot.steps, slot.provider_id, slot.operation_id, slot.settings_json)
+    if not steps:
         return None
-    if not catalog.supports(slot.provider_id, slot.operation_id):
+    first = steps[0]
+    if not _runnable(catalog, available, first):
         return None
-    if slot.provider_id not in available:
-        return None
-    entry = catalog.provider(slot.provider_id)
+    for step in steps[1:]:
+        calls = [step, *step["alternatives"]]
+        if not step["optional"] and not any(_runnable(catalog, available, call) for call in calls):
+            return None
+    entry = catalog.provider(first["provider_id"])
     return entry.ingest if entry else None
+
+
+def _runnable(catalog: Catalog, available: Collection[str], call: dict[str, object]) -> bool:
+    provider_id, operation_id = call.get("provider_id"), call.get("operation_id")
+    if not isinstance(provider_id, str) or not isinstance(operation_id, str) or not provider_id or not operation_id:
+        return False
+    return catalog.supports(provider_id, operation_id) and provider_id in available
+
+
+def answer_due(started: float, t_sync: float) -> float:
+    """When the booth's answer is due, on `started`'s clock (time.monotonic() seconds): `t_sync` seconds (the
+    slot's T_SYNC_RESPONSE, up to `settings.MAX_T_SYNC_SEC`) after the request started. The wait for the job, every
+    retried statement of the request (`db_deadline`) and the booth's fallback moment end there."""
+    return started + t_sync
+
+
+def seconds_left(started: float, t_sync: float, now: float) -> float:
+    """Seconds from `now` until the answer is due (negative once it is past)."""
+    return answer_due(started, t_sync) - now
 
 
 def upload_cap(max_upload_bytes: int, limits: IngestLimits | None) -> int:

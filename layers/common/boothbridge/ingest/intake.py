@@ -1,5 +1,6 @@
 """Turning a stored booth photo into its job: attach to the job already running for the same bytes on the slot
-(retry-safe), or refuse under back-pressure, or enqueue a new job and wake a worker."""
+(retry-safe; `ingest.choice.attaches` says when a post that chose another variant does not), or refuse under
+back-pressure, or enqueue a new job with its pipeline snapshot and wake a worker."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import logging
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from boothbridge.catalog import Catalog
 from boothbridge.errors import AppError
-from boothbridge.ingest.admission import check_backlog, fallback_at
+from boothbridge.ingest.admission import check_backlog, fallback_at, seconds_left
+from boothbridge.ingest.choice import VARIANT_KEY, attaches, first_call
 from boothbridge.ingest.model import SlotForIngest, UploadedForm, public_fields
 from boothbridge.ingest.upload import PhotoUpload, StoredPhoto
 from boothbridge.jobs.dispatch import JobDispatcher
@@ -42,25 +45,37 @@ class JobIntake:
         started: float,
         t_sync: float,
         *,
+        pipeline: dict[str, Any],
+        variant: dict[str, Any] | None = None,
         is_test: bool = False,
     ) -> tuple[JobRecord, MediaRef | None]:
-        """The job this photo belongs to: an existing one for the same bytes (retry-safe), or a new one.
+        """The job this photo belongs to: an existing one for the same bytes (retry-safe), or a new one running
+        `pipeline` (the snapshot, `ingest.choice.pipeline_for`; the job row names its first step's own call, whose
+        provider's backlog and limits apply). `variant`: the choice as recorded in the job's `request_meta`.
         Returns the job and the source media this request stored (None when it attached: the caller drops its
         copy). A test run always gets a new job (the partial unique index leaves test jobs out, so it never
         conflicts). Logs `work_before_enqueue_ms` when it enqueued (see `_enqueued`)."""
-        assert slot.provider_id and slot.operation_id
+        provider_id, operation_id, settings_json = first_call(pipeline)
         source, sha = photo.ref, photo.ref.sha256
+        meta = public_fields(form)
+        if variant is not None:
+            meta[VARIANT_KEY] = variant
         for _ in range(3):
-            admission = await self.queue.admit(slot.id, sha, slot.provider_id, reuse=not is_test)
-            if admission.reusable is not None:
+            admission = await self.queue.admit(slot.id, sha, provider_id, reuse=not is_test)
+            earlier = admission.reusable
+            if earlier is not None and attaches(earlier, pipeline):
                 await upload.drop()  # a re-post: the job has the photo already
-                return admission.reusable, None
+                return earlier, None
+            if earlier is not None:
+                # The same photo's ended job made something else (another variant, or the slot changed): this
+                # post is a new request. No job of this photo is in flight (the queue found none), so it inserts.
+                log.info("job %s did other work for this photo; a new job runs this post's choice", earlier.id)
             now = datetime.now(UTC)
             deadline_at = now + timedelta(seconds=self.settings.job_deadline_sec)
-            entry = self.catalog.provider(slot.provider_id)
+            entry = self.catalog.provider(provider_id)
             assert entry is not None, "slot_limits found the provider in the catalog"
             check_backlog(
-                slot.provider_id,
+                provider_id,
                 entry.ingest,
                 admission.depth,
                 backlog_factor=self.settings.backlog_factor,
@@ -69,16 +84,19 @@ class JobIntake:
             new = NewJob(
                 id=new_id,
                 slot_id=slot.id,
-                provider_id=slot.provider_id,
-                operation_id=slot.operation_id,
-                settings_json=slot.settings_json,
+                provider_id=provider_id,
+                operation_id=operation_id,
+                settings_json=settings_json,
                 source_media_id=source.id,
                 source_sha256=sha,
                 max_attempts=self.settings.max_attempts,
                 deadline_at=deadline_at,
-                request_meta=public_fields(form),
+                request_meta=meta,
                 is_test=is_test,
-                booth_fallback_at=fallback_at(slot.failure_policy, now, t_sync - (time.monotonic() - started)),
+                booth_fallback_at=fallback_at(
+                    slot.failure_policy, now, seconds_left(started, t_sync, time.monotonic())
+                ),
+                pipeline=pipeline,
             )
             # The photo must outlive every attempt the job may start: a queue can hold it past the booth's wait
             # (a backlog up to the job's deadline). When the request ends, its expiry is set again (see

@@ -53,17 +53,27 @@ class PhotoSink(Protocol):
 
 @dataclass(frozen=True)
 class SlotForIngest:
+    """A slot as ingest runs it. `provider_id`/`operation_id`/`settings_json` mirror step 1 (None: not
+    configured); `steps` (stored shape, `slots.pipeline`), `finishing`, `variants` and `variant_field` are its
+    pipeline (`steps` [] with a provider and operation set: one step, those columns)."""
+
     id: str
     provider_id: str | None
     operation_id: str | None
     settings_json: dict[str, Any]
     failure_policy: str
     password_digest: str | None
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    finishing: dict[str, Any] = field(default_factory=dict)
+    variants: dict[str, Any] = field(default_factory=dict)
+    variant_field: str | None = None
 
 
 @dataclass
 class IngestOutcome:
-    """What to answer: an image (status 200) or an error; `log_status` is what the processing log records."""
+    """What to answer: an image (status 200) or an error; `log_status` is what the processing log records, with
+    `failed_step`/`failed_alternative` (where the job stopped, for a job that failed or was cancelled; else None)
+    and `variant` (the request's choice as recorded, `ingest.choice`; None before the form was read)."""
 
     status: int
     log_status: str
@@ -76,6 +86,9 @@ class IngestOutcome:
     result_media_id: uuid.UUID | None = None
     processing_ms: int = 0
     headers: dict[str, str] = field(default_factory=dict)
+    failed_step: int | None = None
+    failed_alternative: int | None = None
+    variant: dict[str, Any] | None = None
 
 
 # What is kept of an authenticated booth's form (the processing log row, the job's request_meta): every field a
@@ -148,10 +161,14 @@ def refused_fields(form: UploadedForm) -> dict[str, Any]:
 
 def log_fields(form: UploadedForm, outcome: IngestOutcome) -> dict[str, Any]:
     """The processing log's `request_fields` for a request that ended with `outcome`: the booth's (capped) fields
-    once its password was verified, fixed-size facts when it was refused before that."""
+    once its password was verified, plus the variant it chose (`_variant`, when chosen), fixed-size facts when it
+    was refused before that."""
     if outcome.error is not None and outcome.error.code in UNVERIFIED_CODES and not form.password_verified:
         return refused_fields(form)
-    return public_fields(form)
+    fields = public_fields(form)
+    if outcome.variant is not None:
+        fields["_variant"] = outcome.variant
+    return fields
 
 
 def _no_nul(text: str) -> str:

@@ -47,6 +47,14 @@ def job_error(job: JobRecord, t_sync: float) -> AppError | None:
     )
 
 
+def failure_point(job: JobRecord) -> tuple[int | None, int | None]:
+    """Where a job that gives the booth no result stopped: its (step index, alternative) when it failed or was
+    cancelled (its final row's), else (None, None) (a success, a job still running at a 504)."""
+    if job.status in (JobStatus.FAILED, JobStatus.CANCELLED):
+        return job.step_index, job.alternative
+    return None, None
+
+
 def undecodable(job: JobRecord) -> AppError:
     """422 `image_undecodable` for a job whose worker could not decode the photo (ingest checks only its type,
     header and ending; corruption inside the data shows when it is decoded). `details.job_id`, and

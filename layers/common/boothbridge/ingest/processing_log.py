@@ -1,5 +1,5 @@
 """The processing log: one row per booth request (SPEC §8), written with the source photo's final expiry (one
-statement, `LOG_REQUEST` in `boothbridge.jobs.statements`: the expiry depends on the job's status)."""
+statement, `LOG_REQUEST` in `boothbridge.ingest.statements`: the expiry depends on the job's status)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 from psycopg.types.json import Jsonb
 
 from boothbridge.db.raw import RawDb, is_connection_trouble, trouble_reason
+from boothbridge.ingest import statements as sql
 from boothbridge.ingest.model import IngestOutcome, UploadedForm, log_fields
-from boothbridge.jobs import statements as sql
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,8 @@ async def record_request(
                 "fallback": outcome.fallback,
                 "is_test": is_test,
                 "fields": Jsonb(log_fields(form, outcome) if form else {}),
+                "failed_step": outcome.failed_step,
+                "failed_alternative": outcome.failed_alternative,
                 "source": source_id,
                 "source_expires": source_expires,
                 "ttl": float(source_ttl_sec),

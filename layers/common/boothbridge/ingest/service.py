@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from boothbridge.accounts.ingest_password import INGEST_PASSWORD_KEY, check_ingest_password
 from boothbridge.catalog import Catalog
@@ -24,13 +25,22 @@ from boothbridge.db.raw import (
     trouble_reason,
 )
 from boothbridge.errors import AppError
-from boothbridge.ingest.admission import check_slot_id, require_limits, slot_for_run, slot_limits, upload_cap
+from boothbridge.ingest.admission import (
+    answer_due,
+    check_slot_id,
+    require_limits,
+    slot_for_run,
+    slot_limits,
+    upload_cap,
+)
+from boothbridge.ingest.choice import choose, pipeline_for
 from boothbridge.ingest.intake import JobIntake
 from boothbridge.ingest.model import IngestOutcome, PhotoSink, SlotForIngest, UploadedForm
 from boothbridge.ingest.outcome import (
     UNDECODABLE_CODE,
     error_answer,
     failure_answer,
+    failure_point,
     falls_back,
     job_error,
     log_retry_sec,
@@ -63,6 +73,7 @@ FormReader = Callable[[int, PhotoSink], Awaitable[UploadedForm]]
 # password applies at once). A read: retried on a fresh connection when the database blinks.
 _SLOT = retry_safe("""
     SELECT s.id, s.provider_id, s.operation_id, s.settings_json, s.failure_policy,
+           s.steps, s.finishing, s.variants, s.variant_field,
            (SELECT value->>'digest' FROM app_settings WHERE key = %(pw_key)s) AS digest
     FROM slots s WHERE s.id = %(id)s
     """)
@@ -107,8 +118,12 @@ class IngestService:
         *,
         is_test: bool = False,
         config: SlotUpdate | None = None,
+        variant: str | None = None,
     ) -> IngestOutcome:
         """Handle one booth request; always writes one processing-log row.
+
+        `variant`: the request's `variant` query parameter (None when absent); with the slot's variant field it
+        chooses the variant the pipeline runs (`ingest.choice`).
 
         `is_test` is an operator's test run of the slot (`POST /api/slots/{id}/test`): the caller has already
         authenticated the operator and checked that the slot is theirs, which stands in for the ingest password.
@@ -118,10 +133,17 @@ class IngestService:
         unsaved configuration from the slot page, already validated like a save, run in place of the stored one.
         """
         with self.idle_trim.busy():
-            return await self._process(slot_id, read_form, started, is_test=is_test, config=config)
+            return await self._process(slot_id, read_form, started, is_test=is_test, config=config, variant=variant)
 
     async def _process(
-        self, slot_id: str, read_form: FormReader, started: float, *, is_test: bool, config: SlotUpdate | None
+        self,
+        slot_id: str,
+        read_form: FormReader,
+        started: float,
+        *,
+        is_test: bool,
+        config: SlotUpdate | None,
+        variant: str | None,
     ) -> IngestOutcome:
         # The operator may have changed T_SYNC_RESPONSE on the settings page (re-read at most every few seconds;
         # while the database does not answer, the values last read stand).
@@ -136,8 +158,9 @@ class IngestService:
         upload: PhotoUpload | None = None
         source: MediaRef | None = None
         job: JobRecord | None = None
+        chosen: dict[str, Any] | None = None
         # Every retried statement of this request gives up when the booth's answer is due.
-        with db_deadline(started + self.t_sync):
+        with db_deadline(answer_due(started, self.t_sync)):
             try:
                 slot = await self._load_slot(slot_id)
                 slot = slot_for_run(slot, is_test=is_test, config=config)
@@ -156,13 +179,29 @@ class IngestService:
                 if not is_test:
                     self._check_password(slot, form.fields)
                 require_limits(limits)
+                # The guest's choice, and the booth's fields in prompts: the job's whole pipeline, fixed now.
+                choice = choose(slot.variants, slot.variant_field, variant, form.fields)
+                if slot.variants or slot.variant_field or variant:
+                    chosen = choice.record()
+                pipeline = pipeline_for(
+                    slot, choice, form.fields, max_attempts=self.settings.max_attempts, catalog=self.catalog
+                )
                 photo = await upload.stored()
                 assert self.hub is not None, "ingest needs the LISTEN hub"
                 new_id = uuid.uuid4()
                 # Subscribed before the job exists, so its end cannot be missed and needs no first read.
                 with self.hub.subscribe(new_id) as woken:
                     job, source = await self.intake.job_for(
-                        slot, form, photo, upload, new_id, started, self.t_sync, is_test=is_test
+                        slot,
+                        form,
+                        photo,
+                        upload,
+                        new_id,
+                        started,
+                        self.t_sync,
+                        pipeline=pipeline,
+                        variant=chosen,
+                        is_test=is_test,
                     )
                     bind_job(job.id)  # every later line of this request names its job
                     if job.id == new_id:
@@ -189,6 +228,7 @@ class IngestService:
                     await upload.drop()
         if outcome.job_id is None and job is not None:
             outcome.job_id = job.id
+        outcome.variant = chosen
         elapsed_ms = int((time.monotonic() - started) * 1000)
         outcome.processing_ms = elapsed_ms
         outcome.headers["X-Processing-Ms"] = str(elapsed_ms)
@@ -214,6 +254,10 @@ class IngestService:
             settings_json=row["settings_json"] or {},
             failure_policy=row["failure_policy"],
             password_digest=row["digest"],
+            steps=list(row["steps"] or []),
+            finishing=dict(row["finishing"] or {}),
+            variants=dict(row["variants"] or {}),
+            variant_field=row["variant_field"],
         )
 
     def _check_password(self, slot: SlotForIngest, fields: Mapping[str, str]) -> None:
@@ -239,7 +283,7 @@ class IngestService:
         (`source`: the photo this request stored, read without the database; else the job's)."""
         assert self.hub is not None
         if not job.is_terminal:
-            deadline = started + self.t_sync
+            deadline = answer_due(started, self.t_sync)
             try:
                 job = await wait_subscribed(
                     self.queue,
@@ -273,7 +317,8 @@ class IngestService:
         self, slot: SlotForIngest, job: JobRecord, source: MediaRef | None, err: AppError
     ) -> IngestOutcome:
         """`failure_answer`, with the booth's own photo read back from storage when the answer is that photo. One
-        that cannot be read (gone, or the database down for an attached re-post) leaves the error as the answer."""
+        that cannot be read (gone, or the database down for an attached re-post) leaves the error as the answer.
+        The outcome names where `job` stopped when it failed or was cancelled (`failure_point`)."""
         photo: bytes | None = None
         mime = source.mime if source is not None else "application/octet-stream"
         if falls_back(slot.failure_policy, err):
@@ -289,7 +334,9 @@ class IngestService:
                 if not is_connection_trouble(exc):
                     raise
                 log.warning("job %s: the booth's photo cannot be read (%s)", job.id, type(exc).__name__)
-        return failure_answer(slot.failure_policy, job.id, photo, mime, err)
+        outcome = failure_answer(slot.failure_policy, job.id, photo, mime, err)
+        outcome.failed_step, outcome.failed_alternative = failure_point(job)
+        return outcome
 
     async def _discard(self, photo_id: uuid.UUID) -> None:
         """The worker could not decode the photo: nothing of it is kept (else it goes with its expiry)."""
