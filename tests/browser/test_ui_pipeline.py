@@ -112,6 +112,9 @@ async def test_compose_three_steps_with_an_alternative_and_finishing_test_save_r
     for n, caption in enumerate(captions, start=1):
         assert re.fullmatch(rf"Step {n}Local \(offline\) · .+ · \d+(\.\d)? m?s · cost 0\.00 USD", caption), caption
     assert await sizes(page, "#test-result-img") == [[600, 400]]
+    folder = artifacts_dir() / "screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=folder / "slot-pipeline-test-1280px.png", full_page=True)  # not "*-desktop.png"
     assert (await saved_slot(http, settings, "slot-001"))["is_configured"] is False, "Test must not save"
 
     await page.click("#save-btn")
@@ -281,7 +284,8 @@ async def test_the_composed_page_fits_a_phone(
         assert await phone.page.input_value("#finishing-sharpen") == "0.4"
         folder = artifacts_dir() / "screenshots"
         folder.mkdir(parents=True, exist_ok=True)
-        await phone.page.screenshot(path=folder / "slot-pipeline-phone.png", full_page=True)
+        # Not named "*-phone.png": test_ui_screens counts those in the same folder.
+        await phone.page.screenshot(path=folder / "slot-pipeline-390px.png", full_page=True)
         assert await phone.page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
     finally:
         await phone.context.close()
