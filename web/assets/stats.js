@@ -1,4 +1,5 @@
-// The statistics page: every slot's figures since its reset, a reset per slot, and the last 14 days as a chart.
+// The statistics page: every slot's figures since its reset, a reset per slot, the last 14 days as a chart, and
+// where one slot's failed requests stopped in its pipeline (by step and alternative) over those days.
 import { barChart } from "./chart.js";
 import { api, busy, confirmDialog, formatDate, formatMs, h, money, requireSession, toast, topbar } from "./core.js";
 
@@ -56,9 +57,7 @@ function row(slot) {
 }
 
 async function loadChart() {
-  const today = new Date();
-  const from = new Date(today.getTime() - (DAYS - 1) * 86400000);
-  const query = new URLSearchParams({ group_by: "day", from: isoDate(from), to: isoDate(today),
+  const query = new URLSearchParams({ group_by: "day", ...lastDays(),
     page_size: String(DAYS + 1), sort_by: "period_start", sort_order: "asc" });
   const series = await api(`/api/stats/global?${query}`);
   const days = series.data.map((d) => ({
@@ -75,11 +74,46 @@ async function loadChart() {
     `${total} requests and ${failed} errors in the last ${DAYS} days.`;
 }
 
+function lastDays() {
+  const today = new Date();
+  const from = new Date(today.getTime() - (DAYS - 1) * 86400000);
+  return { from: isoDate(from), to: isoDate(today) };
+}
+
+const failuresSlot = document.getElementById("failures-slot");
+const failuresBody = document.getElementById("failures-body");
+
+/** One row per step and alternative where the slot's failed requests stopped (steps are shown 1-based). */
+async function loadFailures() {
+  const slotId = failuresSlot.value;
+  if (!slotId) return;
+  const query = new URLSearchParams({ group_by: "day", ...lastDays() });
+  const stats = await api(`/api/stats/${encodeURIComponent(slotId)}?${query}`);
+  const rows = stats.failures_by_step.map((f) => h("tr", { dataset: { step: f.step_index, alternative: f.alternative } },
+    h("td", {}, `Step ${f.step_index + 1}`),
+    h("td", {}, f.alternative === 0 ? "the step's own" : `alternative ${f.alternative}`),
+    h("td", { class: "num" }, String(f.count))));
+  failuresBody.replaceChildren(...(rows.length ? rows
+    : [h("tr", {}, h("td", { colspan: "3", class: "muted" }, `No failed request stopped at a step in the last ${DAYS} days.`))]));
+}
+
+/** The slot chooser: kept across reloads; at first the first slot with errors (else the first slot). */
+function fillFailureSlots(slots) {
+  const chosen = failuresSlot.value || (slots.find((s) => s.error_pct) || slots[0] || {}).id || "";
+  failuresSlot.replaceChildren(...slots.map((s) => h("option", { value: s.id }, s.name ? `${s.name} (${s.id})` : s.id)));
+  failuresSlot.value = chosen;
+}
+
+failuresSlot.addEventListener("change", () => {
+  loadFailures().catch((err) => toast(`Cannot load the failed steps: ${err.message}`, "error"));
+});
+
 async function load() {
   const summary = await api("/api/stats/summary");
   document.getElementById("all-time").textContent = String(summary.processed_all_time);
   body.replaceChildren(...summary.data.map(row));
-  await loadChart();
+  fillFailureSlots(summary.data);
+  await Promise.all([loadChart(), loadFailures()]);
 }
 
 try {
