@@ -6,14 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,11 +18,14 @@ from sqlalchemy import text
 
 from boothbridge.bootstrap import Container
 from boothbridge.jobs.worker_loop import WorkerLoop
-from boothbridge.settings import PROJECT_ROOT, Settings
+from boothbridge.settings import Settings
 from tests.fakes.sleepy import SleepyProvider
 from tests.support.booth import configure_slot, credentials, jpeg, operator_token, post_photo
+from tests.support.worker_process import WorkerProcess, sleepy_calls, worker_processes
 
 pytestmark = pytest.mark.slow
+
+__all__ = ["worker_processes"]  # the fixture, used by name
 
 LEASE_SEC = 2
 HEARTBEAT_SEC = 0.5
@@ -38,89 +35,6 @@ DELAY_SEC = 3
 @pytest.fixture
 def settings_overrides() -> dict[str, Any]:
     return {"run_worker": False, "lease_sec": LEASE_SEC, "heartbeat_sec": HEARTBEAT_SEC, "t_sync_response": 30}
-
-
-class WorkerProcess:
-    """`python -m functions.worker` as a child process, configured like the test's own settings."""
-
-    def __init__(self, settings: Settings, calls_file: Path, log_file: Path) -> None:
-        self.log_file = log_file
-        env = {k: v for k, v in os.environ.items() if k != "TEST_DATABASE_URL"}
-        env.update(
-            {
-                "APP_ENV": "test",
-                "DATABASE_URL": str(settings.database_url),
-                "S3_ENDPOINT_URL": str(settings.s3_endpoint_url),
-                "S3_BUCKET": str(settings.s3_bucket),
-                "S3_ACCESS_KEY_ID": str(settings.s3_access_key_id),
-                "S3_SECRET_ACCESS_KEY": str(settings.s3_secret_access_key),
-                "S3_REGION": settings.s3_region,
-                "PROVIDERS_CONFIG": str(settings.providers_config),
-                "PROVIDER_PLUGINS": json.dumps(["tests.fakes.sleepy:SleepyProvider"]),
-                "CREDENTIALS_PATH": str(settings.credentials_path),
-                "DATA_DIR": str(settings.data_dir),
-                "LEASE_SEC": str(LEASE_SEC),
-                "HEARTBEAT_SEC": str(HEARTBEAT_SEC),
-                "FALLBACK_POLL_SEC": "0.5",
-                "DB_POOL_SIZE": "4",
-                "WORKER_CONCURRENCY": "4",
-                "SLEEPY_CALLS_FILE": str(calls_file),
-                "PYTHONPATH": os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH")) if p),
-                "PYTHONUNBUFFERED": "1",
-            }
-        )
-        self._log = log_file.open("wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "functions.worker"],
-            cwd=PROJECT_ROOT,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def output(self) -> str:
-        return self.log_file.read_text(errors="replace")
-
-    async def wait_ready(self, timeout: float) -> None:
-        started = time.monotonic()
-        while " ready" not in self.output():
-            if self.proc.poll() is not None:
-                raise AssertionError(f"worker exited with {self.proc.returncode}:\n{self.output()}")
-            if time.monotonic() - started > timeout:
-                raise AssertionError(f"worker not ready after {timeout}s:\n{self.output()}")
-            await asyncio.sleep(0.05)
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=10)
-        self._log.close()
-
-
-@pytest.fixture
-def worker_processes() -> Iterator[list[WorkerProcess]]:
-    """Whatever a test starts here is killed at teardown, whatever happened."""
-    procs: list[WorkerProcess] = []
-    try:
-        yield procs
-    finally:
-        for proc in procs:
-            proc.kill()
-
-
-def _calls(path: Path) -> list[tuple[str, int, int]]:
-    if not path.exists():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        job_id, attempt, pid = line.split()
-        rows.append((job_id, int(attempt), int(pid)))
-    return rows
 
 
 async def _job(c: Container, job_id: uuid.UUID | str) -> Any:
@@ -174,11 +88,11 @@ async def test_killed_worker_is_taken_over_and_its_late_result_is_fenced_out(
     try:
         # The child process starts attempt 1 (its provider call writes a line, then sleeps DELAY_SEC).
         started = time.monotonic()
-        while not _calls(calls_file):
+        while not sleepy_calls(calls_file):
             assert not ingest.done(), ingest.result().text if not ingest.cancelled() else "cancelled"
             assert time.monotonic() - started < 10, f"the worker never called the provider:\n{doomed.output()}"
             await asyncio.sleep(0.02)
-        [(job_id, attempt, pid)] = _calls(calls_file)
+        [(job_id, attempt, pid)] = sleepy_calls(calls_file)
         assert (attempt, pid) == (1, doomed.pid)
         row = await _job(container, job_id)
         assert (row.status, row.attempt) == ("running", 1)
@@ -216,7 +130,7 @@ async def test_killed_worker_is_taken_over_and_its_late_result_is_fenced_out(
     assert response.headers["x-job-id"] == job_id
     # Attempt 2 ran here, in this process; the dead process made only attempt 1.
     assert SleepyProvider.calls == [(job_id, 2)]
-    assert [(a, p) for _, a, p in _calls(calls_file)] == [(1, doomed.pid)]
+    assert [(a, p) for _, a, p in sleepy_calls(calls_file)] == [(1, doomed.pid)]
 
     row = await _job(container, job_id)
     assert (row.status, row.attempt) == ("succeeded", 2)
