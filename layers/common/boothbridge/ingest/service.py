@@ -13,7 +13,6 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from boothbridge.accounts.ingest_password import INGEST_PASSWORD_KEY, check_ingest_password
 from boothbridge.catalog import Catalog
 from boothbridge.db.raw import (
     DatabaseBusy,
@@ -21,13 +20,11 @@ from boothbridge.db.raw import (
     RawDb,
     db_deadline,
     is_connection_trouble,
-    retry_safe,
     trouble_reason,
 )
 from boothbridge.errors import AppError
 from boothbridge.ingest.admission import (
     answer_due,
-    check_slot_id,
     require_limits,
     slot_for_run,
     slot_limits,
@@ -48,6 +45,7 @@ from boothbridge.ingest.outcome import (
     success_answer,
 )
 from boothbridge.ingest.processing_log import record_request
+from boothbridge.ingest.slot_read import check_password, load_slot
 from boothbridge.ingest.upload import PhotoUpload
 from boothbridge.jobs.dispatch import JobDispatcher
 from boothbridge.jobs.model import JobRecord, JobWithResult
@@ -68,15 +66,6 @@ log = logging.getLogger(__name__)
 # Reads the form: the photo's cap in bytes, and the sink its bytes go to as they arrive (a reader that reads the
 # photo into memory instead, an operator's test run, returns it as the form's `file`).
 FormReader = Callable[[int, PhotoSink], Awaitable[UploadedForm]]
-
-# The slot as ingest needs it, and the ingest password's digest, in one read on every request (a changed slot or
-# password applies at once). A read: retried on a fresh connection when the database blinks.
-_SLOT = retry_safe("""
-    SELECT s.id, s.provider_id, s.operation_id, s.settings_json, s.failure_policy,
-           s.steps, s.finishing, s.variants, s.variant_field,
-           (SELECT value->>'digest' FROM app_settings WHERE key = %(pw_key)s) AS digest
-    FROM slots s WHERE s.id = %(id)s
-    """)
 
 
 class IngestService:
@@ -162,7 +151,7 @@ class IngestService:
         # Every retried statement of this request gives up when the booth's answer is due.
         with db_deadline(answer_due(started, self.t_sync)):
             try:
-                slot = await self._load_slot(slot_id)
+                slot = await load_slot(self.pool, slot_id)
                 slot = slot_for_run(slot, is_test=is_test, config=config)
                 limits = slot_limits(self.catalog, self.providers, slot)
                 cap = upload_cap(self.settings.max_upload_bytes, limits)
@@ -177,7 +166,7 @@ class IngestService:
                 if form.file is not None:
                     await upload.feed(form.file)
                 if not is_test:
-                    self._check_password(slot, form.fields)
+                    check_password(self.ingest_hmac_key, slot, form.fields)
                 require_limits(limits)
                 # The guest's choice, and the booth's fields in prompts: the job's whole pipeline, fixed now.
                 choice = choose(slot.variants, slot.variant_field, variant, form.fields)
@@ -242,32 +231,8 @@ class IngestService:
 
     # ---- steps ---------------------------------------------------------------------------------------
 
-    async def _load_slot(self, slot_id: str) -> SlotForIngest:
-        check_slot_id(slot_id)
-        row = await self.pool.one(_SLOT, {"id": slot_id, "pw_key": INGEST_PASSWORD_KEY})
-        if row is None:
-            raise AppError(404, "slot_not_found", "no such slot", {"slot_id": slot_id})
-        return SlotForIngest(
-            id=row["id"],
-            provider_id=row["provider_id"],
-            operation_id=row["operation_id"],
-            settings_json=row["settings_json"] or {},
-            failure_policy=row["failure_policy"],
-            password_digest=row["digest"],
-            steps=list(row["steps"] or []),
-            finishing=dict(row["finishing"] or {}),
-            variants=dict(row["variants"] or {}),
-            variant_field=row["variant_field"],
-        )
-
-    def _check_password(self, slot: SlotForIngest, fields: Mapping[str, str]) -> None:
-        digest = slot.password_digest
-        candidate = fields.get("password")
-        if not digest or not check_ingest_password(self.ingest_hmac_key, digest, candidate):
-            raise AppError(401, "invalid_password", "wrong or missing ingest password")
-
     def _password_check(self, slot: SlotForIngest) -> Callable[[Mapping[str, str]], None]:
-        return lambda fields: self._check_password(slot, fields)
+        return lambda fields: check_password(self.ingest_hmac_key, slot, fields)
 
     async def _await_result(
         self,

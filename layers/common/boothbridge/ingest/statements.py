@@ -1,6 +1,6 @@
 """Ingest's own SQL statements, on the hot path's pool (`boothbridge.db.raw`, psycopg's `%(name)s` placeholders;
 see `boothbridge.jobs.statements` for the conventions). The queue's statements that ingest runs (ADMIT, ENQUEUE,
-READ) stay with the queue's; here is the processing log's row, which ingest alone writes.
+READ) stay with the queue's; here are the slot's read and the processing log's row, which ingest alone runs.
 """
 
 from __future__ import annotations
@@ -18,6 +18,15 @@ def _retry_safe(text: str) -> LiteralString:
     JobStatus values, never from input (the f-string hides that from a type checker: asserted here)."""
     return retry_safe(cast(LiteralString, text))  # type: ignore[redundant-cast]
 
+
+# The slot as ingest runs it (its pipeline too), and the ingest password's digest, in one read on every request (a
+# changed slot or password applies at once). A read: retried on a fresh connection when the database blinks.
+SLOT = retry_safe("""
+    SELECT s.id, s.provider_id, s.operation_id, s.settings_json, s.failure_policy,
+           s.steps, s.finishing, s.variants, s.variant_field,
+           (SELECT value->>'digest' FROM app_settings WHERE key = %(pw_key)s) AS digest
+    FROM slots s WHERE s.id = %(id)s
+    """)
 
 # One statement (one round trip): the log row, and the booth's photo's expiry. The photo must outlive every
 # attempt its job may still start, so while the job can still run it is kept until the job's deadline and
