@@ -87,7 +87,7 @@ def logo_png() -> bytes:
     return _encoded(logo, "PNG")
 
 
-def near(pixel: Any, colour: tuple[int, int, int], tolerance: int = 30) -> bool:
+def near(pixel: Any, colour: tuple[int, ...], tolerance: int = 30) -> bool:
     return all(abs(int(a) - b) <= tolerance for a, b in zip(pixel, colour, strict=True))
 
 
@@ -331,6 +331,45 @@ async def test_gemini_down_the_turbotext_alternative_makes_the_result(
     assert "503" in job["steps"][0]["error"]["message"]
 
 
+async def test_an_alternative_of_step_two_is_given_step_ones_image(
+    live: httpx.AsyncClient,
+    container: Container,
+    gemini: FakeGemini,
+    turbotext: FakeTurbotext,
+    token: str,
+    password: str,
+) -> None:
+    gemini_down(gemini)
+    prompt = "A party hat for everyone."
+    await put_slot(
+        live,
+        token,
+        steps=[
+            step("local", "reframe", {"aspect_ratio": "1:1"}),
+            step("gemini", "change_image", {"prompt": prompt}, ("turbotext", "change_image", {"prompt": prompt})),
+        ],
+    )
+
+    r = await post_photo(live, "slot-001", jpeg(640, 480), password)
+
+    assert r.status_code == 200, r.text
+    assert r.content == turbotext.result_image(turbotext.fetched[0].queue_id)
+    job_id = r.headers["x-job-id"]
+    square, failure = await step_rows(container, job_id)
+    assert [(s.step_index, s.alternative, s.status) for s in (square, failure)] == [
+        (0, 0, "succeeded"),
+        (1, 0, "failed"),
+    ]
+    crop, _ = await container.media.read(square.output_media_id)
+    assert Image.open(io.BytesIO(crop)).size == (480, 480)
+    # Both calls of step 2 were given step 1's crop: Gemini inline, Turbotext through our public link.
+    assert {c.parts[0].data for c in gemini.generate_calls()} == {crop}
+    [photo_link] = [f for f in turbotext.fetched if f.field == "url"]
+    assert (photo_link.status, photo_link.data) == (200, crop)
+    row = await job_row(container, job_id)
+    assert (row.status, row.step_index, row.alternative, row.provider_id) == ("succeeded", 1, 1, "turbotext")
+
+
 async def test_every_alternative_down_answers_the_booths_photo_well_before_its_wait_ends(
     live: httpx.AsyncClient,
     container: Container,
@@ -401,6 +440,7 @@ async def test_turbotexts_webhook_for_step_one_moves_the_job_and_the_booth_gets_
     image = Image.open(io.BytesIO(r.content))
     assert (image.format, image.size) == ("PNG", (48, 32))  # Turbotext's 96x64, resized by step 2
     colour = Image.open(io.BytesIO(turbotext.result_image(queue_id))).convert("RGB").getpixel((60, 40))
+    assert isinstance(colour, tuple)
     assert near(image.convert("RGB").getpixel((30, 20)), colour, 8)  # the entry's own colour
 
     job_id = r.headers["x-job-id"]
@@ -526,3 +566,42 @@ async def test_cancel_while_step_two_runs_ends_the_job_and_stores_no_result(
     assert tried(ended) == [(0, 0, "local", "reframe", "succeeded"), (1, 0, "sleepy", "echo", "cancelled")]
     [log] = await rows(container, "SELECT error_code, fallback, failed_step FROM processing_log")
     assert tuple(log) == ("job_cancelled", policy == "original", 1)
+
+
+async def test_cancel_while_step_one_waits_for_its_callback_and_the_late_callback_moves_nothing(
+    live: httpx.AsyncClient, container: Container, turbotext: FakeTurbotext, token: str, password: str
+) -> None:
+    turbotext.webhook_delay_sec = 1.5  # the callback comes after the cancel
+    await put_slot(
+        live,
+        token,
+        steps=[step("turbotext", "change_image", {"prompt": "в шляпе"}), step("local", "resize", {"width": 48})],
+    )
+    booth = asyncio.create_task(post_photo(live, "slot-001", jpeg(640, 480), password))
+    for _ in range(500):
+        listed = (await live.get("/api/jobs?slot_id=slot-001", headers=auth(token))).json()["data"]
+        if listed and listed[0]["status"] == "waiting_provider":
+            break
+        await asyncio.sleep(0.02)
+    else:
+        raise AssertionError("the job never parked at step 1")
+    job_id = listed[0]["id"]
+
+    r = await live.post(f"/api/jobs/{job_id}/cancel", headers=auth(token))
+    assert r.status_code == 202, r.text
+    answer = await asyncio.wait_for(booth, T_SYNC)
+    assert answer.status_code == 502 and answer.json()["error"]["code"] == "job_cancelled", answer.text
+    for _ in range(250):  # Turbotext delivers its result all the same
+        if turbotext.deliveries:
+            break
+        await asyncio.sleep(0.02)
+
+    [delivery] = turbotext.deliveries
+    assert (delivery.status, delivery.answer["status"]) == (200, "duplicate")  # acknowledged, nothing done
+    assert turbotext.downloads == []  # its result was not even fetched
+    row = await job_row(container, job_id)
+    assert (row.status, row.step_index, row.result_media_id) == ("cancelled", 0, None)
+    assert await step_rows(container, job_id) == []  # step 1 never finished, step 2 never ran
+    assert await rows(container, "SELECT id FROM media_objects WHERE kind = 'result'") == []
+    job = await detail(live, token, job_id)
+    assert tried(job) == [(0, 0, "turbotext", "change_image", "cancelled"), (1, 0, "local", "resize", "pending")]
