@@ -109,20 +109,31 @@ def turbotext() -> Iterator[FakeTurbotext]:
         fake.stop()
 
 
-def _fast_fakes_catalog(path: Path) -> Path:
-    """The product catalog plus `sleepy`, with Gemini's and Turbotext's typical attempt times at 2 s: the fakes
-    answer in milliseconds, and at the real figures (12 s, 20 s) no alternative would fit a 15 s wait (that rule
-    has its own tests). Everything else is the product's."""
+@pytest.fixture
+def fakes_typical_sec(request: pytest.FixtureRequest) -> float | None:
+    """Gemini's and Turbotext's typical attempt time in the catalog, s: 2 unless parametrised (indirectly; None:
+    the product's figures, 12 s and 20 s). The fakes answer in milliseconds, and at the real figures no
+    alternative fits a 15 s wait."""
+    value = getattr(request, "param", 2.0)
+    return None if value is None else float(value)
+
+
+def _catalog(path: Path, typical_sec: float | None) -> Path:
+    """The product catalog plus `sleepy`, with Gemini's and Turbotext's typical times set (None: left as they
+    are). Everything else is the product's."""
     catalog = json.loads(sleepy_catalog(path).read_text())
-    for provider in catalog["providers"]:
-        if provider["id"] in ("gemini", "turbotext"):
-            provider["ingest"]["typical_sec"] = 2
+    if typical_sec is not None:
+        for provider in catalog["providers"]:
+            if provider["id"] in ("gemini", "turbotext"):
+                provider["ingest"]["typical_sec"] = typical_sec
     path.write_text(json.dumps(catalog))
     return path
 
 
 @pytest.fixture
-def settings_overrides(gemini: FakeGemini, turbotext: FakeTurbotext, app_socket: Any, tmp_path: Path) -> dict[str, Any]:
+def settings_overrides(
+    gemini: FakeGemini, turbotext: FakeTurbotext, app_socket: Any, tmp_path: Path, fakes_typical_sec: float | None
+) -> dict[str, Any]:
     return {
         "public_base_url": f"http://127.0.0.1:{app_socket.getsockname()[1]}",
         "gemini_api_key": "key-a",
@@ -130,7 +141,7 @@ def settings_overrides(gemini: FakeGemini, turbotext: FakeTurbotext, app_socket:
         "turbotext_api_key": TURBOTEXT_KEY,
         "turbotext_base_url": turbotext.api_url,
         "provider_plugins": [SLEEPY, GEMINI],
-        "providers_config": _fast_fakes_catalog(tmp_path / "providers-show.json"),
+        "providers_config": _catalog(tmp_path / "providers-show.json", fakes_typical_sec),
         "t_sync_response": T_SYNC,
         "max_attempts": MAX_ATTEMPTS,
         "retry_base_sec": 0.05,
@@ -409,6 +420,39 @@ async def test_every_alternative_down_answers_the_booths_photo_well_before_its_w
     assert tuple(log) == ("ERROR", True, 0, 1)
 
 
+@pytest.mark.parametrize("fakes_typical_sec", [None], indirect=True)  # the product's figures: 12 s, 20 s
+async def test_an_alternative_that_cannot_end_before_the_booths_answer_is_not_started(
+    live: httpx.AsyncClient,
+    container: Container,
+    gemini: FakeGemini,
+    turbotext: FakeTurbotext,
+    token: str,
+    password: str,
+) -> None:
+    # Gemini (typically 12 s) fails twice at once; Turbotext (typically 20 s) cannot end within the 15 s wait.
+    gemini_down(gemini)
+    prompt = "A party hat for everyone."
+    await put_slot(
+        live,
+        token,
+        failure_policy="original",
+        steps=[step("gemini", "change_image", {"prompt": prompt}, ("turbotext", "change_image", {"prompt": prompt}))],
+    )
+    photo = jpeg(640, 480, color=(90, 60, 30))
+    started = time.monotonic()
+
+    r = await post_photo(live, "slot-001", photo, password)
+
+    assert time.monotonic() - started < T_SYNC - 2
+    assert (r.status_code, r.headers.get("x-fallback"), r.content) == (200, "original", photo)
+    assert len(gemini.generate_calls()) == MAX_ATTEMPTS  # a retry of 12 s still fitted
+    assert turbotext.calls() == []  # a paid call that would end after the booth's answer is not made
+    row = await job_row(container, r.headers["x-job-id"])
+    assert (row.status, row.step_index, row.alternative, row.provider_id) == ("failed", 0, 0, "gemini")
+    [log] = await rows(container, "SELECT fallback, failed_step, failed_alternative FROM processing_log")
+    assert tuple(log) == (True, 0, 0)
+
+
 # ---- 3. a webhook for step 1 of 2 --------------------------------------------------------------------------
 
 
@@ -605,3 +649,34 @@ async def test_cancel_while_step_one_waits_for_its_callback_and_the_late_callbac
     assert await rows(container, "SELECT id FROM media_objects WHERE kind = 'result'") == []
     job = await detail(live, token, job_id)
     assert tried(job) == [(0, 0, "turbotext", "change_image", "cancelled"), (1, 0, "local", "resize", "pending")]
+
+
+async def test_a_callback_for_the_last_step_goes_through_the_finishing_stage(
+    live: httpx.AsyncClient, container: Container, turbotext: FakeTurbotext, token: str, password: str
+) -> None:
+    finishing = {"width": 200, "height": 200, "fit": "pad", "pad_color": "#0000ff", "format": "png"}
+    await put_slot(
+        live,
+        token,
+        steps=[step("local", "reframe", {"aspect_ratio": "3:2"}), step("turbotext", "change_image", {"prompt": "x"})],
+        finishing=finishing,
+    )
+
+    r = await post_photo(live, "slot-001", jpeg(640, 480), password)
+
+    assert r.status_code == 200, r.text
+    [delivery] = turbotext.deliveries
+    assert (delivery.status, delivery.answer["status"]) == (200, "completed")
+    image = Image.open(io.BytesIO(r.content))
+    assert (image.format, image.size) == ("PNG", (200, 200))  # Turbotext's 96x64 padded to the square
+    rgb = image.convert("RGB")
+    assert rgb.getpixel((100, 5)) == (0, 0, 255)  # the pad above the 200x133 picture
+    colour = Image.open(io.BytesIO(turbotext.result_image(turbotext.fetched[0].queue_id))).convert("RGB")
+    expected = colour.getpixel((60, 40))
+    assert isinstance(expected, tuple)
+    assert near(rgb.getpixel((125, 100)), expected, 8)
+    job = await detail(live, token, r.headers["x-job-id"])
+    assert tried(job) == [
+        (0, 0, "local", "reframe", "succeeded"),
+        (1, 0, "turbotext", "change_image", "succeeded"),
+    ]
