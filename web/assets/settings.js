@@ -70,7 +70,7 @@ function changes() {
     else if (remove && remove.checked) out[field] = "";
   }
   const tSync = Number($("t-sync").value);
-  if (!(tSync >= 5 && tSync <= 50)) problems.push(["t_sync_response", "From 5 to 50 seconds."]);
+  if (!(tSync >= 5 && tSync <= 120)) problems.push(["t_sync_response", "From 5 to 120 seconds."]);
   else if (tSync !== current.t_sync_response) out.t_sync_response = tSync;
   const hours = Number($("result-ttl").value);
   if (!(Number.isInteger(hours) && hours >= 1 && hours <= 720)) problems.push(["result_ttl_sec", "From 1 to 720 hours."]);

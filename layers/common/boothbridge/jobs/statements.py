@@ -607,37 +607,7 @@ METRICS = _sql(f"""
           FROM jobs, jsonb_array_elements(attempt_errors) AS e GROUP BY provider_id, e->>'code') f) AS errors
     """)
 
-# ---- the processing log (`ingest.processing_log`) ------------------------------------------------------------
-
-# One statement (one round trip): the log row, and the booth's photo's expiry. The photo must outlive every
-# attempt its job may still start, so while the job can still run it is kept until the job's deadline and
-# SOURCE_TTL beyond; once the job has ended, SOURCE_TTL after the later of the job's end and this request's end
-# (SPEC §5: kept only briefly after the answer). It is never shortened while the job can still run: the hold set
-# at enqueue already reaches the deadline, and a re-post of the same photo (which attached to the job) runs this
-# for the job's photo too, so a re-post extends it.
-#
-# Retry-safe (run again when the database blinked and the answer was lost): the expiry is recomputed to the same
-# value, and the row is inserted only if this request's row (its slot and its own timestamp, to the microsecond)
-# is not there yet.
-LOG_REQUEST = _retry_safe(f"""
-    WITH source AS (
-        UPDATE media_objects m
-        SET expires_at = CASE
-            WHEN j.status IN {_ACTIVE} THEN
-                greatest(m.expires_at, j.deadline_at + make_interval(secs => %(ttl)s), %(source_expires)s)
-            ELSE greatest(coalesce(j.finished_at, now()) + make_interval(secs => %(ttl)s), %(source_expires)s)
-            END
-        FROM jobs j
-        WHERE m.id = %(source)s::uuid AND m.kind = 'source' AND j.id = m.job_id
-    )
-    INSERT INTO processing_log (slot_id, requested_slot, job_id, status, http_status, response_time_ms, cost,
-                                error_code, error_message, fallback, is_test, request_fields, created_at)
-    SELECT %(slot)s::text, %(requested)s::text, %(job)s::uuid, %(status)s::text, %(http)s::int, %(ms)s::int,
-           %(cost)s::numeric, %(code)s::text, %(msg)s::text, %(fallback)s::boolean, %(is_test)s::boolean,
-           %(fields)s::jsonb, %(at)s::timestamptz
-    WHERE NOT EXISTS (SELECT 1 FROM processing_log
-                      WHERE created_at = %(at)s::timestamptz AND requested_slot = %(requested)s::text)
-    """)
+# The processing log's statement (`LOG_REQUEST`) is in `boothbridge.ingest.statements`.
 
 # ---- booth statistics (`boothbridge.stats.queries`, whose docstring defines the figures) -----------------------------
 
