@@ -118,10 +118,16 @@ def fakes_typical_sec(request: pytest.FixtureRequest) -> float | None:
     return None if value is None else float(value)
 
 
-def _catalog(path: Path, typical_sec: float | None) -> Path:
-    """The product catalog plus `sleepy`, with Gemini's and Turbotext's typical times set (None: left as they
-    are). Everything else is the product's."""
-    catalog = json.loads(sleepy_catalog(path).read_text())
+@pytest.fixture
+def sleepy_parallel(request: pytest.FixtureRequest) -> int:
+    """How many `sleepy` calls may run at once (the catalog's max_parallel_jobs): 4 unless parametrised."""
+    return int(getattr(request, "param", 4))
+
+
+def _catalog(path: Path, typical_sec: float | None, sleepy_parallel: int) -> Path:
+    """The product catalog plus `sleepy` (`sleepy_parallel` calls at once), with Gemini's and Turbotext's typical
+    times set (None: left as they are). Everything else is the product's."""
+    catalog = json.loads(sleepy_catalog(path, max_parallel_jobs=sleepy_parallel).read_text())
     if typical_sec is not None:
         for provider in catalog["providers"]:
             if provider["id"] in ("gemini", "turbotext"):
@@ -132,7 +138,12 @@ def _catalog(path: Path, typical_sec: float | None) -> Path:
 
 @pytest.fixture
 def settings_overrides(
-    gemini: FakeGemini, turbotext: FakeTurbotext, app_socket: Any, tmp_path: Path, fakes_typical_sec: float | None
+    gemini: FakeGemini,
+    turbotext: FakeTurbotext,
+    app_socket: Any,
+    tmp_path: Path,
+    fakes_typical_sec: float | None,
+    sleepy_parallel: int,
 ) -> dict[str, Any]:
     return {
         "public_base_url": f"http://127.0.0.1:{app_socket.getsockname()[1]}",
@@ -141,7 +152,7 @@ def settings_overrides(
         "turbotext_api_key": TURBOTEXT_KEY,
         "turbotext_base_url": turbotext.api_url,
         "provider_plugins": [SLEEPY, GEMINI],
-        "providers_config": _catalog(tmp_path / "providers-show.json", fakes_typical_sec),
+        "providers_config": _catalog(tmp_path / "providers-show.json", fakes_typical_sec, sleepy_parallel),
         "t_sync_response": T_SYNC,
         "max_attempts": MAX_ATTEMPTS,
         "retry_base_sec": 0.05,
@@ -610,6 +621,55 @@ async def test_cancel_while_step_two_runs_ends_the_job_and_stores_no_result(
     assert tried(ended) == [(0, 0, "local", "reframe", "succeeded"), (1, 0, "sleepy", "echo", "cancelled")]
     [log] = await rows(container, "SELECT error_code, fallback, failed_step FROM processing_log")
     assert tuple(log) == ("job_cancelled", policy == "original", 1)
+
+
+@pytest.mark.parametrize("sleepy_parallel", [1], indirect=True)
+async def test_cancel_between_steps_ends_the_queued_job_and_no_worker_runs_step_two(
+    live: httpx.AsyncClient, container: Container, token: str, password: str
+) -> None:
+    # slot-002's job holds the one place `sleepy` has, so slot-001's job waits at step 2 (queued) after step 1.
+    await put_slot(live, token, "slot-002", steps=[step("sleepy", "echo", {"delay_sec": 1.5})])
+    await put_slot(
+        live,
+        token,
+        failure_policy="original",
+        steps=[step("local", "reframe", {"aspect_ratio": "1:1"}), step("sleepy", "echo", {})],
+    )
+    occupier = asyncio.create_task(post_photo(live, "slot-002", jpeg(320, 240, color=(1, 2, 3)), password))
+    for _ in range(500):
+        if SleepyProvider.calls:
+            break
+        await asyncio.sleep(0.02)
+    photo = jpeg(640, 480)
+    booth = asyncio.create_task(post_photo(live, "slot-001", photo, password))
+    for _ in range(500):
+        listed = (await live.get("/api/jobs?slot_id=slot-001", headers=auth(token))).json()["data"]
+        if listed and listed[0]["step_index"] == 1:
+            break
+        await asyncio.sleep(0.02)
+    else:
+        raise AssertionError("the job never reached step 2")
+    job = await detail(live, token, listed[0]["id"])
+    assert (job["status"], job["phase"]) == ("queued", "queued")  # between steps: step 1 done, step 2 not started
+
+    r = await live.post(f"/api/jobs/{job['id']}/cancel", headers=auth(token))
+    assert r.status_code == 202, r.text
+    answer = await asyncio.wait_for(booth, T_SYNC)
+
+    assert (answer.status_code, answer.headers.get("x-fallback"), answer.content) == (200, "original", photo)
+    assert (await asyncio.wait_for(occupier, T_SYNC)).status_code == 200  # sleepy's place is free again
+    assert await container.queue.claim("late-worker", 5) == []  # nobody will run the cancelled step 2
+    assert [job_id for job_id, _ in SleepyProvider.calls] == [(await job_ids(live, token, "slot-002"))[0]]
+    row = await job_row(container, job["id"])
+    assert (row.status, row.step_index, row.result_media_id) == ("cancelled", 1, None)
+    ended = await detail(live, token, job["id"])
+    assert tried(ended) == [(0, 0, "local", "reframe", "succeeded"), (1, 0, "sleepy", "echo", "cancelled")]
+    assert ended["steps"][1]["attempts"] == 0
+
+
+async def job_ids(http: httpx.AsyncClient, token: str, slot_id: str) -> list[str]:
+    listed = (await http.get(f"/api/jobs?slot_id={slot_id}", headers=auth(token))).json()["data"]
+    return [str(j["id"]) for j in listed]
 
 
 async def test_cancel_while_step_one_waits_for_its_callback_and_the_late_callback_moves_nothing(
