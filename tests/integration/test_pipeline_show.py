@@ -5,12 +5,15 @@ through the real google-genai SDK and the Turbotext fake, both speaking their wi
 
 - A three-step slot (a local 3:2 reframe, a Gemini edit, finishing at 1800x1200 with a logo and a 1.5 MB cap)
   answers a 4000x3000 camera photo with exactly that image under that cap; the job detail shows both steps.
-- Gemini answering 5xx to every call: the Turbotext alternative's image is the answer, the job records which
-  alternative made it and the Gemini failure; every alternative down: the booth's own photo, long before its wait
-  ends (policy `original`).
-- Turbotext's webhook for step 1 of 2 moves the job to step 2 and the waiting booth gets the final image.
+- Gemini answering 5xx to every call: the Turbotext alternative's image is the answer (given step 1's image when
+  it is step 2), the job records which alternative made it and the Gemini failure; every alternative down: the
+  booth's own photo, long before its wait ends (policy `original`); an alternative that cannot end before the
+  booth's answer is due (the product's typical times) is not called at all.
+- Turbotext's webhook for step 1 of 2 moves the job to step 2 and the waiting booth gets the final image; a
+  callback for the last step goes through the finishing stage.
 - A one-step slot in the seed-003 shape (PUT, or a row from before pipelines) works as it did.
-- Cancel while step 2 runs: the job is cancelled, the booth answered by the slot's policy, no result stored.
+- Cancel while step 2 runs, between steps (queued for step 2), and while step 1 waits for its callback: the job
+  is cancelled, the booth answered by the slot's policy, no result stored, nothing runs or moves afterwards.
 """
 
 from __future__ import annotations
