@@ -33,7 +33,7 @@ from typing import Any
 from PIL import Image, ImageFilter
 
 from boothbridge.images import boundary
-from boothbridge.jobs.runner import accepted_result
+from boothbridge.jobs.result_image import accepted_result
 from boothbridge.providers.base import ImageInput, ProviderRequest
 from boothbridge.providers.local.adapter import DEFAULT_QUALITY, LocalProvider
 

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
 import uuid
-import weakref
 from collections.abc import Iterable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -16,13 +14,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from boothbridge.catalog import Catalog
-from boothbridge.images import boundary as image_boundary
-from boothbridge.images import codec
 from boothbridge.jobs.backoff import can_start
 from boothbridge.jobs.callbacks import CallbackQueue, new_callback_token
 from boothbridge.jobs.inputs import InputPreparer, Spool
+from boothbridge.jobs.leased_call import HandedBack, LeasedCalls, LeaseLost
 from boothbridge.jobs.model import ClaimedJob, JobRecord, JobWithResult
 from boothbridge.jobs.queue import JobQueue, unreachable
+from boothbridge.jobs.result_image import accepted_result
 from boothbridge.jobs.retry import RetryPolicy
 from boothbridge.jobs.status import JobStatus
 from boothbridge.jobs.step_statements import UPLOADING
@@ -32,7 +30,6 @@ from boothbridge.media.ref import MediaRef
 from boothbridge.media.service import MediaExpired, MediaNotFound, MediaService
 from boothbridge.platform.logs import bound_job
 from boothbridge.providers.base import (
-    ImageInput,
     ImageSource,
     Provider,
     ProviderError,
@@ -112,27 +109,17 @@ class JobRunner:
         self.providers = providers
         self.catalog = catalog
         self.retry = retry
-        self.heartbeat_sec = heartbeat_sec
         self.result_ttl_sec = result_ttl_sec
         # Told when a job ends in this process (the hub, in a process that listens).
         self.ends = ends
         # Operator overrides (API keys, result TTL), refreshed before each attempt.
         self.settings_store = settings_store
-        # Hand-back (a stopping worker): the tasks whose attempts are to be handed back, and the provider call
-        # each task has in flight.
-        self._handing_back: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
-        self._calls: weakref.WeakKeyDictionary[asyncio.Task[Any], asyncio.Future[Any]] = weakref.WeakKeyDictionary()
+        # The provider calls under their leases, and a stopping worker's hand-back of them.
+        self.calls = LeasedCalls(queue, heartbeat_sec)
 
     def hand_back(self, tasks: Iterable[asyncio.Task[Any]]) -> None:
-        """The worker is stopping: the attempts these tasks run give their jobs back instead of finishing. A
-        provider call in flight is cancelled and none is started from now on; the job is requeued at once without
-        spending an attempt (see `JobQueue.hand_back`). An attempt past its provider call (storing its result)
-        finishes normally."""
-        for task in tasks:
-            self._handing_back.add(task)
-            call = self._calls.get(task)
-            if call is not None:
-                call.cancel()
+        """See `LeasedCalls.hand_back`."""
+        self.calls.hand_back(tasks)
 
     async def run(self, job: JobRecord) -> AttemptOutcome:
         """One attempt of `job`, to its outcome; every line logged meanwhile names the job and the attempt. The
@@ -167,11 +154,11 @@ class JobRunner:
         # keeps only what it needs to wait for the callback).
         park_sec = request.timeout_sec * 2
         try:
-            result = await self._call_under_lease(job, provider, request)
-        except _LeaseLost:
+            result = await self.calls.call(job, provider, request)
+        except LeaseLost:
             log.warning("job %s attempt %s lost its lease; result discarded", job.id, job.attempt)
             return AttemptOutcome("stale")
-        except _HandedBack:
+        except HandedBack:
             return await self._hand_back(job)
         except ProviderError as err:
             return await self._failed(job, err)
@@ -270,70 +257,6 @@ class JobRunner:
         )
         return request, provider
 
-    async def _call_under_lease(
-        self, job: JobRecord, provider: Provider, request: ProviderRequest
-    ) -> ProviderResult | ProviderParked:
-        """The provider call, with a heartbeat extending the lease.
-
-        Only a heartbeat the database answers with "not yours any more" (taken over, cancelled, ended) cancels the
-        call. One that cannot reach the database changes nothing: it is tried again every HEARTBEAT_RETRY_SEC and
-        the first that gets through re-asserts the lease (fenced by attempt number), so an outage of ours never
-        makes anybody call the provider a second time. A hand-back (`hand_back`) cancels the call too."""
-        me = asyncio.current_task()
-        if me is not None and me in self._handing_back:
-            raise _HandedBack()
-        self.queue.hold(job)  # from now on never claimed by this worker again, whatever its lease says
-        call: asyncio.Future[ProviderResult | ProviderParked] = asyncio.ensure_future(
-            asyncio.wait_for(provider.run(request), request.timeout_sec)
-        )
-        if me is not None:
-            self._calls[me] = call
-        lost = False
-
-        async def beat() -> None:
-            nonlocal lost
-            delay = self.heartbeat_sec
-            while True:
-                await asyncio.sleep(delay)
-                try:
-                    async with asyncio.timeout(max(self.heartbeat_sec, HEARTBEAT_RETRY_SEC)):
-                        held = await self.queue.heartbeat(job.id, job.attempt)
-                except Exception as exc:  # no answer is not "not yours": the call goes on
-                    if isinstance(exc, TimeoutError) or unreachable(exc):
-                        log.warning(
-                            "job %s attempt %s: heartbeat could not reach the database (%s); the call goes on",
-                            job.id,
-                            job.attempt,
-                            type(exc).__name__,
-                        )
-                    else:
-                        log.exception("job %s attempt %s: heartbeat failed; the call goes on", job.id, job.attempt)
-                    delay = min(self.heartbeat_sec, HEARTBEAT_RETRY_SEC)
-                    continue
-                if not held:
-                    lost = True
-                    call.cancel()
-                    return
-                if delay != self.heartbeat_sec:
-                    log.info("job %s attempt %s: lease re-asserted", job.id, job.attempt)
-                delay = self.heartbeat_sec
-
-        beater = asyncio.create_task(beat())
-        try:
-            return await call
-        except asyncio.CancelledError:
-            if lost:
-                raise _LeaseLost() from None
-            if me is not None and me in self._handing_back and not me.cancelling():
-                raise _HandedBack() from None
-            raise
-        finally:
-            if me is not None:
-                self._calls.pop(me, None)
-            beater.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beater
-
     async def _hand_back(self, job: JobRecord) -> AttemptOutcome:
         """Give the job back without spending the attempt (this worker is stopping, or the database blinked before
         the provider was called)."""
@@ -421,37 +344,3 @@ class JobRunner:
     def _ended(self, job_id: uuid.UUID) -> None:
         if self.ends is not None:
             self.ends.job_ended(job_id)
-
-
-async def accepted_result(result: ProviderResult, settings: Mapping[str, object], max_pixels: int) -> ProviderResult:
-    """A provider's image through the image boundary (identified by its bytes, fully decoded, in the slot's
-    `output` format): what the worker and the webhook path store. An answer that is not a decodable image is the
-    provider's fault and retryable (`invalid_result`); one over the pixel limit is final (`result_too_large`)."""
-    output = settings.get("output")
-    fmt: str | None = None
-    quality = image_boundary.DEFAULT_OUTPUT_QUALITY
-    if isinstance(output, dict):
-        fmt = str(output["format"]) if output.get("format") in ("jpeg", "png") else None
-        if isinstance(output.get("quality"), int | float):
-            quality = int(output["quality"])
-    if codec.accepted_as_is(result.image, fmt, max_pixels):
-        # Encoded in this process from normalised pixels (only `codec` makes that type, never from a provider's
-        # bytes): the boundary would fully decode it only to hand back the same bytes.
-        return ProviderResult(ImageInput(result.image.data, result.image.mime), result.cost)
-    try:
-        image = await asyncio.to_thread(image_boundary.accept_result, result.image.data, fmt, quality, max_pixels)
-    except image_boundary.TooManyPixelsError as exc:
-        raise ProviderError("result_too_large", "the provider's image has too many pixels", retryable=False) from exc
-    except image_boundary.UndecodableImageError as exc:
-        raise ProviderError(
-            "invalid_result", f"the provider's answer is not a decodable image ({exc})"[:300], retryable=True
-        ) from exc
-    except image_boundary.UnencodableImageError as exc:
-        # Decoded, but it cannot be delivered in the slot's format: asking the provider again would pay for the same.
-        raise ProviderError("result_unusable", str(exc)[:300], retryable=False) from exc
-    except Exception as exc:  # a decoder's surprise must end this attempt (and the webhook's request) cleanly
-        log.exception("the image boundary failed on a provider's answer")
-        raise ProviderError("result_unusable", "the provider's image could not be processed", retryable=False) from exc
-    if image.mime != result.image.mime:
-        log.info("provider image declared %s, delivered as %s", result.image.mime, image.mime)
-    return ProviderResult(ImageInput(image.data, image.mime), result.cost)

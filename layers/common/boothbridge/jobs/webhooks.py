@@ -23,8 +23,8 @@ from boothbridge.jobs.callbacks import CallbackQueue, job_id_from_token, same_to
 from boothbridge.jobs.model import JobRecord
 from boothbridge.jobs.notifications import NotificationHub
 from boothbridge.jobs.queue import JobQueue
+from boothbridge.jobs.result_image import accepted_result
 from boothbridge.jobs.retry import RetryPolicy
-from boothbridge.jobs.runner import accepted_result
 from boothbridge.jobs.steps import Fence, PipelineSteps
 from boothbridge.media.service import MediaService
 from boothbridge.platform.logs import bind_job
