@@ -13,7 +13,14 @@ import pytest
 
 from boothbridge.catalog import Catalog
 from boothbridge.errors import AppError
-from boothbridge.slots.rules import SlotUpdate, check_media_found, media_references, nul_paths, validate_update
+from boothbridge.slots.rules import (
+    SlotUpdate,
+    check_media_found,
+    media_references,
+    nul_paths,
+    unstorable_paths,
+    validate_update,
+)
 
 CATALOG = Catalog.load(Path(__file__).resolve().parents[2] / "configs" / "providers.json")
 TEMPLATE = "3f2b8c1e-4d5a-4e6f-8a9b-0c1d2e3f4a5b"
@@ -148,6 +155,34 @@ def test_nul_paths_finds_nuls_in_values_keys_and_list_items() -> None:
     assert nul_paths(value) == ["b\x00", "c/d/1", "g\x00"]  # a key with NUL is reported, not looked into
     assert nul_paths("\x00") == [""]
     assert nul_paths({"x": [1, 2.5, True, None]}) == []
+
+
+def test_unstorable_paths_finds_what_postgresql_cannot_hold() -> None:
+    value = {
+        "ok": [1, 2.5, "fine", None, True, 1e308],
+        "inf": float("inf"),
+        "list": [float("-inf"), "x\udfffy"],
+        "pair": "\U0001f600",  # a real astral character is fine (a surrogate pair only in JSON's escape)
+        "key\ud800": {"never": "looked into"},
+        "nested": {"nan": float("nan")},
+    }
+    assert unstorable_paths(value) == [
+        ("inf", "must be a finite number"),
+        ("list/0", "must be a finite number"),
+        ("list/1", "must not contain unpaired surrogate characters"),
+        ("key\ud800", "must not contain unpaired surrogate characters"),
+        ("nested/nan", "must be a finite number"),
+    ]
+
+
+def test_a_slot_name_that_cannot_be_stored_is_a_validation_error() -> None:
+    update = SlotUpdate(name="Gala \ud83d", provider_id="local", operation_id="resize", settings_json={"width": 100})
+    with pytest.raises(AppError) as raised:
+        validate_update(CATALOG, update)
+    assert (raised.value.status, raised.value.code) == (400, "validation_error")
+    assert raised.value.details["fields"] == [
+        {"field": "name", "message": "must not contain unpaired surrogate characters"}
+    ]
 
 
 @pytest.mark.parametrize("policy", ["", "fallback", "ORIGINAL", "none"])

@@ -10,6 +10,9 @@ from urllib.parse import unquote_to_bytes
 # One `; key=value` parameter of a header value; the value a quoted-string or a token.
 _PARAMETER = re.compile(r';\s*([^\s=;]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^;]*)')
 
+# An unpaired surrogate: some codecs decode one (UTF-7 `+2AA-`), and no UTF-8 text (PostgreSQL's) can hold it.
+_UNPAIRED_SURROGATE = re.compile("[\ud800-\udfff]")
+
 
 def extended_filename(disposition: bytes) -> str | None:
     """The RFC 5987 `filename*=charset'language'percent-encoded` parameter, decoded; None when absent or
@@ -26,7 +29,7 @@ def extended_filename(disposition: bytes) -> str | None:
             return None
         raw = unquote_to_bytes(encoded)
         try:
-            return raw.decode(charset or "utf-8", "replace")
+            return _UNPAIRED_SURROGATE.sub("\ufffd", raw.decode(charset or "utf-8", "replace"))
         except (LookupError, UnicodeError):  # an unknown charset, or one that is not text (idna)
             return raw.decode("utf-8", "replace")
     return None
@@ -40,8 +43,10 @@ def charset_of(declared: bytes | None) -> str:
 
 
 def decode_text(raw: bytes | bytearray, charset: str) -> str:
-    """Text as Starlette decodes it: the form's charset, else Latin-1 (which never fails)."""
+    """Text as Starlette decodes it: the form's charset, else Latin-1 (which never fails); an unpaired surrogate
+    the charset's codec produced becomes U+FFFD, as an undecodable byte does."""
     try:
-        return raw.decode(charset)
+        text = raw.decode(charset)
     except (UnicodeError, LookupError):  # UnicodeError: also what a codec like idna raises for bad input
         return raw.decode("latin-1")
+    return _UNPAIRED_SURROGATE.sub("\ufffd", text)

@@ -267,14 +267,17 @@ class JobRunner:
 
     async def _succeeded(self, job: JobRecord, result: ProviderResult) -> AttemptOutcome:
         """The call's image: the job moves to its next step, or (the last step) finishing makes the result."""
-        # The detail's phase, told while the image is stored (not waited for: it only informs).
-        phase = asyncio.ensure_future(self._uploading(job))
+        # The detail's phase, told while the image is stored (not waited for: it only informs). A one-step job
+        # without finishing stores its result and completes in one go: a phase for those milliseconds would cost
+        # the booth's hot path one more statement.
+        phase = asyncio.ensure_future(self._uploading(job)) if self.steps.has_stages(job) else None
         try:
             after = await self.steps.succeeded(job, result, Fence(job.attempt), self.queue.move, self.result_ttl_sec)
         except ProviderError as err:  # the finishing stage could not make the final image
             return await self._failed(job, err)
         finally:
-            await phase
+            if phase is not None:
+                await phase
         if after is True:
             return AttemptOutcome("moved", retry_in=0.0)  # queued for the next step's provider at once
         if after is False:

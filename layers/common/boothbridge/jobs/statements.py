@@ -710,25 +710,40 @@ STATS_SUMMARY = _sql("""
     ),
     -- The booth jobs each slot's money is counted from: those since its last reset.
     billed AS (
-        SELECT j.slot_id, j.provider_id, j.cost, j.finished_at, j.created_at
+        SELECT j.id, j.slot_id, j.provider_id, j.cost, j.finished_at, j.created_at
         FROM jobs j JOIN own s ON s.id = j.slot_id
         WHERE NOT j.is_test AND j.created_at >= coalesce(s.last_reset_at, '-infinity')
     ),
-    spend AS (
-        SELECT slot_id, sum(cost) AS total_cost,
-               -- the cost of the job that finished last (the latest AI processing), and whose price it was
-               (array_agg(cost ORDER BY finished_at DESC NULLS LAST, created_at DESC)
-                   FILTER (WHERE cost IS NOT NULL))[1] AS last_cost,
-               (array_agg(provider_id ORDER BY finished_at DESC NULLS LAST, created_at DESC)
-                   FILTER (WHERE cost IS NOT NULL))[1] AS last_cost_provider
-        FROM billed
-        GROUP BY slot_id
+    -- Each job's money by the provider whose call cost it: the pipeline steps it moved on from (`job_steps`), and
+    -- the rest (its last call) under the job's own provider, which is that last call's.
+    billed_parts AS (
+        SELECT b.id, b.slot_id, st.provider_id, st.cost
+        FROM billed b JOIN job_steps st ON st.job_id = b.id
+        WHERE b.cost IS NOT NULL AND st.cost IS NOT NULL
+        UNION ALL
+        SELECT b.id, b.slot_id, b.provider_id,
+               b.cost - coalesce((SELECT sum(st.cost) FROM job_steps st WHERE st.job_id = b.id), 0)
+        FROM billed b WHERE b.cost IS NOT NULL
     ),
-    -- The same money per provider: a slot that changed providers since its reset may have spent in two
-    -- currencies, which one sum cannot show.
+    -- whose price a job's cost mostly was (one provider for a one-step job)
+    payer AS (
+        SELECT DISTINCT ON (id) id, provider_id FROM billed_parts ORDER BY id, cost DESC, provider_id
+    ),
+    spend AS (
+        SELECT b.slot_id, sum(b.cost) AS total_cost,
+               -- the cost of the job that finished last (the latest AI processing), and whose price it was
+               (array_agg(b.cost ORDER BY b.finished_at DESC NULLS LAST, b.created_at DESC)
+                   FILTER (WHERE b.cost IS NOT NULL))[1] AS last_cost,
+               (array_agg(p.provider_id ORDER BY b.finished_at DESC NULLS LAST, b.created_at DESC)
+                   FILTER (WHERE b.cost IS NOT NULL))[1] AS last_cost_provider
+        FROM billed b LEFT JOIN payer p ON p.id = b.id
+        GROUP BY b.slot_id
+    ),
+    -- The same money per provider: a slot that changed providers since its reset, or whose steps use several,
+    -- may have spent in two currencies, which one sum cannot show.
     spend_by_provider AS (
         SELECT slot_id, jsonb_object_agg(provider_id, cost) AS by_provider
-        FROM (SELECT slot_id, provider_id, sum(cost) AS cost FROM billed WHERE cost IS NOT NULL
+        FROM (SELECT slot_id, provider_id, sum(cost) AS cost FROM billed_parts
               GROUP BY slot_id, provider_id) per_provider
         GROUP BY slot_id
     )

@@ -31,6 +31,9 @@ from boothbridge.providers.base import ImageInput, ProviderError, ProviderResult
 
 log = logging.getLogger(__name__)
 
+# A step's output outlives its job's deadline by this much (no attempt starts after the deadline).
+INPUT_GRACE = timedelta(minutes=1)
+
 # Runs a fenced move: (statement, params) -> whether it applied. The worker's goes through database outages (its
 # step's output is paid for); the webhook path's is one try (the provider delivers again on an error answer).
 Mover = Callable[[LiteralString, dict[str, Any]], Any]
@@ -65,6 +68,12 @@ class PipelineSteps:
         self.catalog = catalog
         self.max_image_pixels = max_image_pixels
 
+    @staticmethod
+    def has_stages(job: JobRecord) -> bool:
+        """Whether the job is more than one call: several steps, or a finishing stage after its call."""
+        steps = plan(job)
+        return steps.count > 1 or bool(steps.finishing)
+
     # ---- after a call ------------------------------------------------------------------------------------
 
     async def succeeded(
@@ -76,7 +85,9 @@ class PipelineSteps:
         if where.kind == "finish":
             return await self.finish(job, result)
         ref = await self.media.write_bytes("result", result.image.data, result.image.mime)
-        expires = datetime.now(UTC) + timedelta(seconds=result_ttl_sec)
+        # Kept like a result, and at least until the job can no longer run (its next step's input: a result TTL
+        # shorter than the job's deadline must not expire it under the job).
+        expires = max(datetime.now(UTC) + timedelta(seconds=result_ttl_sec), job.deadline_at + INPUT_GRACE)
         try:
             moved = await self._move(
                 job, where, fence, move, status="succeeded", output=(ref, expires), cost=result.cost

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import text
 
 from boothbridge.db.engine import autocommit
+from boothbridge.jobs.status import JobStatus, sql_list
 from boothbridge.media.ref import MediaRef
 from boothbridge.media.store import ObjectNotFound, ObjectStore
 from boothbridge.media.upload import MediaUpload
@@ -70,11 +71,14 @@ _EXPIRED = text(
     ORDER BY expires_at NULLS LAST LIMIT :batch FOR UPDATE SKIP LOCKED
     """
 )
+# Every result, except a pipeline step's output that an unfinished job is still to use as its next step's input
+# (clearing it would fail that job: `input_expired`).
 _RESULTS = text(
-    """
-    SELECT id, storage_key FROM media_objects
-    WHERE kind = 'result'
-    ORDER BY expires_at NULLS LAST LIMIT :batch FOR UPDATE SKIP LOCKED
+    f"""
+    SELECT m.id, m.storage_key FROM media_objects m
+    WHERE m.kind = 'result'
+      AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.input_media_id = m.id AND j.status IN {sql_list(JobStatus.ACTIVE)})
+    ORDER BY m.expires_at NULLS LAST LIMIT :batch FOR UPDATE OF m SKIP LOCKED
     """
 )
 _DELETE_ROWS = text("DELETE FROM media_objects WHERE id = ANY(:ids)")

@@ -16,6 +16,8 @@ paths such as `steps/1/alternatives/0/settings_json/prompt`, `finishing/width`, 
 
 from __future__ import annotations
 
+import math
+import re
 import uuid
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -34,6 +36,7 @@ __all__ = [
     "check_media_found",
     "media_references",
     "nul_paths",
+    "unstorable_paths",
     "validate_update",
 ]
 
@@ -56,6 +59,13 @@ def validate_update(catalog: Catalog, update: SlotUpdate) -> None:
     - 422 `invalid_settings` at `variants/<name>/<step>/<setting>`: an override that breaks a schema or holds NUL;
     - 422 `invalid_failure_policy` when a policy is given and is not `error` or `original`.
     """
+    if bad := unstorable_paths(update.name):
+        raise AppError(
+            400,
+            "validation_error",
+            "name cannot be stored",
+            {"fields": [{"field": "name", "message": why} for _, why in bad]},
+        )
     if problems := structure_problems(update):
         raise invalid_pipeline(problems)
     steps = update.pipeline_steps
@@ -95,9 +105,9 @@ def _check_call(
     errors = catalog.validate_settings(operation_id, settings)
     if errors:
         raise _invalid_settings([{"field": _join(prefix, e.path), "message": e.message} for e in errors])
-    if nul := nul_paths(settings):
-        # Checked after the schema: jsonb cannot store NUL, and the schema has nothing to say about it.
-        raise _invalid_settings([{"field": _join(prefix, path), "message": _NUL} for path in nul])
+    if bad := unstorable_paths(settings):
+        # Checked after the schema: jsonb cannot store these, and the schema has nothing to say about them.
+        raise _invalid_settings([{"field": _join(prefix, path), "message": why} for path, why in bad])
 
 
 def _check_finishing(finishing: Mapping[str, Any]) -> None:
@@ -111,7 +121,7 @@ def _check_finishing(finishing: Mapping[str, Any]) -> None:
     found = sorted(_finishing_validator[0].iter_errors(finishing), key=lambda e: [str(p) for p in e.absolute_path])
     fields = [
         {"field": _join("finishing", "/".join(str(p) for p in e.absolute_path)), "message": e.message} for e in found
-    ] or [{"field": _join("finishing", path), "message": _NUL} for path in nul_paths(finishing)]
+    ] or [{"field": _join("finishing", path), "message": why} for path, why in unstorable_paths(finishing)]
     if fields:
         raise AppError(422, "invalid_finishing", "finishing does not match the finishing schema", {"fields": fields})
 
@@ -119,8 +129,8 @@ def _check_finishing(finishing: Mapping[str, Any]) -> None:
 def _check_override(catalog: Catalog, where: str, step: Mapping[str, Any], override: Mapping[str, Any]) -> None:
     """The override merged into the step's own settings must match its schema (every key of it); merged into an
     alternative's, with the keys that alternative's schema has, must match that one's."""
-    if nul := nul_paths(override):
-        raise _invalid_settings([{"field": _join(where, path), "message": _NUL} for path in nul], _VARIANT)
+    if bad := unstorable_paths(override):
+        raise _invalid_settings([{"field": _join(where, path), "message": why} for path, why in bad], _VARIANT)
     for alternative, call in _calls(step):
         operation = catalog.operation(call["operation_id"])
         assert operation is not None, "the steps were checked first"
@@ -176,11 +186,14 @@ def check_media_found(references: dict[str, uuid.UUID], found: set[uuid.UUID]) -
         )
 
 
-def nul_paths(value: Any, path: str = "") -> list[str]:
-    """Where `value` holds a NUL character (in a string or a key), as `/`-joined paths (list items by index):
-    PostgreSQL's jsonb cannot store one."""
+def unstorable_paths(value: Any, path: str = "") -> list[tuple[str, str]]:
+    """Where `value` holds what PostgreSQL cannot store, as (`/`-joined path, why) (list items by index): a NUL
+    character or an unpaired surrogate (a JSON escape such as `\\ud800`, which no UTF-8 text can hold) in a string
+    or a key, or a number that is not finite (`NaN`, `Infinity`: JSON parsers accept them, jsonb does not)."""
     if isinstance(value, str):
-        return [path] if "\x00" in value else []
+        return [(path, why)] if (why := _text_problem(value)) else []
+    if isinstance(value, float):
+        return [] if math.isfinite(value) else [(path, _NONFINITE)]
     if isinstance(value, dict):
         items: Any = value.items()
     elif isinstance(value, list):
@@ -190,11 +203,28 @@ def nul_paths(value: Any, path: str = "") -> list[str]:
     found = []
     for key, item in items:
         where = f"{path}/{key}" if path else str(key)
-        found += [where] if "\x00" in str(key) else nul_paths(item, where)
+        why = _text_problem(str(key))
+        found += [(where, why)] if why else unstorable_paths(item, where)
     return found
 
 
+def nul_paths(value: Any, path: str = "") -> list[str]:
+    """The paths of `unstorable_paths` (NUL characters among them)."""
+    return [where for where, _ in unstorable_paths(value, path)]
+
+
+def _text_problem(text: str) -> str | None:
+    if "\x00" in text:
+        return _NUL
+    if _SURROGATE.search(text):
+        return _UNPAIRED
+    return None
+
+
 _NUL = "must not contain NUL characters"
+_UNPAIRED = "must not contain unpaired surrogate characters"
+_NONFINITE = "must be a finite number"
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _SETTINGS = "settings_json does not match the operation's settings_schema"
 _VARIANT = "a variant's overrides do not match the operation's settings_schema"
 
