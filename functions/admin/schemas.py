@@ -104,7 +104,9 @@ class StepBody(StepCallBody):
         default_factory=list,
         description="at most 3, tried in order when the step fails for good or cannot end before the deadline",
     )
-    optional: bool = Field(False, description="skipped (its input passed on) when it and its alternatives fail")
+    optional: bool = Field(
+        False, strict=True, description="skipped (its input passed on) when it and its alternatives fail (true/false)"
+    )
 
 
 class SlotPipelineBody(BaseModel):

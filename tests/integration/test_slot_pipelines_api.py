@@ -214,6 +214,11 @@ async def test_body_shape_errors_stay_400(client: httpx.AsyncClient, settings: S
     assert [f["field"] for f in refused["details"]["fields"]] == ["steps.0.operation_id"]
     refused = error(await put(client, token, "slot-006", variants={"w": {"0": "snow"}}), 400)
     assert refused["code"] == "validation_error"
+    # `optional` is a JSON boolean: "yes" (or 1) is not quietly taken as true
+    for loose in ("yes", 1, "true"):
+        body = [{"provider_id": "local", "operation_id": "white_balance", "settings_json": {}, "optional": loose}]
+        refused = error(await put(client, token, "slot-006", steps=body), 400)
+        assert [f["field"] for f in refused["details"]["fields"]] == ["steps.0.optional"], loose
 
 
 async def test_an_image_from_before_owners_named_anywhere_in_a_slot_may_be_named_again(
