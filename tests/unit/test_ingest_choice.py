@@ -18,7 +18,15 @@ from pydantic import ValidationError
 from boothbridge.catalog import Catalog
 from boothbridge.errors import AppError
 from boothbridge.ingest.admission import answer_due, fallback_at, seconds_left, slot_for_run, slot_limits
-from boothbridge.ingest.choice import NO_CHOICE, VariantChoice, attaches, choose, first_call, pipeline_for
+from boothbridge.ingest.choice import (
+    NO_CHOICE,
+    VariantChoice,
+    attaches,
+    choose,
+    first_call,
+    pipeline_for,
+    stored_pipeline,
+)
 from boothbridge.ingest.model import IngestOutcome, SlotForIngest, UploadedForm, log_fields
 from boothbridge.ingest.outcome import failure_point
 from boothbridge.jobs.model import JobRecord
@@ -182,6 +190,24 @@ def test_a_job_from_before_pipelines_is_the_one_step_its_columns_name() -> None:
     snow = replace(slot, settings_json={"prompt": "snow"})
     changed = pipeline_for(snow, NO_CHOICE, {}, max_attempts=3, catalog=CATALOG)
     assert not attaches(_job("succeeded", {}), changed)
+
+
+def test_one_plain_step_is_stored_as_its_columns_and_a_re_post_still_finds_its_work() -> None:
+    slot = SlotForIngest("s", "gemini", "change_image", {"prompt": "a beach"}, "error", None)
+    plain = pipeline_for(slot, NO_CHOICE, {}, max_attempts=3, catalog=CATALOG)
+    assert stored_pipeline(plain) == {}
+    # stored as {} (its call in the job's columns), the ended job is the same work as the same post's snapshot
+    provider, operation, settings = first_call(plain)
+    ended = replace(_job("succeeded", {}), provider_id=provider, operation_id=operation, settings_json=settings)
+    assert attaches(ended, plain)
+    step = plain["steps"][0]
+    for kept in (
+        {**plain, "finishing": {"width": 100}},
+        {**plain, "steps": [{**step, "optional": True}]},
+        {**plain, "steps": [{**step, "alternatives": [{**step, "alternatives": None}]}]},
+        {**plain, "steps": [step, step]},
+    ):
+        assert stored_pipeline(kept) == kept
 
 
 # ---- which slots can run, test runs ----------------------------------------------------------------------------

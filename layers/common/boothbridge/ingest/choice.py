@@ -109,6 +109,15 @@ def first_call(pipeline: Mapping[str, Any]) -> tuple[str, str, dict[str, Any]]:
     return str(step["provider_id"]), str(step["operation_id"]), dict(step["settings_json"])
 
 
+def stored_pipeline(pipeline: Mapping[str, Any]) -> dict[str, Any]:
+    """The snapshot as the job row keeps it: `{}` for one plain step (no alternative, not optional, no finishing),
+    whose call the job's own columns name in full, so the booth's most common job carries no copy of its settings
+    through every read of the hot path (enqueue, claim, completion); else the snapshot itself."""
+    steps = pipeline.get("steps") or []
+    plain = len(steps) == 1 and not steps[0].get("alternatives") and not steps[0].get("optional")
+    return {} if plain and not pipeline.get("finishing") else dict(pipeline)
+
+
 def attaches(earlier: JobRecord, pipeline: Mapping[str, Any]) -> bool:
     """Whether a post of the same photo on the same slot, whose snapshot is `pipeline`, attaches to `earlier`
     (the job the queue found for it: one in flight, else the newest that succeeded): always while it is in

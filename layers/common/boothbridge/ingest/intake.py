@@ -13,7 +13,7 @@ from typing import Any
 from boothbridge.catalog import Catalog
 from boothbridge.errors import AppError
 from boothbridge.ingest.admission import check_backlog, fallback_at, seconds_left
-from boothbridge.ingest.choice import VARIANT_KEY, attaches, first_call
+from boothbridge.ingest.choice import VARIANT_KEY, attaches, first_call, stored_pipeline
 from boothbridge.ingest.model import SlotForIngest, UploadedForm, public_fields
 from boothbridge.ingest.upload import PhotoUpload, StoredPhoto
 from boothbridge.jobs.dispatch import JobDispatcher
@@ -96,7 +96,7 @@ class JobIntake:
                 booth_fallback_at=fallback_at(
                     slot.failure_policy, now, seconds_left(started, t_sync, time.monotonic())
                 ),
-                pipeline=pipeline,
+                pipeline=stored_pipeline(pipeline),
             )
             # The photo must outlive every attempt the job may start: a queue can hold it past the booth's wait
             # (a backlog up to the job's deadline). When the request ends, its expiry is set again (see
