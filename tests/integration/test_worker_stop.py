@@ -6,14 +6,9 @@ fail the job as `lease_expired`). The same hand-back on Lambda, before the funct
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -23,12 +18,15 @@ from sqlalchemy import text
 
 from boothbridge.bootstrap import Container
 from boothbridge.jobs.worker_loop import WorkerLoop
-from boothbridge.settings import PROJECT_ROOT, Settings
+from boothbridge.settings import Settings
 from tests.fakes.sleepy import SleepyProvider
 from tests.integration.test_queue import new_job
 from tests.support.lambda_env import invoke_worker, settings_env
+from tests.support.worker_process import WorkerProcess, sleepy_calls, worker_processes
 
 pytestmark = pytest.mark.slow
+
+__all__ = ["worker_processes"]  # the fixture, used by name
 
 
 @pytest.fixture
@@ -37,108 +35,19 @@ def settings_overrides() -> dict[str, Any]:
     return {"run_worker": False, "lease_sec": 30, "heartbeat_sec": 10, "fallback_poll_sec": 0.3}
 
 
-class Worker:
-    """`python -m functions.worker` as a child process against the test's database."""
-
-    def __init__(self, settings: Settings, calls_file: Path, log_file: Path, **env: str) -> None:
-        self.log_file = log_file
-        environment = {k: v for k, v in os.environ.items() if k != "TEST_DATABASE_URL"}
-        environment.update(
-            {
-                "APP_ENV": "test",
-                "DATABASE_URL": str(settings.database_url),
-                "S3_ENDPOINT_URL": str(settings.s3_endpoint_url),
-                "S3_BUCKET": str(settings.s3_bucket),
-                "S3_ACCESS_KEY_ID": str(settings.s3_access_key_id),
-                "S3_SECRET_ACCESS_KEY": str(settings.s3_secret_access_key),
-                "S3_REGION": settings.s3_region,
-                "PROVIDERS_CONFIG": str(settings.providers_config),
-                "PROVIDER_PLUGINS": json.dumps(["tests.fakes.sleepy:SleepyProvider"]),
-                "CREDENTIALS_PATH": str(settings.credentials_path),
-                "DATA_DIR": str(settings.data_dir),
-                "LEASE_SEC": str(settings.lease_sec),
-                "HEARTBEAT_SEC": str(settings.heartbeat_sec),
-                "FALLBACK_POLL_SEC": "0.3",
-                "DB_POOL_SIZE": "4",
-                "WORKER_CONCURRENCY": "4",
-                "SLEEPY_CALLS_FILE": str(calls_file),
-                "PYTHONPATH": os.pathsep.join(p for p in (str(PROJECT_ROOT), environment.get("PYTHONPATH")) if p),
-                "PYTHONUNBUFFERED": "1",
-                **env,
-            }
-        )
-        self._log = log_file.open("wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "functions.worker"],
-            cwd=PROJECT_ROOT,
-            env=environment,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def output(self) -> str:
-        return self.log_file.read_text(errors="replace")
-
-    async def wait_ready(self) -> None:
-        deadline = time.monotonic() + 30
-        while " ready" not in self.output():
-            assert self.proc.poll() is None, f"worker exited with {self.proc.returncode}:\n{self.output()}"
-            assert time.monotonic() < deadline, f"worker not ready:\n{self.output()}"
-            await asyncio.sleep(0.05)
-
-    async def wait_exit(self) -> int:
-        deadline = time.monotonic() + 30
-        while self.proc.poll() is None:
-            assert time.monotonic() < deadline, f"worker did not exit:\n{self.output()}"
-            await asyncio.sleep(0.05)
-        self._log.close()
-        return self.proc.returncode
-
-    def signal(self, sig: int) -> None:
-        os.kill(self.proc.pid, sig)
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(timeout=10)
-        self._log.close()
+def start_worker(settings: Settings, calls_file: Path, log_file: Path, **env: str) -> WorkerProcess:
+    """A worker process that polls as often as this module's own settings say (it is told of new work anyway)."""
+    return WorkerProcess(settings, calls_file, log_file, FALLBACK_POLL_SEC=str(settings.fallback_poll_sec), **env)
 
 
-@pytest.fixture
-def workers() -> Iterator[list[Worker]]:
-    """Whatever a test starts here is killed at teardown, whatever happened."""
-    started: list[Worker] = []
-    try:
-        yield started
-    finally:
-        for worker in started:
-            worker.kill()
-
-
-def calls(path: Path) -> list[tuple[str, int, int]]:
-    """The sleepy provider's calls in every process: (job id, attempt, pid)."""
-    if not path.exists():
-        return []
-    rows = []
-    for line in path.read_text().splitlines():
-        job_id, attempt, pid = line.split()
-        rows.append((job_id, int(attempt), int(pid)))
-    return rows
-
-
-async def wait_for_call(path: Path, count: int, worker: Worker | None = None) -> list[tuple[str, int, int]]:
+async def wait_for_call(path: Path, count: int, worker: WorkerProcess | None = None) -> list[tuple[str, int, int]]:
     deadline = time.monotonic() + 40
-    while len(calls(path)) < count:
+    while len(sleepy_calls(path)) < count:
         if worker is not None:
             assert worker.proc.poll() is None, worker.output()
         assert time.monotonic() < deadline, worker.output() if worker else "no provider call"
         await asyncio.sleep(0.02)
-    return calls(path)
+    return sleepy_calls(path)
 
 
 async def row(c: Container, job_id: uuid.UUID) -> Any:
@@ -163,11 +72,11 @@ async def wait_status(c: Container, job_id: uuid.UUID, *statuses: str) -> Any:
 
 
 async def test_sigterm_hands_the_job_back_and_another_worker_takes_it_at_once(
-    settings: Settings, container: Container, workers: list[Worker], tmp_path: Path
+    settings: Settings, container: Container, worker_processes: list[WorkerProcess], tmp_path: Path
 ) -> None:
     calls_file = tmp_path / "calls.txt"
-    stopping = Worker(settings, calls_file, tmp_path / "a.log", WORKER_GRACE_SEC="0.5")
-    workers.append(stopping)
+    stopping = start_worker(settings, calls_file, tmp_path / "a.log", WORKER_GRACE_SEC="0.5")
+    worker_processes.append(stopping)
     await stopping.wait_ready()
     job = await new_job(container, settings_json={"delay_sec": 5})
     [(job_id, attempt, pid)] = await wait_for_call(calls_file, 1, stopping)
@@ -201,18 +110,18 @@ async def test_sigterm_hands_the_job_back_and_another_worker_takes_it_at_once(
     assert (done.status, done.attempt, done.max_attempts, done.lease_expiries) == ("succeeded", 1, 3, 0)
     assert done.attempt_errors == []
     assert SleepyProvider.calls == [(str(job.id), 1)]  # the other worker's call: attempt 1 again
-    assert calls(calls_file) == [(str(job.id), 1, stopping.pid)]
+    assert sleepy_calls(calls_file) == [(str(job.id), 1, stopping.pid)]
 
 
 async def test_many_graceful_restarts_during_one_job_do_not_fail_it(
-    settings: Settings, container: Container, workers: list[Worker], tmp_path: Path
+    settings: Settings, container: Container, worker_processes: list[WorkerProcess], tmp_path: Path
 ) -> None:
     calls_file = tmp_path / "calls.txt"
     job = await new_job(container, settings_json={"delay_sec": 30})
     restarts = 4  # more than MAX_ATTEMPTS (3) and MAX_LEASE_EXPIRIES (3)
     for n in range(restarts):
-        worker = Worker(settings, calls_file, tmp_path / f"w{n}.log", WORKER_GRACE_SEC="0.2")
-        workers.append(worker)
+        worker = start_worker(settings, calls_file, tmp_path / f"w{n}.log", WORKER_GRACE_SEC="0.2")
+        worker_processes.append(worker)
         await worker.wait_ready()
         made = await wait_for_call(calls_file, n + 1, worker)
         assert made[-1] == (str(job.id), 1, worker.pid)
@@ -234,15 +143,15 @@ async def test_many_graceful_restarts_during_one_job_do_not_fail_it(
         await last.stop()
     assert (done.status, done.attempt, done.max_attempts, done.lease_expiries) == ("succeeded", 1, 3, 0)
     assert done.attempt_errors == []
-    assert [attempt for _, attempt, _ in calls(calls_file)] == [1] * restarts
+    assert [attempt for _, attempt, _ in sleepy_calls(calls_file)] == [1] * restarts
 
 
 async def test_a_job_that_ends_within_the_grace_period_is_finished_by_the_stopping_worker(
-    settings: Settings, container: Container, workers: list[Worker], tmp_path: Path
+    settings: Settings, container: Container, worker_processes: list[WorkerProcess], tmp_path: Path
 ) -> None:
     calls_file = tmp_path / "calls.txt"
-    worker = Worker(settings, calls_file, tmp_path / "a.log", WORKER_GRACE_SEC="20")
-    workers.append(worker)
+    worker = start_worker(settings, calls_file, tmp_path / "a.log", WORKER_GRACE_SEC="20")
+    worker_processes.append(worker)
     await worker.wait_ready()
     job = await new_job(container, settings_json={"delay_sec": 1.5})
     await wait_for_call(calls_file, 1, worker)
@@ -250,7 +159,7 @@ async def test_a_job_that_ends_within_the_grace_period_is_finished_by_the_stoppi
     assert await worker.wait_exit() == 0, worker.output()
     done = await row(container, job.id)
     assert (done.status, done.attempt, done.lease_expiries) == ("succeeded", 1, 0)
-    assert calls(calls_file) == [(str(job.id), 1, worker.pid)]
+    assert sleepy_calls(calls_file) == [(str(job.id), 1, worker.pid)]
     assert "handed back" not in worker.output()
 
 
@@ -258,20 +167,20 @@ async def test_a_job_that_ends_within_the_grace_period_is_finished_by_the_stoppi
     "settings_overrides", [{"run_worker": False, "lease_sec": 2, "heartbeat_sec": 0.5, "fallback_poll_sec": 0.3}]
 )
 async def test_sigkill_is_a_lease_expiry_and_too_many_fail_the_job(
-    settings: Settings, container: Container, workers: list[Worker], tmp_path: Path
+    settings: Settings, container: Container, worker_processes: list[WorkerProcess], tmp_path: Path
 ) -> None:
     calls_file = tmp_path / "calls.txt"
     container.queue.max_lease_expiries = 1
     job = await new_job(container, settings_json={"delay_sec": 60})
 
-    first = Worker(settings, calls_file, tmp_path / "a.log", MAX_LEASE_EXPIRIES="1")
-    workers.append(first)
+    first = start_worker(settings, calls_file, tmp_path / "a.log", MAX_LEASE_EXPIRIES="1")
+    worker_processes.append(first)
     await first.wait_ready()
     await wait_for_call(calls_file, 1, first)
     first.kill()  # died: no hand-back, the lease just runs out
 
-    second = Worker(settings, calls_file, tmp_path / "b.log", MAX_LEASE_EXPIRIES="1")
-    workers.append(second)
+    second = start_worker(settings, calls_file, tmp_path / "b.log", MAX_LEASE_EXPIRIES="1")
+    worker_processes.append(second)
     await second.wait_ready()
     made = await wait_for_call(calls_file, 2, second)
     assert made == [(str(job.id), 1, first.pid), (str(job.id), 2, second.pid)]
@@ -288,7 +197,7 @@ async def test_sigkill_is_a_lease_expiry_and_too_many_fail_the_job(
         assert await container.queue.claim("finisher", 1) == []  # the second expiry is one too many
         await asyncio.sleep(0.2)
     assert (current.status, current.error_code, current.lease_expiries) == ("failed", "lease_expired", 2)
-    assert len(calls(calls_file)) == 2
+    assert len(sleepy_calls(calls_file)) == 2
 
 
 class CountdownContext:

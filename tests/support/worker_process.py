@@ -19,9 +19,10 @@ from boothbridge.settings import PROJECT_ROOT, Settings
 
 
 class WorkerProcess:
-    """`python -m functions.worker` as a child process, configured like the test's own settings."""
+    """`python -m functions.worker` as a child process, configured like the test's own settings; `env` overrides
+    or adds environment variables (WORKER_GRACE_SEC, MAX_LEASE_EXPIRIES, ...)."""
 
-    def __init__(self, settings: Settings, calls_file: Path, log_file: Path) -> None:
+    def __init__(self, settings: Settings, calls_file: Path, log_file: Path, **env_overrides: str) -> None:
         assert settings.lease_sec and settings.heartbeat_sec
         self.log_file = log_file
         env = {k: v for k, v in os.environ.items() if k != "TEST_DATABASE_URL"}
@@ -46,6 +47,7 @@ class WorkerProcess:
                 "SLEEPY_CALLS_FILE": str(calls_file),
                 "PYTHONPATH": os.pathsep.join(p for p in (str(PROJECT_ROOT), env.get("PYTHONPATH")) if p),
                 "PYTHONUNBUFFERED": "1",
+                **env_overrides,
             }
         )
         self._log = log_file.open("wb")
@@ -65,7 +67,7 @@ class WorkerProcess:
     def output(self) -> str:
         return self.log_file.read_text(errors="replace")
 
-    async def wait_ready(self, timeout: float) -> None:
+    async def wait_ready(self, timeout: float = 30.0) -> None:
         started = time.monotonic()
         while " ready" not in self.output():
             if self.proc.poll() is not None:
@@ -73,6 +75,17 @@ class WorkerProcess:
             if time.monotonic() - started > timeout:
                 raise AssertionError(f"worker not ready after {timeout}s:\n{self.output()}")
             await asyncio.sleep(0.05)
+
+    async def wait_exit(self, timeout: float = 30.0) -> int:
+        deadline = time.monotonic() + timeout
+        while self.proc.poll() is None:
+            assert time.monotonic() < deadline, f"worker did not exit:\n{self.output()}"
+            await asyncio.sleep(0.05)
+        self._log.close()
+        return self.proc.returncode
+
+    def signal(self, sig: int) -> None:
+        os.kill(self.proc.pid, sig)
 
     def kill(self) -> None:
         if self.proc.poll() is None:
@@ -93,6 +106,7 @@ def worker_processes() -> Iterator[list[WorkerProcess]]:
 
 
 def sleepy_calls(path: Path) -> list[tuple[str, int, int]]:
+    """The sleepy provider's calls in every process: (job id, attempt, pid)."""
     if not path.exists():
         return []
     rows = []
