@@ -327,6 +327,10 @@ class JobQueue:
             return row is not None
         return await self.sql.one(step_sql.MOVED, params) is not None
 
+    async def mark_uploading(self, job_id: uuid.UUID, attempt: int) -> None:
+        """The attempt is storing its image (the job detail's `uploading_image` phase); fenced like a heartbeat."""
+        await self.sql.one(step_sql.UPLOADING, {"id": job_id, "attempt": attempt})
+
     async def fail_attempt(
         self,
         job_id: uuid.UUID,

@@ -23,7 +23,6 @@ from boothbridge.jobs.queue import JobQueue, unreachable
 from boothbridge.jobs.result_image import accepted_result
 from boothbridge.jobs.retry import RetryPolicy
 from boothbridge.jobs.status import JobStatus
-from boothbridge.jobs.step_statements import UPLOADING
 from boothbridge.jobs.steps import Fence, PipelineSteps
 from boothbridge.media.links import PublicLinks
 from boothbridge.media.ref import MediaRef
@@ -101,7 +100,7 @@ class JobRunner:
         self.queue = queue
         self.max_image_pixels = max_image_pixels
         # Moving a job between its pipeline's steps, and the finishing stage after the last.
-        self.steps = PipelineSteps(media, catalog, max_image_pixels)
+        self.steps = PipelineSteps(media, catalog)
         self.inputs = InputPreparer(media, max_image_pixels)
         self.callbacks = callbacks
         self.links = links
@@ -287,7 +286,7 @@ class JobRunner:
 
     async def _uploading(self, job: JobRecord) -> None:
         try:
-            await self.queue.sql.one(UPLOADING, {"id": job.id, "attempt": job.attempt})
+            await self.queue.mark_uploading(job.id, job.attempt)
         except Exception:  # the phase is information only: the outcome that follows decides
             log.debug("job %s: recording the uploading phase failed", job.id, exc_info=True)
 

@@ -61,12 +61,11 @@ def plan(job: JobRecord) -> Plan:
 
 
 class PipelineSteps:
-    """Moves jobs between steps; finishes the last step's image. Built once per process (bootstrap)."""
+    """Moves jobs between steps; finishes the last step's image. One per runner and one per webhook service."""
 
-    def __init__(self, media: MediaService, catalog: Catalog, max_image_pixels: int) -> None:
+    def __init__(self, media: MediaService, catalog: Catalog) -> None:
         self.media = media
         self.catalog = catalog
-        self.max_image_pixels = max_image_pixels
 
     @staticmethod
     def has_stages(job: JobRecord) -> bool:
@@ -81,16 +80,17 @@ class PipelineSteps:
     ) -> ProviderResult | bool:
         """The call's image (already through the image boundary): True when the job moved to its next step (False:
         the fence refused, the stored output is dropped), else the final image to complete the job with."""
-        where = after_success(plan(job), job.step_index)
+        steps = plan(job)
+        where = after_success(steps, job.step_index)
         if where.kind == "finish":
-            return await self.finish(job, result)
+            return await self._finish(steps, result)
         ref = await self.media.write_bytes("result", result.image.data, result.image.mime)
         # Kept like a result, and at least until the job can no longer run (its next step's input: a result TTL
         # shorter than the job's deadline must not expire it under the job).
         expires = max(datetime.now(UTC) + timedelta(seconds=result_ttl_sec), job.deadline_at + INPUT_GRACE)
         try:
             moved = await self._move(
-                job, where, fence, move, status="succeeded", output=(ref, expires), cost=result.cost
+                job, steps, where, fence, move, status="succeeded", output=(ref, expires), cost=result.cost
             )
         except BaseException:
             await self.media.drop_bytes(ref)
@@ -106,8 +106,9 @@ class PipelineSteps:
         optional step (False: the fence refused); the final image when a skipped last step ends the pipeline (made
         from the current input); None when the job fails (the caller records that as before)."""
         seconds_left = (job.last_useful_end - datetime.now(UTC)).total_seconds()
+        steps = plan(job)
         where = after_failure(
-            plan(job),
+            steps,
             job.step_index,
             job.alternative,
             err.code,
@@ -122,17 +123,18 @@ class PipelineSteps:
             except (MediaNotFound, MediaExpired):
                 return None
             log.info("job %s: optional last step %s skipped (%s)", job.id, job.step_index, err.code)
-            return await self.finish(job, ProviderResult(ImageInput(data, ref.mime), 0.0))
+            return await self._finish(steps, ProviderResult(ImageInput(data, ref.mime), 0.0))
         status = "skipped" if where.skipped else "failed"
         log.info(
             "job %s: step %s alternative %s failed (%s); moving to step %s alternative %s",
             job.id, job.step_index, job.alternative, err.code, where.step_index, where.alternative,
         )  # fmt: skip
-        return await self._move(job, where, fence, move, status=status, error=(err, message))
+        return await self._move(job, steps, where, fence, move, status=status, error=(err, message))
 
     async def _move(
         self,
         job: JobRecord,
+        steps: Plan,
         where: Move,
         fence: Fence,
         move: Mover,
@@ -143,7 +145,6 @@ class PipelineSteps:
         error: tuple[ProviderError, str] | None = None,
     ) -> bool:
         assert where.call is not None
-        steps = plan(job)
         params: dict[str, Any] = {
             **fence.params(job.id),
             "to_step": where.step_index,
@@ -178,10 +179,10 @@ class PipelineSteps:
 
     # ---- the end -----------------------------------------------------------------------------------------
 
-    async def finish(self, job: JobRecord, result: ProviderResult) -> ProviderResult:
-        """The pipeline's final image: `result` through the job's finishing stage (unchanged when it has none).
+    async def _finish(self, steps: Plan, result: ProviderResult) -> ProviderResult:
+        """The pipeline's final image: `result` through its finishing stage (unchanged when it has none).
         Raises ProviderError `finishing_*` / `overlay_*` (final: no provider can cure it)."""
-        spec_raw = plan(job).finishing
+        spec_raw = steps.finishing
         if not spec_raw:
             return result
         from boothbridge.images.finishing import FinishingError, finish_image, parse_finishing

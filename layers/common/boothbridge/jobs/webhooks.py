@@ -76,7 +76,7 @@ class WebhookService:
         self.media = media
         self.hub = hub  # wakes this process's waiters at once (others by the NOTIFY)
         self.callbacks = callbacks
-        self.steps = PipelineSteps(media, catalog, settings.max_image_pixels)
+        self.steps = PipelineSteps(media, catalog)
 
     async def deliver(self, provider_id: str, token: str, payload: dict[str, Any]) -> Delivery:
         job_id = job_id_from_token(token)

@@ -39,7 +39,8 @@ MAX_VARIANT_FIELD = 100
 VARIANT_NAME = re.compile(r"[A-Za-z0-9_-]{1,40}")
 STEP_KEY = re.compile(r"0|[1-9][0-9]{0,2}")  # a step index as variants name it: "0", "1", ... (no "01", no "-1")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-_SURROGATE = re.compile("[\ud800-\udfff]")  # unpaired: no UTF-8 text can hold one
+# An unpaired surrogate (a JSON escape such as "\\ud800"): no UTF-8 text, so no PostgreSQL text, can hold one.
+UNPAIRED_SURROGATE = re.compile("[\ud800-\udfff]")
 _TOP_LEVEL = ("provider_id", "operation_id", "settings_json")
 
 
@@ -200,9 +201,8 @@ def structure_problems(update: SlotUpdate) -> list[dict[str, str]]:
             elif not isinstance(override, Mapping):
                 problems.append({"field": f"{where}/{key}", "message": "must be an object of settings"})
     field_name = update.variant_field
-    if field_name is not None and (
-        not 1 <= len(field_name) <= MAX_VARIANT_FIELD or _CONTROL.search(field_name) or _SURROGATE.search(field_name)
-    ):
+    unstorable = field_name is not None and (_CONTROL.search(field_name) or UNPAIRED_SURROGATE.search(field_name))
+    if field_name is not None and (not 1 <= len(field_name) <= MAX_VARIANT_FIELD or unstorable):
         message = f"a form field name of 1 to {MAX_VARIANT_FIELD} characters, no control characters"
         problems.append({"field": "variant_field", "message": message})
     return problems

@@ -17,7 +17,6 @@ paths such as `steps/1/alternatives/0/settings_json/prompt`, `finishing/width`, 
 from __future__ import annotations
 
 import math
-import re
 import uuid
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
@@ -25,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from boothbridge.catalog import MEDIA_FIELD_SUFFIX, Catalog
 from boothbridge.errors import AppError
 from boothbridge.slots.guest import apply_override
-from boothbridge.slots.pipeline import SlotUpdate, invalid_pipeline, step_path, structure_problems
+from boothbridge.slots.pipeline import UNPAIRED_SURROGATE, SlotUpdate, invalid_pipeline, step_path, structure_problems
 
 if TYPE_CHECKING:
     from jsonschema.protocols import Validator
@@ -216,7 +215,7 @@ def nul_paths(value: Any, path: str = "") -> list[str]:
 def _text_problem(text: str) -> str | None:
     if "\x00" in text:
         return _NUL
-    if _SURROGATE.search(text):
+    if UNPAIRED_SURROGATE.search(text):
         return _UNPAIRED
     return None
 
@@ -224,7 +223,6 @@ def _text_problem(text: str) -> str | None:
 _NUL = "must not contain NUL characters"
 _UNPAIRED = "must not contain unpaired surrogate characters"
 _NONFINITE = "must be a finite number"
-_SURROGATE = re.compile("[\ud800-\udfff]")
 _SETTINGS = "settings_json does not match the operation's settings_schema"
 _VARIANT = "a variant's overrides do not match the operation's settings_schema"
 
