@@ -6,7 +6,6 @@ wait of 120 s, and the bounds of T_SYNC_RESPONSE."""
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,6 +33,7 @@ from boothbridge.jobs.status import JobStatus
 from boothbridge.settings import MAX_T_SYNC_SEC, Settings
 from boothbridge.slots.rules import SlotUpdate
 from functions.admin.schemas_settings import SettingsUpdate
+from tests.support.records import job_record
 
 CATALOG = Catalog.load(Path(__file__).resolve().parents[2] / "configs" / "providers.json")
 ALL = frozenset(CATALOG.providers)
@@ -140,29 +140,7 @@ def test_a_slot_with_no_steps_but_a_provider_runs_one_step_from_its_columns() ->
 
 
 def _job(status: str, pipeline: dict[str, Any], **changes: Any) -> JobRecord:
-    job = JobRecord(
-        id=uuid.uuid4(),
-        slot_id="slot-001",
-        status=JobStatus(status),
-        provider_id="gemini",
-        operation_id="change_image",
-        settings_json={"prompt": "a beach"},
-        source_media_id=uuid.uuid4(),
-        source_sha256="0" * 64,
-        result_media_id=None,
-        attempt=1,
-        max_attempts=3,
-        deadline_at=NOW + timedelta(seconds=150),
-        booth_fallback_at=None,
-        error_code=None,
-        error_message=None,
-        cost=None,
-        created_at=NOW,
-        started_at=NOW,
-        finished_at=None,
-        pipeline=pipeline,
-    )
-    return replace(job, **changes)
+    return job_record(NOW, status=JobStatus(status), settings_json={"prompt": "a beach"}, pipeline=pipeline, **changes)
 
 
 def test_a_re_post_attaches_to_a_job_in_flight_whatever_it_chose() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 import pytest
 
@@ -25,32 +25,13 @@ from boothbridge.ingest.outcome import (
     success_answer,
 )
 from boothbridge.jobs.model import JobRecord
+from tests.support.records import job_record
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 PHOTO, MIME = b"\xff\xd8the booth's photo", "image/jpeg"
 T_SYNC = 48.0
 
-JOB = JobRecord(
-    id=uuid.UUID("0b7c0e8e-8c1f-4b8e-9a57-2f4e7f0c1d2a"),
-    slot_id="slot-001",
-    status="running",
-    provider_id="gemini",
-    operation_id="change_image",
-    settings_json={"prompt": "p"},
-    source_media_id=uuid.uuid4(),
-    source_sha256="0" * 64,
-    result_media_id=None,
-    attempt=1,
-    max_attempts=3,
-    deadline_at=NOW + timedelta(seconds=150),
-    booth_fallback_at=None,
-    error_code=None,
-    error_message=None,
-    cost=None,
-    created_at=NOW,
-    started_at=NOW,
-    finished_at=None,
-)
+JOB = job_record(NOW, id=uuid.UUID("0b7c0e8e-8c1f-4b8e-9a57-2f4e7f0c1d2a"), settings_json={"prompt": "p"})
 RESULT_ID = uuid.UUID("5d1f3a20-9b0e-4c55-8f0a-3e2d1c0b9a87")
 SUCCEEDED = replace(JOB, status="succeeded", result_media_id=RESULT_ID, cost=0.039, finished_at=NOW)
 FAILED = replace(JOB, status="failed", attempt=3, error_code="provider_rejected", error_message="no face found")

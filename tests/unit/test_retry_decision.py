@@ -2,37 +2,23 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 
 from boothbridge.jobs.model import JobRecord
 from boothbridge.jobs.retry import NO_TIME_NOTE, decide_retry
 from boothbridge.providers.base import ProviderError
+from tests.support.records import job_record
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
 
 def _job(attempt: int = 1, deadline_in: float = 150.0, fallback_in: float | None = None) -> JobRecord:
-    return JobRecord(
-        id=uuid.uuid4(),
-        slot_id="slot-001",
-        status="running",
+    return job_record(
+        NOW,
         provider_id="turbotext",
-        operation_id="change_image",
-        settings_json={},
-        source_media_id=uuid.uuid4(),
-        source_sha256="0" * 64,
-        result_media_id=None,
         attempt=attempt,
-        max_attempts=3,
         deadline_at=NOW + timedelta(seconds=deadline_in),
         booth_fallback_at=NOW + timedelta(seconds=fallback_in) if fallback_in is not None else None,
-        error_code=None,
-        error_message=None,
-        cost=None,
-        created_at=NOW,
-        started_at=NOW,
-        finished_at=None,
     )
 
 
