@@ -12,7 +12,7 @@ from typing import Any
 
 from boothbridge.jobs.model import JobRecord
 from boothbridge.jobs.queue import JobQueue, unreachable
-from boothbridge.providers.base import Provider, ProviderParked, ProviderRequest, ProviderResult
+from boothbridge.providers.base import Provider, ProviderData, ProviderParked, ProviderRequest, ProviderResult
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class LeasedCalls:
 
     async def call(
         self, job: JobRecord, provider: Provider, request: ProviderRequest
-    ) -> ProviderResult | ProviderParked:
+    ) -> ProviderResult | ProviderParked | ProviderData:
         """The provider call, with a heartbeat extending the lease.
 
         Only a heartbeat the database answers with "not yours any more" (taken over, cancelled, ended) cancels the
@@ -65,7 +65,7 @@ class LeasedCalls:
         if me is not None and me in self._handing_back:
             raise HandedBack()
         self.queue.hold(job)  # from now on never claimed by this worker again, whatever its lease says
-        call: asyncio.Future[ProviderResult | ProviderParked] = asyncio.ensure_future(
+        call: asyncio.Future[ProviderResult | ProviderParked | ProviderData] = asyncio.ensure_future(
             asyncio.wait_for(provider.run(request), request.timeout_sec)
         )
         if me is not None:

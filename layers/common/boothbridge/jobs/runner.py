@@ -31,6 +31,7 @@ from boothbridge.platform.logs import bound_job
 from boothbridge.providers.base import (
     ImageSource,
     Provider,
+    ProviderData,
     ProviderError,
     ProviderParked,
     ProviderRequest,
@@ -183,6 +184,11 @@ class JobRunner:
             if await self.callbacks.park(job.id, job.attempt, result.provider_ref, park_sec):
                 return AttemptOutcome(JobStatus.WAITING_PROVIDER)
             return AttemptOutcome("stale")  # the callback already finished it, or the attempt was fenced out
+        if isinstance(result, ProviderData):
+            # A record, not media (a fine-tune): a step's output must be an image or a video.
+            return await self._failed(
+                job, ProviderError("result_not_media", "the operation returned no image or video", retryable=False)
+            )
         try:
             result = await accepted_result(result, job.settings_json, self.max_image_pixels)
         except ProviderError as err:

@@ -93,7 +93,9 @@ async def _no_public_links(image: ImageSource) -> str:
 class ProviderRequest:
     """One call of one operation.
 
-    `source` is the booth's photo; `media` holds the slot's template images resolved from the
+    `source` is the booth's photo (or a task's first input image; None for an operation that starts from a prompt
+    alone, e.g. text-to-image or a fine-tune: `photo()` is the checked accessor); `media` holds the slot's template
+    images resolved from the
     `*_media_id` settings (key = the settings field name, e.g. `template_media_id`); `timeout_sec` is
     what this attempt may take before the worker gives up on it. `public_url` publishes an image as a
     temporary public link (Turbotext downloads our images by URL). `webhook_url` is where an asynchronous
@@ -111,19 +113,41 @@ class ProviderRequest:
     attempt: int
     operation_id: str
     settings: dict[str, Any]
-    source: ImageSource
+    source: ImageSource | None
     media: dict[str, ImageSource] = field(default_factory=dict)
     timeout_sec: float = 48.0
     public_url: PublicLinker = _no_public_links
     webhook_url: str | None = None
     start_by: float | None = None
 
+    def photo(self) -> ImageSource:
+        """The input image; raises `ProviderError("input_missing")` (not retryable) when the job has none."""
+        if self.source is None:
+            raise ProviderError("input_missing", f"{self.operation_id} needs an input image", retryable=False)
+        return self.source
+
 
 @dataclass(frozen=True)
 class ProviderResult:
-    """The processed image and what the call cost (in the catalog's currency, 0 for offline work)."""
+    """The processed media and what the call cost (in the catalog's currency, 0 for offline work).
+
+    `image` is the primary output: an image, or for a video operation (fal `image_to_video`) the video itself
+    (`mime` `video/mp4`, identified by its bytes). `extra` holds further outputs when the operation made several
+    (e.g. `num_images` > 1), in the provider's order. `data` is JSON the operation returns besides its media
+    (seed, timings, NSFW flags: fal's result body without its media URLs), kept on the job for the caller."""
 
     image: ImageInput
+    cost: float = 0.0
+    extra: tuple[ImageInput, ...] = ()
+    data: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class ProviderData:
+    """An operation whose product is not media but a record, e.g. a fine-tune's `{"finetune_id": "..."}` (fal's
+    FLUX Pro trainer): `data` is kept on the job as its result; `cost` as in `ProviderResult`."""
+
+    data: dict[str, Any]
     cost: float = 0.0
 
 
@@ -209,7 +233,7 @@ class Provider(Protocol):
 
     id: str
 
-    async def run(self, request: ProviderRequest) -> ProviderResult | ProviderParked: ...
+    async def run(self, request: ProviderRequest) -> ProviderResult | ProviderParked | ProviderData: ...
 
     async def close(self) -> None: ...
 

@@ -130,7 +130,7 @@ class GeminiProvider:
         deadline = loop.time() + request.timeout_sec
         # The images' bytes, read now: the plan measures them and the call sends them (see the module docstring).
         media: dict[str, ImageSource] = {name: await in_memory(image) for name, image in request.media.items()}
-        request = replace(request, source=await in_memory(request.source), media=media)
+        request = replace(request, source=await in_memory(request.photo()), media=media)
         plan = await asyncio.to_thread(wire.plan_call, request, self.inline_limit)
         refusals = 0
         while True:

@@ -148,7 +148,7 @@ def plan_call(request: ProviderRequest, limit: int = INLINE_REQUEST_LIMIT) -> Ca
         if request.operation_id != "style_transfer":
             raise _settings_error("a prompt is required")
         prompt = DEFAULT_STYLE_PROMPT
-    inputs = [_prepare_image(request.source, "photo")]
+    inputs = [_prepare_image(request.photo(), "photo")]
     if second is not None:
         if second not in request.media:
             raise ProviderError("template_missing", f"the slot's image {second} is missing", retryable=False)

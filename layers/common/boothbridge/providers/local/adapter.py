@@ -138,16 +138,16 @@ def _run_sync(operation: _Operation, request: ProviderRequest) -> ProviderResult
     except (ValueError, TypeError):
         fmt, quality = DEFAULT_FORMAT, DEFAULT_QUALITY  # reported below, after the photo's own errors as before
     else:
-        fast = local_fast.run(request.operation_id, request.settings, request.source, fmt, quality)
+        fast = local_fast.run(request.operation_id, request.settings, request.photo(), fmt, quality)
         if fast is not None:
             return ProviderResult(image=fast, cost=0.0)
-    data = _bytes(request.source)  # Pillow's path decodes from memory: read here, dropped when the thread ends
+    data = _bytes(request.photo())  # Pillow's path decodes from memory: read here, dropped when the thread ends
     plan = _resize_plan(request, data) if request.operation_id == "resize" else None
     if plan is not None and plan.resample is not None:
         needed = (plan.resample[0] * 2, plan.resample[1] * 2)
-        photo = _decode(request.source, what="photo", min_size=needed, data=data)
+        photo = _decode(request.photo(), what="photo", min_size=needed, data=data)
     else:
-        photo = _decode(request.source, what="photo", data=data)
+        photo = _decode(request.photo(), what="photo", data=data)
     del data
     try:
         fmt, quality = _output_options(request.settings)
@@ -184,7 +184,7 @@ class LocalProvider:
             raise ProviderError("template_missing", "the frame template image is missing", retryable=False)
         # Files (the worker's spool files) are opened in the thread; a stored object is read first.
         media = {name: await _at_hand(image) for name, image in request.media.items()}
-        request = replace(request, source=await _at_hand(request.source), media=media)
+        request = replace(request, source=await _at_hand(request.photo()), media=media)
         return await asyncio.to_thread(_run_sync, operation, request)
 
     async def close(self) -> None:

@@ -197,7 +197,7 @@ class TurbotextProvider:
         for field, source in spec.fields:
             if source == BOOTH_PHOTO or source.endswith(MEDIA_SUFFIX):
                 if source not in published:
-                    image = request.source if source == BOOTH_PHOTO else request.media.get(source)
+                    image = request.photo() if source == BOOTH_PHOTO else request.media.get(source)
                     if image is None:
                         raise ProviderError("template_missing", f"the slot has no image {source}", retryable=False)
                     published[source] = await request.public_url(image)
