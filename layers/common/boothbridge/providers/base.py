@@ -95,9 +95,8 @@ class ProviderRequest:
 
     `source` is the booth's photo (or a task's first input image; None for an operation that starts from a prompt
     alone, e.g. text-to-image or a fine-tune: `photo()` is the checked accessor); `media` holds the slot's template
-    images resolved from the
-    `*_media_id` settings (key = the settings field name, e.g. `template_media_id`); `timeout_sec` is
-    what this attempt may take before the worker gives up on it. `public_url` publishes an image as a
+    images resolved from the `*_media_id` settings (key = the settings field name, e.g. `template_media_id`);
+    `timeout_sec` is what this attempt may take before the worker gives up on it. `public_url` publishes an image as a
     temporary public link (Turbotext downloads our images by URL). `webhook_url` is where an asynchronous
     provider may deliver this attempt's result (it carries a per-attempt secret), or None when the
     deployment has no public address for callbacks. `start_by` (a `time.monotonic()` value, None = no limit) is
