@@ -97,7 +97,17 @@ class Job(Base):
     __tablename__ = "jobs"
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
-    slot_id: Mapped[str] = mapped_column(ForeignKey("slots.id", ondelete="RESTRICT"))
+    # NULL for a machine client's task (kind `task`): it belongs to `owner_id` through `api_key_id` instead.
+    slot_id: Mapped[str | None] = mapped_column(ForeignKey("slots.id", ondelete="RESTRICT"))
+    # `booth` (a photo posted to a slot, or an operator's test run of one) or `task` (boothbridge.tasks).
+    kind: Mapped[str] = mapped_column(Text, server_default="booth")
+    # A task's operator and the API key that submitted it (NULL for booth jobs): a key sees only its operator's.
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"))
+    api_key_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("api_keys.id", ondelete="RESTRICT"))
+    # Which API a task came through (`tasks`, `aige`, `artmancer`) and that API's own ids and request fields
+    # (e.g. AIGE's `avatar_id`, the phase names it reports): returned as that API defines them.
+    api: Mapped[str | None] = mapped_column(Text)
+    client_ref: Mapped[dict[str, Any]] = mapped_column(server_default=text("'{}'::jsonb"))
     status: Mapped[str] = mapped_column(Text, server_default=JobStatus.QUEUED.value)
     # The step (or alternative) the job is at now: the claim takes work per provider, so these always name the
     # provider that runs next. A step's input photo is `input_media_id` (the previous step's output), or the
@@ -119,9 +129,14 @@ class Job(Base):
     input_media_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     # What a running attempt is doing besides calling the provider (`uploading_image`); NULL: the status says it.
     phase: Mapped[str | None] = mapped_column(Text)
-    source_media_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
-    source_sha256: Mapped[str] = mapped_column(Text)
+    # The first step's input; NULL for a task that starts from a prompt alone (text-to-image, a fine-tune).
+    source_media_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    source_sha256: Mapped[str | None] = mapped_column(Text)
     result_media_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    # Further outputs of the last step, in the provider's order, when it made several (media ids as strings).
+    extra_media_ids: Mapped[list[Any]] = mapped_column(server_default=text("'[]'::jsonb"))
+    # A record the last step returned besides or instead of media (fal's seed/timings; a fine-tune's id).
+    result_data: Mapped[dict[str, Any] | None] = mapped_column()
     attempt: Mapped[int] = mapped_column(Integer, server_default="0")
     max_attempts: Mapped[int] = mapped_column(Integer, server_default="3")
     # How often a worker's lease ran out on this job (it died or hung): counted apart from provider attempts,
@@ -173,6 +188,10 @@ class Job(Base):
         ),
         Index("jobs_slot_sha_idx", "slot_id", "source_sha256", "created_at"),
         Index("jobs_slot_created_idx", "slot_id", "created_at"),
+        # A machine client's tasks, newest first (the task list; ownership checks).
+        Index("jobs_owner_created_idx", "owner_id", "created_at", postgresql_where=text("owner_id IS NOT NULL")),
+        CheckConstraint("kind IN ('booth', 'task')", name="jobs_kind_check"),
+        CheckConstraint("kind = 'task' OR slot_id IS NOT NULL", name="jobs_booth_has_slot_check"),
     )
 
 
@@ -282,3 +301,51 @@ class RevokedToken(Base):
 
     token_id: Mapped[str] = mapped_column(Text, primary_key=True)
     expires_at: Mapped[datetime] = mapped_column()
+
+
+class ApiKey(Base):
+    """A machine client's API key (`boothbridge.accounts.api_keys`): created, named and revoked by its operator on
+    the settings page, shown once. Only the key's sha256 is stored (the key is 256 random bits, so a fast hash is
+    enough: nothing to guess); `prefix` is its first characters, shown in the list so an operator can tell keys
+    apart. A revoked key stays (its tasks name it) and is refused from `revoked_at` on."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="RESTRICT"), index=True)
+    name: Mapped[str] = mapped_column(Text)
+    prefix: Mapped[str] = mapped_column(Text)
+    key_hash: Mapped[str] = mapped_column(Text, unique=True)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    last_used_at: Mapped[datetime | None] = mapped_column()
+    revoked_at: Mapped[datetime | None] = mapped_column()
+
+
+class TaskDelivery(Base):
+    """One output of a task to PUT to the caller's pre-signed `writeUrl` (`boothbridge.tasks.delivery`): tried until
+    delivered, refused (a 4xx: recorded, not retried) or `expires_at` (the result TTL) passes; a delivery worker
+    claims due rows by `claimed_until` (a lease, so a crashed one is tried again)."""
+
+    __tablename__ = "task_deliveries"
+
+    job_id: Mapped[uuid.UUID] = mapped_column(
+        UUID(as_uuid=True), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    output_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    write_url: Mapped[str] = mapped_column(Text)
+    read_url: Mapped[str | None] = mapped_column(Text)
+    # pending (waiting for the result or the next try), delivered, failed (refused, or out of time).
+    status: Mapped[str] = mapped_column(Text, server_default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    next_attempt_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    claimed_until: Mapped[datetime | None] = mapped_column()
+    expires_at: Mapped[datetime] = mapped_column()
+    error_code: Mapped[str | None] = mapped_column(Text)
+    error_message: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[datetime | None] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'delivered', 'failed')", name="task_deliveries_status_check"),
+        Index("task_deliveries_due_idx", "next_attempt_at", postgresql_where=text("status = 'pending'")),
+    )
