@@ -7,8 +7,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from boothbridge.accounts.rate_limit import check_rate
 
 PROJECT_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_CATALOG = PROJECT_ROOT / "configs" / "providers.json"
@@ -115,6 +117,11 @@ class Settings(BaseSettings):
     origin_verify_secret: str | None = Field(None, repr=False, min_length=16)
     # Temporary public links (POST /api/media/register, images handed to URL-fetching providers).
     public_link_ttl_sec: int = Field(900, ge=30)
+    # Machine clients (`/api/v1/*`): requests per API key in a moving window, a `limits` rate string ("120/minute",
+    # "10/second;500/hour"), counted in RATE_LIMIT_STORAGE_URI: memory:// per process; a deployment of several
+    # instances points it at a shared store (redis://host:6379) so they share one count (accounts/rate_limit.py).
+    api_key_rate_limit: Annotated[str, AfterValidator(check_rate)] = "120/minute"
+    rate_limit_storage_uri: str = Field("memory://", repr=False)
 
     # Files. On AWS the credentials come from a Secrets Manager secret instead of the file (its SecretString is
     # the file's JSON); the endpoint is for a stand-in (tests) or a VPC endpoint with a private name.
