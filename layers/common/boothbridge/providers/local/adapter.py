@@ -1,5 +1,5 @@
-"""The `local` provider: offline operations (reframe, frame, white balance, resize) with Pillow, and libvips for
-the crops and downscales of a plain JPEG; cost 0."""
+"""The `local` provider: offline operations (reframe, frame, overlay, white balance, resize) with Pillow, and
+libvips for the crops and downscales of a plain JPEG; cost 0."""
 
 from __future__ import annotations
 
@@ -49,6 +49,20 @@ def _frame(photo: Image.Image, request: ProviderRequest) -> Image.Image:
     return local_ops.frame(photo, template, x=int(s.get("x", 0)), y=int(s.get("y", 0)), scale=float(s.get("scale", 1)))
 
 
+def _overlay(photo: Image.Image, request: ProviderRequest) -> Image.Image:
+    s = request.settings
+    background = _decode(request.media["background_media_id"], what="background image")
+    ratio = s.get("aspect_ratio")
+    return local_ops.overlay(
+        photo,
+        background,
+        x=int(s.get("x", 0)),
+        y=int(s.get("y", 0)),
+        scale=float(s.get("scale", 1)),
+        aspect_ratio=None if ratio in (None, "") else str(ratio),
+    )
+
+
 def _white_balance(photo: Image.Image, request: ProviderRequest) -> Image.Image:
     return local_ops.white_balance(photo, strength=float(request.settings.get("strength", 1)))
 
@@ -88,6 +102,7 @@ def _resize_plan(request: ProviderRequest, data: bytes) -> local_ops.Plan | None
 _OPERATIONS: dict[str, _Operation] = {
     "reframe": _reframe,
     "frame": _frame,
+    "overlay": _overlay,
     "white_balance": _white_balance,
     "resize": _resize,
 }
@@ -182,6 +197,8 @@ class LocalProvider:
             )
         if request.operation_id == "frame" and "template_media_id" not in request.media:
             raise ProviderError("template_missing", "the frame template image is missing", retryable=False)
+        if request.operation_id == "overlay" and "background_media_id" not in request.media:
+            raise ProviderError("template_missing", "the overlay's background image is missing", retryable=False)
         # Files (the worker's spool files) are opened in the thread; a stored object is read first.
         media = {name: await _at_hand(image) for name, image in request.media.items()}
         request = replace(request, source=await _at_hand(request.photo()), media=media)

@@ -97,19 +97,14 @@ def reframe(img: Image.Image, aspect_ratio: str, mode: str = "crop", pad_color: 
     return canvas
 
 
-def frame(photo: Image.Image, template: Image.Image, x: int, y: int, scale: float) -> Image.Image:
-    """Place `photo` scaled by `scale` at (x, y) under `template`, which shows it through transparent areas.
-
-    The canvas has the template's size and starts transparent; a template without alpha is opaque and
-    therefore covers the photo completely. Only the part of the scaled photo that lands on the canvas is
-    resampled, so large scales do not allocate the whole enlarged photo. The result is RGB when it is
-    fully opaque, RGBA otherwise.
-    """
+def _placed(src: Image.Image, size: tuple[int, int], x: int, y: int, scale: float) -> Image.Image:
+    """A transparent RGBA canvas of `size` with `src` scaled by `scale` and its top-left corner at (x, y) (canvas
+    pixels; negative or beyond the canvas is allowed, the outside part is dropped). Only the part of the scaled
+    image that lands on the canvas is resampled, so large scales do not allocate the whole enlarged image."""
     if scale <= 0:
         raise ValueError("scale must be positive")
-    top = to_rgb_or_rgba(template).convert("RGBA")
-    src = to_rgb_or_rgba(photo).convert("RGBA")
-    canvas = Image.new("RGBA", top.size, (0, 0, 0, 0))
+    src = to_rgb_or_rgba(src).convert("RGBA")
+    canvas = Image.new("RGBA", size, (0, 0, 0, 0))
     sw, sh = max(1, round(src.width * scale)), max(1, round(src.height * scale))
     left, upper = max(x, 0), max(y, 0)
     right, lower = min(x + sw, canvas.width), min(y + sh, canvas.height)
@@ -121,10 +116,62 @@ def frame(photo: Image.Image, template: Image.Image, x: int, y: int, scale: floa
         else:
             part = src.resize((right - left, lower - upper), LANCZOS, box=box)
         canvas.paste(part, (left, upper))
-    canvas.alpha_composite(top)
+    return canvas
+
+
+def _flattened(canvas: Image.Image) -> Image.Image:
+    """`canvas` (RGBA) as RGB when it is fully opaque, else as it is."""
     if canvas.getchannel("A").getextrema() == (255, 255):
         return canvas.convert("RGB")
     return canvas
+
+
+def frame(photo: Image.Image, template: Image.Image, x: int, y: int, scale: float) -> Image.Image:
+    """Place `photo` scaled by `scale` at (x, y) under `template`, which shows it through transparent areas.
+
+    The canvas has the template's size and starts transparent; a template without alpha is opaque and
+    therefore covers the photo completely. The result is RGB when it is fully opaque, RGBA otherwise.
+    """
+    top = to_rgb_or_rgba(template).convert("RGBA")
+    canvas = _placed(photo, top.size, x, y, scale)
+    canvas.alpha_composite(top)
+    return _flattened(canvas)
+
+
+# fal's names for image sizes (AIGE seed 001's overlay `aspect_ratio`) as the ratios they stand for.
+NAMED_RATIOS = {
+    "square_hd": "1:1",
+    "square": "1:1",
+    "portrait_4_3": "3:4",
+    "portrait_16_9": "9:16",
+    "landscape_4_3": "4:3",
+    "landscape_16_9": "16:9",
+}
+
+
+def overlay(
+    person: Image.Image,
+    background: Image.Image,
+    x: int,
+    y: int,
+    scale: float,
+    aspect_ratio: str | None = None,
+) -> Image.Image:
+    """Put `person` (usually RGBA with a transparent surround, e.g. a cut-out avatar) OVER `background`.
+
+    The person is scaled by `scale` (1 = its own pixels) and its top-left corner placed at (x, y) in background
+    pixels; parts outside the background are dropped, the person's alpha blends it onto the background. With
+    `aspect_ratio` (`W:H` or one of `NAMED_RATIOS`) the composite is then centre-cropped to the largest box of
+    that ratio (as `reframe` in crop mode). The result has the (cropped) background's size: RGB when fully opaque,
+    RGBA when the background itself has transparent parts. Raises ValueError for a bad scale or ratio."""
+    ratio = None if aspect_ratio is None else NAMED_RATIOS.get(aspect_ratio, aspect_ratio)
+    if ratio is not None:
+        parse_ratio(ratio)  # a bad ratio is refused before any pixel work
+    canvas = to_rgb_or_rgba(background).convert("RGBA")
+    canvas.alpha_composite(_placed(person, canvas.size, x, y, scale))
+    if ratio is not None:
+        canvas = reframe(canvas, ratio, mode="crop")
+    return _flattened(canvas)
 
 
 def white_balance(img: Image.Image, strength: float = 1.0) -> Image.Image:
