@@ -32,7 +32,13 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     @app.post(
         "/webhooks/{provider_id}/{token}",
         tags=["webhooks"],
-        responses=errors("400 invalid_callback", "404 unknown_callback", "413 payload_too_large"),
+        responses=errors(
+            "400 invalid_callback",
+            "401 callback_unverified",
+            "404 unknown_callback",
+            "409 callback_replayed",
+            "413 payload_too_large",
+        ),
     )
     async def callback(provider_id: str, token: str, request: Request) -> dict[str, Any]:
         """Deliver an asynchronous provider's result for the job named by the token."""
@@ -40,7 +46,9 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         if len(body) > MAX_CALLBACK_BYTES:
             raise AppError(413, "payload_too_large", "the callback body is too large")
         payload = parse_body(body, request.headers.get("content-type", ""))
-        delivery = await (await holder.get()).webhooks.deliver(provider_id, token, payload)
+        headers = {name.lower(): value for name, value in request.headers.items()}
+        webhooks = (await holder.get()).webhooks
+        delivery = await webhooks.deliver(provider_id, token, payload, headers=headers, body=body)
         return {"job_id": delivery.job_id, "status": delivery.outcome}
 
     return app

@@ -46,6 +46,7 @@ from boothbridge.db.engine import autocommit
 from boothbridge.http.openapi import AUTH, INVALID, errors, merge
 from functions.admin.deps import (
     ClaimsDep,
+    ContainerDep,
     CredentialsDep,
     EngineDep,
     HubDep,
@@ -204,12 +205,14 @@ async def stream_token(job_id: str, claims: ClaimsDep, view: JobsViewDep, creden
     response_model_exclude_unset=True,
     responses=errors(*AUTH, INVALID, "404 job_not_found", "409 job_finished"),
 )
-async def cancel(job_id: str, operator: OperatorDep, engine: EngineDep, view: JobsViewDep, hub: HubDep) -> JobDetail:
+async def cancel(
+    job_id: str, operator: OperatorDep, engine: EngineDep, view: JobsViewDep, hub: HubDep, c: ContainerDep
+) -> JobDetail:
     """Cancel a queued, running or parked job; 409 `job_finished` once it has ended. Answers with the job."""
     # Deferred (psycopg): see the module docstring.
     from boothbridge.jobs.cancel import cancel_job
     from boothbridge.jobs.view import parse_job_id
 
     jid = parse_job_id(job_id)
-    await cancel_job(autocommit(engine), hub, operator.id, operator.username, jid)
+    await cancel_job(autocommit(engine), hub, operator.id, operator.username, jid, c.providers)
     return JobDetail.model_validate(await view.get(operator.id, jid))

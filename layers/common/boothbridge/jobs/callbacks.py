@@ -1,6 +1,12 @@
 """Queue operations for providers that answer later (webhook): the attempt's secret, parking, and completion
-by callback. Same rules as the rest of the queue: one statement each (in `boothbridge.jobs.statements`), fenced,
-NOTIFY inside."""
+by callback. Same rules as the rest of the queue: one statement each (in `boothbridge.jobs.statements`, the two
+about resuming below), fenced, NOTIFY inside.
+
+A parked job whose callback never came: for a provider that can poll work it was given (`RESUMABLE_PROVIDERS`:
+fal, whose `request_id` is the job's `provider_ref`) the cleanup puts the job back on the queue with its
+`provider_ref` kept, while it has attempts left; its next attempt gets that id as `ProviderRequest.resume_ref` and
+polls it instead of submitting (paying) again. Other providers' abandoned jobs fail as before
+(`provider_no_callback`)."""
 
 from __future__ import annotations
 
@@ -8,7 +14,7 @@ import hashlib
 import hmac
 import secrets
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import NamedTuple
 
@@ -17,6 +23,29 @@ from boothbridge.jobs import statements as sql
 from boothbridge.jobs.statements import attempt_errors_entry, completion_params
 from boothbridge.jobs.status import JobStatus
 from boothbridge.media.ref import MediaRef
+
+# Providers whose adapter polls a `resume_ref` (see the module docstring).
+RESUMABLE_PROVIDERS: frozenset[str] = frozenset({"fal"})
+
+REQUEUE_ABANDONED = """
+    WITH requeued AS (
+        UPDATE jobs
+        SET status = 'queued', run_after = now(), lease_owner = NULL, lease_expires_at = NULL,
+            webhook_token_hash = NULL, error_code = 'provider_no_callback',
+            error_message = 'the provider did not deliver the result in time; asking it instead',
+            attempt_errors = attempt_errors || jsonb_build_array(jsonb_build_object(
+                'attempt', attempt, 'code', 'provider_no_callback',
+                'message', 'no callback in time; the next attempt polls the provider', 'retryable', true,
+                'at', now())),
+            updated_at = now()
+        WHERE status = 'waiting_provider' AND lease_expires_at <= now() AND provider_ref IS NOT NULL
+          AND provider_id = ANY(%(providers)s) AND attempt < max_attempts
+        RETURNING id
+    )
+    SELECT id, pg_notify('bb_job_new', id::text) FROM requeued
+    """
+
+RESUME_REF = "SELECT provider_ref FROM jobs WHERE id = %(id)s AND provider_id = %(provider)s"
 
 
 def new_callback_token(job_id: uuid.UUID) -> tuple[str, str]:
@@ -47,8 +76,9 @@ class CallbackTarget(NamedTuple):
 class CallbackQueue:
     """The webhook-related statements, over the same plain-psycopg connections as the JobQueue."""
 
-    def __init__(self, pool: RawDb) -> None:
+    def __init__(self, pool: RawDb, resumable: Collection[str] = RESUMABLE_PROVIDERS) -> None:
         self.sql = pool
+        self.resumable = sorted(resumable)
 
     async def arm(self, job_id: uuid.UUID, attempt: int, hash_: str) -> bool:
         return await self.sql.one(sql.ARM, {"id": job_id, "attempt": attempt, "hash": hash_}) is not None
@@ -89,7 +119,18 @@ class CallbackQueue:
         return await self.sql.one(sql.REQUEUE_BY_CALLBACK, {**params, "delay": retry_in}) is not None
 
     async def fail_abandoned(self) -> list[uuid.UUID]:
+        """Parked jobs whose wait ran out: a resumable provider's go back to the queue (not returned: they have not
+        ended); the others fail. Returns the ids of the jobs that failed."""
+        if self.resumable:
+            await self.sql.all(REQUEUE_ABANDONED, {"providers": self.resumable})
         return [row["id"] for row in await self.sql.all(sql.FAIL_ABANDONED)]
+
+    async def resume_ref(self, job_id: uuid.UUID, provider_id: str) -> str | None:
+        """The `provider_ref` an earlier attempt left on the job, for a resumable provider (else None, no query)."""
+        if provider_id not in self.resumable:
+            return None
+        row = await self.sql.one(RESUME_REF, {"id": job_id, "provider": provider_id})
+        return str(row["provider_ref"]) if row is not None and row["provider_ref"] else None
 
 
 def same_token(stored_hash: str | None, token: str) -> bool:

@@ -9,7 +9,9 @@ What cancelling does, by the job's state:
   stops within one heartbeat interval. A result that still arrives is discarded by the completion fence
   (`status = 'running'`): the job stays cancelled, no result media row is written and the bytes are deleted.
 - `waiting_provider`: cancelled at once; the provider's later callback finds the job finished and changes
-  nothing (the webhook fence).
+  nothing (the webhook fence). A provider with a cancel API (`CancellableProvider`: fal's queue) is then asked,
+  best effort, to stop the work named by the job's `provider_ref`: its answer is logged, a failure to ask is
+  logged too and never fails the cancel (the job is cancelled here either way).
 - finished (`succeeded`, `failed`, `cancelled`): nothing changes; 409 `job_finished`.
 
 The statement (`statements.CANCEL`: ownership, the fenced update and the NOTIFY in one) runs on the operator
@@ -20,23 +22,37 @@ the job is answered 502 `job_cancelled` (or with its original photo, if the slot
 
 from __future__ import annotations
 
+import logging
 import uuid
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from boothbridge.errors import AppError
 from boothbridge.jobs import statements as sql
 from boothbridge.jobs.notifications import NotificationHub
 from boothbridge.jobs.view import job_not_found
+from boothbridge.providers.base import CancellableProvider, ProviderError
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
+log = logging.getLogger(__name__)
+
+# What the provider knows the cancelled job by (read after the cancel: the statement ends the wait, not the work).
+_PROVIDER_WORK = "SELECT provider_id, provider_ref, operation_id, settings_json FROM jobs WHERE id = %(id)s"
+
 
 async def cancel_job(
-    db: AsyncEngine, hub: NotificationHub | None, user_id: int, username: str, job_id: uuid.UUID
+    db: AsyncEngine,
+    hub: NotificationHub | None,
+    user_id: int,
+    username: str,
+    job_id: uuid.UUID,
+    providers: Mapping[str, Any] | None = None,
 ) -> None:
     """Cancel the operator's job. 404 `job_not_found` if it is not theirs (or does not exist), 409 `job_finished`
-    if it already ended. `db`: the autocommit engine (the statement is its own transaction)."""
+    if it already ended. `db`: the autocommit engine (the statement is its own transaction). `providers` (the
+    process's adapters by id): a cancelled job's provider with a cancel API is asked to stop its work."""
     message = f"cancelled by operator {username}"
     async with db.connect() as conn:
         params = {"id": job_id, "uid": user_id, "message": message}
@@ -49,5 +65,22 @@ async def cancel_job(
             raise AppError(
                 409, "job_finished", f"the job has already ended ({status})", {"job_id": str(job_id), "status": status}
             )
+        work = (await conn.exec_driver_sql(_PROVIDER_WORK, {"id": job_id})).one_or_none() if providers else None
     if hub is not None:
         hub.job_ended(job_id)  # this process's waiters now; other processes hear the NOTIFY
+    if work is not None and work.provider_ref and providers is not None:
+        await cancel_at_provider(providers.get(work.provider_id), work, job_id)
+
+
+async def cancel_at_provider(provider: object, work: Any, job_id: uuid.UUID) -> None:
+    """Best effort: ask a provider with a cancel API to stop the job's work; logs the outcome, never raises."""
+    if not isinstance(provider, CancellableProvider):
+        return
+    try:
+        answer = await provider.cancel(work.provider_ref, work.operation_id, work.settings_json or {})
+    except ProviderError as err:
+        log.warning("job %s: %s could not be asked to cancel (%s)", job_id, work.provider_id, err.code)
+    except Exception:
+        log.exception("job %s: asking %s to cancel failed", job_id, work.provider_id)
+    else:
+        log.info("job %s: %s answered the cancel with %s", job_id, work.provider_id, answer or "nothing")

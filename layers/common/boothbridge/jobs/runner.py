@@ -208,7 +208,9 @@ class JobRunner:
             )
         seconds_left = (job.last_useful_end - datetime.now(UTC)).total_seconds()
         useful_until = time.monotonic() + seconds_left  # the same moment on the clock providers wait by
-        if not can_start(seconds_left, entry.ingest.typical_sec):
+        # Work an earlier attempt submitted (a resumable provider polls it instead of paying again; no time check).
+        resume_ref = await self.callbacks.resume_ref(job.id, job.provider_id)
+        if resume_ref is None and not can_start(seconds_left, entry.ingest.typical_sec):
             # Queued too long, or taken over too late: a call now would end after the booth stopped waiting.
             raise ProviderError(
                 "no_time_left", "no time was left for an attempt before the booth's answer was due", retryable=False
@@ -259,6 +261,7 @@ class JobRunner:
             webhook_url=webhook_url,
             # A provider that waits before its paid call (a client-side quota window) must not start it later.
             start_by=max(useful_until - entry.ingest.typical_sec, time.monotonic()),
+            resume_ref=resume_ref,
         )
         return request, provider
 

@@ -5,6 +5,12 @@ image), exactly as the worker does after a call.
 The token is `<job id>.<secret>`, one per attempt; only its sha256 is stored. An unknown or forged token
 changes nothing; a duplicate delivery finds the job finished and is acknowledged without a second completion.
 A provider that has to download the delivered result is given the job's deadline for it.
+
+A provider whose deliveries are signed (`SignedCallbackProvider`: fal) has each delivery's raw body and headers
+checked before the token is even looked at: an unsigned, forged or stale one is refused with 401
+`callback_unverified` and changes nothing. For such a provider a repeated delivery of a job that has ended (a
+replay of a valid delivery) is refused with 409 `callback_replayed`, again changing nothing. A provider that
+wants to know what it is finishing (`callback_wants_job`) is handed the job's operation and settings.
 """
 
 from __future__ import annotations
@@ -28,7 +34,13 @@ from boothbridge.jobs.retry import RetryPolicy
 from boothbridge.jobs.steps import Fence, PipelineSteps
 from boothbridge.media.service import MediaService
 from boothbridge.platform.logs import bind_job
-from boothbridge.providers.base import CallbackProvider, Provider, ProviderError
+from boothbridge.providers.base import (
+    CallbackProvider,
+    Provider,
+    ProviderData,
+    ProviderError,
+    SignedCallbackProvider,
+)
 from boothbridge.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -78,7 +90,24 @@ class WebhookService:
         self.callbacks = callbacks
         self.steps = PipelineSteps(media, catalog)
 
-    async def deliver(self, provider_id: str, token: str, payload: dict[str, Any]) -> Delivery:
+    async def deliver(
+        self,
+        provider_id: str,
+        token: str,
+        payload: dict[str, Any],
+        *,
+        headers: Mapping[str, str] | None = None,
+        body: bytes | None = None,
+    ) -> Delivery:
+        """`headers` (lower-case names) and `body` (the raw bytes) are what a signed delivery is checked on."""
+        provider = self.providers.get(provider_id)
+        signed = isinstance(provider, SignedCallbackProvider)
+        if signed:
+            try:
+                await provider.verify_callback(headers or {}, body if body is not None else b"")  # type: ignore[union-attr]
+            except ProviderError as err:
+                log.warning("%s callback refused: %s", provider_id, err.message)
+                raise AppError(401, "callback_unverified", "the callback's signature could not be verified") from None
         job_id = job_id_from_token(token)
         if job_id is None:
             raise _refused()
@@ -87,8 +116,9 @@ class WebhookService:
         if target is None or target.provider_id != provider_id or not same_token(target.webhook_token_hash, token):
             raise _refused()
         if target.status.is_terminal:
+            if signed:
+                raise AppError(409, "callback_replayed", "this job has already ended", {"job_id": str(job_id)})
             return Delivery(str(job_id), "duplicate")
-        provider = self.providers.get(provider_id)
         if provider is None or not hasattr(provider, "result_from_callback"):
             raise _refused()
         callback_provider: CallbackProvider = provider  # type: ignore[assignment]
@@ -99,7 +129,14 @@ class WebhookService:
             to_deadline = (job.deadline_at - datetime.now(UTC)).total_seconds()
             deadline = time.monotonic() + max(to_deadline, MIN_RESULT_FETCH_SEC)
         try:
-            result = await callback_provider.result_from_callback(payload, deadline=deadline)
+            if getattr(provider, "callback_wants_job", False) and job is not None:
+                result = await callback_provider.result_from_callback(
+                    payload, deadline=deadline, operation_id=job.operation_id, settings=job.settings_json
+                )  # type: ignore[call-arg]
+            else:
+                result = await callback_provider.result_from_callback(payload, deadline=deadline)
+            if isinstance(result, ProviderData):  # as the runner: a step's output must be media
+                raise ProviderError("result_not_media", "the operation returned no image or video", retryable=False)
             # The same image boundary as the worker's: identified by its bytes, decoded, in the slot's format.
             result = await accepted_result(result, job.settings_json if job else {}, self.settings.max_image_pixels)
             if job is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -102,6 +102,9 @@ class ProviderRequest:
     deployment has no public address for callbacks. `start_by` (a `time.monotonic()` value, None = no limit) is
     the latest moment a paid call of this attempt may start: one starting later could not end before the booth's
     answer is due (a provider that first waits, e.g. for a client-side quota window, gives up instead).
+    `resume_ref` is the provider's id of work an earlier attempt of this step already submitted (the job's
+    `provider_ref`: a parked job whose webhook never came, or whose poll ran out of time), or None: a provider
+    that can poll it (fal) does so instead of submitting, and paying, again.
 
     The worker hands the images as `ImageFile` or `StoredImage` (see `ImageSource`), so a job waiting at its
     provider holds no photo in memory: a provider reads the bytes (`await image.read()`) or opens `image.path`
@@ -118,6 +121,7 @@ class ProviderRequest:
     public_url: PublicLinker = _no_public_links
     webhook_url: str | None = None
     start_by: float | None = None
+    resume_ref: str | None = None
 
     def photo(self) -> ImageSource:
         """The input image; raises `ProviderError("input_missing")` (not retryable) when the job has none."""
@@ -244,6 +248,24 @@ class KeyedProvider(Provider, Protocol):
     without a restart. The registry refuses to build a keyed provider whose adapter lacks `set_keys`."""
 
     def set_keys(self, keys: list[str]) -> None: ...
+
+
+@runtime_checkable
+class SignedCallbackProvider(Protocol):
+    """A provider whose webhook deliveries are signed (fal): `verify_callback` gets the raw body and the headers
+    before anything else looks at the delivery (the token in the URL is still required after it), and raises
+    `ProviderError` (code `callback_unverified`) for a forged, unsigned or stale delivery."""
+
+    async def verify_callback(self, headers: Mapping[str, str], body: bytes) -> None: ...
+
+
+@runtime_checkable
+class CancellableProvider(Protocol):
+    """A provider with a cancel API (fal's queue): `cancel` asks it to stop the work known as `provider_ref`
+    (for `operation_id` with `settings`) and returns the provider's answer in a word; raises `ProviderError` when
+    the provider cannot be asked. Called best effort when an operator cancels a job waiting at the provider."""
+
+    async def cancel(self, provider_ref: str, operation_id: str, settings: Mapping[str, Any]) -> str: ...
 
 
 class CallbackProvider(Provider, Protocol):
