@@ -117,6 +117,17 @@ class Settings(BaseSettings):
     origin_verify_secret: str | None = Field(None, repr=False, min_length=16)
     # Temporary public links (POST /api/media/register, images handed to URL-fetching providers).
     public_link_ttl_sec: int = Field(900, ge=30)
+
+    # Machine-client tasks (/api/v1/tasks; boothbridge.tasks). A task's time budget (video takes minutes); an input
+    # URL's whole fetch (connect, redirects, body) is cut after TASK_FETCH_TIMEOUT_SEC and at most
+    # TASK_FETCH_MAX_REDIRECTS redirects are followed (each re-checked). TASK_FETCH_ALLOW_PRIVATE: may an input URL
+    # name a private, loopback, link-local or multicast address? Unset: yes except in production.
+    task_deadline_sec: float = Field(900.0, gt=0)
+    task_fetch_timeout_sec: float = Field(20.0, gt=0)
+    task_fetch_max_redirects: int = Field(3, ge=0, le=10)
+    task_fetch_allow_private: bool | None = None
+    # How often the in-process delivery loop looks for outputs to PUT to a caller's writeUrl (seconds).
+    task_delivery_poll_sec: float = Field(1.0, gt=0)
     # Machine clients (`/api/v1/*`): requests per API key in a moving window, a `limits` rate string ("120/minute",
     # "10/second;500/hour"), counted in RATE_LIMIT_STORAGE_URI: memory:// per process; a deployment of several
     # instances points it at a shared store (redis://host:6379) so they share one count (accounts/rate_limit.py).
@@ -186,6 +197,13 @@ class Settings(BaseSettings):
     @property
     def base_url(self) -> str:
         return (self.public_base_url or f"http://localhost:{self.port}").rstrip("/")
+
+    @property
+    def fetch_allows_private(self) -> bool:
+        """Whether a task's input URL may name a private/loopback/link-local/multicast address."""
+        if self.task_fetch_allow_private is not None:
+            return self.task_fetch_allow_private
+        return self.app_env != "production"
 
     @property
     def uses_s3(self) -> bool:

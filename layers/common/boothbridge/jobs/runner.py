@@ -13,7 +13,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from psycopg.types.json import Jsonb
+
 from boothbridge.catalog import Catalog
+from boothbridge.jobs import step_statements as step_sql
 from boothbridge.jobs.backoff import can_start
 from boothbridge.jobs.callbacks import CallbackQueue, new_callback_token
 from boothbridge.jobs.inputs import InputPreparer, Spool
@@ -23,7 +26,7 @@ from boothbridge.jobs.queue import JobQueue, unreachable
 from boothbridge.jobs.result_image import accepted_result
 from boothbridge.jobs.retry import RetryPolicy
 from boothbridge.jobs.status import JobStatus
-from boothbridge.jobs.steps import Fence, PipelineSteps
+from boothbridge.jobs.steps import Fence, PipelineSteps, plan
 from boothbridge.media.links import PublicLinks
 from boothbridge.media.ref import MediaRef
 from boothbridge.media.service import MediaExpired, MediaNotFound, MediaService
@@ -38,6 +41,7 @@ from boothbridge.providers.base import (
     ProviderResult,
 )
 from boothbridge.settings_store import SettingsStore
+from boothbridge.tasks.outputs import has_further, is_task, record_further
 
 log = logging.getLogger(__name__)
 
@@ -185,10 +189,13 @@ class JobRunner:
                 return AttemptOutcome(JobStatus.WAITING_PROVIDER)
             return AttemptOutcome("stale")  # the callback already finished it, or the attempt was fenced out
         if isinstance(result, ProviderData):
-            # A record, not media (a fine-tune): a step's output must be an image or a video.
-            return await self._failed(
-                job, ProviderError("result_not_media", "the operation returned no image or video", retryable=False)
-            )
+            # A record, not media (a fine-tune): only a task's last step may end so; elsewhere a step's output must
+            # be an image or a video.
+            if not is_task(job.pipeline) or job.step_index + 1 < plan(job).count:
+                return await self._failed(
+                    job, ProviderError("result_not_media", "the operation returned no image or video", retryable=False)
+                )
+            return await self._completed_data(job, result)
         try:
             result = await accepted_result(result, job.settings_json, self.max_image_pixels)
         except ProviderError as err:
@@ -215,23 +222,7 @@ class JobRunner:
             raise ProviderError(
                 "no_time_left", "no time was left for an attempt before the booth's answer was due", retryable=False
             )
-        gone = ("source_expired", "the source photo is no longer stored")
-        if job.input_media_id is not None:  # a later step: its input is the previous step's output
-            gone = ("input_expired", "the previous step's image is no longer stored")
-        # The claim read the source's live media row along with the job. None (gone or expired, as far as the claim
-        # saw) is asked again by id: a job committed while a claim ran can be claimed with its photo's row not yet
-        # visible to the claim's join (seen under a burst of ingests), and must not fail for that.
-        row = job.source if isinstance(job, ClaimedJob) and job.input_media_id is None else None
-        if row is None:
-            try:
-                row = await self.media.describe(job.input_media_id or job.source_media_id)
-            except (MediaNotFound, MediaExpired) as exc:
-                raise ProviderError(*gone, retryable=False) from exc
-        # Ingest checked only the photo's type, header and ending: its data is decoded here, or by a provider that
-        # decodes what it gets (`decodes_input`, the local one), and a corrupt photo fails the job for good as
-        # `image_undecodable` (the booth is answered 422).
-        verify = not getattr(provider, "decodes_input", False)
-        source = await self.inputs.prepare(row, "photo", spool, verify=verify, gone=gone)
+        source = await self._source(job, provider, spool)
         media: dict[str, ImageSource] = {}
         for field in operation.media_fields():
             media_id = job.settings_json.get(field)
@@ -264,6 +255,30 @@ class JobRunner:
             resume_ref=resume_ref,
         )
         return request, provider
+
+    async def _source(self, job: JobRecord, provider: Provider, spool: Spool) -> ImageSource | None:
+        """The step's input image as the provider receives it; None for a task that has none (a prompt-only
+        operation's first step: no source, no previous output)."""
+        media_id: uuid.UUID | None = job.input_media_id or job.source_media_id
+        if media_id is None:
+            return None
+        gone = ("source_expired", "the source photo is no longer stored")
+        if job.input_media_id is not None:  # a later step: its input is the previous step's output
+            gone = ("input_expired", "the previous step's image is no longer stored")
+        # The claim read the source's live media row along with the job. None (gone or expired, as far as the claim
+        # saw) is asked again by id: a job committed while a claim ran can be claimed with its photo's row not yet
+        # visible to the claim's join (seen under a burst of ingests), and must not fail for that.
+        row = job.source if isinstance(job, ClaimedJob) and job.input_media_id is None else None
+        if row is None:
+            try:
+                row = await self.media.describe(media_id)
+            except (MediaNotFound, MediaExpired) as exc:
+                raise ProviderError(*gone, retryable=False) from exc
+        # Ingest checked only the photo's type, header and ending: its data is decoded here, or by a provider that
+        # decodes what it gets (`decodes_input`, the local one), and a corrupt photo fails the job for good as
+        # `image_undecodable` (the booth is answered 422).
+        verify = not getattr(provider, "decodes_input", False)
+        return await self.inputs.prepare(row, "photo", spool, verify=verify, gone=gone)
 
     async def _hand_back(self, job: JobRecord) -> AttemptOutcome:
         """Give the job back without spending the attempt (this worker is stopping, or the database blinked before
@@ -300,10 +315,16 @@ class JobRunner:
             log.debug("job %s: recording the uploading phase failed", job.id, exc_info=True)
 
     async def _completed(self, job: JobRecord, result: ProviderResult) -> AttemptOutcome:
-        """Store the final image and complete the job with it."""
+        """Store the final image (or video) and complete the job with it; a task's further outputs and result
+        JSON are recorded first (`tasks.outputs`)."""
         ref = await self.media.write_bytes("result", result.image.data, result.image.mime)
         expires = datetime.now(UTC) + timedelta(seconds=self.result_ttl_sec)
         try:
+            if has_further(result):
+                fence = {"id": job.id, "attempt": job.attempt}
+                if not await record_further(self.queue.sql, self.media, step_sql.OUTPUTS, fence, result, expires):
+                    await self.media.store.delete(ref.storage_key)
+                    return AttemptOutcome("stale")
             done = await self._complete(job, ref, expires, result.cost)
         except BaseException:
             await self.media.store.delete(ref.storage_key)
@@ -313,6 +334,15 @@ class JobRunner:
             await self.media.store.delete(ref.storage_key)
             log.warning("job %s attempt %s finished late; result discarded", job.id, job.attempt)
             return AttemptOutcome("stale")
+        return AttemptOutcome(JobStatus.SUCCEEDED)
+
+    async def _completed_data(self, job: JobRecord, result: ProviderData) -> AttemptOutcome:
+        """A task whose last step made a record (`ProviderData`): it succeeds with that as its `result_data`."""
+        params = {"id": job.id, "attempt": job.attempt, "data": Jsonb(result.data), "cost": result.cost}
+        if await self.queue.sql.one(step_sql.COMPLETE_DATA, params) is None:
+            log.warning("job %s attempt %s finished late; record discarded", job.id, job.attempt)
+            return AttemptOutcome("stale")
+        self._ended(job.id)
         return AttemptOutcome(JobStatus.SUCCEEDED)
 
     async def _complete(self, job: JobRecord, ref: MediaRef, expires: datetime, cost: float) -> JobWithResult | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import LiteralString
 
-from boothbridge.jobs.statements import _CALLBACK_FENCE, CHANNEL_NEW, _sql
+from boothbridge.jobs.statements import _CALLBACK_FENCE, CHANNEL_DONE, CHANNEL_NEW, _sql
 
 
 def move_statement(fence: str) -> LiteralString:
@@ -73,3 +73,51 @@ UPLOADING = _sql("""
 MOVED = _sql("""
     SELECT 1 FROM job_steps WHERE job_id = %(id)s AND step_index = %(from_step)s AND alternative = %(from_alt)s
     """)
+
+
+def outputs_statement(fence: str) -> LiteralString:
+    """A task's outputs besides its primary one (issue 15), recorded just before the job completes with that one:
+    the further outputs' media rows (`ids`, `keys`, `mimes`, `sizes`, `shas`: parallel arrays, kind `result`,
+    expiring at `expires`) become `jobs.extra_media_ids` in the provider's order, and the result's JSON `data`
+    (or NULL) becomes `result_data`. `fence` as for a move: a caller it does not match changes nothing and inserts
+    no row. Returns the job's id when it applied."""
+    return _sql(f"""
+        WITH job AS (
+            UPDATE jobs
+            SET extra_media_ids = to_jsonb(CAST(%(ids)s AS text[])), result_data = %(data)s, updated_at = now()
+            WHERE {fence}
+            RETURNING id
+        ), rows AS (
+            INSERT INTO media_objects (id, storage_key, mime, size_bytes, sha256, kind, expires_at, job_id)
+            SELECT o.id, o.key, o.mime, o.size, o.sha, 'result', %(expires)s, job.id
+            FROM job, unnest(CAST(%(ids)s AS uuid[]), CAST(%(keys)s AS text[]), CAST(%(mimes)s AS text[]),
+                             CAST(%(sizes)s AS bigint[]), CAST(%(shas)s AS text[])) AS o(id, key, mime, size, sha)
+        )
+        SELECT id FROM job
+        """)
+
+
+_ATTEMPT_FENCE = "id = %(id)s AND attempt = %(attempt)s AND status = 'running'"
+OUTPUTS = outputs_statement(_ATTEMPT_FENCE)
+OUTPUTS_BY_CALLBACK = outputs_statement(_CALLBACK_FENCE)
+
+
+def data_completion_statement(fence: str) -> LiteralString:
+    """A task whose last step's product is a record, not media (`ProviderData`, e.g. a fine-tune's id): it
+    succeeds with `result_data` = `data` and no result media, its cost added, waiters woken. `fence` as for a
+    completion. Returns the job's id when it applied."""
+    return _sql(f"""
+        WITH done AS (
+            UPDATE jobs
+            SET status = 'succeeded', result_data = %(data)s, cost = coalesce(jobs.cost, 0) + %(cost)s,
+                finished_at = now(), updated_at = now(), lease_owner = NULL, lease_expires_at = NULL,
+                error_code = NULL, error_message = NULL, phase = NULL
+            WHERE {fence}
+            RETURNING id
+        )
+        SELECT id, pg_notify('{CHANNEL_DONE}', id::text) FROM done
+        """)
+
+
+COMPLETE_DATA = data_completion_statement(_ATTEMPT_FENCE)
+COMPLETE_DATA_BY_CALLBACK = data_completion_statement(_CALLBACK_FENCE)

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, LiteralString
 
@@ -202,4 +202,4 @@ class PipelineSteps:
             data, mime = await asyncio.to_thread(finish_image, result.image.data, result.image.mime, spec, overlay)
         except FinishingError as exc:
             raise ProviderError(exc.code, exc.message, retryable=False) from exc
-        return ProviderResult(ImageInput(data, mime), result.cost)
+        return replace(result, image=ImageInput(data, mime))  # further outputs and data as they came

@@ -31,6 +31,7 @@ from boothbridge.jobs.notifications import NotificationHub
 from boothbridge.jobs.queue import JobQueue
 from boothbridge.jobs.result_image import accepted_result
 from boothbridge.jobs.retry import RetryPolicy
+from boothbridge.jobs.step_statements import OUTPUTS_BY_CALLBACK
 from boothbridge.jobs.steps import Fence, PipelineSteps
 from boothbridge.media.service import MediaService
 from boothbridge.platform.logs import bind_job
@@ -42,6 +43,7 @@ from boothbridge.providers.base import (
     SignedCallbackProvider,
 )
 from boothbridge.settings import Settings
+from boothbridge.tasks.outputs import has_further, record_further
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +158,10 @@ class WebhookService:
     async def _complete(self, job_id: uuid.UUID, hash_: str, result: Any) -> Delivery:
         ref = await self.media.write_bytes("result", result.image.data, result.image.mime)
         expires = datetime.now(UTC) + timedelta(seconds=self.settings.result_ttl_sec)
+        further = OUTPUTS_BY_CALLBACK, {"id": job_id, "hash": hash_}, result, expires  # a task's (tasks.outputs)
+        if has_further(result) and not await record_further(self.queue.sql, self.media, *further):
+            await self.media.drop_bytes(ref)
+            return Delivery(str(job_id), "duplicate")
         if not await self.callbacks.complete(job_id, hash_, ref, expires, result.cost):
             await self.media.drop_bytes(ref)  # a concurrent duplicate won: keep exactly one result
             return Delivery(str(job_id), "duplicate")
