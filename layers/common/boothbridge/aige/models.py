@@ -58,8 +58,8 @@ class _Body(BaseModel):
 class _Delivered(_Body):
     """The fields every avatar endpoint shares: where to upload the result and the avatar it belongs to."""
 
-    writeUrl: str | None = Field(default=None, min_length=1, max_length=8192)  # noqa: N815 - the seed's name
-    readUrl: str | None = Field(default=None, min_length=1, max_length=8192)  # noqa: N815 - the seed's name
+    writeUrl: str | None = Field(default=None, min_length=1, max_length=8192)
+    readUrl: str | None = Field(default=None, min_length=1, max_length=8192)
     avatar_id: str | None = Field(default=None, min_length=1, max_length=200)
 
 
