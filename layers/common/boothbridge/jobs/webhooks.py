@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from psycopg.types.json import Jsonb
+
 from boothbridge.catalog import Catalog
 from boothbridge.errors import AppError
 from boothbridge.jobs.callbacks import CallbackQueue, job_id_from_token, same_token, token_hash
@@ -31,8 +33,8 @@ from boothbridge.jobs.notifications import NotificationHub
 from boothbridge.jobs.queue import JobQueue
 from boothbridge.jobs.result_image import accepted_result
 from boothbridge.jobs.retry import RetryPolicy
-from boothbridge.jobs.step_statements import OUTPUTS_BY_CALLBACK
-from boothbridge.jobs.steps import Fence, PipelineSteps
+from boothbridge.jobs.step_statements import COMPLETE_DATA_BY_CALLBACK, OUTPUTS_BY_CALLBACK
+from boothbridge.jobs.steps import Fence, PipelineSteps, plan
 from boothbridge.media.service import MediaService
 from boothbridge.platform.logs import bind_job
 from boothbridge.providers.base import (
@@ -43,7 +45,7 @@ from boothbridge.providers.base import (
     SignedCallbackProvider,
 )
 from boothbridge.settings import Settings
-from boothbridge.tasks.outputs import has_further, record_further
+from boothbridge.tasks.outputs import has_further, is_task, record_further
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +139,9 @@ class WebhookService:
                 )  # type: ignore[call-arg]
             else:
                 result = await callback_provider.result_from_callback(payload, deadline=deadline)
-            if isinstance(result, ProviderData):  # as the runner: a step's output must be media
+            if isinstance(result, ProviderData):  # as the runner: a step's output must be media, but a task's last
+                if job is not None and is_task(job.pipeline) and job.step_index + 1 >= plan(job).count:
+                    return await self._complete_data(job_id, hash_, result)
                 raise ProviderError("result_not_media", "the operation returned no image or video", retryable=False)
             # The same image boundary as the worker's: identified by its bytes, decoded, in the slot's format.
             result = await accepted_result(result, job.settings_json if job else {}, self.settings.max_image_pixels)
@@ -197,6 +201,14 @@ class WebhookService:
             return Delivery(str(job_id), "requeued")
         self._ended(job_id)
         return Delivery(str(job_id), "failed")
+
+    async def _complete_data(self, job_id: uuid.UUID, hash_: str, result: ProviderData) -> Delivery:
+        """A task's last step made a record (a fine-tune): the task succeeds with it as its `result_data`."""
+        params = {"id": job_id, "hash": hash_, "data": Jsonb(result.data), "cost": result.cost}
+        if await self.queue.sql.one(COMPLETE_DATA_BY_CALLBACK, params) is None:
+            return Delivery(str(job_id), "duplicate")
+        self._ended(job_id)
+        return Delivery(str(job_id), "completed")
 
     def _ended(self, job_id: Any) -> None:
         if self.hub is not None:
