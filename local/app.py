@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 
 class Emulator:
     """ASGI app. On lifespan start: embedded PostgreSQL if needed, migrations, provisioning, then the
-    worker and cleanup loops; `/ingest` → ingest function, `/api` → admin function, `/` → web UI."""
+    worker and cleanup loops; `/ingest` → ingest function, `/api/v1` → machine-client API, `/api` → admin
+    function, `/` → web UI."""
 
     def __init__(self, settings: Settings, container: Container | None = None) -> None:
         self.settings = settings
@@ -44,6 +45,7 @@ class Emulator:
             self.container = await build_container(self.settings, listen=True, database_url=url)
         c = self.container
         from functions.admin.app import create_app as create_admin
+        from functions.api_v1.app import create_app as create_api_v1
         from functions.ingest.app import create_app as create_ingest
         from functions.webhook.app import create_app as create_webhook
 
@@ -51,6 +53,7 @@ class Emulator:
         admin = create_admin(c.settings, c)
         self._routes = [
             ("/ingest/", create_ingest(c.settings, c)),
+            ("/api/v1/", create_api_v1(c.settings, c)),  # before "/api/": the machine clients' API
             ("/api/", admin),
             ("/public/", admin),
             ("/health", admin),

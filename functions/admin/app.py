@@ -19,7 +19,7 @@ from boothbridge.http.holder import ContainerHolder, LazyMangum
 from boothbridge.http.openapi import install_openapi
 from boothbridge.http.request_id import RequestIdMiddleware
 from functions.admin.deps import no_nul_in_url
-from functions.admin.routes import auth, health, jobs, media, providers, slot_test_runs, slots, stats
+from functions.admin.routes import api_keys, auth, health, jobs, media, providers, slot_test_runs, slots, stats
 from functions.admin.routes import settings as settings_page
 
 if TYPE_CHECKING:
@@ -36,6 +36,7 @@ ROUTERS = (
     jobs.router,
     slot_test_runs.router,
     settings_page.router,
+    api_keys.router,
 )
 
 

@@ -1,9 +1,9 @@
 """Issue 13: importing a function module stays cheap (a Lambda cold start). Each module is imported by a fresh
 interpreter, which then names the heavy modules it found loaded; the modules listed for it must not be.
 
-- the HTTP functions ingest, webhook and admin import neither the composition root nor a database driver,
-  SQLAlchemy, structlog, the AWS SDK, jsonschema or a provider SDK: those come with the first request's
-  container; the operator API (admin) also leaves out what only some of its requests use: PyJWT (and the
+- the HTTP functions ingest, webhook, admin and api_v1 (the machine clients') import neither the composition root
+  nor a database driver, SQLAlchemy, structlog, the AWS SDK, jsonschema or a provider SDK: those come with the
+  first request's container; the operator API (admin) also leaves out what only some of its requests use: PyJWT (and the
   cryptography it loads), Pillow, pydantic-settings, sse-starlette (which loads uvicorn), provider discovery
   (the OpenAPI document's key fields) and the layer modules that bring SQLAlchemy or psycopg (jobs.view,
   media.service, slots.service, settings_store, stats.queries);
@@ -47,6 +47,8 @@ EXPECTED_ABSENT = {
     "functions.ingest.app": FIRST_REQUEST,
     "functions.webhook.app": FIRST_REQUEST,
     "functions.admin.app": (*FIRST_REQUEST, *ADMIN_PER_REQUEST),
+    # The machine-client API: also without the rate limiter's `limits` and pydantic-settings (issue 15).
+    "functions.api_v1.app": (*FIRST_REQUEST, "limits", "pydantic_settings", "boothbridge.settings"),
     "functions.worker.handler": (*LAZY, "sqlalchemy.ext.asyncio"),
     "boothbridge.bootstrap": (*LAZY, "sqlalchemy.ext.asyncio"),
 }

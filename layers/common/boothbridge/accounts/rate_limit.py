@@ -74,7 +74,7 @@ class KeyRateLimiter:
             from limits.storage import storage_from_string
 
             storage = storage_from_string(self._storage_uri, key_prefix=NAMESPACE)
-            self._limiter = MovingWindowRateLimiter(storage)  # type: ignore[arg-type]
+            self._limiter = MovingWindowRateLimiter(storage)
         return self._limiter
 
     async def admit(self, key_id: str) -> None:

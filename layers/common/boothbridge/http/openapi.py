@@ -50,6 +50,8 @@ PIPELINE = (
 _CODE_HEADERS: dict[str, dict[str, str]] = {
     "unauthorized": {"WWW-Authenticate": "`Bearer`"},
     "invalid_token": {"WWW-Authenticate": "`Bearer`"},
+    "invalid_api_key": {"WWW-Authenticate": "`Bearer`"},
+    "rate_limited": {"Retry-After": "seconds until the API key's next request is admitted"},
     "too_many_attempts": {"Retry-After": "seconds until a sign-in is admitted again"},
     "provider_backlog_full": {"Retry-After": "seconds to wait before posting again"},
     "busy": {"Retry-After": "seconds to wait before posting again"},
