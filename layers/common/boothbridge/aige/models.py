@@ -55,23 +55,24 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
-class _Delivered(_Body):
+class Delivered(_Body):
     """The fields every avatar endpoint shares: where to upload the result and the avatar it belongs to."""
 
-    writeUrl: str | None = Field(default=None, min_length=1, max_length=8192)
-    readUrl: str | None = Field(default=None, min_length=1, max_length=8192)
+    writeUrl: str | None = Field(default=None, min_length=1, max_length=4096)
+    readUrl: str | None = Field(default=None, min_length=1, max_length=4096)
     avatar_id: str | None = Field(default=None, min_length=1, max_length=200)
 
 
-class AvatarRequest(_Delivered):
-    """`POST /avatar`: an avatar from one or more photos of a person (URLs or base64) and a prompt."""
+class AvatarRequest(Delivered):
+    """`POST /avatar`: an avatar from one or two photos of a person (URLs or base64) and a prompt (the fal
+    `avatar` operation takes the photo and one reference image)."""
 
     prompt: str = Field(min_length=1, max_length=MAX_TEXT)
-    source_images: list[str] = Field(min_length=1, max_length=10)
+    source_images: list[str] = Field(min_length=1, max_length=2)
     aspect_ratio: AvatarRatio = "1:1"
 
 
-class BackgroundRequest(_Delivered):
+class BackgroundRequest(Delivered):
     """`PUT /avatar/{avatar_id}/background`: a background from a prompt (text to image)."""
 
     prompt: str = Field(min_length=1, max_length=MAX_TEXT)
@@ -95,7 +96,7 @@ class OverlayParams(_Body):
     position: Position = Field(default_factory=Position)
 
 
-class OverlayRequest(_Delivered):
+class OverlayRequest(Delivered):
     """`PUT /avatar/{avatar_id}/overlay`: the person over the background (offline composite, no model; `prompt`
     is accepted and recorded, not used), cropped to `aspect_ratio`."""
 
@@ -104,7 +105,7 @@ class OverlayRequest(_Delivered):
     params: OverlayParams
 
 
-class UpscaleRequest(_Delivered):
+class UpscaleRequest(Delivered):
     """`PUT /avatar/{avatar_id}/upscaled`: Real-ESRGAN upscale of `image_url` by `scale`."""
 
     image_url: str = Field(min_length=1, max_length=MAX_REF)
@@ -113,7 +114,7 @@ class UpscaleRequest(_Delivered):
     output_format: ImageFormat = "png"
 
 
-class VideoRequest(_Delivered):
+class VideoRequest(Delivered):
     """`PUT /avatar/{avatar_id}/video`: a video (Kling) from `input_img` and a prompt."""
 
     prompt: str = Field(min_length=1, max_length=MAX_TEXT)
@@ -123,7 +124,7 @@ class VideoRequest(_Delivered):
     cfg_scale: float = Field(default=0.5, ge=0, le=1)
 
 
-class ReframeRequest(_Delivered):
+class ReframeRequest(Delivered):
     """`PUT /avatar/{avatar_id}/reframe`: `image_url` reframed by AI to `aspect_ratio` (the grid and box fields
     are passed on when given)."""
 
@@ -138,7 +139,7 @@ class ReframeRequest(_Delivered):
     y_start: int | None = Field(default=None, ge=0, le=20000)
 
 
-class RefineRequest(_Delivered):
+class RefineRequest(Delivered):
     """`PUT /avatar/{avatar_id}/refine`: an edit of `image_url` by FLUX.1 Kontext Max."""
 
     prompt: str = Field(min_length=1, max_length=MAX_TEXT)
