@@ -51,6 +51,7 @@ RESERVED_ENV = {
 HANDLERS = {
     "functions.ingest.app.handler",
     "functions.admin.app.handler",
+    "functions.api_v1.app.handler",
     "functions.webhook.app.handler",
     "functions.worker.handler.handler",
     "functions.cleanup.handler.handler",
@@ -154,6 +155,7 @@ def test_admin_and_webhook_have_function_urls_and_outputs(template: dict[str, An
     for handler, output in (
         ("functions.ingest.app.handler", "IngestUrl"),
         ("functions.admin.app.handler", "AdminUrl"),
+        ("functions.api_v1.app.handler", "ApiV1Url"),
         ("functions.webhook.app.handler", "WebhookUrl"),
     ):
         name, props = by_handler(template, handler)
@@ -166,7 +168,11 @@ def test_ingest_and_cleanup_dispatch_to_the_worker_lambda(template: dict[str, An
     worker_name, worker = by_handler(template, "functions.worker.handler.handler")
     assert "FunctionUrlConfig" not in worker, "the worker is invoked, never reached over HTTP"
     assert worker["EventInvokeConfig"]["MaximumRetryAttempts"] in (0, 1, 2)
-    for handler in ("functions.ingest.app.handler", "functions.cleanup.handler.handler"):
+    for handler in (
+        "functions.ingest.app.handler",
+        "functions.api_v1.app.handler",
+        "functions.cleanup.handler.handler",
+    ):
         _, props = by_handler(template, handler)
         env = env_of(props)
         assert env["WORKER_DISPATCH"] == "lambda", handler
@@ -215,7 +221,10 @@ def test_the_front_door_serves_the_web_ui_from_its_bucket_and_the_api_from_the_a
     assert distribution["DefaultCacheBehavior"]["TargetOriginId"] == "web"
     assert distribution["DefaultCacheBehavior"]["AllowedMethods"] == ["GET", "HEAD"]
     routes = {b["PathPattern"]: b["TargetOriginId"] for b in distribution["CacheBehaviors"]}
+    # CloudFront takes the first pattern that matches: the machine-client API's must come before the operator's.
+    assert list(routes).index("/api/v1/*") < list(routes).index("/api/*")
     assert routes == {
+        "/api/v1/*": "api_v1",
         "/api/*": "admin",
         "/public/*": "admin",
         "/health": "admin",
