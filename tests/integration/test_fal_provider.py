@@ -176,7 +176,7 @@ async def test_cancel_puts_to_the_cancel_url(provider: FalProvider, fal: FakeFal
     assert isinstance(parked, ProviderParked)
     assert await provider.cancel(parked.provider_ref, "reframe", {"aspect_ratio": "1:1"}) == "CANCELLATION_REQUESTED"
     assert fal.cancels == [parked.provider_ref]
-    cancel = [c for c in fal.calls if c.method == "PUT"][0]
+    cancel = next(c for c in fal.calls if c.method == "PUT")
     assert cancel.path == f"/fal-ai/luma-photon/requests/{parked.provider_ref}/cancel"
 
 
