@@ -80,13 +80,16 @@ class KeyRateLimiter:
     async def admit(self, key_id: str) -> None:
         """Count one request of the key `key_id`; raises 429 `rate_limited` (with `Retry-After`: seconds until the
         oldest request of the exhausted window leaves it) when any of its limits is used up. A refused request is
-        not counted."""
+        not counted (all limits are tested before any is hit; only a concurrent request taking the last place
+        between the two leaves the earlier limits of a refused one counted)."""
         limiter = self._strategy()
         for item in self._items:
             if not await limiter.test(item, key_id):
-                stats = await limiter.get_window_stats(item, key_id)
-                raise rate_limited(max(1, math.ceil(stats.reset_time - time.time())))
+                raise await self._refusal(item, key_id)
         for item in self._items:
-            if not await limiter.hit(item, key_id):  # a concurrent request took the last one meanwhile
-                stats = await limiter.get_window_stats(item, key_id)
-                raise rate_limited(max(1, math.ceil(stats.reset_time - time.time())))
+            if not await limiter.hit(item, key_id):
+                raise await self._refusal(item, key_id)
+
+    async def _refusal(self, item: RateLimitItem, key_id: str) -> AppError:
+        stats = await self._strategy().get_window_stats(item, key_id)
+        return rate_limited(max(1, math.ceil(stats.reset_time - time.time())))
