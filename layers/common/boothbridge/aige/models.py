@@ -12,7 +12,7 @@ Decisions where the seeds are vague (README "AIGE API"):
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -178,3 +178,51 @@ class FluxUltraRequest(_Body):
     safety_tolerance: SafetyTolerance = "2"
     seed: int | None = Field(default=None, ge=0)
     finetune_strength: float = Field(ge=0, le=1)
+
+
+# ---- answers (seeds 000/001 "Response Body") -------------------------------------------------------------------
+
+
+class AvatarTask(BaseModel):
+    """The avatar endpoints' answer: the task to poll and the avatar it belongs to."""
+
+    aige_task_id: str
+    avatar_id: str
+
+
+class TaskStatus(BaseModel):
+    """`GET /task/{aige_task_id}/status`: pending, processing_<model>, uploading_image / uploading_video, done or
+    error."""
+
+    aige_task_id: str
+    status: str
+
+
+class FinetuneId(BaseModel):
+    """`POST /finetune` (our task id, to poll) and `GET /finetune/result/{id}` (fal's fine-tune id, for
+    `POST /flux-ultra`)."""
+
+    finetune_id: str
+
+
+class UltraStarted(BaseModel):
+    """`POST /flux-ultra`: the id to poll `GET /flux-ultra/result/{request_id}` with (our task id)."""
+
+    request_id: str
+
+
+class UltraImage(BaseModel):
+    url: str = Field(description="a temporary public link to the image (PUBLIC_LINK_TTL_SEC)")
+    width: int
+    height: int
+    content_type: str
+
+
+class UltraResult(BaseModel):
+    """`GET /flux-ultra/result/{request_id}`: fal's result shape, the images at our temporary public links."""
+
+    images: list[UltraImage]
+    timings: dict[str, Any]
+    seed: int | None
+    has_nsfw_concepts: list[bool]
+    prompt: str | None
