@@ -36,6 +36,14 @@ VALID: dict[str, dict[str, Any]] = {
     "combine_images": {"overlay_media_id": OVERLAY, "prompt": "put them together", "aspect_ratio": "1:1"},
     "change_image": {"prompt": "make it winter", "output": {"format": "jpeg", "quality": 85}},
     "face_swap": {"target_media_id": TEMPLATE, "face_restore": True},
+    "remove_background": {},
+    "upscale": {"scale": 2, "model": "RealESRGAN_x4plus", "output_format": "png"},
+    "edit": {"prompt": "make it night", "guidance_scale": 3.5, "safety_tolerance": "2"},
+    "avatar": {"prompt": "as an astronaut", "reference_media_id": TEMPLATE},
+    "generate": {"prompt": "a ballroom", "aspect_ratio": "16:9"},
+    "generate_finetuned": {"prompt": "TOM4S", "finetune_id": "ft-1", "finetune_strength": 0.5},
+    "image_to_video": {"prompt": "waves", "duration": "10"},
+    "finetune": {"data_url": "https://example.com/photos.zip"},
 }
 
 
@@ -60,6 +68,17 @@ def test_the_catalog_offers_what_the_readme_lists() -> None:
         "local": ("reframe", "frame", "white_balance", "resize"),
         "gemini": ("style_transfer", "combine_images", "change_image"),
         "turbotext": ("style_transfer", "face_swap", "change_image"),
+        "fal": (
+            "remove_background",
+            "upscale",
+            "reframe",
+            "edit",
+            "avatar",
+            "generate",
+            "generate_finetuned",
+            "image_to_video",
+            "finetune",
+        ),
     }
     assert set(VALID) == set(CATALOG.operations)
 
