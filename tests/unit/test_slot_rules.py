@@ -36,6 +36,7 @@ VALID: dict[str, dict[str, Any]] = {
     "combine_images": {"overlay_media_id": OVERLAY, "prompt": "put them together", "aspect_ratio": "1:1"},
     "change_image": {"prompt": "make it winter", "output": {"format": "jpeg", "quality": 85}},
     "face_swap": {"target_media_id": TEMPLATE, "face_restore": True},
+    "overlay": {"background_media_id": TEMPLATE, "x": 10, "y": -5, "scale": 0.5, "aspect_ratio": "landscape_16_9"},
     "remove_background": {},
     "upscale": {"scale": 2, "model": "RealESRGAN_x4plus", "output_format": "png"},
     "edit": {"prompt": "make it night", "guidance_scale": 3.5, "safety_tolerance": "2"},
@@ -65,7 +66,7 @@ def _fields(err: AppError) -> dict[str, str]:
 def test_the_catalog_offers_what_the_readme_lists() -> None:
     offered = {p.id: p.operations for p in CATALOG.providers.values()}
     assert offered == {
-        "local": ("reframe", "frame", "white_balance", "resize"),
+        "local": ("reframe", "frame", "overlay", "white_balance", "resize"),
         "gemini": ("style_transfer", "combine_images", "change_image"),
         "turbotext": ("style_transfer", "face_swap", "change_image"),
         "fal": (
