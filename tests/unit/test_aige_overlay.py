@@ -188,3 +188,9 @@ async def test_provider_overlay_bad_settings_are_a_final_error() -> None:
     with pytest.raises(ProviderError) as caught:
         await LocalProvider().run(request({"aspect_ratio": "7"}, {"background_media_id": background}))
     assert caught.value.code == "settings_invalid" and not caught.value.retryable
+
+
+async def test_provider_overlay_undecodable_background_is_a_final_error() -> None:
+    with pytest.raises(ProviderError) as caught:
+        await LocalProvider().run(request({}, {"background_media_id": ImageInput(b"nope", "image/png")}))
+    assert caught.value.code == "image_undecodable" and not caught.value.retryable
