@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, LiteralString
 
 from boothbridge.errors import AppError
 from boothbridge.jobs import statements as sql
@@ -49,16 +49,22 @@ async def cancel_job(
     username: str,
     job_id: uuid.UUID,
     providers: Mapping[str, Any] | None = None,
+    *,
+    statement: LiteralString = sql.CANCEL,
+    not_found: Callable[[uuid.UUID], AppError] = job_not_found,
+    message: str | None = None,
 ) -> None:
     """Cancel the operator's job. 404 `job_not_found` if it is not theirs (or does not exist), 409 `job_finished`
     if it already ended. `db`: the autocommit engine (the statement is its own transaction). `providers` (the
-    process's adapters by id): a cancelled job's provider with a cancel API is asked to stop its work."""
-    message = f"cancelled by operator {username}"
+    process's adapters by id): a cancelled job's provider with a cancel API is asked to stop its work.
+    A machine client's task (`boothbridge.tasks`) passes `statement` `CANCEL_TASK` (owned by `user_id`), its
+    own `not_found` error and the `message` recorded (default: "cancelled by operator <username>")."""
+    message = message or f"cancelled by operator {username}"
     async with db.connect() as conn:
         params = {"id": job_id, "uid": user_id, "message": message}
-        row = (await conn.exec_driver_sql(sql.CANCEL, params)).one_or_none()
+        row = (await conn.exec_driver_sql(statement, params)).one_or_none()
         if row is None:
-            raise job_not_found(job_id)
+            raise not_found(job_id)
         if not row.cancelled:
             # It was finished already, or it finished while the cancel waited for the row: say how it ended.
             status = (await conn.exec_driver_sql(sql.STATUS, {"id": job_id})).scalar_one()

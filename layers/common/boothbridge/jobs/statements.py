@@ -542,15 +542,16 @@ FAIL_ABANDONED = _sql(f"""
 
 # ---- the operator's cancel (`jobs.cancel`) -------------------------------------------------------------------
 
+
 # Ownership (the job's slot belongs to the operator), the fenced update and the NOTIFY in one statement.
 # The fence is the status: the UPDATE re-checks it on the newest row version, so a cancel racing a worker's
 # completion either wins (the completion then changes nothing) or finds the job finished and changes nothing.
 # A running or parked attempt is recorded in `attempt_errors` as ended by the cancel (who cancelled is kept).
-CANCEL = _sql(f"""
-    WITH owned AS (
-        SELECT j.id, j.status FROM jobs j JOIN slots s ON s.id = j.slot_id
-        WHERE j.id = %(id)s AND s.user_id = %(uid)s
-    ), cancelled AS (
+def cancel_statement(owned: str) -> LiteralString:
+    """The cancel of a job that `owned` (a SELECT of the job's id and status, empty when the caller does not own
+    it) finds."""
+    return _sql(f"""
+    WITH owned AS ({owned}), cancelled AS (
         UPDATE jobs
         SET status = 'cancelled', error_code = 'cancelled', error_message = %(message)s,
             attempt_errors = CASE WHEN status IN {_IN_FLIGHT}
@@ -566,6 +567,15 @@ CANCEL = _sql(f"""
            CASE WHEN c.id IS NOT NULL THEN pg_notify('{CHANNEL_DONE}', c.id::text) END AS notified
     FROM owned o LEFT JOIN cancelled c ON c.id = o.id
     """)
+
+
+CANCEL = cancel_statement(
+    "SELECT j.id, j.status FROM jobs j JOIN slots s ON s.id = j.slot_id WHERE j.id = %(id)s AND s.user_id = %(uid)s"
+)
+# A machine client's task (issue 15): its operator's (`uid`), of kind task.
+CANCEL_TASK = cancel_statement(
+    "SELECT j.id, j.status FROM jobs j WHERE j.id = %(id)s AND j.kind = 'task' AND j.owner_id = %(uid)s"
+)
 
 STATUS = _sql("SELECT status FROM jobs WHERE id = %(id)s")
 
