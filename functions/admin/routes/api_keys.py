@@ -52,7 +52,7 @@ async def list_keys(operator: OperatorDep, keys: ApiKeysDep) -> ApiKeyList:
                 last_used_at=k.last_used_at.isoformat() if k.last_used_at else None,
                 revoked_at=k.revoked_at.isoformat() if k.revoked_at else None,
             )
-            for k in await keys.list(operator.id)
+            for k in await keys.list_keys(operator.id)
         ]
     )
 

@@ -154,7 +154,7 @@ class ApiKeys:
             created_at = (await conn.execute(text(sql.INSERT), {**params, "key_hash": key_hash(key)})).scalar_one()
         return NewApiKey(key_id, name, display_prefix(key), key, created_at)
 
-    async def list(self, owner_id: int) -> list[ApiKeyInfo]:
+    async def list_keys(self, owner_id: int) -> list[ApiKeyInfo]:
         """The operator's keys, newest first, revoked ones included."""
         async with autocommit(self._engine).connect() as conn:
             rows = (await conn.execute(text(sql.LIST), {"owner": owner_id})).all()
