@@ -168,3 +168,10 @@ async def test_the_emulator_serves_the_machine_client_api(client: httpx.AsyncCli
     assert doc.status_code == 200 and doc.json()["info"]["title"] == "boothbridge machine-client API"
     missing = await client.get("/api/v1/no-such-route")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+
+
+async def test_the_document_names_the_key_as_a_bearer_scheme(machine: httpx.AsyncClient) -> None:
+    doc = (await machine.get("/api/v1/openapi.json")).json()
+    assert doc["components"]["securitySchemes"]["ApiKey"]["scheme"] == "bearer"
+    assert doc["paths"]["/api/v1/test/whoami"]["get"]["security"] == [{"ApiKey": []}]
+    assert "ErrorBody" in doc["components"]["schemas"]
