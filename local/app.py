@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 from starlette.responses import JSONResponse
@@ -21,6 +21,9 @@ from boothbridge.jobs.worker_loop import WorkerLoop
 from boothbridge.platform.provision import prepare_database
 from boothbridge.settings import PROJECT_ROOT, Settings
 
+if TYPE_CHECKING:
+    from boothbridge.tasks.delivery import DeliveryLoop
+
 log = logging.getLogger(__name__)
 
 
@@ -34,6 +37,7 @@ class Emulator:
         self.container = container
         self._owns_container = container is None
         self.worker: WorkerLoop | None = None
+        self.deliveries: DeliveryLoop | None = None
         self._cleanup_task: asyncio.Task[None] | None = None
         self._routes: list[tuple[str, Any]] = []
 
@@ -71,6 +75,11 @@ class Emulator:
                 poll_sec=self.settings.fallback_poll_sec,
             )
             await self.worker.start()
+            # Task outputs to their callers' writeUrls (tasks.delivery), alongside the worker that makes them.
+            from boothbridge.tasks.delivery import DeliveryLoop, TaskDeliveries
+
+            self.deliveries = DeliveryLoop(TaskDeliveries(c.pool, c.media), self.settings.task_delivery_poll_sec)
+            self.deliveries.start()
         if self.settings.run_cleanup:
             self._cleanup_task = asyncio.create_task(self._cleanup_loop(), name="cleanup-loop")
 
@@ -82,6 +91,8 @@ class Emulator:
             self._cleanup_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._cleanup_task
+        if self.deliveries is not None:
+            await self.deliveries.stop()
         if self.worker is not None:
             await self.worker.stop(grace_sec)
         if self.container is not None and self._owns_container:

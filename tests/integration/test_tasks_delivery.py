@@ -1,9 +1,10 @@
 """Delivery of a task's output to the caller's pre-signed writeUrl (issue 15), on real PostgreSQL, S3 (moto) and HTTP:
 
-- a moto-presigned PUT URL: the object lands in the bucket with the output's bytes and Content-Type, and the status
-  goes pending -> processing_<operation> -> uploading_image -> done, the readUrl shown only once delivered;
+- a moto-presigned PUT URL: the object lands in the bucket with the output's bytes and Content-Type (the PUT starts
+  as soon as the job succeeds), the readUrl shown only once delivered;
 - a writeUrl answering 500 twice then 200 is retried (with backoff) and delivered on the third PUT, which carries
-  the output's type and no credentials of ours;
+  the output's type and no credentials of ours; the status goes pending -> processing_<operation> ->
+  uploading_image -> done;
 - a writeUrl answering 403 is recorded as the delivery's error (`delivery_rejected`) and not tried again; the
   task's phase is `error`;
 - a failed task's delivery is given up (`task_not_succeeded`), never PUT.
@@ -75,29 +76,12 @@ async def test_a_presigned_s3_put_lands_with_the_bytes_and_type(
     write_url = s3.generate_presigned_url(
         "put_object", Params={"Bucket": s3_bucket, "Key": key, "ContentType": "image/jpeg"}, ExpiresIn=3600
     )
-    spec = echo(delay_sec=1.0).model_copy(update={"write_url": write_url, "read_url": READ_URL})
-    view = await service.submit(client, spec)
-    phases = [view.phase]
-    running = asyncio.create_task(run(container, view.id))
-    while not running.done():
-        phases.append((await service.get(client, view.id)).phase)
-        await asyncio.sleep(0.05)
-    assert running.result() == "succeeded"
-    succeeded = await service.get(client, view.id)
-    assert (succeeded.phase, succeeded.deliveries[0].status, succeeded.deliveries[0].read_url) == (
-        "uploading_image",
-        "pending",
-        None,
-    )
+    view = await service.submit(client, echo().model_copy(update={"write_url": write_url, "read_url": READ_URL}))
+    assert view.deliveries[0].read_url is None  # not before it is delivered
+    assert await run(container, view.id) == "succeeded"  # which starts the delivery at once
     done = await deliver_until_settled(container, service, client, view.id)
-    phases += [succeeded.phase, done.phase]
-    assert [p for i, p in enumerate(phases) if i == 0 or p != phases[i - 1]] == [
-        "pending",
-        "processing_echo",
-        "uploading_image",
+    assert (done.phase, done.deliveries[0].status, done.deliveries[0].read_url, done.deliveries[0].attempts) == (
         "done",
-    ]
-    assert (done.deliveries[0].status, done.deliveries[0].read_url, done.deliveries[0].attempts) == (
         "delivered",
         READ_URL,
         1,
@@ -111,11 +95,20 @@ async def test_a_presigned_s3_put_lands_with_the_bytes_and_type(
 async def test_a_write_url_answering_500_twice_is_retried_and_delivered(container: Container) -> None:
     service, client = task_service(container), await machine_client(container, "serg")
     async with scripted_server(Scripted(put_statuses=[500, 500])) as script:
-        spec = echo().model_copy(update={"write_url": script.url("/put/out.jpg?X-Amz-Signature=s3cr3t")})
-        view = await service.submit(client, spec)
-        assert await run(container, view.id) == "succeeded"
+        url = script.url("/put/out.jpg?X-Amz-Signature=s3cr3t")
+        view = await service.submit(client, echo(delay_sec=1.0).model_copy(update={"write_url": url}))
+        phases = [view.phase]
+        running = asyncio.create_task(run(container, view.id))
+        while not running.done():
+            phases.append((await service.get(client, view.id)).phase)
+            await asyncio.sleep(0.05)
+        assert running.result() == "succeeded"
+        phases.append((await service.get(client, view.id)).phase)  # delivering: the first PUT, or its retry, due
         done = await deliver_until_settled(container, service, client, view.id)
-    assert (done.deliveries[0].status, done.deliveries[0].attempts, done.phase) == ("delivered", 3, "done")
+    phases.append(done.phase)
+    changes = [phase for i, phase in enumerate(phases) if i == 0 or phase != phases[i - 1]]
+    assert changes == ["pending", "processing_echo", "uploading_image", "done"]
+    assert (done.deliveries[0].status, done.deliveries[0].attempts) == ("delivered", 3)
     assert len(script.puts) == 3
     output, mime = await service.output(client, view.id, 0)
     for _, headers, body in script.puts:

@@ -120,6 +120,8 @@ class JobRunner:
         self.settings_store = settings_store
         # The provider calls under their leases, and a stopping worker's hand-back of them.
         self.calls = LeasedCalls(queue, heartbeat_sec)
+        # Deliveries of tasks that succeeded here, started at once (`_kick_delivery`); held until they end.
+        self._kicks: set[asyncio.Future[int]] = set()
 
     def hand_back(self, tasks: Iterable[asyncio.Task[Any]]) -> None:
         """See `LeasedCalls.hand_back`."""
@@ -334,7 +336,24 @@ class JobRunner:
             await self.media.store.delete(ref.storage_key)
             log.warning("job %s attempt %s finished late; result discarded", job.id, job.attempt)
             return AttemptOutcome("stale")
+        if is_task(job.pipeline):
+            self._kick_delivery(job.id)
         return AttemptOutcome(JobStatus.SUCCEEDED)
+
+    def _kick_delivery(self, job_id: uuid.UUID) -> None:
+        """A task's output goes to its writeUrl now, not at the next delivery pass (`tasks.delivery`; a task with
+        no writeUrl finds nothing due). Not awaited: the attempt has ended; a pass that never runs (the process
+        stops) leaves the delivery to the next pass of the loop or the scheduled cleanup."""
+        from boothbridge.tasks.delivery import TaskDeliveries
+
+        kick = asyncio.ensure_future(TaskDeliveries(self.queue.sql, self.media).run_due(job_id))
+        self._kicks.add(kick)
+        kick.add_done_callback(self._kicked)
+
+    def _kicked(self, kick: asyncio.Future[int]) -> None:
+        self._kicks.discard(kick)
+        if not kick.cancelled() and kick.exception() is not None:
+            log.warning("delivering a task's output failed; the next pass tries again", exc_info=kick.exception())
 
     async def _completed_data(self, job: JobRecord, result: ProviderData) -> AttemptOutcome:
         """A task whose last step made a record (`ProviderData`): it succeeds with that as its `result_data`."""

@@ -1,5 +1,5 @@
-"""Scheduled cleanup: expired media, abandoned provider callbacks, stale jobs, ended sessions, and the append-only
-tables' rows older than LOG_RETENTION_DAYS. Safe when several runs overlap."""
+"""Scheduled cleanup: expired media, abandoned provider callbacks, stale jobs, ended sessions, the append-only
+tables' rows older than LOG_RETENTION_DAYS, and due deliveries of task outputs. Safe when several runs overlap."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from boothbridge.jobs.callbacks import CallbackQueue
 from boothbridge.jobs.dispatch import JobDispatcher
 from boothbridge.jobs.notifications import NotificationHub
 from boothbridge.media.service import MediaService
+from boothbridge.tasks.delivery import TaskDeliveries
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -86,6 +87,7 @@ class CleanupReport:
     callbacks_abandoned: int
     jobs_redispatched: int
     logs_removed: dict[str, int] = field(default_factory=dict)
+    deliveries_made: int = 0  # PUTs of task outputs to their callers' writeUrls (tasks.delivery)
 
     def as_dict(self) -> dict[str, int]:
         return {
@@ -94,6 +96,7 @@ class CleanupReport:
             "jobs_redispatched": self.jobs_redispatched,
             # rows past LOG_RETENTION_DAYS, listed only when there were some
             **{f"{table}_removed": count for table, count in self.logs_removed.items() if count},
+            **({"deliveries_made": self.deliveries_made} if self.deliveries_made else {}),
         }
 
 
@@ -116,11 +119,13 @@ class Cleanup:
         self.dispatcher = dispatcher
         self.hub = hub  # wakes this process's waiters of an abandoned callback at once
         self.log_retention_days = log_retention_days
+        # Task outputs due at their callers' writeUrls: on AWS nothing else runs the pass (locally a loop does too).
+        self.deliveries = TaskDeliveries(callbacks.sql, media)
 
     async def run(self, stale_grace_sec: float = 10.0) -> CleanupReport:
         """One scheduled cleanup pass: expired media, parked jobs whose callback never came, stale work handed
-        to the workers again, ended sessions, and log rows past retention. Idempotent; overlapping passes are
-        safe."""
+        to the workers again, ended sessions, log rows past retention, and task outputs due at their writeUrls.
+        Idempotent; overlapping passes are safe."""
         media_removed = await self.media.purge_expired()
         abandoned = await self.callbacks.fail_abandoned()
         for job_id in abandoned:
@@ -133,8 +138,9 @@ class Cleanup:
             await self.dispatcher.dispatch(job_id)
         await purge_expired_sessions(self.engine)
         logs_removed = await self.purge_old_logs(self.log_retention_days)
-        report = CleanupReport(media_removed, len(abandoned), len(stale), logs_removed)
-        if media_removed or report.callbacks_abandoned or report.jobs_redispatched or any(logs_removed.values()):
+        deliveries = await self.deliveries.run_due()
+        report = CleanupReport(media_removed, len(abandoned), len(stale), logs_removed, deliveries)
+        if any(report.as_dict().values()):
             log.info("cleanup: %s", report.as_dict())
         return report
 

@@ -18,6 +18,7 @@ the row due again. A writeUrl is a credential: it is never logged (its host only
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from dataclasses import dataclass
@@ -153,3 +154,30 @@ class TaskDeliveries:
             await self.db.one(sql.RETRY_LATER, params)
         else:
             await self.db.one(sql.DELIVERY_FAILED, {**fence, "code": outcome.code, "message": outcome.message})
+
+
+class DeliveryLoop:
+    """The in-process delivery pass every `poll_sec` (the local emulator, a self-hosted server; on AWS the
+    scheduled cleanup runs the pass). A failed pass is logged and the next one tries again."""
+
+    def __init__(self, deliveries: TaskDeliveries, poll_sec: float) -> None:
+        self.deliveries = deliveries
+        self.poll_sec = poll_sec
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="delivery-loop")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.deliveries.run_due()
+            except Exception:
+                log.exception("delivery pass failed; will try again")
+            await asyncio.sleep(self.poll_sec)

@@ -24,6 +24,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from boothbridge.errors import AppError
+
 MAX_URL_CHARS = 4096
 
 
@@ -128,3 +130,16 @@ class UploadedMedia(BaseModel):
     mime: str
     size_bytes: int
     expires_at: datetime | None
+
+
+def task_not_found(task_id: object) -> AppError:
+    """404 `task_not_found`: no such task, or another operator's (existence is not revealed)."""
+    return AppError(404, "task_not_found", "no such task", {"task_id": str(task_id)[:100]})
+
+
+def parse_task_id(raw: str) -> uuid.UUID:
+    """A task id from a path: anything that is not a uuid is a task that does not exist."""
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise task_not_found(raw) from None

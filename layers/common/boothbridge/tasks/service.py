@@ -35,7 +35,7 @@ from boothbridge.slots.rules import validate_update
 from boothbridge.tasks import statements as sql
 from boothbridge.tasks.fetch import too_large
 from boothbridge.tasks.inputs import TaskInputs
-from boothbridge.tasks.model import TaskSpec, TaskView, UploadedMedia
+from boothbridge.tasks.model import TaskSpec, TaskView, UploadedMedia, task_not_found
 from boothbridge.tasks.outputs import TASK_MARK
 from boothbridge.tasks.view import task_view
 
@@ -44,18 +44,6 @@ if TYPE_CHECKING:
 
 MAX_PAGE_SIZE = 100
 INPUT_GRACE = timedelta(minutes=5)  # an input outlives its task's deadline by this much at least
-
-
-def task_not_found(task_id: object) -> AppError:
-    return AppError(404, "task_not_found", "no such task", {"task_id": str(task_id)})
-
-
-def parse_task_id(raw: str) -> uuid.UUID:
-    """A task id from a path: anything that is not a uuid is a task that does not exist."""
-    try:
-        return uuid.UUID(raw)
-    except ValueError:
-        raise task_not_found(raw[:100]) from None
 
 
 class TaskService:
