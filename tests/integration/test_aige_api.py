@@ -8,6 +8,7 @@ the operator API, the fal fake on its own port (polled: no public address) and a
 - the overlay is the local composite: the person's pixels at the position on the background, cropped to the ratio;
 - errors: 400 avatar_id_mismatch, 422 validation_error (a bad aspect ratio for each seed's value set), 404
   task_not_found (unknown, not a uuid, another operator's key), 401 without a key;
+- the /api/v1 document: valid OpenAPI, each AIGE operation with its errors in the uniform body;
 - fine-tune: start, 404 until done, the fal fine-tune id, FLUX Ultra with it: 404 until done, then fal's result
   shape with our public links (served); a failed fal request: status error, 404 task_failed.
 
@@ -27,12 +28,14 @@ from typing import Any
 
 import httpx
 import pytest
+from openapi_spec_validator import validate
 from PIL import Image
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from boothbridge.bootstrap import Container
+from boothbridge.http.openapi import ERROR_CODES_KEY
 from boothbridge.jobs.worker_loop import run_job_by_id
 from boothbridge.providers.fal.adapter import FalProvider
 from local.fakes.fal_server import FakeFal
@@ -375,3 +378,29 @@ async def test_a_failed_fine_tune_is_error_and_404(api: httpx.AsyncClient, conta
     assert seen[-1] == "error"
     r = await api.get(f"/api/v1/finetune/result/{request_id}", headers=key)
     assert r.status_code == 404 and r.json()["error"]["code"] == "task_failed"
+
+
+async def test_the_document_describes_the_aige_endpoints(api: httpx.AsyncClient, container: Container) -> None:
+    doc = (await api.get("/api/v1/openapi.json")).json()
+    validate(doc)
+    aige = {
+        (method, path): operation
+        for path, item in doc["paths"].items()
+        for method, operation in item.items()
+        if "aige" in operation.get("tags", [])
+    }
+    assert len(aige) == 12
+    assert aige[("post", "/api/v1/avatar")]["responses"].keys() >= {"201", "401", "422"}
+    assert (
+        "avatar_id_mismatch" in aige[("put", "/api/v1/avatar/{avatar_id}/overlay")]["responses"]["400"][ERROR_CODES_KEY]
+    )
+    assert "task_not_found" in aige[("get", "/api/v1/task/{aige_task_id}/status")]["responses"]["404"][ERROR_CODES_KEY]
+    for operation in aige.values():
+        for code, response in operation["responses"].items():
+            if code.startswith(("4", "5")):
+                assert response["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/ErrorBody"}
+    assert "HTTPValidationError" not in doc["components"]["schemas"]
+    # A body that is not JSON at all is the same 422.
+    key = await new_key(api, container, "serg")
+    r = await api.post("/api/v1/finetune", content=b"{not json", headers={**key, "Content-Type": "application/json"})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "validation_error"
