@@ -142,3 +142,15 @@ async def test_ultra_result_is_404_while_running() -> None:
     with pytest.raises(AppError) as caught:
         await results.ultra_result(view(status="running", phase="processing_background_model"), never, never)
     assert (caught.value.status, caught.value.code) == (404, "result_not_ready")
+
+
+async def test_ultra_result_leaves_out_fields_of_another_type() -> None:
+    async def read(item: TaskOutput) -> tuple[bytes, str]:
+        return jpeg((8, 8)), item.mime
+
+    async def publish(data: bytes, mime: str) -> str:
+        return "https://bb.example/p"
+
+    record = {"timings": [1], "seed": "42", "has_nsfw_concepts": ["no"], "prompt": 7}
+    body = await results.ultra_result(view(outputs=[output(0)], result_data=record), read, publish)
+    assert (body["timings"], body["seed"], body["has_nsfw_concepts"], body["prompt"]) == ({}, None, [False], None)

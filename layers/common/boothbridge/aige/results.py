@@ -84,8 +84,8 @@ class PublishedImage:
 async def ultra_result(view: TaskView, read: OutputReader, publish: Publisher) -> dict[str, Any]:
     """`GET /flux-ultra/result/{id}`: fal's result shape `{"images": [{url, width, height, content_type}],
     "timings", "seed", "has_nsfw_concepts", "prompt"}` with each output (primary first) published as a temporary
-    public link; the other fields are fal's, as the task kept them (`timings` {} and `has_nsfw_concepts` one
-    false per image when fal sent none)."""
+    public link; the other fields are fal's, as the task kept them (`timings` {}, `seed` and `prompt` null and
+    `has_nsfw_concepts` one false per image when fal sent none, or something of another type)."""
     from boothbridge.images import codec  # Pillow: only when a result is read, not with the API's cold import
 
     _finished(view)
@@ -96,11 +96,13 @@ async def ultra_result(view: TaskView, read: OutputReader, publish: Publisher) -
         images.append(PublishedImage(await publish(data, mime), width, height, mime))
     record = view.result_data or {}
     body: dict[str, Any] = {"images": [image.__dict__ for image in images]}
-    body["timings"] = record.get("timings") if isinstance(record.get("timings"), dict) else {}
-    body["seed"] = record.get("seed")
-    nsfw = record.get("has_nsfw_concepts")
-    body["has_nsfw_concepts"] = nsfw if isinstance(nsfw, list) else [False] * len(images)
-    body["prompt"] = record.get("prompt")
+    # fal's fields, where they have the documented types (anything else is left out, never passed on).
+    timings, seed, nsfw, prompt = (record.get(name) for name in ("timings", "seed", "has_nsfw_concepts", "prompt"))
+    body["timings"] = timings if isinstance(timings, dict) else {}
+    body["seed"] = seed if isinstance(seed, int) and not isinstance(seed, bool) else None
+    flags = isinstance(nsfw, list) and all(isinstance(flag, bool) for flag in nsfw)
+    body["has_nsfw_concepts"] = nsfw if flags else [False] * len(images)
+    body["prompt"] = prompt if isinstance(prompt, str) else None
     return body
 
 
