@@ -1,28 +1,34 @@
 """Queue operations for providers that answer later (webhook): the attempt's secret, parking, and completion
-by callback. Same rules as the rest of the queue: one statement each (in `boothbridge.jobs.statements`, the two
+by callback. Same rules as the rest of the queue: one statement each (in `boothbridge.jobs.statements`, the three
 about resuming below), fenced, NOTIFY inside.
 
 A parked job whose callback never came: for a provider that can poll work it was given (`RESUMABLE_PROVIDERS`:
 fal, whose `request_id` is the job's `provider_ref`) the cleanup puts the job back on the queue with its
 `provider_ref` kept, while it has attempts left; its next attempt gets that id as `ProviderRequest.resume_ref` and
 polls it instead of submitting (paying) again. Other providers' abandoned jobs fail as before
-(`provider_no_callback`)."""
+(`provider_no_callback`). The same holds for a resumable provider's job that a delivery or an attempt sends back to
+the queue (a result download that failed): the ref stays, the next attempt resumes it. A running attempt records
+the ref as soon as its provider accepted the work (`recorder`)."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
 import uuid
-from collections.abc import Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from datetime import datetime
 from typing import NamedTuple
 
 from boothbridge.db.raw import RawDb
 from boothbridge.jobs import statements as sql
+from boothbridge.jobs.model import JobRecord
 from boothbridge.jobs.statements import attempt_errors_entry, completion_params
 from boothbridge.jobs.status import JobStatus
 from boothbridge.media.ref import MediaRef
+
+log = logging.getLogger(__name__)
 
 # Providers whose adapter polls a `resume_ref` (see the module docstring).
 RESUMABLE_PROVIDERS: frozenset[str] = frozenset({"fal"})
@@ -46,6 +52,18 @@ REQUEUE_ABANDONED = """
     """
 
 RESUME_REF = "SELECT provider_ref FROM jobs WHERE id = %(id)s AND provider_id = %(provider)s"
+
+# A running attempt's provider accepted (and will bill) its work: the job keeps the provider's id of it at once, so
+# an operator's cancel reaches it and a later attempt of the step resumes it. Fenced by attempt and status; the
+# job's status is answered either way (the UPDATE's CTE does not change what the outer SELECT sees).
+RECORD_REF = """
+    WITH recorded AS (
+        UPDATE jobs SET provider_ref = %(ref)s, updated_at = now()
+        WHERE id = %(id)s AND attempt = %(attempt)s AND status = 'running'
+        RETURNING id
+    )
+    SELECT status, EXISTS (SELECT 1 FROM recorded) AS recorded FROM jobs WHERE id = %(id)s
+    """
 
 
 def new_callback_token(job_id: uuid.UUID) -> tuple[str, str]:
@@ -111,12 +129,14 @@ class CallbackQueue:
         retry_in: float | None = None,
     ) -> bool:
         """Record a failure reported by (or found in) a delivery, fenced by the secret: with `retry_in` the job goes
-        back to the queue for another attempt in that many seconds, otherwise it fails for good."""
+        back to the queue for another attempt in that many seconds (a resumable provider's `provider_ref` kept: that
+        attempt resumes the request, it does not submit again), otherwise it fails for good."""
         entry = attempt_errors_entry(attempt, code, message, retryable, details)
         params = {"id": job_id, "hash": hash_, "code": code, "message": message, "entry": entry}
         if retry_in is None:
             return await self.sql.one(sql.FAIL_BY_CALLBACK, params) is not None
-        return await self.sql.one(sql.REQUEUE_BY_CALLBACK, {**params, "delay": retry_in}) is not None
+        requeue = {**params, "delay": retry_in, "resumable": self.resumable}  # a resumable provider keeps its ref
+        return await self.sql.one(sql.REQUEUE_BY_CALLBACK, requeue) is not None
 
     async def fail_abandoned(self) -> list[uuid.UUID]:
         """Parked jobs whose wait ran out: a resumable provider's go back to the queue (not returned: they have not
@@ -124,6 +144,19 @@ class CallbackQueue:
         if self.resumable:
             await self.sql.all(REQUEUE_ABANDONED, {"providers": self.resumable})
         return [row["id"] for row in await self.sql.all(sql.FAIL_ABANDONED)]
+
+    def recorder(self, job: JobRecord, provider: object) -> Callable[[str], Awaitable[None]]:
+        """`ProviderRequest.submitted` for an attempt of `job`: records the provider's id of the work it submitted
+        (`provider_ref`). Never raises but for the attempt's own cancellation: a failure to record is logged and the
+        call goes on."""
+
+        async def submitted(ref: str) -> None:
+            try:
+                await self.sql.one(RECORD_REF, {"id": job.id, "attempt": job.attempt, "ref": ref[:500]})
+            except Exception:
+                log.warning("job %s attempt %s: recording %s's request id failed", job.id, job.attempt, job.provider_id)
+
+        return submitted
 
     async def resume_ref(self, job_id: uuid.UUID, provider_id: str) -> str | None:
         """The `provider_ref` an earlier attempt left on the job, for a resumable provider (else None, no query)."""

@@ -255,6 +255,7 @@ class JobRunner:
             # A provider that waits before its paid call (a client-side quota window) must not start it later.
             start_by=max(useful_until - entry.ingest.typical_sec, time.monotonic()),
             resume_ref=resume_ref,
+            submitted=self.callbacks.recorder(job, provider),  # the job keeps the id of work the provider accepted
         )
         return request, provider
 

@@ -515,11 +515,15 @@ FAIL_BY_CALLBACK = failure_statement(_CALLBACK_FENCE)
 
 # A delivery that reported a failure another attempt may cure (a result that could not be fetched or decoded):
 # back to the queue, fenced like completion; the secret is spent, so a repeated delivery changes nothing more.
+# A provider that can resume its work (`%(resumable)s`, `callbacks.RESUMABLE_PROVIDERS`: fal) keeps its
+# `provider_ref`, so the next attempt fetches that request's result instead of submitting (paying) again; any other
+# provider's ref is cleared (Turbotext's result link is one-shot: its next attempt submits anew).
 REQUEUE_BY_CALLBACK = _sql(f"""
     WITH requeued AS (
         UPDATE jobs
         SET status = 'queued', run_after = now() + make_interval(secs => %(delay)s), lease_owner = NULL,
-            lease_expires_at = NULL, webhook_token_hash = NULL, provider_ref = NULL, error_code = %(code)s,
+            lease_expires_at = NULL, webhook_token_hash = NULL,
+            provider_ref = CASE WHEN provider_id = ANY(%(resumable)s) THEN provider_ref END, error_code = %(code)s,
             error_message = %(message)s, attempt_errors = attempt_errors || %(entry)s, updated_at = now()
         WHERE {_CALLBACK_FENCE}
         RETURNING id

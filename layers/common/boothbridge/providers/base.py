@@ -104,7 +104,9 @@ class ProviderRequest:
     answer is due (a provider that first waits, e.g. for a client-side quota window, gives up instead).
     `resume_ref` is the provider's id of work an earlier attempt of this step already submitted (the job's
     `provider_ref`: a parked job whose webhook never came, or whose poll ran out of time), or None: a provider
-    that can poll it (fal) does so instead of submitting, and paying, again.
+    that can poll it (fal) does so instead of submitting, and paying, again. `submitted`, when given, is awaited
+    by such a provider with its id of the work as soon as the work is accepted (the job keeps it: an operator's
+    cancel reaches it, a later attempt resumes it); it never raises.
 
     The worker hands the images as `ImageFile` or `StoredImage` (see `ImageSource`), so a job waiting at its
     provider holds no photo in memory: a provider reads the bytes (`await image.read()`) or opens `image.path`
@@ -122,6 +124,7 @@ class ProviderRequest:
     webhook_url: str | None = None
     start_by: float | None = None
     resume_ref: str | None = None
+    submitted: Callable[[str], Awaitable[None]] | None = None
 
     def photo(self) -> ImageSource:
         """The input image; raises `ProviderError("input_missing")` (not retryable) when the job has none."""

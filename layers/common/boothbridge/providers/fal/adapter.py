@@ -12,8 +12,11 @@ accepts them; a local emulator has no address fal could reach). With a webhook U
 `verify_callback`); without one, the status URL is polled until `COMPLETED` and the result fetched. A request
 still running when the attempt's time is up parks the job too: it is picked up again later with its request id
 (`ProviderRequest.resume_ref`) and POLLED, never submitted (paid) again — the same safety net catches a webhook that
-never came. Result files are downloaded and identified by their bytes (`fal.download`; a download is retried in
-place, a generation never). Several images: the first is `image`, the rest `extra`; fal's other JSON is `data`.
+never came. The request id is handed to the runner as soon as fal accepts the request (`ProviderRequest.submitted`):
+an attempt that fails after that (a result download that ran out of tries, a poll that failed) is retried by
+resuming the same request, and an operator's cancel of the running job reaches fal's cancel URL. Result files are
+downloaded and identified by their bytes (`fal.download`; a download is retried in place, a generation never).
+Several images: the first is `image`, the rest `extra`; fal's other JSON is `data`.
 
 Keys: `FAL_KEY=k1,k2`; a key answering 429 is rested (`DEFAULT_REST_SEC` or its Retry-After) and the call moves to
 the next key within the attempt; when every key rests: `rate_limited` (retryable). Errors: 401/403 `auth_failed`
@@ -104,6 +107,8 @@ class FalProvider:
         except wire.WireError as exc:
             raise ProviderError("bad_answer", f"fal {model}: {exc}", retryable=True) from None
         log.info("fal %s: job %s submitted as %s", model, request.job_id, submitted.request_id)
+        if request.submitted is not None:  # the job keeps the id: a cancel reaches it, a retry resumes it
+            await request.submitted(submitted.request_id)
         if request.webhook_url:
             return ProviderParked(provider_ref=submitted.request_id)
         return await self._finish(spec, model, submitted.request_id, request.settings, deadline)
