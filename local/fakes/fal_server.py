@@ -20,8 +20,9 @@ queue protocol (see `boothbridge.providers.fal.wire` for the documents) for any 
 - files at `/files/{name}`.
 
 Failure injection: `rate_limited_keys` (these keys answer 429 with Retry-After: 30), `submit_failures` (the next N
-submits answer 500), `error_result` (requests fail: status `COMPLETED` + `error`, webhook `ERROR`), `file_faults`
-(each result file answers 404 that many times before it is served), `webhook` = "send" | "never" | "twice".
+submits answer 500), `submit_delay_sec` (a submit is answered after this long), `error_result` (requests fail:
+status `COMPLETED` + `error`, webhook `ERROR`), `file_faults` (each result file answers 404 that many times before
+it is served), `webhook` = "send" | "never" | "twice".
 Recorded for assertions: `calls` (method, path, key, JSON body), `submits()`, `deliveries`, `cancels`,
 `file_gets`.
 """
@@ -93,6 +94,7 @@ class FakeFal:
         self.webhook_delay_sec = webhook_delay_sec
         self.rate_limited_keys: set[str] = set()
         self.submit_failures = 0
+        self.submit_delay_sec = 0.0
         self.error_result = False
         self.file_faults = 0
         self.webhook = "send"
@@ -204,6 +206,8 @@ class FakeFal:
         return await self._submit(path, body, request.query_params.get("fal_webhook"))
 
     async def _submit(self, model: str, body: Any, webhook: str | None) -> Response:
+        if self.submit_delay_sec:
+            await asyncio.sleep(self.submit_delay_sec)
         with self._lock:
             if self.submit_failures > 0:
                 self.submit_failures -= 1

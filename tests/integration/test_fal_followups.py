@@ -1,8 +1,10 @@
-"""fal follow-ups (issue 15): a paid fal request is submitted once per job step.
+"""fal follow-ups (issue 15): a paid fal request is submitted once per job step, and a cancel reaches fal.
 
 The product on a real port (real PostgreSQL, S3 on moto), the fal fake on another (`local.fakes.fal_server`):
 - a result download that fails is retried by resuming the same fal request, never by submitting again: on the
   webhook path (the delivery's download fails, the job is requeued) and on the polling path (the attempt fails);
+- an operator's cancel of a RUNNING fal job reaches fal's cancel URL: while the attempt polls fal, and when the
+  cancel comes while the submit is still in flight (the attempt asks fal itself once it learns the request id).
 """
 
 from __future__ import annotations
@@ -114,3 +116,66 @@ async def test_a_failed_result_download_resumes_the_same_request_without_a_secon
     if "public_base_url" in settings_overrides:
         [(status, answer)] = fal.deliveries
         assert status == 200 and answer["status"] == "requeued"
+
+
+# ---- a cancel of a running job reaches fal --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("settings_overrides", [POLLING], indirect=True)
+async def test_cancelling_a_job_whose_attempt_polls_fal_calls_fals_cancel_url(
+    live: httpx.AsyncClient, container: Container, fal: FakeFal
+) -> None:
+    fal.rounds = 10_000  # the request stays in progress: the attempt keeps polling
+    token = await _upscale_slot(live, container)
+    post = asyncio.create_task(post_photo(live, "slot-001", jpeg(100, 80), _password(container)))
+    await _until(lambda: _polled(fal), "fal polled")
+    [submit] = fal.submits()
+    async with container.engine.connect() as conn:
+        job_id = str((await conn.execute(text("SELECT id FROM jobs WHERE status = 'running'"))).scalar_one())
+    request_id = str((await _job(container, job_id)).provider_ref)
+
+    r = await live.post(f"/api/jobs/{job_id}/cancel", headers={"Authorization": f"Bearer {token}"})
+
+    assert r.status_code == 202, r.text
+    assert fal.cancels == [request_id]
+    assert any(c.method == "PUT" and c.path == f"/fal-ai/esrgan/requests/{request_id}/cancel" for c in fal.calls)
+    answer = await post
+    assert answer.status_code == 502 and answer.json()["error"]["code"] == "job_cancelled", answer.text
+    assert (await _job(container, job_id)).status == "cancelled"
+    assert submit.path == "/fal-ai/esrgan"
+
+
+async def _polled(fal: FakeFal) -> bool:
+    return any(c.path.endswith("/status") for c in list(fal.calls))
+
+
+@pytest.mark.parametrize("settings_overrides", [POLLING], indirect=True)
+async def test_a_cancel_during_the_submit_is_passed_on_to_fal_by_the_attempt(
+    live: httpx.AsyncClient, container: Container, fal: FakeFal
+) -> None:
+    fal.submit_delay_sec = 1.0  # fal takes its time to accept the request
+    fal.rounds = 10_000
+    token = await _upscale_slot(live, container)
+    post = asyncio.create_task(post_photo(live, "slot-001", jpeg(100, 80), _password(container)))
+    await _until(lambda: _submitting(fal), "the submit reached fal")
+    async with container.engine.connect() as conn:
+        row = (await conn.execute(text("SELECT id, provider_ref FROM jobs WHERE status = 'running'"))).one()
+    assert row.provider_ref is None  # not accepted yet: nothing the cancel could pass on
+
+    r = await live.post(f"/api/jobs/{row.id}/cancel", headers={"Authorization": f"Bearer {token}"})
+
+    assert r.status_code == 202, r.text
+    assert fal.cancels == []
+    await _until(lambda: _cancelled_at_fal(fal), "the attempt asked fal to cancel")
+    [entry] = fal._entries.values()
+    assert fal.cancels == [entry.id] and entry.cancelled
+    assert (await post).status_code == 502
+    assert (await _job(container, str(row.id))).status == "cancelled"
+
+
+async def _submitting(fal: FakeFal) -> bool:
+    return bool(fal.submits())
+
+
+async def _cancelled_at_fal(fal: FakeFal) -> bool:
+    return bool(fal.cancels)

@@ -147,14 +147,21 @@ class CallbackQueue:
 
     def recorder(self, job: JobRecord, provider: object) -> Callable[[str], Awaitable[None]]:
         """`ProviderRequest.submitted` for an attempt of `job`: records the provider's id of the work it submitted
-        (`provider_ref`). Never raises but for the attempt's own cancellation: a failure to record is logged and the
-        call goes on."""
+        (`provider_ref`). When the job was cancelled while the submit was in flight (the cancel found no ref to
+        pass on), the provider is asked to cancel that work here (best effort, `cancel.cancel_at_provider`). Never
+        raises but for the attempt's own cancellation: a failure to record is logged and the call goes on."""
 
         async def submitted(ref: str) -> None:
             try:
-                await self.sql.one(RECORD_REF, {"id": job.id, "attempt": job.attempt, "ref": ref[:500]})
+                row = await self.sql.one(RECORD_REF, {"id": job.id, "attempt": job.attempt, "ref": ref[:500]})
             except Exception:
                 log.warning("job %s attempt %s: recording %s's request id failed", job.id, job.attempt, job.provider_id)
+                return
+            if row is not None and not row["recorded"] and row["status"] == JobStatus.CANCELLED:
+                from boothbridge.jobs.cancel import ProviderWork, cancel_at_provider
+
+                work = ProviderWork(job.provider_id, ref, job.operation_id, job.settings_json)
+                await cancel_at_provider(provider, work, job.id)
 
         return submitted
 

@@ -5,13 +5,17 @@ What cancelling does, by the job's state:
   row under its lock, and a cancelled row is not claimable).
 - `running`: the row is cancelled at once and the attempt loses the job: its next heartbeat finds the job no
   longer `running` for its attempt and the worker cancels the provider call locally (the coroutine, and with it
-  the HTTP request to the provider, is cancelled; none of our providers has a cancel API to call). So the call
-  stops within one heartbeat interval. A result that still arrives is discarded by the completion fence
-  (`status = 'running'`): the job stays cancelled, no result media row is written and the bytes are deleted.
+  the HTTP request to the provider, is cancelled). So the call stops within one heartbeat interval. A result that
+  still arrives is discarded by the completion fence (`status = 'running'`): the job stays cancelled, no result
+  media row is written and the bytes are deleted. Work a provider with a cancel API already accepted is stopped
+  there too: a running attempt records the provider's id of it as soon as it is submitted
+  (`ProviderRequest.submitted`, `CallbackQueue.recorder`), and a known id is asked to cancel as below; a submit
+  still in flight when the cancel ran finds the job cancelled when it records its id, and asks itself.
 - `waiting_provider`: cancelled at once; the provider's later callback finds the job finished and changes
-  nothing (the webhook fence). A provider with a cancel API (`CancellableProvider`: fal's queue) is then asked,
-  best effort, to stop the work named by the job's `provider_ref`: its answer is logged, a failure to ask is
-  logged too and never fails the cancel (the job is cancelled here either way).
+  nothing (the webhook fence).
+- in both, a provider with a cancel API (`CancellableProvider`: fal's queue) is then asked, best effort, to stop
+  the work named by the job's `provider_ref`: its answer is logged, a failure to ask is logged too and never fails
+  the cancel (the job is cancelled here either way).
 - finished (`succeeded`, `failed`, `cancelled`): nothing changes; 409 `job_finished`.
 
 The statement (`statements.CANCEL`: ownership, the fenced update and the NOTIFY in one) runs on the operator
@@ -25,7 +29,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, LiteralString
+from typing import TYPE_CHECKING, Any, LiteralString, NamedTuple
 
 from boothbridge.errors import AppError
 from boothbridge.jobs import statements as sql
@@ -37,6 +41,17 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
 log = logging.getLogger(__name__)
+
+
+class ProviderWork(NamedTuple):
+    """What a provider knows a job's work by: its id there (`provider_ref`) and the operation and settings (fal's
+    cancel URL names the model)."""
+
+    provider_id: str
+    provider_ref: str
+    operation_id: str
+    settings_json: Mapping[str, Any] | None
+
 
 # What the provider knows the cancelled job by (read after the cancel: the statement ends the wait, not the work).
 _PROVIDER_WORK = "SELECT provider_id, provider_ref, operation_id, settings_json FROM jobs WHERE id = %(id)s"
@@ -78,7 +93,7 @@ async def cancel_job(
         await cancel_at_provider(providers.get(work.provider_id), work, job_id)
 
 
-async def cancel_at_provider(provider: object, work: Any, job_id: uuid.UUID) -> None:
+async def cancel_at_provider(provider: object, work: ProviderWork | Any, job_id: uuid.UUID) -> None:
     """Best effort: ask a provider with a cancel API to stop the job's work; logs the outcome, never raises."""
     if not isinstance(provider, CancellableProvider):
         return
