@@ -91,10 +91,14 @@ class TaskInputs:
         return info.mime
 
     async def store(self, loaded: LoadedInput, owner_id: int, expires_at: datetime) -> MediaRef:
-        """The media row of a loaded input: the existing object, or the bytes saved for the caller until
-        `expires_at` (de-duplicated among the caller's own)."""
+        """The media row of a loaded input: the existing object (its expiry pushed to `expires_at` when earlier),
+        or the bytes saved for the caller until `expires_at` (de-duplicated among the caller's own)."""
         if loaded.existing is not None:
-            return loaded.existing
+            ref = loaded.existing
+            if ref.expires_at is not None and ref.expires_at < expires_at:
+                # An upload of the caller's must outlive the task that uses it (never shortened; gone: as it was).
+                ref = await self.media.extend(ref.id, expires_at, owner_id=owner_id) or ref
+            return ref
         assert loaded.data is not None and loaded.mime is not None
         return await self.media.save(INPUT_KIND, loaded.data, loaded.mime, expires_at, owner_id=owner_id)
 
