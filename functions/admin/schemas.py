@@ -59,6 +59,10 @@ class OperationInfo(Answer):
     description: str
     required_settings: list[str]
     settings_schema: dict[str, Any] = Field(description="JSON Schema (2020-12) of the slot's `settings_json`")
+    produces: Literal["image", "video", "record"] = Field(
+        description="what the operation makes with this provider: only `image` operations may be a booth slot's "
+        "steps (422 `operation_not_for_slots`); `video` and `record` (a fine-tune) are for machine clients' tasks"
+    )
 
 
 class ProviderInfo(Answer):

@@ -270,3 +270,55 @@ def test_all_named_images_found_passes_and_each_missing_one_is_reported() -> Non
     assert err.details == {"fields": [{"field": "template_media_id", "message": "no such media object"}]}
     both = _refusal(lambda: check_media_found(refs, set()))
     assert [f["field"] for f in both.details["fields"]] == ["template_media_id", "overlay_media_id"]
+
+
+# ---- what a booth slot may run: operations that make an image ---------------------------------------------------
+
+NOT_IMAGES = {("fal", "image_to_video"): "video", ("fal", "finetune"): "record"}
+
+
+def test_only_fal_s_video_and_fine_tune_operations_make_no_image() -> None:
+    offered = [(p.id, op) for p in CATALOG.providers.values() for op in p.operations]
+    assert {call: CATALOG.produces(*call) for call in offered if CATALOG.produces(*call) != "image"} == NOT_IMAGES
+
+
+@pytest.mark.parametrize(("provider_id", "operation_id"), sorted(NOT_IMAGES))
+@pytest.mark.parametrize(
+    ("shape", "field"),
+    [
+        ("seed", "operation_id"),
+        ("step", "steps/1/operation_id"),
+        ("alternative", "steps/0/alternatives/1/operation_id"),
+    ],
+)
+def test_a_slot_refuses_an_operation_that_makes_no_image_at_its_path(
+    provider_id: str, operation_id: str, shape: str, field: str
+) -> None:
+    settings = VALID[operation_id]
+    image = {"provider_id": "local", "operation_id": "white_balance", "settings_json": {}}
+    bad = {"provider_id": provider_id, "operation_id": operation_id, "settings_json": settings}
+    if shape == "seed":
+        update = _update(provider_id, operation_id, settings)
+    elif shape == "step":
+        update = _update("local", "white_balance", {}, steps=[image, bad])
+    else:
+        update = _update("local", "white_balance", {}, steps=[{**image, "alternatives": [image, bad]}])
+
+    err = _refusal(lambda: validate_update(CATALOG, update, for_slot=True))
+
+    assert (err.status, err.code) == (422, "operation_not_for_slots")
+    assert err.details == {"field": field, "produces": NOT_IMAGES[(provider_id, operation_id)]}
+    validate_update(CATALOG, update)  # a machine client's task may run it
+
+
+@pytest.mark.parametrize(
+    ("provider_id", "operation_id"),
+    [(p.id, op) for p in CATALOG.providers.values() for op in p.operations if (p.id, op) not in NOT_IMAGES],
+)
+def test_a_slot_accepts_every_operation_that_makes_an_image(provider_id: str, operation_id: str) -> None:
+    validate_update(CATALOG, _update(provider_id, operation_id, VALID[operation_id]), for_slot=True)
+
+
+def test_an_operation_that_makes_no_image_is_refused_before_its_settings_are_checked() -> None:
+    update = _update("fal", "image_to_video", {"duration": "\x00"}, failure_policy="bad")
+    assert _refusal(lambda: validate_update(CATALOG, update, for_slot=True)).code == "operation_not_for_slots"

@@ -42,7 +42,8 @@ function choice(ctx, values, ids) {
 
   function fillOperations(selected) {
     const p = provider();
-    const ops = p ? p.operations : [];
+    // A booth slot answers with an image: operations that make a video or a record (tasks only) are not offered.
+    const ops = p ? p.operations.filter((op) => (op.produces || "image") === "image") : [];
     operationSel.replaceChildren(h("option", { value: "" }, p ? "Choose an operation…" : "Choose a provider first"),
       ...ops.map((op) => h("option", { value: op.id }, op.name)));
     operationSel.disabled = !p;

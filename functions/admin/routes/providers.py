@@ -35,6 +35,7 @@ async def providers(_: OperatorDep, catalog: CatalogDep, c: ContainerDep) -> Pro
                         description=op.description,
                         required_settings=list(op.required_settings),
                         settings_schema=op.settings_schema,
+                        produces=op.produces(p.id),
                     )
                     for op in operations
                 ],

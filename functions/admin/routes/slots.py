@@ -26,6 +26,7 @@ SLOT_CONFIG_ERRORS = (
     "422 invalid_pipeline",
     "422 unknown_provider",
     "422 unsupported_operation",
+    "422 operation_not_for_slots",
     "422 invalid_settings",
     "422 invalid_finishing",
     "422 media_not_found",

@@ -15,6 +15,14 @@ if TYPE_CHECKING:
 
 MEDIA_FIELD_SUFFIX = "_media_id"
 
+# What a provider's operation produces: an image, a video, or a record (no media: a fine-tune's id). Said by the
+# operation's `provider_overrides.<provider>.output` (fal's wire kinds: `image`/`images`, `video`, `finetune`);
+# without one, an image. A booth slot answers with an image, so only `image` operations may be a slot's steps;
+# a machine client's task may use any (`slots.rules.validate_update`'s `for_slot`).
+IMAGE, VIDEO, RECORD = "image", "video", "record"
+PRODUCTS = (IMAGE, VIDEO, RECORD)
+PRODUCT_OF_OUTPUT = {"image": IMAGE, "images": IMAGE, "video": VIDEO, "finetune": RECORD}
+
 
 @dataclass(frozen=True)
 class IngestLimits:
@@ -52,6 +60,12 @@ class OperationEntry:
     required_settings: tuple[str, ...]
     settings_schema: dict[str, Any]
     provider_overrides: dict[str, Any]
+
+    def produces(self, provider_id: str) -> str:
+        """What the operation makes when `provider_id` runs it: `image`, `video` or `record` (see `PRODUCTS`)."""
+        override = self.provider_overrides.get(provider_id)
+        output = override.get("output") if isinstance(override, dict) else None
+        return PRODUCT_OF_OUTPUT[output] if output is not None else IMAGE
 
     def media_fields(self) -> list[str]:
         """Top-level settings that name a stored image (`*_media_id`): resolved to bytes for the provider."""
@@ -124,6 +138,14 @@ class Catalog:
             missing = [op for op in provider.operations if op not in operations]
             if missing:
                 raise CatalogError(f"provider {provider.id} lists unknown operations {missing}")
+        for op in operations.values():
+            for provider_id, override in op.provider_overrides.items():
+                output = override.get("output") if isinstance(override, dict) else None
+                if output is not None and output not in PRODUCT_OF_OUTPUT:
+                    raise CatalogError(
+                        f"operation {op.id}: {provider_id}'s output {output!r} is not one of "
+                        f"{sorted(PRODUCT_OF_OUTPUT)}"
+                    )
         from jsonschema import Draft202012Validator
         from jsonschema.exceptions import SchemaError
 
@@ -150,6 +172,11 @@ class Catalog:
         provider = self.providers.get(provider_id)
         currency = provider.pricing.get("currency") if provider else None
         return str(currency) if currency else None
+
+    def produces(self, provider_id: str, operation_id: str) -> str:
+        """What `operation_id` makes when `provider_id` runs it (`image`, `video`, `record`). Raises KeyError for
+        an operation the catalog does not have."""
+        return self.operations[operation_id].produces(provider_id)
 
     def supports(self, provider_id: str, operation_id: str) -> bool:
         provider = self.providers.get(provider_id)

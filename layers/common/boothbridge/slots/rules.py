@@ -1,7 +1,8 @@
 """Whether a slot update is valid against the catalog (pure: no database, no I/O).
 
 What `SlotService` checks before it saves: the pipeline's limits (`pipeline.structure_problems`); for every step
-and every alternative, the provider is known, it offers the operation, the settings match the operation's JSON
+and every alternative, the provider is known, it offers the operation, the operation makes an image (a video or
+a record is for a machine client's task only), the settings match the operation's JSON
 Schema (every violation reported at its field) and hold no NUL character; the finishing stage matches
 `FINISHING_SCHEMA`; each variant's overrides, merged into a step's settings, still match the schema of the
 step's own call and of each alternative (the keys its schema has); the failure policy is one the booth
@@ -21,7 +22,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from boothbridge.catalog import MEDIA_FIELD_SUFFIX, Catalog
+from boothbridge.catalog import IMAGE, MEDIA_FIELD_SUFFIX, Catalog
 from boothbridge.errors import AppError
 from boothbridge.slots.guest import apply_override
 from boothbridge.slots.pipeline import UNPAIRED_SURROGATE, SlotUpdate, invalid_pipeline, step_path, structure_problems
@@ -43,14 +44,18 @@ FAILURE_POLICIES = ("error", "original")  # the slots table's CHECK constraint a
 _finishing_validator: list[Validator] = []  # built on first use (jsonschema is imported then)
 
 
-def validate_update(catalog: Catalog, update: SlotUpdate) -> None:
+def validate_update(catalog: Catalog, update: SlotUpdate, *, for_slot: bool = False) -> None:
     """Raise the first problem of `update`, checked in this order (the order decides which error an update
-    with several problems gets):
+    with several problems gets). `for_slot`: the pipeline is a booth slot's (`SlotService`: a save, or a test run
+    of an unsaved form), whose every call must make an image; a machine client's task (`boothbridge.tasks`) may
+    also make a video or a record.
 
     - 422 `invalid_pipeline`, `details.fields` = `[{field, message}]`: the pipeline's limits;
     - then for each step in order, its own call then each alternative:
       422 `unknown_provider` (`details.field` = its `provider_id` path, `details.value`);
       422 `unsupported_operation` (`details.field` = its `operation_id` path, `details.supported`);
+      422 `operation_not_for_slots` (`for_slot` only; `details.field` = its `operation_id` path,
+      `details.produces` = `video` or `record`): the operation does not make an image (`Catalog.produces`);
       422 `invalid_settings`, `details.fields` = `[{field, message}]`: every JSON-Schema violation (`field` is
       the `/`-joined path, the settings object's own path for the object itself), or else every path that
       holds a NUL character;
@@ -70,7 +75,7 @@ def validate_update(catalog: Catalog, update: SlotUpdate) -> None:
     steps = update.pipeline_steps
     for index, step in enumerate(steps):
         for alternative, call in _calls(step):
-            _check_call(catalog, update, index, alternative, call)
+            _check_call(catalog, update, index, alternative, call, for_slot)
     _check_finishing(update.finishing)
     for name, overrides in update.variants.items():
         for key, override in overrides.items():
@@ -86,7 +91,7 @@ def _calls(step: Mapping[str, Any]) -> Iterator[tuple[int | None, Mapping[str, A
 
 
 def _check_call(
-    catalog: Catalog, update: SlotUpdate, index: int, alternative: int | None, call: Mapping[str, Any]
+    catalog: Catalog, update: SlotUpdate, index: int, alternative: int | None, call: Mapping[str, Any], for_slot: bool
 ) -> None:
     provider_id, operation_id, settings = call["provider_id"], call["operation_id"], call["settings_json"]
     provider = catalog.provider(provider_id)
@@ -99,6 +104,13 @@ def _check_call(
             "unsupported_operation",
             f"provider {provider_id} has no operation {operation_id}",
             {"field": step_path(update, index, alternative, "operation_id"), "supported": list(provider.operations)},
+        )
+    if for_slot and (product := catalog.produces(provider_id, operation_id)) != IMAGE:
+        raise AppError(
+            422,
+            "operation_not_for_slots",
+            f"{provider_id}'s {operation_id} makes a {product}, not an image: a booth slot answers with an image",
+            {"field": step_path(update, index, alternative, "operation_id"), "produces": product},
         )
     prefix = step_path(update, index, alternative, "settings_json") if update.steps else ""
     errors = catalog.validate_settings(operation_id, settings)

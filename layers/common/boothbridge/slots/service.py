@@ -133,7 +133,7 @@ class SlotService:
 
     def validate(self, update: SlotUpdate) -> None:
         """Catalog and JSON-Schema checks; every problem is reported at its field (see `validate_update`)."""
-        validate_update(self.catalog, update)
+        validate_update(self.catalog, update, for_slot=True)
 
     async def _check_media(self, update: SlotUpdate, user_id: int | None) -> None:
         references = media_references(self.catalog, update)
