@@ -8,7 +8,7 @@ import base64
 import pytest
 
 from boothbridge.errors import AppError
-from boothbridge.tasks.fetch import blocked_address, decode_base64, first_blocked, url_parts
+from boothbridge.tasks.fetch import blocked_address, decode_base64, first_blocked, pinned, url_parts
 
 
 @pytest.mark.parametrize(
@@ -87,3 +87,16 @@ def test_bad_base64(text: str, status: int, code: str) -> None:
     with pytest.raises(AppError) as caught:
         decode_base64(text, 1000)
     assert (caught.value.status, caught.value.code) == (status, code)
+
+
+def test_a_checked_address_is_what_the_request_connects_to() -> None:
+    https = pinned("https://img.example.com/a/b.jpg?X-Amz-Signature=1", "93.184.216.34")
+    assert https.url == "https://93.184.216.34/a/b.jpg?X-Amz-Signature=1"
+    assert (https.headers, https.extensions) == ({"Host": "img.example.com"}, {"sni_hostname": "img.example.com"})
+    http6 = pinned("http://img.example.com:8080/x", "2606:4700::1")
+    assert (http6.url, http6.headers, http6.extensions) == (
+        "http://[2606:4700::1]:8080/x",
+        {"Host": "img.example.com:8080"},
+        {},
+    )
+    assert pinned("http://127.0.0.1:9/x", None).url == "http://127.0.0.1:9/x"  # private allowed: as it is

@@ -5,7 +5,8 @@ before the body, and the body is cut as soon as it passes it); one time limit fo
 redirects, body); at most `max_redirects` redirects, each new URL checked again. Unless `allow_private`
 (TASK_FETCH_ALLOW_PRIVATE; on outside production), the host is resolved and every address it resolves to must be
 public: a private, loopback, link-local, multicast, reserved or unspecified address (IPv4 or IPv6, an IPv4-mapped
-IPv6 address judged as its IPv4) is refused, so a caller cannot make the service read its own network.
+IPv6 address judged as its IPv4) is refused, so a caller cannot make the service read its own network; the request
+then connects to the address checked (`pinned`), not to a second lookup's answer.
 
 Errors (AppError; nothing is stored by this module): 400 `input_url_invalid` (not an http(s) URL with a host),
 403 `input_private_address`, 400 `input_fetch_failed` (network error, an answer other than 200, too many
@@ -20,7 +21,9 @@ import binascii
 import ipaddress
 import socket
 from collections.abc import Iterable
-from urllib.parse import urljoin, urlsplit
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urljoin, urlsplit, urlunsplit
 
 import httpx
 
@@ -75,12 +78,13 @@ async def resolve(host: str, port: int) -> list[str]:
     return sorted({str(info[4][0]) for info in infos})
 
 
-async def check_host(url: str, allow_private: bool) -> None:
+async def check_host(url: str, allow_private: bool) -> str | None:
     """Refuse `url` unless http(s); unless `allow_private`, also when its host resolves to a blocked address
-    (403 `input_private_address`) or does not resolve (400 `input_fetch_failed`)."""
+    (403 `input_private_address`) or does not resolve (400 `input_fetch_failed`). Returns the checked address to
+    connect to (None when `allow_private`: the host is connected to as it resolves then)."""
     _, host, port = url_parts(url)
     if allow_private:
-        return
+        return None
     try:
         addresses = await resolve(host, port)
     except OSError as exc:
@@ -92,6 +96,31 @@ async def check_host(url: str, allow_private: bool) -> None:
             "the input URL names a private, loopback or otherwise non-public address",
             {"host": host, "address": blocked},
         )
+    if not addresses:
+        raise AppError(400, "input_fetch_failed", "the input URL's host does not resolve", {"host": host})
+    return addresses[0]
+
+
+@dataclass(frozen=True)
+class Target:
+    """What is requested for a URL: `url` with its host replaced by the checked address (so a second lookup by
+    the HTTP client, which a DNS answer changed in between could point elsewhere, never happens), the original
+    `Host` header, and for https the original name for TLS (SNI and certificate verification)."""
+
+    url: str
+    headers: dict[str, str]
+    extensions: dict[str, Any]
+
+
+def pinned(url: str, address: str | None) -> Target:
+    """The request for `url` connecting to `address` (None: `url` as it is)."""
+    if address is None:
+        return Target(url, {}, {})
+    parts = urlsplit(url)
+    literal = f"[{address}]" if ":" in address else address
+    netloc = f"{literal}:{parts.port}" if parts.port else literal
+    extensions: dict[str, Any] = {"sni_hostname": parts.hostname} if parts.scheme == "https" else {}
+    return Target(urlunsplit(parts._replace(netloc=netloc)), {"Host": parts.netloc}, extensions)
 
 
 async def fetch_url(
@@ -116,8 +145,11 @@ async def fetch_url(
 
 async def _fetch(client: httpx.AsyncClient, url: str, max_bytes: int, max_redirects: int, allow_private: bool) -> bytes:
     for _ in range(max_redirects + 1):
-        await check_host(url, allow_private)
-        async with client.stream("GET", url, follow_redirects=False) as response:
+        target = pinned(url, await check_host(url, allow_private))
+        stream = client.stream(
+            "GET", target.url, headers=target.headers, extensions=target.extensions, follow_redirects=False
+        )
+        async with stream as response:
             if response.status_code in REDIRECTS and "location" in response.headers:
                 url = urljoin(url, response.headers["location"])
                 continue
