@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Query, Request
-from fastapi.dependencies.models import Dependant
-from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from boothbridge.accounts.auth import InvalidToken, TokenClaims, decode_token
@@ -29,6 +27,7 @@ from boothbridge.accounts.sign_in import Operator
 from boothbridge.accounts.stream_tokens import decode_stream_token
 from boothbridge.db.engine import autocommit
 from boothbridge.errors import AppError
+from boothbridge.http.url_checks import no_nul_in_url as no_nul_in_url  # the admin app's (moved to the layer)
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -198,23 +197,3 @@ async def stream_caller(
 
 
 StreamCallerDep = Annotated[StreamCaller, Depends(stream_caller)]
-
-
-def _query_names(dependant: Dependant) -> set[str]:
-    return {p.alias for p in dependant.query_params}.union(*(_query_names(d) for d in dependant.dependencies))
-
-
-async def no_nul_in_url(request: Request) -> None:
-    """Path and query values are matched against text columns: one with a NUL is a 400, not a database error.
-    (Query parameters the route does not declare are ignored, as FastAPI ignores them.)"""
-    route = request.scope.get("route")
-    declared = _query_names(route.dependant) if isinstance(route, APIRoute) else set()
-    query = [(name, value) for name, value in request.query_params.multi_items() if name in declared]
-    fields = [
-        {"field": f"{where}.{name}", "message": "must not contain NUL characters"}
-        for where, items in (("path", list(request.path_params.items())), ("query", query))
-        for name, value in items
-        if "\x00" in str(value)
-    ]
-    if fields:
-        raise AppError(400, "validation_error", "the request is not valid", {"fields": fields})

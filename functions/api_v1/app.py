@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from boothbridge.accounts.rate_limit import KeyRateLimiter
@@ -18,6 +18,7 @@ from boothbridge.http.errors import install_error_handlers
 from boothbridge.http.holder import ContainerHolder, LazyMangum
 from boothbridge.http.openapi import install_openapi
 from boothbridge.http.request_id import RequestIdMiddleware
+from boothbridge.http.url_checks import no_nul_in_url
 from functions.api_v1.routes import aige, tasks
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         docs_url="/api/v1/docs",
         openapi_url="/api/v1/openapi.json",
         redoc_url=None,
+        dependencies=[Depends(no_nul_in_url)],  # a NUL in a path or query value: 400, never a database error
     )
     install_error_handlers(app)
     app.add_middleware(RequestIdMiddleware)  # X-Request-Id; the id on every log line of the request
