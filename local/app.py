@@ -39,6 +39,7 @@ class Emulator:
         self.worker: WorkerLoop | None = None
         self.deliveries: DeliveryLoop | None = None
         self._cleanup_task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
         self._routes: list[tuple[str, Any]] = []
 
     async def start(self) -> None:
@@ -87,6 +88,7 @@ class Emulator:
         """Stop the loops; the worker's attempts in flight get `grace_sec` to finish and the rest hand their jobs
         back to the queue (no attempt spent). The emulator's own shutdown (SIGTERM, Ctrl-C) gives
         WORKER_GRACE_SEC."""
+        self._stopping.set()
         if self._cleanup_task is not None:
             self._cleanup_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -100,12 +102,16 @@ class Emulator:
 
     async def _cleanup_loop(self) -> None:
         assert self.container is not None
-        while True:
+        # Ends on the flag as well as on the cancel: a cancellation swallowed inside a run (3.11's wait_for in a
+        # library) must not leave the loop sleeping on and the shutdown waiting for it.
+        while not self._stopping.is_set():
             try:
                 await self.container.cleanup.run()
             except Exception:
                 log.exception("cleanup run failed; will try again")
-            await asyncio.sleep(self.settings.cleanup_interval_sec)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.settings.cleanup_interval_sec):
+                    await self._stopping.wait()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":

@@ -158,26 +158,35 @@ class TaskDeliveries:
 
 class DeliveryLoop:
     """The in-process delivery pass every `poll_sec` (the local emulator, a self-hosted server; on AWS the
-    scheduled cleanup runs the pass). A failed pass is logged and the next one tries again."""
+    scheduled cleanup runs the pass). A failed pass is logged and the next one tries again.
+
+    `stop()` sets a flag as well as cancelling the task: a cancellation can be swallowed inside a pass (on 3.11,
+    `wait_for` in a library drops one that arrives just as its inner call finishes), and the loop must end then
+    too instead of sleeping on with the task marked as cancelling (seen as a hung emulator shutdown)."""
 
     def __init__(self, deliveries: TaskDeliveries, poll_sec: float) -> None:
         self.deliveries = deliveries
         self.poll_sec = poll_sec
         self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="delivery-loop")
 
     async def stop(self) -> None:
+        self._stopping.set()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             try:
                 await self.deliveries.run_due()
             except Exception:
                 log.exception("delivery pass failed; will try again")
-            await asyncio.sleep(self.poll_sec)
+            with contextlib.suppress(TimeoutError):
+                # Sleeps until the next pass, or ends at once when stop() is called.
+                async with asyncio.timeout(self.poll_sec):
+                    await self._stopping.wait()
