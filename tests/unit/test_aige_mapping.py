@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from boothbridge.aige import mapping, models
 from boothbridge.catalog import Catalog
@@ -51,6 +52,23 @@ def test_avatar_runs_the_avatar_model_then_background_removal() -> None:
     }
     assert spec.client_ref == {"endpoint": "avatar", "avatar_id": "av-1"}
     assert (spec.write_url, spec.read_url) == (DELIVERY["writeUrl"], DELIVERY["readUrl"])
+
+
+def test_avatar_from_four_photos_sends_three_references_in_order() -> None:
+    images = [URL, B64, "https://h/second.jpg", f"data:image/png;base64,{B64}"]
+    spec = mapping.avatar_task(models.AvatarRequest.model_validate({"prompt": "p", "source_images": images}), "a")
+    assert_valid(spec)
+    assert spec.source == InputRef(url=URL)
+    assert spec.steps[0].inputs == {
+        "reference_media_id": InputRef(base64=B64),
+        "reference_2_media_id": InputRef(url="https://h/second.jpg"),
+        "reference_3_media_id": InputRef(base64=f"data:image/png;base64,{B64}"),
+    }
+
+
+def test_avatar_takes_at_most_four_photos() -> None:
+    with pytest.raises(ValidationError):
+        models.AvatarRequest.model_validate({"prompt": "p", "source_images": [URL] * 5})
 
 
 def test_avatar_from_one_base64_image_has_no_reference() -> None:
@@ -227,6 +245,7 @@ def test_avatar_id_must_match_the_path() -> None:
     [
         ("avatar", "source", "source_images.0"),
         ("avatar", "steps/0/inputs/reference_media_id", "source_images.1"),
+        ("avatar", "steps/0/inputs/reference_3_media_id", "source_images.3"),
         ("overlay", "source", "params.person"),
         ("overlay", "steps/0/inputs/background_media_id", "params.background"),
         ("upscaled", "source", "image_url"),

@@ -77,8 +77,14 @@ def input_ref(value: str, field: str) -> InputRef:
 
 # Where each endpoint's images come from in its AIGE body: the engine's input names (`source`,
 # `steps/<i>/inputs/<name>`, as its errors' `details.input` give them) -> the AIGE field.
+# The fal `avatar` operation's reference photos, in the order they follow the first photo.
+AVATAR_REFERENCES = ("reference_media_id", "reference_2_media_id", "reference_3_media_id")
+
 _INPUT_FIELDS = {
-    AVATAR: {"source": "source_images.0", "steps/0/inputs/reference_media_id": "source_images.1"},
+    AVATAR: {
+        "source": "source_images.0",
+        **{f"steps/0/inputs/{name}": f"source_images.{i + 1}" for i, name in enumerate(AVATAR_REFERENCES)},
+    },
     OVERLAY: {"source": "params.person", "steps/0/inputs/background_media_id": "params.background"},
     UPSCALED: {"source": "image_url"},
     VIDEO: {"source": "input_img"},
@@ -139,10 +145,10 @@ def _set(**values: Any) -> dict[str, Any]:
 
 
 def avatar_task(body: models.AvatarRequest, avatar_id: str) -> TaskSpec:
-    """`POST /avatar`: the first source image is the task's source, a second one the avatar's reference image;
-    the avatar is then cut out (PNG with transparency)."""
+    """`POST /avatar`: the first source image is the task's source, the others (up to three) the avatar's
+    reference photos in their order; the avatar is then cut out (PNG with transparency)."""
     refs = [input_ref(image, f"source_images.{i}") for i, image in enumerate(body.source_images)]
-    inputs = {"reference_media_id": refs[1]} if len(refs) > 1 else {}
+    inputs = dict(zip(AVATAR_REFERENCES, refs[1:], strict=False))
     steps = [
         TaskStep(
             provider_id=FAL,

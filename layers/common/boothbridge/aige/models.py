@@ -64,11 +64,11 @@ class Delivered(_Body):
 
 
 class AvatarRequest(Delivered):
-    """`POST /avatar`: an avatar from one or two photos of a person (URLs or base64) and a prompt (the fal
-    `avatar` operation takes the photo and one reference image)."""
+    """`POST /avatar`: an avatar from one to four photos of a person (URLs or base64) and a prompt (the fal
+    `avatar` operation takes the photo and up to three reference photos)."""
 
     prompt: str = Field(min_length=1, max_length=MAX_TEXT)
-    source_images: list[str] = Field(min_length=1, max_length=2)
+    source_images: list[str] = Field(min_length=1, max_length=1 + 3)
     aspect_ratio: AvatarRatio = "1:1"
 
 

@@ -199,7 +199,8 @@ class FalProvider:
             if where == wire.PHOTO:
                 out[field] = photo
             else:
-                out[field] = [photo] + [await link(request.media[name]) for name in sorted(request.media)]
+                # The further images in the order the operation's schema lists them (the worker resolves them so).
+                out[field] = [photo] + [await link(image) for image in request.media.values()]
         return out
 
     async def _finish(
