@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from boothbridge.bootstrap import Container
     from boothbridge.http.holder import ContainerHolder
     from boothbridge.settings import Settings
+    from boothbridge.tasks.service import TaskService
 
 # What every route behind `ClientDep` can answer besides its own errors.
 KEY_AUTH = ("401 invalid_api_key", "429 rate_limited")
@@ -65,3 +66,22 @@ async def current_client(request: Request, c: ContainerDep, creds: BearerDep) ->
 
 
 ClientDep = Annotated[MachineClient, Depends(current_client)]
+
+
+async def task_service(c: "Container") -> "TaskService":
+    """The task engine (`boothbridge.tasks.service`) over the container's parts, with the result TTL in effect now
+    (an operator may have changed it on the settings page). Shared by the task and the AIGE routes."""
+    from boothbridge.tasks.service import TaskService  # deferred: psycopg (see the module docstring)
+
+    values = await c.settings_store.refresh()
+    return TaskService(
+        settings=c.settings,
+        pool=c.pool,
+        engine=c.engine,
+        media=c.media,
+        catalog=c.catalog,
+        providers=c.providers,
+        dispatcher=c.dispatcher,
+        hub=c.hub,
+        result_ttl_sec=values.result_ttl_sec,
+    )

@@ -22,13 +22,12 @@ from fastapi.routing import APIRoute
 from boothbridge.aige import mapping, models, results
 from boothbridge.errors import AppError
 from boothbridge.http.openapi import errors
-from functions.api_v1.deps import KEY_AUTH, ClientDep, ContainerDep
+from functions.api_v1.deps import KEY_AUTH, ClientDep, ContainerDep, task_service
 
 if TYPE_CHECKING:
     from boothbridge.accounts.machine_client import MachineClient
     from boothbridge.bootstrap import Container
     from boothbridge.tasks.model import TaskSpec, TaskView
-    from boothbridge.tasks.service import TaskService
 
 INVALID_422 = "422 validation_error"
 # What submitting a task can answer besides the body's shape (the engine's input and pipeline errors).
@@ -75,22 +74,7 @@ class AigeRoute(APIRoute):
 router = APIRouter(prefix="/api/v1", tags=["aige"], route_class=AigeRoute)
 
 
-async def _service(c: "Container") -> "TaskService":
-    """The task engine as the task API builds it (routes/tasks.py), with the result TTL in effect now."""
-    from boothbridge.tasks.service import TaskService  # deferred: psycopg (see the module docstring)
-
-    values = await c.settings_store.refresh()  # the operator may have changed the result TTL
-    return TaskService(
-        settings=c.settings,
-        pool=c.pool,
-        engine=c.engine,
-        media=c.media,
-        catalog=c.catalog,
-        providers=c.providers,
-        dispatcher=c.dispatcher,
-        hub=c.hub,
-        result_ttl_sec=values.result_ttl_sec,
-    )
+_service = task_service
 
 
 async def _submit(c: "Container", client: "MachineClient", spec: "TaskSpec", endpoint: str) -> "TaskView":

@@ -14,11 +14,10 @@ from fastapi import APIRouter, File, Query, Response, UploadFile
 from boothbridge.errors import AppError
 from boothbridge.http.openapi import BODY, errors
 from boothbridge.tasks.model import TaskPage, TaskSpec, TaskView, UploadedMedia, parse_task_id
-from functions.api_v1.deps import KEY_AUTH, ClientDep, ContainerDep
+from functions.api_v1.deps import KEY_AUTH, ClientDep, ContainerDep, task_service
 
 if TYPE_CHECKING:
-    from boothbridge.bootstrap import Container
-    from boothbridge.tasks.service import TaskService
+    pass
 
 router = APIRouter(prefix="/api/v1", tags=["tasks"])
 
@@ -47,21 +46,7 @@ PIPELINE = (
 )
 
 
-async def _service(c: "Container") -> "TaskService":
-    from boothbridge.tasks.service import TaskService  # deferred: psycopg (see the module docstring)
-
-    values = await c.settings_store.refresh()  # the operator may have changed the result TTL
-    return TaskService(
-        settings=c.settings,
-        pool=c.pool,
-        engine=c.engine,
-        media=c.media,
-        catalog=c.catalog,
-        providers=c.providers,
-        dispatcher=c.dispatcher,
-        hub=c.hub,
-        result_ttl_sec=values.result_ttl_sec,
-    )
+_service = task_service
 
 
 @router.post("/tasks", status_code=201, response_model=TaskView, responses=errors(*KEY_AUTH, *BODY, *INPUTS, *PIPELINE))
