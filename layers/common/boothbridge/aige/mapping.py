@@ -103,9 +103,21 @@ def with_aige_field(err: AppError, endpoint: str) -> AppError:
     return err
 
 
+MAX_AVATAR_ID = 200  # characters: `models.Delivered.avatar_id`'s limit
+
+
 def avatar_id_for(path_id: str, body_id: str | None) -> str:
     """The avatar a PUT works on: the path's. A body `avatar_id` that differs is 400 `avatar_id_mismatch` (seed:
-    "Must match the avatar_id in the path")."""
+    "Must match the avatar_id in the path"). A path id longer than a body's may be (200 characters) is 422
+    `validation_error` at `path.avatar_id`: it is kept with the task as a body's is."""
+    if len(path_id) > MAX_AVATAR_ID:
+        message = f"String should have at most {MAX_AVATAR_ID} characters"
+        raise AppError(
+            422,
+            "validation_error",
+            "the request is not valid",
+            {"fields": [{"field": "path.avatar_id", "message": message}]},
+        )
     if body_id is not None and body_id != path_id:
         raise AppError(
             400,

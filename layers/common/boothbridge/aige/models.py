@@ -5,7 +5,8 @@ them. Values are checked as FastAPI checks them (pydantic's lax mode: `"300"` is
 Decisions where the seeds are vague (README "AIGE API"):
 - `avatar_id` may be left out of `POST /avatar`: the service then makes one (`avatar-<32 hex>`); on the PUTs it
   may be left out too, and when present must equal the path's (else 400 `avatar_id_mismatch`).
-- `writeUrl`/`readUrl` are optional: without `writeUrl` nothing is uploaded, the result stays with the task.
+- `writeUrl`/`readUrl` are optional: without `writeUrl` nothing is uploaded, the result stays with the task. When
+  given they must be http(s) URLs with a host (else 422 `validation_error`).
 - The overlay's `aspect_ratio` takes both seeds' values (000: `1:1`...; 001: fal's `square_hd`...); its default
   is seed 000's `1:1`. `position` defaults to the background's top-left corner at scale 1.
 """
@@ -14,7 +15,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from boothbridge.tasks.model import delivery_url, storable
 
 AvatarRatio = Literal["1:1", "16:9", "9:16", "3:4", "4:3"]
 OverlayRatio = Literal[
@@ -61,6 +64,18 @@ class Delivered(_Body):
     writeUrl: str | None = Field(default=None, min_length=1, max_length=4096)
     readUrl: str | None = Field(default=None, min_length=1, max_length=4096)
     avatar_id: str | None = Field(default=None, min_length=1, max_length=200)
+
+    @field_validator("writeUrl", "readUrl")
+    @classmethod
+    def _delivery_url(cls, value: str | None) -> str | None:
+        """An http(s) URL with a host (`tasks.model.delivery_url`): 422 `validation_error` otherwise."""
+        return None if value is None else delivery_url(value)
+
+    @field_validator("avatar_id")
+    @classmethod
+    def _storable(cls, value: str | None) -> str | None:
+        """Kept with the task (`client_ref`): no NUL character or unpaired surrogate."""
+        return storable(value)
 
 
 class AvatarRequest(Delivered):

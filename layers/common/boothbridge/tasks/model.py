@@ -14,6 +14,11 @@ Shapes:
   pre-signed URL; `read_url` is shown once it is delivered), `phase_names` (operation id -> the phase the status
   shows while it runs; `tasks.phases.DEFAULT_PHASES` otherwise), `api` (which API made it: `tasks`, `aige`,
   `artmancer`).
+
+What PostgreSQL cannot store is refused with the body's other problems (400 `validation_error`, nothing stored): a
+NUL character, an unpaired surrogate or a non-finite number anywhere in `clientRef` or `phaseNames`
+(`storable`). `writeUrl` / `readUrl` must be http(s) URLs with a host, no user:password and no control characters
+or spaces (`delivery_url`): anything else could never be PUT to, and would sit `pending` until the result TTL.
 """
 
 from __future__ import annotations
@@ -22,11 +27,43 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from boothbridge.errors import AppError
 
 MAX_URL_CHARS = 4096
+_URL_FORBIDDEN = frozenset(map(chr, [*range(0x21), 0x7F]))  # control characters and the space
+_SURROGATES = range(0xD800, 0xE000)
+
+
+def delivery_url(url: str) -> str:
+    """`url` when it is an http(s) URL with a host, no credentials, no control characters, spaces or unpaired
+    surrogates; ValueError (why, never the URL: it may carry a signature) otherwise."""
+    if any(ch in _URL_FORBIDDEN or ord(ch) in _SURROGATES for ch in url):
+        raise ValueError("must not contain spaces, control characters or unpaired surrogates")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - a port that is not a number raises here
+    except ValueError:
+        raise ValueError("not a URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be an http or https URL with a host")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("must not carry a user name or password")
+    return url
+
+
+def storable(value: Any) -> Any:
+    """`value` (JSON) when PostgreSQL can store it; ValueError naming the first path that holds a NUL character,
+    an unpaired surrogate (in a string or a key) or a non-finite number."""
+    from boothbridge.slots.rules import unstorable_paths  # the slot rules' check (imported late: catalog, jsonschema)
+
+    if found := unstorable_paths(value):
+        where, why = found[0]
+        raise ValueError(f"{where}: {why}" if where else why)
+    return value
 
 
 class InputRef(BaseModel):
@@ -72,6 +109,16 @@ class TaskSpec(BaseModel):
     read_url: str | None = Field(None, max_length=MAX_URL_CHARS, alias="readUrl")
     phase_names: dict[str, str] | None = Field(None, alias="phaseNames")
     api: Literal["tasks", "aige", "artmancer"] = "tasks"
+
+    @field_validator("client_ref", "phase_names")
+    @classmethod
+    def _storable(cls, value: Any) -> Any:
+        return storable(value)
+
+    @field_validator("write_url", "read_url")
+    @classmethod
+    def _delivery_url(cls, value: str | None) -> str | None:
+        return None if value is None else delivery_url(value)
 
 
 class TaskOutput(BaseModel):
