@@ -8,7 +8,8 @@ signature of `host` alone tolerates). The outcome (`outcome_of`, pure):
 - 5xx, 408, 429, a network error or a timeout: tried again after a backoff (`jobs.backoff.retry_delay`, from
   `base_sec` doubling to `max_sec`, with jitter) while the delivery's `expires_at` (the result TTL) allows;
 - any other 4xx: failed for good (`delivery_rejected`, with the status and a short excerpt of the body), not
-  retried: a signature that does not match will not match next time either.
+  retried: a signature that does not match will not match next time either. The excerpt keeps printable
+  characters only (a NUL in a body could not be stored, and the pass would fail on it every time).
 
 Rows are claimed with `FOR UPDATE SKIP LOCKED` under a lease (`claimed_until`), so the in-process loop, the
 scheduled cleanup and other processes never PUT one output twice at once; a lease that runs out (a pass died) makes
@@ -65,7 +66,8 @@ def outcome_of(
     if status is not None and 200 <= status < 300:
         return Outcome("delivered")
     if status is not None and 400 <= status < 500 and status not in RETRYABLE_4XX:
-        excerpt = " ".join(body.split())[:BODY_EXCERPT]
+        # Printable characters only: the excerpt is stored as text (PostgreSQL text cannot hold a NUL) and shown.
+        excerpt = " ".join("".join(ch if ch.isprintable() else " " for ch in body).split())[:BODY_EXCERPT]
         return Outcome("failed", "delivery_rejected", f"the writeUrl answered HTTP {status}: {excerpt}".strip())
     if status is None:
         code, message = "delivery_unreachable", f"the writeUrl could not be reached ({error or 'network error'})"
