@@ -79,7 +79,10 @@ class Emulator:
             # Task outputs to their callers' writeUrls (tasks.delivery), alongside the worker that makes them.
             from boothbridge.tasks.delivery import DeliveryLoop, TaskDeliveries
 
-            self.deliveries = DeliveryLoop(TaskDeliveries(c.pool, c.media), self.settings.task_delivery_poll_sec)
+            self.deliveries = DeliveryLoop(
+                TaskDeliveries(c.pool, c.media, allow_private=self.settings.fetch_allows_private),
+                self.settings.task_delivery_poll_sec,
+            )
             self.deliveries.start()
         if self.settings.run_cleanup:
             self._cleanup_task = asyncio.create_task(self._cleanup_loop(), name="cleanup-loop")

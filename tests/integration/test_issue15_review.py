@@ -8,10 +8,13 @@ was found by an attack and fixed, with a second member of the same kind.
   user:password) was accepted and then sat `pending` for the result TTL (the unclosed bracket crashed every
   delivery pass); now refused at submission.
 - AIGE's path `avatar_id` had no length limit (the body's has 200): now 422 at `path.avatar_id`.
+- With private addresses refused (production), a writeUrl on loopback (by address or by name) was PUT to: now the
+  delivery fails as `delivery_refused` and nothing is PUT.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from typing import Any
@@ -20,9 +23,11 @@ import httpx
 import pytest
 
 from boothbridge.bootstrap import Container
+from boothbridge.jobs.worker_loop import run_job_by_id
 from boothbridge.settings import Settings
+from boothbridge.tasks.model import InputRef, TaskSpec, TaskStep
 from tests.support.booth import jpeg, operator_token
-from tests.support.tasks import media_count
+from tests.support.tasks import Scripted, machine_client, media_count, scripted_server, task_service
 
 PHOTO = base64.b64encode(jpeg(64, 48)).decode()
 STEPS = [{"provider_id": "local", "operation_id": "resize", "settings": {"width": 32}}]
@@ -123,3 +128,28 @@ async def test_a_path_avatar_id_longer_than_a_body_one_may_be_is_422(
         assert error["details"]["fields"][0]["field"] == "path.avatar_id"
     r = await client.put(f"/api/v1/avatar/{'y' * 200}/background", content=b'{"prompt": "p"}', headers=key)
     assert r.status_code == 200 and r.json()["avatar_id"] == "y" * 200
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+@pytest.mark.parametrize("settings_overrides", [{"run_worker": False, "task_fetch_allow_private": False}])
+async def test_a_private_write_url_is_never_put_to_when_private_addresses_are_refused(
+    container: Container, host: str
+) -> None:
+    """With private addresses refused (production), a writeUrl on loopback was PUT to anyway (and a refusal's body
+    excerpt shown): the delivery now fails for good as `delivery_refused`, nothing is PUT; the scheduled cleanup's
+    pass and the runner's kick both follow the setting."""
+    assert container.cleanup.deliveries.allow_private is False and container.runner.delivery_allows_private is False
+    service, client = task_service(container), await machine_client(container, "serg")
+    async with scripted_server(Scripted()) as script:
+        write_url = script.url("/put/out.jpg").replace("127.0.0.1", host)
+        spec = TaskSpec(steps=[TaskStep(**STEPS[0])], source=InputRef(base64=PHOTO), writeUrl=write_url)
+        view = await service.submit(client, spec)
+        assert str(await run_job_by_id(container.queue, container.runner, view.id, "test-worker")) == "succeeded"
+        for _ in range(100):
+            await container.cleanup.deliveries.run_due(view.id)
+            delivery = (await service.get(client, view.id)).deliveries[0]
+            if delivery.status != "pending":
+                break
+            await asyncio.sleep(0.03)
+        assert (delivery.status, delivery.error and delivery.error.code) == ("failed", "delivery_refused")
+        assert script.puts == []

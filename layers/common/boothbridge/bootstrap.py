@@ -147,6 +147,7 @@ async def build_container(settings: Settings, *, listen: bool = True, database_u
         settings_store=settings_store,
         # A job that ends in this process wakes its waiters here at once, without the NOTIFY round trip.
         ends=hub,
+        delivery_allows_private=settings.fetch_allows_private,
     )
     ingest = IngestService(
         settings=settings,
@@ -177,6 +178,7 @@ async def build_container(settings: Settings, *, listen: bool = True, database_u
         dispatcher=dispatcher,
         hub=hub,
         log_retention_days=settings.log_retention_days,
+        delivery_allows_private=settings.fetch_allows_private,
     )
     monitoring = Monitoring(
         declarations=declarations(settings, catalog.providers),

@@ -101,8 +101,10 @@ class JobRunner:
         max_image_pixels: int = 160_000_000,
         settings_store: SettingsStore | None = None,
         ends: JobEnds | None = None,
+        delivery_allows_private: bool = True,
     ) -> None:
         self.queue = queue
+        self.delivery_allows_private = delivery_allows_private  # TASK_FETCH_ALLOW_PRIVATE, for writeUrls
         self.max_image_pixels = max_image_pixels
         # Moving a job between its pipeline's steps, and the finishing stage after the last.
         self.steps = PipelineSteps(media, catalog)
@@ -347,7 +349,9 @@ class JobRunner:
         stops) leaves the delivery to the next pass of the loop or the scheduled cleanup."""
         from boothbridge.tasks.delivery import TaskDeliveries
 
-        kick = asyncio.ensure_future(TaskDeliveries(self.queue.sql, self.media).run_due(job_id))
+        kick = asyncio.ensure_future(
+            TaskDeliveries(self.queue.sql, self.media, allow_private=self.delivery_allows_private).run_due(job_id)
+        )
         self._kicks.add(kick)
         kick.add_done_callback(self._kicked)
 

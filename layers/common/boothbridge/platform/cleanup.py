@@ -112,6 +112,7 @@ class Cleanup:
         dispatcher: JobDispatcher,
         hub: NotificationHub | None,
         log_retention_days: int,
+        delivery_allows_private: bool = True,
     ) -> None:
         self.engine = engine
         self.media = media
@@ -120,7 +121,7 @@ class Cleanup:
         self.hub = hub  # wakes this process's waiters of an abandoned callback at once
         self.log_retention_days = log_retention_days
         # Task outputs due at their callers' writeUrls: on AWS nothing else runs the pass (locally a loop does too).
-        self.deliveries = TaskDeliveries(callbacks.sql, media)
+        self.deliveries = TaskDeliveries(callbacks.sql, media, allow_private=delivery_allows_private)
 
     async def run(self, stale_grace_sec: float = 10.0) -> CleanupReport:
         """One scheduled cleanup pass: expired media, parked jobs whose callback never came, stale work handed

@@ -14,6 +14,12 @@ signature of `host` alone tolerates). The outcome (`outcome_of`, pure):
 Rows are claimed with `FOR UPDATE SKIP LOCKED` under a lease (`claimed_until`), so the in-process loop, the
 scheduled cleanup and other processes never PUT one output twice at once; a lease that runs out (a pass died) makes
 the row due again. A writeUrl is a credential: it is never logged (its host only) and never shown.
+
+Unless `allow_private` (TASK_FETCH_ALLOW_PRIVATE; off in production), a writeUrl's host must resolve to public
+addresses only, as a task's input URL must (`tasks.fetch.check_host`), and the PUT connects to the address checked:
+otherwise a caller could make the service PUT to its own network and read the answer's excerpt. A private address
+(or a URL that is no http(s) URL, stored before submissions were checked) fails for good (`delivery_refused`); a
+host that does not resolve is retried like a network error.
 """
 
 from __future__ import annotations
@@ -30,9 +36,11 @@ from urllib.parse import urlsplit
 import httpx
 
 from boothbridge.db.raw import RawDb
+from boothbridge.errors import AppError
 from boothbridge.jobs.backoff import retry_delay
 from boothbridge.media.service import MediaExpired, MediaNotFound, MediaService
 from boothbridge.tasks import statements as sql
+from boothbridge.tasks.fetch import check_host, pinned
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +100,10 @@ class TaskDeliveries:
         put_timeout_sec: float = 60.0,
         lease_sec: float = 120.0,
         batch: int = 20,
+        allow_private: bool = True,
     ) -> None:
         self.db = db
+        self.allow_private = allow_private
         self.media = media
         self.base_sec = base_sec
         self.max_sec = max_sec
@@ -118,7 +128,7 @@ class TaskDeliveries:
                     return made
 
     async def _deliver(self, http: httpx.AsyncClient, row: Any) -> None:
-        host = urlsplit(row["write_url"]).hostname or "?"
+        host = _host(row["write_url"])
         fence = {"job": row["job_id"], "index": row["output_index"], "attempts": row["attempts"]}
         try:
             data, ref = await self.media.read(row["media_id"])
@@ -131,10 +141,21 @@ class TaskDeliveries:
         status: int | None = None
         body, error = "", None
         try:
-            response = await http.put(row["write_url"], content=data, headers={"Content-Type": ref.mime})
+            target = pinned(row["write_url"], await check_host(row["write_url"], self.allow_private))
+            headers = {"Content-Type": ref.mime, **target.headers}
+            response = await http.put(target.url, content=data, headers=headers, extensions=target.extensions)
             status, body = response.status_code, response.text[: BODY_EXCERPT * 4]
         except httpx.HTTPError as exc:
             error = type(exc).__name__
+        except AppError as err:
+            if err.code != "input_fetch_failed":  # a private address, or no http(s) URL: never PUT to
+                log.info(
+                    "task %s output %s delivery to %s refused: %s", row["job_id"], row["output_index"], host, err.code
+                )
+                message = "the writeUrl names a private or non-public address, or is not an http(s) URL"
+                await self.db.one(sql.DELIVERY_FAILED, {**fence, "code": "delivery_refused", "message": message})
+                return
+            error = "host does not resolve"
         outcome = outcome_of(
             status,
             body,
@@ -156,6 +177,14 @@ class TaskDeliveries:
             await self.db.one(sql.RETRY_LATER, params)
         else:
             await self.db.one(sql.DELIVERY_FAILED, {**fence, "code": outcome.code, "message": outcome.message})
+
+
+def _host(url: str) -> str:
+    """The host of a writeUrl, for the log ("?" when there is none or it is no URL)."""
+    try:
+        return urlsplit(url).hostname or "?"
+    except ValueError:
+        return "?"
 
 
 class DeliveryLoop:
