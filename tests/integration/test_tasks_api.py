@@ -59,7 +59,11 @@ async def test_a_task_over_http_from_upload_to_delivery(client: httpx.AsyncClien
         r = await client.post("/api/v1/tasks", json=body, headers=serg)
         assert r.status_code == 201, r.text
         task = r.json()
-        assert (task["phase"], task["client_ref"], task["deliveries"][0]["read_url"]) == ("pending", {"order": 7}, None)
+        # The answer is the task as it is when the row was read: the in-process worker may have taken it already.
+        assert task["client_ref"] == {"order": 7}
+        assert task["phase"] in ("pending", "processing_resize", "uploading_image", "done"), task
+        if task["phase"] != "done":
+            assert task["deliveries"][0]["read_url"] is None
         url = f"/api/v1/tasks/{task['id']}"
         done = await until_settled(client, url, serg)
         assert (done["phase"], done["status"]) == ("done", "succeeded"), done
