@@ -146,3 +146,20 @@ async def test_a_failed_tasks_delivery_is_given_up_without_a_put(container: Cont
     )
     assert gone.deliveries[0].error is not None and gone.deliveries[0].error.code == "task_not_succeeded"
     assert script.puts == []
+
+
+async def test_a_delivery_being_retried_shows_its_last_error(container: Container) -> None:
+    service, client = task_service(container), await machine_client(container, "serg")
+    async with scripted_server(Scripted(put_statuses=[503] * 20)) as script:
+        view = await service.submit(client, echo().model_copy(update={"write_url": script.url("/put/o.jpg")}))
+        assert await run(container, view.id) == "succeeded"
+        for _ in range(100):
+            await deliveries(container).run_due()
+            seen = await service.get(client, view.id)
+            if seen.deliveries[0].attempts:
+                break
+            await asyncio.sleep(0.05)
+    delivery = seen.deliveries[0]
+    assert (delivery.status, seen.phase) == ("pending", "uploading_image")
+    assert delivery.error is not None and delivery.error.code == "delivery_server_error"
+    assert "503" in delivery.error.message

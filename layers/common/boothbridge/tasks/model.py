@@ -26,7 +26,6 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from typing import Any, Literal
-
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -138,6 +137,7 @@ class TaskDelivery(BaseModel):
     status: Literal["pending", "delivered", "failed"]
     attempts: int
     read_url: str | None  # shown once delivered
+    # A failed delivery's reason; while `pending` after a failed try, that try's (it will be tried again).
     error: TaskError | None
 
 

@@ -31,7 +31,7 @@ def task_view(row: Mapping[str, Any], base_url: str) -> TaskView:
             attempts=d["attempts"],
             read_url=d["read_url"] if d["status"] == "delivered" else None,
             error=TaskError(code=d["error_code"], message=d["error_message"] or "")
-            if d["status"] == "failed" and d["error_code"]
+            if d["status"] != "delivered" and d["error_code"]
             else None,
         )
         for d in row["deliveries"]
