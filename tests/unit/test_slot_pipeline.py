@@ -228,20 +228,20 @@ def test_an_override_that_breaks_the_step_s_own_schema_is_422_at_the_variant() -
     assert (err.code, fields_of(err)) == ("invalid_settings", ["variants/w/1/strength"])
     assert "own" in err.details["fields"][0]["message"]
     # A key the step's own operation does not have: the merged object is refused (additionalProperties).
-    unknown = pipeline_update(variants={"w": {"0": {"prompt": "snow"}}})  # step 0 is a reframe
+    unknown = pipeline_update(variants={"w": {"0": {"strength": 0.5}}})  # step 0 is a reframe
     assert fields_of(refusal(lambda: validate_update(CATALOG, unknown))) == ["variants/w/0"]
 
 
 def test_an_override_is_checked_against_each_alternative_that_has_the_key() -> None:
-    # aspect_ratio: Gemini's change_image allows 21:9, the local reframe alternative does not.
+    # aspect_ratio: Gemini's change_image allows 4:5, the local reframe alternative does not.
     steps = [step("gemini", "change_image", {"prompt": "p"}, call("local", "reframe", {"aspect_ratio": "1:1"}))]
     err = refusal(
-        lambda: validate_update(CATALOG, pipeline_update(steps, variants={"w": {"0": {"aspect_ratio": "21:9"}}}))
+        lambda: validate_update(CATALOG, pipeline_update(steps, variants={"w": {"0": {"aspect_ratio": "4:5"}}}))
     )
     assert (err.code, fields_of(err)) == ("invalid_settings", ["variants/w/0/aspect_ratio"])
     assert "alternative 0" in err.details["fields"][0]["message"]
-    # A prompt override: the reframe alternative has no prompt, so it is not given one and nothing breaks.
-    validate_update(CATALOG, pipeline_update(steps, variants={"w": {"0": {"prompt": "snow"}}}))
+    # A strength override: the reframe alternative has no strength, so it is not given one and nothing breaks.
+    validate_update(CATALOG, pipeline_update(steps, variants={"w": {"0": {"strength": 40}}}))
 
 
 def test_a_nul_in_an_override_is_422_at_its_path() -> None:
