@@ -51,7 +51,9 @@ async def test_slow_provider_gives_504_then_the_kept_result_without_a_second_cal
     waited = time.monotonic() - started
     assert r.status_code == 504, r.text
     assert r.json()["error"]["code"] == "processing_timeout"
-    assert T_SYNC <= waited < T_SYNC + 1.0
+    # The 504 itself shows the answer came at T_sync and not with the provider's result (due at T_SYNC + 1); the
+    # upper bound only catches a wait far past T_sync, with room for a loaded machine.
+    assert T_SYNC <= waited < T_SYNC + 5.0
     job_id = r.headers["x-job-id"]
 
     for _ in range(100):  # the job goes on after the booth gave up

@@ -158,7 +158,8 @@ async def test_completion_notify_wakes_a_waiter_quickly(container: Container) ->
     elapsed = time.monotonic() - started
 
     assert result.status == "succeeded" and result.result_media_id is not None
-    assert elapsed < 0.5, f"woken after {elapsed:.3f}s"
+    # Far below the fallback poll (the reads below prove no poll ran); no tight bound: a loaded machine flakes one.
+    assert elapsed < FALLBACK_SEC / 3, f"woken after {elapsed:.3f}s"
     assert queue.reads[job.id] == 2  # one read before waiting, one after the NOTIFY: no polling involved
     assert hub.connects == connects  # not a reconnect's wake-all either
     assert hub.waiting == 0  # the subscription is gone once the wait returns

@@ -117,7 +117,7 @@ async def test_reconnect_for_ever_costs_one_generation_when_the_booth_gets_its_o
     job = await container.queue.get(uuid.UUID(r.headers["x-job-id"]))
     assert job is not None
     assert turbotext.creates() == 1, (job.status, job.error_code, job.error_message)
-    assert waited < T_SYNC + 1.0
+    assert waited < T_SYNC + 3.0  # answered at T_sync with the original (a loaded machine may add a little)
 
 
 async def test_with_policy_error_the_job_goes_on_after_the_504(
