@@ -32,6 +32,7 @@ VALID: dict[str, dict[str, Any]] = {
     "frame": {"template_media_id": TEMPLATE, "x": -20, "y": 40, "scale": 1.5},
     "white_balance": {"strength": 0.5},
     "resize": {"height": 1024, "mode": "fill", "upscale": False},
+    "extract_object": {"mask_media_id": TEMPLATE, "border_adjustment": -5, "use_blur": True, "blur_radius": 2.5},
     "style_transfer": {"reference_media_id": TEMPLATE, "prompt": "oil painting"},
     "combine_images": {"overlay_media_id": OVERLAY, "prompt": "put them together", "aspect_ratio": "1:1"},
     "change_image": {"prompt": "make it winter", "output": {"format": "jpeg", "quality": 85}},
@@ -66,7 +67,7 @@ def _fields(err: AppError) -> dict[str, str]:
 def test_the_catalog_offers_what_the_readme_lists() -> None:
     offered = {p.id: p.operations for p in CATALOG.providers.values()}
     assert offered == {
-        "local": ("reframe", "frame", "overlay", "white_balance", "resize"),
+        "local": ("reframe", "frame", "overlay", "white_balance", "resize", "extract_object"),
         "gemini": ("style_transfer", "combine_images", "change_image"),
         "turbotext": ("style_transfer", "face_swap", "change_image"),
         "fal": (

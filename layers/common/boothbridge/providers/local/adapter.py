@@ -1,5 +1,5 @@
-"""The `local` provider: offline operations (reframe, frame, overlay, white balance, resize) with Pillow, and
-libvips for the crops and downscales of a plain JPEG; cost 0."""
+"""The `local` provider: offline operations (reframe, frame, overlay, white balance, resize, extract_object) with
+Pillow, and libvips for the crops and downscales of a plain JPEG; cost 0."""
 
 from __future__ import annotations
 
@@ -22,11 +22,15 @@ from boothbridge.providers.base import (
     in_memory,
 )
 from boothbridge.providers.local import fast as local_fast
+from boothbridge.providers.local import matte as local_matte
 from boothbridge.providers.local import ops as local_ops
 from boothbridge.settings import Settings
 
 DEFAULT_FORMAT = "jpeg"
 DEFAULT_QUALITY = 92
+DEFAULT_BLUR_RADIUS = 3.0  # extract_object's feathering (px) when use_blur is set without blur_radius
+# Operations whose result is always a PNG, whatever the `output` setting: they make transparency.
+PNG_ONLY = frozenset({"extract_object"})
 
 _Operation = Callable[[Image.Image, ProviderRequest], Image.Image]
 
@@ -61,6 +65,13 @@ def _overlay(photo: Image.Image, request: ProviderRequest) -> Image.Image:
         scale=float(s.get("scale", 1)),
         aspect_ratio=None if ratio in (None, "") else str(ratio),
     )
+
+
+def _extract_object(photo: Image.Image, request: ProviderRequest) -> Image.Image:
+    s = request.settings
+    mask = _decode(request.media["mask_media_id"], what="mask image")
+    blur = float(s.get("blur_radius", DEFAULT_BLUR_RADIUS)) if bool(s.get("use_blur", False)) else 0.0
+    return local_matte.extract_object(photo, mask, int(s.get("border_adjustment", 0)), blur)
 
 
 def _white_balance(photo: Image.Image, request: ProviderRequest) -> Image.Image:
@@ -105,6 +116,7 @@ _OPERATIONS: dict[str, _Operation] = {
     "overlay": _overlay,
     "white_balance": _white_balance,
     "resize": _resize,
+    "extract_object": _extract_object,
 }
 
 
@@ -166,6 +178,8 @@ def _run_sync(operation: _Operation, request: ProviderRequest) -> ProviderResult
     del data
     try:
         fmt, quality = _output_options(request.settings)
+        if request.operation_id in PNG_ONLY:
+            fmt = "png"
         # A drafted photo is smaller than the header said: the plan made for the full size is the one to apply.
         result = plan.apply(to_rgb_or_rgba(photo)) if plan is not None else operation(photo, request)
         image = codec.encode_result(result, fmt, quality)
@@ -199,6 +213,8 @@ class LocalProvider:
             raise ProviderError("template_missing", "the frame template image is missing", retryable=False)
         if request.operation_id == "overlay" and "background_media_id" not in request.media:
             raise ProviderError("template_missing", "the overlay's background image is missing", retryable=False)
+        if request.operation_id == "extract_object" and "mask_media_id" not in request.media:
+            raise ProviderError("template_missing", "the extract_object mask image is missing", retryable=False)
         # Files (the worker's spool files) are opened in the thread; a stored object is read first.
         media = {name: await _at_hand(image) for name, image in request.media.items()}
         request = replace(request, source=await _at_hand(request.photo()), media=media)
