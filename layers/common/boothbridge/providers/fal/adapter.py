@@ -49,7 +49,7 @@ from boothbridge.providers.base import (
     retry_hint_seconds,
 )
 from boothbridge.providers.fal import DECLARATION, wire
-from boothbridge.providers.fal.download import ResultFetcher
+from boothbridge.providers.fal.download import identify_image, identify_video, result_fetcher
 from boothbridge.providers.fal.signature import FalSignatures, SignatureError
 from boothbridge.providers.quota import Grant, QuotaLimiter, QuotaLimits
 from boothbridge.settings import Settings
@@ -76,7 +76,7 @@ class FalProvider:
         self.signatures = FalSignatures(str(DECLARATION.env_value(settings, "FAL_JWKS_URL")))
         self._client: httpx.AsyncClient | None = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
-        self.fetcher = ResultFetcher(self._http)
+        self.fetcher = result_fetcher(self._http)
         self.set_keys(DECLARATION.env_keys(settings))
 
     def set_keys(self, keys: list[str]) -> None:
@@ -251,7 +251,8 @@ class FalProvider:
         if output.finetune_id is not None:
             return ProviderData({"finetune_id": output.finetune_id, **output.data}, spec.cost())
         video = spec.output == "video"
-        files = [await self.fetcher.fetch(url, deadline, video=video) for url in output.urls]
+        identify, what = (identify_video, "a video") if video else (identify_image, "an image")
+        files = [await self.fetcher.fetch(url, deadline, identify, what) for url in output.urls]
         cost = spec.cost(seconds=output.seconds) if video else spec.cost(images=len(files))
         return ProviderResult(image=files[0], cost=cost, extra=tuple(files[1:]), data=output.data or None)
 

@@ -29,7 +29,7 @@ error page), for as long as the time left allows (the attempt's, or on the webho
 new generation is started for it. When the tries run out: `result_download_failed` (or `invalid_result` if the
 last try got something that is not an image), retryable, with the number of tries in the message. Not retried
 in place: a result larger than `max_result_bytes` -> `result_too_large` and HTTP 401/403/410 ->
-`result_download_failed`, both not retryable at all (see `RESULT_REFUSED`); another 4xx ->
+`result_download_failed`, both not retryable at all (see `providers.result_download`); another 4xx ->
 `result_download_failed`, retryable.
 """
 
@@ -43,11 +43,11 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential_jitter
 
 from boothbridge.catalog import Catalog
 from boothbridge.images.upload import sniff_mime
 from boothbridge.providers.base import ImageInput, ProviderError, ProviderParked, ProviderRequest, ProviderResult
+from boothbridge.providers.result_download import ResultFetcher
 from boothbridge.providers.turbotext import DECLARATION
 from boothbridge.providers.turbotext.wire import (
     BOOTH_PHOTO,
@@ -68,20 +68,12 @@ log = logging.getLogger(__name__)
 RESULT_MIME = ("image/jpeg", "image/png", "image/webp")
 # Time kept back from the attempt's budget so that we, not the runner's hard cancel, report the timeout.
 DEADLINE_MARGIN_SEC = 1.5
-# A result link that answers these may serve the image on a later try: not there yet (404, 425 Too Early),
-# slow or busy (408, 429, 5xx).
-RESULT_NOT_READY = frozenset({404, 408, 425, 429})
-# A result link that answers these will not serve this client, now or later: refused (401/403 — the link
-# carries no credentials of ours to fix, and asking again is asking the same question) or gone for good (410).
-# Neither another try nor another paid generation is expected to help, so these are not retried at all.
-RESULT_REFUSED = frozenset({401, 403, 410})
 
 
-class _NotReady(ProviderError):
-    """One try of the result download failed in a way a later try of the same link may not (see `_download`)."""
-
-    def __init__(self, code: str, message: str, retry_after: float | None = None) -> None:
-        super().__init__(code, message, retryable=True, retry_after=retry_after)
+def _image_mime(data: bytes) -> str | None:
+    """The result's type when its bytes are a JPEG, PNG or WebP image, else None."""
+    mime = sniff_mime(data)
+    return mime if mime in RESULT_MIME else None
 
 
 class TurbotextProvider:
@@ -313,88 +305,20 @@ class TurbotextProvider:
 
     async def _download(self, url: str, deadline: float) -> ImageInput:
         """The result image from its URL (Turbotext's public download link: no credentials are sent there),
-        tried again while the link is not ready (see the module docstring) until `deadline`, at most
+        tried again while the link is not ready (`providers.result_download`) until `deadline`, at most
         `max_download_sec` from now; bounded in size and checked by its bytes to be an image."""
-        data = await self._fetch_result(url, min(deadline, time.monotonic() + self.max_download_sec))
-        mime = sniff_mime(data)
-        assert mime is not None  # _fetch_result returns only bytes that sniff as a JPEG, PNG or WebP image
-        return ImageInput(data, mime)
-
-    async def _fetch_result(self, url: str, deadline: float) -> bytes:
-        """`_fetch_result_once`, tried again on `_NotReady` with exponential backoff and jitter while a next try
-        still fits before `deadline`; the last fault, with the number of tries, when none does."""
-        backoff = wait_exponential_jitter(
-            initial=self.download_backoff_sec, max=self.download_backoff_max_sec, jitter=self.download_backoff_sec
-        )
-
-        def wait(state: RetryCallState) -> float:
-            fault = state.outcome.exception() if state.outcome is not None else None
-            hint = fault.retry_after if isinstance(fault, ProviderError) else None
-            return max(backoff(state), hint or 0.0)  # the link's own Retry-After is a floor
-
-        def stop(state: RetryCallState) -> bool:  # `upcoming_sleep` is the wait just chosen
-            return time.monotonic() + state.upcoming_sleep + self.min_download_try_sec > deadline
-
-        def before_sleep(state: RetryCallState) -> None:
-            fault = state.outcome.exception() if state.outcome is not None else None
-            log.info(
-                "turbotext: result download try %d failed (%s), next in %.2f s",
-                state.attempt_number,
-                fault,
-                state.upcoming_sleep,
-            )
-
-        retrying = AsyncRetrying(
+        fetcher = ResultFetcher(
+            self._http,
+            "turbotext",
+            noun="result image",
+            bad_url_retryable=True,  # another generation gives another link
+            max_bytes=self.max_result_bytes,
+            max_sec=self.max_download_sec,
+            min_try_sec=self.min_download_try_sec,
+            backoff_sec=self.download_backoff_sec,
+            backoff_max_sec=self.download_backoff_max_sec,
+            request_timeout_sec=self.request_timeout_sec,
+            connect_timeout_sec=self.connect_timeout_sec,
             sleep=self.sleep,
-            retry=retry_if_exception_type(_NotReady),
-            wait=wait,
-            stop=stop,
-            before_sleep=before_sleep,
-            reraise=True,
         )
-        started = time.monotonic()
-        try:
-            data: bytes = await retrying(self._fetch_result_once, url, deadline)
-        except _NotReady as fault:
-            tries = retrying.statistics.get("attempt_number", 1)
-            raise ProviderError(
-                fault.code,
-                f"{fault.message} ({tries} download {'try' if tries == 1 else 'tries'}"
-                f" in {time.monotonic() - started:.1f} s)",
-                retryable=True,
-            ) from None
-        return data
-
-    async def _fetch_result_once(self, url: str, deadline: float) -> bytes:
-        """One GET of the result: its bytes if they are an image, `_NotReady` if a later try may do better."""
-        timeout = self._timeout(deadline, "the result download")
-        buf = bytearray()
-        try:
-            async with self._http().stream("GET", url, timeout=timeout, follow_redirects=True) as resp:
-                status = resp.status_code
-                if status != 200:
-                    message = f"the result image answered HTTP {status}"
-                    if status in RESULT_NOT_READY or status >= 500:
-                        raise _NotReady(
-                            "result_download_failed", message, parse_retry_after(resp.headers.get("retry-after"))
-                        )
-                    raise ProviderError("result_download_failed", message, retryable=status not in RESULT_REFUSED)
-                declared = resp.headers.get("content-length", "")
-                if declared.isdigit() and int(declared) > self.max_result_bytes:
-                    raise ProviderError("result_too_large", "the result image is too large", retryable=False)
-                async for chunk in resp.aiter_bytes():
-                    buf += chunk
-                    if len(buf) > self.max_result_bytes:
-                        raise ProviderError("result_too_large", "the result image is too large", retryable=False)
-        except httpx.TimeoutException:
-            raise _NotReady("result_download_failed", "the result download timed out") from None
-        except (httpx.UnsupportedProtocol, httpx.InvalidURL):
-            raise ProviderError(
-                "result_download_failed", "the result URL cannot be downloaded from", retryable=True
-            ) from None
-        except httpx.HTTPError as exc:
-            raise _NotReady("result_download_failed", f"cannot download the result ({type(exc).__name__})") from None
-        data = bytes(buf)
-        if sniff_mime(data) not in RESULT_MIME:  # e.g. an HTML error page served with 200
-            raise _NotReady("invalid_result", "the result URL did not serve a JPEG, PNG or WebP image")
-        return data
+        return await fetcher.fetch(url, deadline, _image_mime, "a JPEG, PNG or WebP image")
