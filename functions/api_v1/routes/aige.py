@@ -22,6 +22,7 @@ from fastapi.routing import APIRoute
 from boothbridge.aige import mapping, models, results
 from boothbridge.errors import AppError
 from boothbridge.http.openapi import errors
+from boothbridge.tasks.model import INPUT_ERRORS
 from functions.api_v1.deps import KEY_AUTH, ClientDep, ContainerDep, task_service
 
 if TYPE_CHECKING:
@@ -33,17 +34,7 @@ INVALID_422 = "422 validation_error"
 # What submitting a task can answer besides the body's shape (the engine's input and pipeline errors).
 SUBMIT = (
     INVALID_422,
-    "400 input_empty",
-    "400 input_url_invalid",
-    "400 input_fetch_failed",
-    "400 input_base64_invalid",
-    "403 input_private_address",
-    "404 media_not_found",
-    "410 media_expired",
-    "413 input_too_large",
-    "415 input_not_image",
-    "422 image_undecodable",
-    "422 image_too_many_pixels",
+    *INPUT_ERRORS,
     "422 invalid_settings",
     "422 provider_unavailable",
 )

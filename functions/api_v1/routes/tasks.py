@@ -7,34 +7,18 @@ The engine's modules (psycopg) are imported by the endpoints, not here: the API'
 (`boothbridge.tasks.model` is pydantic only).
 """
 
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 from fastapi import APIRouter, File, Query, Response, UploadFile
 
 from boothbridge.errors import AppError
 from boothbridge.http.openapi import BODY, errors
-from boothbridge.tasks.model import TaskPage, TaskSpec, TaskView, UploadedMedia, parse_task_id
+from boothbridge.tasks.model import INPUT_ERRORS, TaskPage, TaskSpec, TaskView, UploadedMedia, parse_task_id
 from functions.api_v1.deps import KEY_AUTH, ClientDep, ContainerDep, task_service
-
-if TYPE_CHECKING:
-    pass
 
 router = APIRouter(prefix="/api/v1", tags=["tasks"])
 
 NOT_FOUND = "404 task_not_found"
-INPUTS = (
-    "400 input_empty",
-    "400 input_url_invalid",
-    "400 input_fetch_failed",
-    "400 input_base64_invalid",
-    "403 input_private_address",
-    "404 media_not_found",
-    "410 media_expired",
-    "413 input_too_large",
-    "415 input_not_image",
-    "422 image_undecodable",
-    "422 image_too_many_pixels",
-)
 PIPELINE = (
     "422 invalid_pipeline",
     "422 unknown_provider",
@@ -49,7 +33,9 @@ PIPELINE = (
 _service = task_service
 
 
-@router.post("/tasks", status_code=201, response_model=TaskView, responses=errors(*KEY_AUTH, *BODY, *INPUTS, *PIPELINE))
+@router.post(
+    "/tasks", status_code=201, response_model=TaskView, responses=errors(*KEY_AUTH, *BODY, *INPUT_ERRORS, *PIPELINE)
+)
 async def submit_task(spec: TaskSpec, client: ClientDep, c: ContainerDep) -> TaskView:
     """Queue a task: `steps` run in order (each step's output is the next one's input), starting from `source`
     (omit it for a prompt-only operation); `writeUrl` (a pre-signed PUT URL) receives the primary output once it
@@ -103,7 +89,9 @@ async def task_output(task_id: str, index: int, client: ClientDep, c: ContainerD
     "/media",
     status_code=201,
     response_model=UploadedMedia,
-    responses=errors(*KEY_AUTH, *BODY, "400 input_empty", "413 input_too_large", "415 input_not_image", *INPUTS[-2:]),
+    responses=errors(
+        *KEY_AUTH, *BODY, "400 input_empty", "413 input_too_large", "415 input_not_image", *INPUT_ERRORS[-2:]
+    ),
 )
 async def upload_media(
     file: Annotated[UploadFile, File(description="a JPEG, PNG or WebP image")], client: ClientDep, c: ContainerDep

@@ -33,6 +33,21 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from boothbridge.errors import AppError
 
 MAX_URL_CHARS = 4096
+# What resolving a task's input images can answer (`tasks.inputs`, `tasks.fetch`), as "status code" for the
+# OpenAPI documents of every API that submits tasks.
+INPUT_ERRORS = (
+    "400 input_empty",
+    "400 input_url_invalid",
+    "400 input_fetch_failed",
+    "400 input_base64_invalid",
+    "403 input_private_address",
+    "404 media_not_found",
+    "410 media_expired",
+    "413 input_too_large",
+    "415 input_not_image",
+    "422 image_undecodable",
+    "422 image_too_many_pixels",
+)
 _URL_FORBIDDEN = frozenset(map(chr, [*range(0x21), 0x7F]))  # control characters and the space
 _SURROGATES = range(0xD800, 0xE000)
 
