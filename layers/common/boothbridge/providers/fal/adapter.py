@@ -51,6 +51,7 @@ from boothbridge.providers.base import (
 from boothbridge.providers.fal import DECLARATION, wire
 from boothbridge.providers.fal.download import identify_image, identify_video, result_fetcher
 from boothbridge.providers.fal.signature import FalSignatures, SignatureError
+from boothbridge.providers.http_client import LoopClient, provider_client
 from boothbridge.providers.quota import Grant, QuotaLimiter, QuotaLimits
 from boothbridge.settings import Settings
 
@@ -74,8 +75,8 @@ class FalProvider:
         self._catalog = catalog
         self._queue = str(DECLARATION.env_value(settings, "FAL_QUEUE_URL")).rstrip("/")
         self.signatures = FalSignatures(str(DECLARATION.env_value(settings, "FAL_JWKS_URL")))
-        self._client: httpx.AsyncClient | None = None
-        self._client_loop: asyncio.AbstractEventLoop | None = None
+        # One client per process and event loop, with the timeouts in effect when it is made.
+        self._http = LoopClient(lambda: provider_client(self.request_timeout_sec, self.connect_timeout_sec))
         self.fetcher = result_fetcher(self._http)
         self.set_keys(DECLARATION.env_keys(settings))
 
@@ -155,9 +156,7 @@ class FalProvider:
         return str(answer.get("status", "")) if isinstance(answer, dict) else ""
 
     async def close(self) -> None:
-        if self._client is not None:
-            client, self._client, self._client_loop = self._client, None, None
-            await client.aclose()
+        await self._http.aclose()
 
     # --- the request -----------------------------------------------------------------------------------------
 
@@ -257,17 +256,6 @@ class FalProvider:
         return ProviderResult(image=files[0], cost=cost, extra=tuple(files[1:]), data=output.data or None)
 
     # --- HTTP ------------------------------------------------------------------------------------------------
-
-    def _http(self) -> httpx.AsyncClient:
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._client_loop is not loop:
-            self._client = httpx.AsyncClient(
-                timeout=httpx.Timeout(self.request_timeout_sec, connect=self.connect_timeout_sec),
-                limits=httpx.Limits(max_connections=32, max_keepalive_connections=8),
-                headers={"User-Agent": "boothbridge"},
-            )
-            self._client_loop = loop
-        return self._client
 
     def _grant(self) -> Grant:
         outcome = self.quota.try_acquire(0)

@@ -47,6 +47,7 @@ import httpx
 from boothbridge.catalog import Catalog
 from boothbridge.images.upload import sniff_mime
 from boothbridge.providers.base import ImageInput, ProviderError, ProviderParked, ProviderRequest, ProviderResult
+from boothbridge.providers.http_client import LoopClient, provider_client
 from boothbridge.providers.result_download import ResultFetcher
 from boothbridge.providers.turbotext import DECLARATION
 from boothbridge.providers.turbotext.wire import (
@@ -101,8 +102,8 @@ class TurbotextProvider:
         self._api_key = keys[0] if keys else None
         self._base_url = str(DECLARATION.env_value(settings, "TURBOTEXT_BASE_URL")).rstrip("/")
         self._catalog = catalog  # the method specs (provider_overrides), defaults and price come from it
-        self._client: httpx.AsyncClient | None = None
-        self._client_loop: asyncio.AbstractEventLoop | None = None
+        # One client per process and event loop, with the timeouts in effect when it is made.
+        self._http = LoopClient(lambda: provider_client(self.request_timeout_sec, self.connect_timeout_sec))
         # How the download waits between tries (replaceable, so that tests can record the waits).
         self.sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
@@ -153,9 +154,7 @@ class TurbotextProvider:
         return ProviderResult(image, self._cost())
 
     async def close(self) -> None:
-        if self._client is not None:
-            client, self._client, self._client_loop = self._client, None, None
-            await client.aclose()
+        await self._http.aclose()
 
     # --- the request -----------------------------------------------------------------------------------------
 
@@ -203,18 +202,6 @@ class TurbotextProvider:
         return form
 
     # --- HTTP ------------------------------------------------------------------------------------------------
-
-    def _http(self) -> httpx.AsyncClient:
-        # One client per process; a new event loop (a fresh Lambda invocation loop) gets a new one.
-        loop = asyncio.get_running_loop()
-        if self._client is None or self._client_loop is not loop:
-            self._client = httpx.AsyncClient(
-                timeout=httpx.Timeout(self.request_timeout_sec, connect=self.connect_timeout_sec),
-                limits=httpx.Limits(max_connections=32, max_keepalive_connections=8),
-                headers={"User-Agent": "boothbridge"},
-            )
-            self._client_loop = loop
-        return self._client
 
     def _timeout(self, deadline: float, what: str) -> httpx.Timeout:
         remaining = deadline - time.monotonic()
