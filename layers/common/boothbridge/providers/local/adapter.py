@@ -4,7 +4,6 @@ Pillow, and libvips for the crops and downscales of a plain JPEG; cost 0."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -14,7 +13,6 @@ from boothbridge.catalog import Catalog
 from boothbridge.images import codec
 from boothbridge.images.codec import to_rgb_or_rgba
 from boothbridge.providers.base import (
-    ImageInput,
     ImageSource,
     ProviderError,
     ProviderRequest,
@@ -22,17 +20,17 @@ from boothbridge.providers.base import (
     in_memory,
 )
 from boothbridge.providers.local import fast as local_fast
+from boothbridge.providers.local import mask_ops, person_ops
 from boothbridge.providers.local import matte as local_matte
 from boothbridge.providers.local import ops as local_ops
+from boothbridge.providers.local.inputs import Operation, decode_input, image_bytes
 from boothbridge.settings import Settings
 
 DEFAULT_FORMAT = "jpeg"
 DEFAULT_QUALITY = 92
 DEFAULT_BLUR_RADIUS = 3.0  # extract_object's feathering (px) when use_blur is set without blur_radius
 # Operations whose result is always a PNG, whatever the `output` setting: they make transparency.
-PNG_ONLY = frozenset({"extract_object"})
-
-_Operation = Callable[[Image.Image, ProviderRequest], Image.Image]
+PNG_ONLY = frozenset({"extract_object"}) | person_ops.PNG_ONLY | mask_ops.PNG_ONLY
 
 
 def _reframe(photo: Image.Image, request: ProviderRequest) -> Image.Image:
@@ -49,13 +47,13 @@ def _reframe(photo: Image.Image, request: ProviderRequest) -> Image.Image:
 
 def _frame(photo: Image.Image, request: ProviderRequest) -> Image.Image:
     s = request.settings
-    template = _decode(request.media["template_media_id"], what="template image")
+    template = decode_input(request.media["template_media_id"], what="template image")
     return local_ops.frame(photo, template, x=int(s.get("x", 0)), y=int(s.get("y", 0)), scale=float(s.get("scale", 1)))
 
 
 def _overlay(photo: Image.Image, request: ProviderRequest) -> Image.Image:
     s = request.settings
-    background = _decode(request.media["background_media_id"], what="background image")
+    background = decode_input(request.media["background_media_id"], what="background image")
     ratio = s.get("aspect_ratio")
     return local_ops.overlay(
         photo,
@@ -69,7 +67,7 @@ def _overlay(photo: Image.Image, request: ProviderRequest) -> Image.Image:
 
 def _extract_object(photo: Image.Image, request: ProviderRequest) -> Image.Image:
     s = request.settings
-    mask = _decode(request.media["mask_media_id"], what="mask image")
+    mask = decode_input(request.media["mask_media_id"], what="mask image")
     blur = float(s.get("blur_radius", DEFAULT_BLUR_RADIUS)) if bool(s.get("use_blur", False)) else 0.0
     return local_matte.extract_object(photo, mask, int(s.get("border_adjustment", 0)), blur)
 
@@ -110,40 +108,30 @@ def _resize_plan(request: ProviderRequest, data: bytes) -> local_ops.Plan | None
         return None
 
 
-_OPERATIONS: dict[str, _Operation] = {
+_OPERATIONS: dict[str, Operation] = {
     "reframe": _reframe,
     "frame": _frame,
     "overlay": _overlay,
     "white_balance": _white_balance,
     "resize": _resize,
     "extract_object": _extract_object,
+    **person_ops.OPERATIONS,
+    **mask_ops.OPERATIONS,
 }
-
-
-def _bytes(image: ImageSource) -> bytes:
-    """The bytes of an image `_at_hand` made reachable from the worker thread: in memory, or read from its file."""
-    if isinstance(image, ImageInput):
-        return image.data
-    if image.path is None:  # pragma: no cover - `run` reads such images before the thread starts
-        raise RuntimeError("the image must be in memory or in a file")
-    return image.path.read_bytes()
+# The named images an operation cannot run without, each with the message of its `template_missing` error.
+REQUIRED_MEDIA: dict[str, tuple[str, str]] = {
+    "frame": ("template_media_id", "the frame template image is missing"),
+    "overlay": ("background_media_id", "the overlay's background image is missing"),
+    "extract_object": ("mask_media_id", "the extract_object mask image is missing"),
+    **person_ops.REQUIRED_MEDIA,
+    **mask_ops.REQUIRED_MEDIA,
+}
 
 
 async def _at_hand(image: ImageSource) -> ImageSource:
     """`image` as the worker thread can reach it: a file (opened there, when needed) or bytes in memory (a stored
     object is read now)."""
     return image if image.path is not None else await in_memory(image)
-
-
-def _decode(
-    image: ImageSource, *, what: str, min_size: tuple[int, int] | None = None, data: bytes | None = None
-) -> Image.Image:
-    """Decode an input image (`data`: its bytes when already read) — a JPEG at no less than `min_size`, see
-    `codec.decode` — or raise the non-retryable `image_undecodable` error."""
-    try:
-        return codec.decode(_bytes(image) if data is None else data, min_size)
-    except codec.UndecodableImageError as exc:
-        raise ProviderError("image_undecodable", f"the {what} cannot be decoded", retryable=False) from exc
 
 
 def _output_options(settings: dict[str, Any]) -> tuple[str, int]:
@@ -154,7 +142,7 @@ def _output_options(settings: dict[str, Any]) -> tuple[str, int]:
     return str(output.get("format", DEFAULT_FORMAT)), int(output.get("quality", DEFAULT_QUALITY))
 
 
-def _run_sync(operation: _Operation, request: ProviderRequest) -> ProviderResult:
+def _run_sync(operation: Operation, request: ProviderRequest) -> ProviderResult:
     """Decode, process and encode one request, each once; runs in a worker thread.
 
     A crop or downscale of a plain JPEG goes through libvips (`fast`); everything else through Pillow, where a
@@ -168,13 +156,13 @@ def _run_sync(operation: _Operation, request: ProviderRequest) -> ProviderResult
         fast = local_fast.run(request.operation_id, request.settings, request.photo(), fmt, quality)
         if fast is not None:
             return ProviderResult(image=fast, cost=0.0)
-    data = _bytes(request.photo())  # Pillow's path decodes from memory: read here, dropped when the thread ends
+    data = image_bytes(request.photo())  # Pillow's path decodes from memory: read here, dropped when the thread ends
     plan = _resize_plan(request, data) if request.operation_id == "resize" else None
     if plan is not None and plan.resample is not None:
         needed = (plan.resample[0] * 2, plan.resample[1] * 2)
-        photo = _decode(request.photo(), what="photo", min_size=needed, data=data)
+        photo = decode_input(request.photo(), what="photo", min_size=needed, data=data)
     else:
-        photo = _decode(request.photo(), what="photo", data=data)
+        photo = decode_input(request.photo(), what="photo", data=data)
     del data
     try:
         fmt, quality = _output_options(request.settings)
@@ -209,12 +197,9 @@ class LocalProvider:
                 f"the local provider does not support operation {request.operation_id!r}",
                 retryable=False,
             )
-        if request.operation_id == "frame" and "template_media_id" not in request.media:
-            raise ProviderError("template_missing", "the frame template image is missing", retryable=False)
-        if request.operation_id == "overlay" and "background_media_id" not in request.media:
-            raise ProviderError("template_missing", "the overlay's background image is missing", retryable=False)
-        if request.operation_id == "extract_object" and "mask_media_id" not in request.media:
-            raise ProviderError("template_missing", "the extract_object mask image is missing", retryable=False)
+        required = REQUIRED_MEDIA.get(request.operation_id)
+        if required is not None and required[0] not in request.media:
+            raise ProviderError("template_missing", required[1], retryable=False)
         # Files (the worker's spool files) are opened in the thread; a stored object is read first.
         media = {name: await _at_hand(image) for name, image in request.media.items()}
         request = replace(request, source=await _at_hand(request.photo()), media=media)
