@@ -1,6 +1,6 @@
 // The slot page's settings fields, generated from the operation's JSON Schema (`settings_schema`): strings,
-// enums, numbers with their ranges, booleans, nested objects ($ref into $defs too) and media ids as image drop
-// zones. Paths are "/"-joined property names, as the API reports field errors ("output/quality"). Ids are
+// enums, numbers with their ranges, booleans, arrays as JSON text (a box, points), nested objects ($ref into $defs
+// too) and media ids as image drop zones. Paths are "/"-joined property names, as the API reports field errors ("output/quality"). Ids are
 // "setting-<path>" unless `ctx.idPrefix` says otherwise (a pipeline has one form per step and alternative).
 import { h, setFieldError } from "./core.js";
 import { dropZone } from "./dropzone.js";
@@ -111,6 +111,22 @@ function leaf(path, key, schema, value, required, ctx, fields) {
       if (!Number.isFinite(number)) throw new Error("must be a number");
       if (schema.type === "integer" && !Number.isInteger(number)) throw new Error("must be a whole number");
       return number;
+    };
+  } else if (schema.type === "array") {
+    // Coordinates (a box, a list of points) typed as JSON: `[x_min, y_min, x_max, y_max]`, `[[x, y], [x, y]]`.
+    control = h("input", { id, type: "text", placeholder: schema.examples ? JSON.stringify(schema.examples[0]) : "[…]",
+      "aria-describedby": described, spellcheck: "false" });
+    control.value = initial !== undefined ? JSON.stringify(initial) : "";
+    read = () => {
+      if (control.value.trim() === "") return undefined;
+      let parsed;
+      try {
+        parsed = JSON.parse(control.value);
+      } catch {
+        throw new Error("must be a JSON list, e.g. [10, 20, 300, 400]");
+      }
+      if (!Array.isArray(parsed)) throw new Error("must be a JSON list, e.g. [10, 20, 300, 400]");
+      return parsed;
     };
   } else if (schema.pattern === COLOR) {
     control = h("input", { id, type: "color", "aria-describedby": described });
