@@ -133,6 +133,12 @@ class Settings(BaseSettings):
     # instances points it at a shared store (redis://host:6379) so they share one count (accounts/rate_limit.py).
     api_key_rate_limit: Annotated[str, AfterValidator(check_rate)] = "120/minute"
     rate_limit_storage_uri: str = Field("memory://", repr=False)
+    # ArtMancer's API (seed 002; boothbridge.artmancer): the provider whose `combine_images` (photo + one more
+    # image + prompt) runs the insertion and removal edits, and its model (unset: the operation's default); how
+    # long `POST /api/smart-mask` and `/api/image-utils/extract-object` wait for their task (seconds; then 504).
+    artmancer_edit_provider: str = Field("gemini", min_length=1, max_length=100)
+    artmancer_edit_model: str | None = Field(None, min_length=1, max_length=100)
+    artmancer_wait_sec: float = Field(30.0, gt=0, le=120)
 
     # Files. On AWS the credentials come from a Secrets Manager secret instead of the file (its SecretString is
     # the file's JSON); the endpoint is for a stand-in (tests) or a VPC endpoint with a private name.
