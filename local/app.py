@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from boothbridge.tasks.delivery import DeliveryLoop
 
 log = logging.getLogger(__name__)
+# ArtMancer's endpoints (seed 002), served by the machine-client API: "/api/generate" itself and under these.
+ARTMANCER_PREFIXES = ("/api/generate/", "/api/smart-mask/", "/api/image-utils/")
 
 
 class Emulator:
@@ -56,9 +58,12 @@ class Emulator:
 
         web_dir = PROJECT_ROOT / "web"
         admin = create_admin(c.settings, c)
+        api_v1 = create_api_v1(c.settings, c)
         self._routes = [
             ("/ingest/", create_ingest(c.settings, c)),
-            ("/api/v1/", create_api_v1(c.settings, c)),  # before "/api/": the machine clients' API
+            ("/api/v1/", api_v1),  # before "/api/": the machine clients' API
+            # ArtMancer's paths (seed 002) are the machine clients' API too, at the seed's own paths.
+            *((prefix, api_v1) for prefix in ARTMANCER_PREFIXES),
             ("/api/", admin),
             ("/public/", admin),
             ("/health", admin),

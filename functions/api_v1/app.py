@@ -1,4 +1,5 @@
-"""Machine-client API facade (`/api/v1/*`, issue 15): the FastAPI app the task and AIGE routers live in, with the
+"""Machine-client API facade (`/api/v1/*`, issue 15): the FastAPI app the task and AIGE routers live in (and
+ArtMancer's, issue 16, at the seed's own paths `/api/generate*`, `/api/smart-mask*`, `/api/image-utils/*`), with the
 house's middleware, error handlers and OpenAPI fix-ups. Callers authenticate with an operator's API key
 (`functions.api_v1.deps.ClientDep`), never an operator's JWT; each key has its own rate limit.
 
@@ -19,13 +20,13 @@ from boothbridge.http.holder import ContainerHolder, LazyMangum
 from boothbridge.http.openapi import install_openapi
 from boothbridge.http.request_id import RequestIdMiddleware
 from boothbridge.http.url_checks import no_nul_in_url
-from functions.api_v1.routes import aige, tasks
+from functions.api_v1.routes import aige, artmancer_generate, artmancer_masks, tasks
 
 if TYPE_CHECKING:
     from boothbridge.bootstrap import Container
     from boothbridge.settings import Settings
 
-ROUTERS = (tasks.router, aige.router)
+ROUTERS = (tasks.router, aige.router, artmancer_generate.router, artmancer_masks.router)
 
 
 def create_app(settings: Settings | None = None, container: Container | None = None) -> FastAPI:

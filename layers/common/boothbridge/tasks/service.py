@@ -11,7 +11,9 @@ like one that does not exist (existence is not revealed). The SQL is in `tasks.s
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
@@ -28,6 +30,7 @@ from boothbridge.jobs.cancel import cancel_job
 from boothbridge.jobs.dispatch import JobDispatcher
 from boothbridge.jobs.notifications import NotificationHub
 from boothbridge.jobs.statements import CANCEL_TASK
+from boothbridge.jobs.status import JobStatus
 from boothbridge.media.service import MediaExpired, MediaNotFound, MediaService
 from boothbridge.settings import Settings
 from boothbridge.slots.pipeline import SlotUpdate, normalize_step
@@ -44,6 +47,8 @@ if TYPE_CHECKING:
 
 MAX_PAGE_SIZE = 100
 INPUT_GRACE = timedelta(minutes=5)  # an input outlives its task's deadline by this much at least
+# A waiter's re-read period: the hub wakes it when the task ends here or by NOTIFY; this covers a missed one.
+WAIT_POLL_SEC = 0.25
 
 
 class TaskService:
@@ -207,6 +212,38 @@ class TaskService:
         rows = await self.pool.all(sql.TASK_PAGE, params)
         total = await self.pool.one(sql.TASK_COUNT, params)
         return [task_view(row, self.settings.base_url) for row in rows], int(total["total"] if total else 0)
+
+    async def watch(
+        self, client: MachineClient, task_id: uuid.UUID, *, poll_sec: float, max_sec: float
+    ) -> AsyncIterator[TaskView]:
+        """The caller's task now, then each change of its status, step or phase, ending after a terminal status or
+        `max_sec`. Subscribed to the hub before the first read (an ending wakes it at once); the hub announces only
+        endings, so the task is also read every `poll_sec`. 404 `task_not_found` from the first read."""
+        started = time.monotonic()
+        seen: tuple[str, int, str] | None = None
+        subscription: contextlib.AbstractContextManager[asyncio.Event] = (
+            self.hub.subscribe(task_id) if self.hub is not None else contextlib.nullcontext(asyncio.Event())
+        )
+        with subscription as woken:
+            while True:
+                woken.clear()  # before the read: an ending signalled after it sets it again
+                view = await self.get(client, task_id)
+                if (view.status, view.step_index, view.phase) != seen:
+                    seen = (view.status, view.step_index, view.phase)
+                    yield view
+                if view.status in JobStatus.TERMINAL or time.monotonic() - started >= max_sec:
+                    return
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(poll_sec):
+                        await woken.wait()
+
+    async def wait(self, client: MachineClient, task_id: uuid.UUID, timeout_sec: float) -> TaskView:
+        """The caller's task once it ended, or as it stands after `timeout_sec` (woken by the hub; see `watch`)."""
+        last: TaskView | None = None
+        async for view in self.watch(client, task_id, poll_sec=WAIT_POLL_SEC, max_sec=timeout_sec):
+            last = view
+        assert last is not None  # watch yields the first read at least
+        return last
 
     async def cancel(self, client: MachineClient, task_id: uuid.UUID) -> TaskView:
         """Cancel the caller's task (the queue's cancel: `jobs.cancel`); 404 `task_not_found`, 409 `job_finished`
