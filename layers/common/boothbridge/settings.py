@@ -149,6 +149,9 @@ class Settings(BaseSettings):
     # Extra providers, "module:attribute" each (third-party providers, test doubles): a `ProviderDeclaration`
     # (keys, environment, settings-page field, health probe), or a provider class, factory or instance.
     provider_plugins: list[str] = Field(default_factory=list)
+    # The local `smart_mask`'s optional FastSAM backend: a checkpoint already on disk (e.g. FastSAM-s.pt; needs the
+    # ultralytics package, not a project dependency). Unset: GrabCut. Set but absent: smart_mask fails (final).
+    fastsam_weights: Path | None = None
 
     @classmethod
     def settings_customise_sources(
