@@ -33,6 +33,13 @@ VALID: dict[str, dict[str, Any]] = {
     "white_balance": {"strength": 0.5},
     "resize": {"height": 1024, "mode": "fill", "upscale": False},
     "extract_object": {"mask_media_id": TEMPLATE, "border_adjustment": -5, "use_blur": True, "blur_radius": 2.5},
+    "smart_mask": {
+        "bbox": [10, 20, 300, 400],
+        "points": [[100, 200]],
+        "background_points": [[5, 5]],
+        "border_adjustment": 3,
+    },
+    "face_crop": {"aspect_ratio": "9:16", "size": 0.6, "pad_color": "#000000"},
     "style_transfer": {"reference_media_id": TEMPLATE, "prompt": "oil painting"},
     "combine_images": {"overlay_media_id": OVERLAY, "prompt": "put them together", "aspect_ratio": "1:1"},
     "change_image": {"prompt": "make it winter", "output": {"format": "jpeg", "quality": 85}},
@@ -67,7 +74,18 @@ def _fields(err: AppError) -> dict[str, str]:
 def test_the_catalog_offers_what_the_readme_lists() -> None:
     offered = {p.id: p.operations for p in CATALOG.providers.values()}
     assert offered == {
-        "local": ("reframe", "frame", "overlay", "white_balance", "resize", "extract_object"),
+        "local": (
+            "reframe",
+            "frame",
+            "overlay",
+            "white_balance",
+            "resize",
+            "extract_object",
+            "remove_background",
+            "replace_background",
+            "smart_mask",
+            "face_crop",
+        ),
         "gemini": ("style_transfer", "combine_images", "change_image"),
         "turbotext": ("style_transfer", "face_swap", "change_image"),
         "fal": (
