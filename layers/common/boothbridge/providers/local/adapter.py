@@ -211,5 +211,6 @@ class LocalProvider:
 
 def build(settings: Settings, catalog: Catalog) -> LocalProvider:
     """The declaration's factory (called with the settings and the catalog, as every provider's): the local
-    provider needs neither."""
+    provider needs neither, but for smart_mask's optional FastSAM checkpoint."""
+    mask_ops.configure(settings.fastsam_weights)
     return LocalProvider()
