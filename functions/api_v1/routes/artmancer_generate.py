@@ -121,8 +121,25 @@ def _generation_inputs(body: models.GenerationRequest, max_bytes: int, max_pixel
     return InputRef(base64=base64.b64encode(made).decode()), size
 
 
+async def _edit_provider_ready(c: "Container") -> None:
+    """503 `provider_unavailable` unless the edit provider can run: in this deployment, with an API key in effect
+    (the settings page's, else the environment's). Online adapters are built without a key (one may be saved
+    later), so the engine's own check (is it built?) would queue an edit bound to fail with `api_key_missing`."""
+    provider_id = c.settings.artmancer_edit_provider
+    await c.settings_store.refresh()
+    if not c.monitoring.provider_configured(provider_id):
+        raise AppError(
+            503,
+            "provider_unavailable",
+            f"the edit provider {provider_id!r} is not configured (no API key)",
+            {"provider_id": provider_id},
+        )
+
+
 async def _generate(body: models.GenerationRequest, client: "MachineClient", c: "Container") -> dict[str, str]:
     mapping.check_generation(body)
+    if body.task_type != "white-balance":
+        await _edit_provider_ready(c)
     s = c.settings
     second, size = await asyncio.to_thread(_generation_inputs, body, s.max_upload_bytes, s.max_image_pixels)
     edit = mapping.EditTarget(s.artmancer_edit_provider, s.artmancer_edit_model)
