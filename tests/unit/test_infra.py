@@ -48,6 +48,8 @@ RESERVED_ENV = {
     "LAMBDA_TASK_ROOT",
     "LAMBDA_RUNTIME_DIR",
 }
+# ArtMancer's endpoints (seed 002) live at its own paths under /api, in the machine-client function.
+ARTMANCER_ROUTES = {"/api/generate*", "/api/smart-mask*", "/api/image-utils/*"}
 HANDLERS = {
     "functions.ingest.app.handler",
     "functions.admin.app.handler",
@@ -88,8 +90,20 @@ def functions_of(template: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     return out
 
 
+def handler_of(props: Mapping[str, Any]) -> str:
+    """A zip function's Handler, or an image function's (its ImageConfig command)."""
+    if props.get("PackageType") == "Image":
+        (command,) = props["ImageConfig"]["Command"]
+        return str(command)
+    return str(props["Handler"])
+
+
+def zip_functions(template: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    return {name: props for name, props in functions_of(template).items() if props.get("PackageType") != "Image"}
+
+
 def by_handler(template: Mapping[str, Any], handler: str) -> tuple[str, dict[str, Any]]:
-    matches = [(name, props) for name, props in functions_of(template).items() if props["Handler"] == handler]
+    matches = [(name, props) for name, props in functions_of(template).items() if handler_of(props) == handler]
     assert len(matches) == 1, f"exactly one function must have handler {handler}"
     return matches[0]
 
@@ -106,7 +120,7 @@ def test_cfn_lint_reports_nothing() -> None:
 
 
 def test_every_handler_exists_and_is_importable(template: dict[str, Any]) -> None:
-    handlers = {props["Handler"] for props in functions_of(template).values()}
+    handlers = {handler_of(props) for props in functions_of(template).values()}
     assert handlers == HANDLERS
     for handler in handlers:
         module_name, _, attribute = handler.rpartition(".")
@@ -117,10 +131,14 @@ def test_every_handler_exists_and_is_importable(template: dict[str, Any]) -> Non
 
 def test_functions_run_on_the_common_layer_with_sane_limits(template: dict[str, Any]) -> None:
     resources = template["Resources"]
+    zipped = zip_functions(template)
+    assert len(zipped) == len(HANDLERS) - 1, "all but the worker are zip functions"
     for name, props in functions_of(template).items():
-        assert re.fullmatch(r"python3\.1[12]", props["Runtime"]), name
+        if name in zipped:
+            assert re.fullmatch(r"python3\.1[12]", props["Runtime"]), name
+            assert {"Ref": "CommonLayer"} in props["Layers"], name
+            assert props["CodeUri"] == "../build/functions/", name
         assert props["Architectures"] in (["arm64"], ["x86_64"]), name
-        assert {"Ref": "CommonLayer"} in props["Layers"], name
         assert 128 <= props["MemorySize"] <= 10240, name
         assert 1 <= props["Timeout"] <= 900, name
         vpc = props["VpcConfig"]
@@ -128,6 +146,31 @@ def test_functions_run_on_the_common_layer_with_sane_limits(template: dict[str, 
     layer = resources["CommonLayer"]
     assert layer["Type"] == "AWS::Serverless::LayerVersion"
     assert layer["Properties"]["ContentUri"]
+
+
+def test_the_worker_is_a_container_image_built_by_sam(template: dict[str, Any]) -> None:
+    """The worker ships as an image (its vision packages exceed a zip function's 250 MB): no runtime, handler,
+    layer or code path of its own; SAM builds infra/worker/Dockerfile from the repository root, and the image's
+    command is the worker's handler."""
+    name, worker = by_handler(template, "functions.worker.handler.handler")
+    assert worker["PackageType"] == "Image"
+    for absent in ("Runtime", "Handler", "Layers", "CodeUri"):
+        assert absent not in worker, absent
+    assert worker["MemorySize"] >= 2048, "vision on a 24 MP photo: memory for the arrays, and CPU share with it"
+    metadata = template["Resources"][name]["Metadata"]
+    context = (TEMPLATE.parent / metadata["DockerContext"]).resolve()
+    assert context == ROOT
+    dockerfile = context / metadata["Dockerfile"]
+    assert dockerfile == ROOT / "infra" / "worker" / "Dockerfile"
+    text = dockerfile.read_text(encoding="utf-8")
+    (base,) = re.findall(r"^FROM\s+(\S+)", text, re.MULTILINE)
+    # AWS's Lambda base image for the zip functions' Python (CPython and Amazon Linux alike).
+    runtimes = {props["Runtime"] for props in zip_functions(template).values()}
+    assert runtimes == {"python3.12"}
+    assert base == "public.ecr.aws/lambda/python:3.12"
+    (cmd,) = re.findall(r"^CMD\s+(.+)$", text, re.MULTILINE)
+    assert yaml.safe_load(cmd) == worker["ImageConfig"]["Command"]
+    assert metadata["DockerTag"]
 
 
 def test_ingest_sits_behind_a_function_url_and_outlives_t_sync(template: dict[str, Any]) -> None:
@@ -221,10 +264,15 @@ def test_the_front_door_serves_the_web_ui_from_its_bucket_and_the_api_from_the_a
     assert distribution["DefaultCacheBehavior"]["TargetOriginId"] == "web"
     assert distribution["DefaultCacheBehavior"]["AllowedMethods"] == ["GET", "HEAD"]
     routes = {b["PathPattern"]: b["TargetOriginId"] for b in distribution["CacheBehaviors"]}
-    # CloudFront takes the first pattern that matches: the machine-client API's must come before the operator's.
-    assert list(routes).index("/api/v1/*") < list(routes).index("/api/*")
+    # CloudFront takes the first pattern that matches: the machine-client API's (AIGE's /api/v1 and ArtMancer's
+    # paths, seed 002) must come before the operator's.
+    for machine_route in ARTMANCER_ROUTES | {"/api/v1/*"}:
+        assert list(routes).index(machine_route) < list(routes).index("/api/*"), machine_route
     assert routes == {
         "/api/v1/*": "api_v1",
+        "/api/generate*": "api_v1",
+        "/api/smart-mask*": "api_v1",
+        "/api/image-utils/*": "api_v1",
         "/api/*": "admin",
         "/public/*": "admin",
         "/health": "admin",
@@ -271,6 +319,7 @@ def test_credentials_come_from_their_secret_and_ship_with_no_code(template: dict
         assert env_of(function)["CREDENTIALS_SECRET_ARN"] == {"Ref": "CredentialsSecretArn"}, name
         assert "CREDENTIALS_PATH" not in env_of(function), name
         assert {"Ref": "CredentialsSecretReadPolicy"} in function["Policies"], name
+    for name, function in zip_functions(template).items():
         assert function["Layers"] == [{"Ref": "CommonLayer"}], name
     layers = [n for n, r in template["Resources"].items() if r["Type"] == "AWS::Serverless::LayerVersion"]
     assert layers == ["CommonLayer"]
