@@ -63,9 +63,11 @@ def face_crop_box(
         max(f[2] for f in clipped),
         max(f[3] for f in clipped),
     )
-    grow = max(1.0, (union[2] - union[0]) / crop_w, (union[3] - union[1]) / crop_h)
-    cw = max(_whole(crop_w * grow, width), math.ceil(union[2]) - math.floor(union[0]))
-    ch = max(_whole(crop_h * grow, height), math.ceil(union[3]) - math.floor(union[1]))
+    span_w = math.ceil(union[2]) - math.floor(union[0])  # whole pixels, as the crop's edges are
+    span_h = math.ceil(union[3]) - math.floor(union[1])
+    grow = max(1.0, span_w / crop_w, span_h / crop_h)
+    cw = max(_whole(crop_w * grow, width), span_w)
+    ch = max(_whole(crop_h * grow, height), span_h)
     left = _placed(width, cw, (union[0], union[2]))
     top = _placed(height, ch, (union[1], union[3]))
     return left, top, left + cw, top + ch
