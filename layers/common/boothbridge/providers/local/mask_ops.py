@@ -9,16 +9,22 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import cv2
 import numpy as np
 from PIL import Image
 
 from boothbridge.providers.base import ProviderError, ProviderRequest
-from boothbridge.providers.local import fastsam, vision_models
+from boothbridge.providers.local import vision_models
 from boothbridge.providers.local.faces import face_crop
 from boothbridge.providers.local.inputs import Operation, decode_input
-from boothbridge.providers.local.smart_mask import MaskPrompt, finish, parse_prompt, salient_box, smart_mask
+
+if TYPE_CHECKING:
+    from boothbridge.providers.local.smart_mask import MaskPrompt
+
+# OpenCV (`cv2`, and `smart_mask`/`fastsam`, which import it) is imported when an operation runs: every function
+# builds the local provider (bootstrap.build_providers), and only the worker's image has OpenCV (infra/README.md,
+# "The worker image").
 
 DEFAULT_BLUR_RADIUS = 3.0  # the feathering (px) when use_blur is set without blur_radius, as extract_object's
 AUTO_SIDE = 512  # auto_detect looks for people / salient regions on a copy of this long side (px)
@@ -44,6 +50,8 @@ def _auto_detect(photo: Image.Image, prompt: MaskPrompt) -> MaskPrompt:
         size = (max(1, round(photo.width * scale)), max(1, round(photo.height * scale)))
         reduced = reduced.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
     rgb = np.asarray(reduced)
+    from boothbridge.providers.local.smart_mask import salient_box
+
     person = vision_models.person_probability(rgb)
     if float((person >= 0.5).mean()) >= PERSON_SHARE:
         return replace(prompt, prior=person)
@@ -68,6 +76,10 @@ def _white_box(mask: np.ndarray, size: tuple[int, int]) -> tuple[float, float, f
 
 def _fastsam(photo: Image.Image, prompt: MaskPrompt, weights: Path) -> Image.Image:
     """FastSAM's mask ("L", photo size): the guidance mask or the person prior as a box prompt when no box."""
+    import cv2
+
+    from boothbridge.providers.local import fastsam
+
     if prompt.bbox is None:
         for likely in (prompt.guidance, prompt.prior):
             if likely is not None:
@@ -81,6 +93,9 @@ def _fastsam(photo: Image.Image, prompt: MaskPrompt, weights: Path) -> Image.Ima
 
 
 def _smart_mask(photo: Image.Image, request: ProviderRequest) -> Image.Image:
+    from boothbridge.providers.local import fastsam
+    from boothbridge.providers.local.smart_mask import finish, parse_prompt, smart_mask
+
     s = request.settings
     media = request.media.get("mask_media_id")
     guidance = None if media is None else decode_input(media, what="guidance mask")

@@ -7,18 +7,25 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
 from boothbridge.providers.base import ProviderRequest
-from boothbridge.providers.local import composite, segment
 from boothbridge.providers.local.inputs import Operation, decode_input
+
+if TYPE_CHECKING:
+    from boothbridge.providers.local import segment
+
+# `segment` and `composite` (OpenCV) are imported when an operation runs: every function builds the local provider
+# (bootstrap.build_providers), and only the worker's image has OpenCV (infra/README.md, "The worker image").
 
 
 def matte_options(settings: dict[str, Any]) -> segment.MatteOptions:
     """The segmentation settings (`feather_px`, `border_adjustment`, `require_face`) with their defaults; raises
     ValueError/TypeError for values out of range or of the wrong type."""
+    from boothbridge.providers.local import segment
+
     return segment.MatteOptions(
         feather_px=float(settings.get("feather_px", segment.DEFAULT_FEATHER_PX)),
         border_px=int(settings.get("border_adjustment", 0)),
@@ -27,10 +34,14 @@ def matte_options(settings: dict[str, Any]) -> segment.MatteOptions:
 
 
 def _remove_background(photo: Image.Image, request: ProviderRequest) -> Image.Image:
+    from boothbridge.providers.local import segment
+
     return segment.remove_background(photo, matte_options(request.settings))
 
 
 def _replace_background(photo: Image.Image, request: ProviderRequest) -> Image.Image:
+    from boothbridge.providers.local import composite
+
     s = request.settings
     options = matte_options(s)  # refused before the template is decoded
     template = decode_input(request.media["template_media_id"], what="template image")
