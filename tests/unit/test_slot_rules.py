@@ -40,6 +40,7 @@ VALID: dict[str, dict[str, Any]] = {
         "border_adjustment": 3,
     },
     "face_crop": {"aspect_ratio": "9:16", "size": 0.6, "pad_color": "#000000"},
+    "replace_background": {"template_media_id": TEMPLATE, "x": 10, "y": 20, "scale": 0.5},
     "style_transfer": {"reference_media_id": TEMPLATE, "prompt": "oil painting"},
     "combine_images": {"overlay_media_id": OVERLAY, "prompt": "put them together", "aspect_ratio": "1:1"},
     "change_image": {"prompt": "make it winter", "output": {"format": "jpeg", "quality": 85}},
