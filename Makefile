@@ -42,6 +42,7 @@ bench: $(STAMP)
 	$(PY) -m bench.bridge_tax
 	$(PY) -m bench.big_photo
 	$(PY) -m bench.image_ops
+	$(PY) -m bench.vision_ops
 	$(PY) -m bench.cold_import
 	$(PY) -m bench.queue_throughput
 	$(PY) -m bench.big_waiters
