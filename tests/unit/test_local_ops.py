@@ -418,6 +418,20 @@ def test_encode_png_is_lossless_and_keeps_alpha() -> None:
         assert img.tobytes() == src.tobytes()
 
 
+def test_encode_keeps_a_grey_png_one_channel_and_a_grey_jpeg_rgb() -> None:
+    mask = gradient(40, 20).convert("L")  # a mask: smart_mask's result
+    data, mime = codec.encode(mask, "png", 92)
+    with Image.open(io.BytesIO(data)) as img:
+        assert (mime, img.mode) == ("image/png", "L")
+        assert img.tobytes() == mask.tobytes()
+    one_bit, _ = codec.encode(mask.convert("1"), "png", 92)  # another grey-ish mode is not kept as it is
+    with Image.open(io.BytesIO(one_bit)) as img:
+        assert img.mode == "RGB"
+    data, _ = codec.encode(mask, "jpeg", 92)
+    with Image.open(io.BytesIO(data)) as img:
+        assert img.mode == "RGB"
+
+
 @pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "P"])
 @pytest.mark.parametrize("fmt", ["jpeg", "png"])
 def test_encode_accepts_all_input_modes(mode: str, fmt: str) -> None:

@@ -86,11 +86,14 @@ def to_rgb_or_rgba(img: Image.Image) -> Image.Image:
 
 
 def encode(img: Image.Image, fmt: str, quality: int) -> tuple[bytes, str]:
-    """Encode as "jpeg" (RGB, alpha flattened on white) or "png" without metadata; return the bytes and MIME type."""
+    """Encode as "jpeg" (RGB, alpha flattened on white) or "png" (RGB, RGBA, or grey "L" as given) without metadata;
+    return the bytes and MIME type."""
     fmt = fmt.lower()
     if fmt not in _MIME:
         raise ValueError(f"unsupported output format {fmt!r}")
-    out = image_boundary.encode(to_rgb_or_rgba(img), fmt, quality)
+    # A grey PNG (a mask) stays one channel: a third of the bytes, and what mask consumers expect.
+    keep_grey = fmt == "png" and img.mode == "L" and "transparency" not in img.info
+    out = image_boundary.encode(img if keep_grey else to_rgb_or_rgba(img), fmt, quality)
     return out.data, out.mime
 
 
