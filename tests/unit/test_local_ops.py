@@ -7,7 +7,7 @@ import io
 import pytest
 from PIL import Image, ImageStat
 
-from boothbridge.images import codec
+from boothbridge.images import codec, vips
 from boothbridge.providers.local import ops as local_ops
 
 RATIOS = ["1:1", "4:3", "3:4", "16:9", "9:16", "3:2", "2:3"]
@@ -416,6 +416,20 @@ def test_encode_png_is_lossless_and_keeps_alpha() -> None:
     with Image.open(io.BytesIO(data)) as img:
         assert img.format == "PNG" and img.mode == "RGBA"
         assert img.tobytes() == src.tobytes()
+
+
+@pytest.mark.parametrize("mode", ["L", "RGB", "RGBA"])
+def test_png_is_the_same_image_by_libvips_or_by_pillow_and_carries_no_metadata_chunk(
+    mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    src = gradient(70, 50).convert(mode)
+    by_vips, _ = codec.encode(src, "png", 92)
+    monkeypatch.setattr(vips, "load", lambda: None)  # a platform without libvips: Pillow writes it
+    by_pillow, _ = codec.encode(src, "png", 92)
+    for data in (by_vips, by_pillow):
+        assert b"pHYs" not in data and b"tEXt" not in data
+        with Image.open(io.BytesIO(data)) as img:
+            assert img.mode == mode and img.tobytes() == src.tobytes()
 
 
 def test_encode_keeps_a_grey_png_one_channel_and_a_grey_jpeg_rgb() -> None:

@@ -15,7 +15,6 @@ then takes the Pillow path, which reports errors as it always has.
 
 from __future__ import annotations
 
-import functools
 import logging
 from pathlib import Path
 from types import ModuleType
@@ -24,7 +23,7 @@ from typing import Any
 from PIL import Image
 
 from boothbridge.images import boundary as image_boundary
-from boothbridge.images import codec
+from boothbridge.images import codec, vips
 from boothbridge.images.upload import sniff_mime
 from boothbridge.providers.base import ImageInput, ImageSource
 from boothbridge.providers.local import ops as local_ops
@@ -35,16 +34,9 @@ log = logging.getLogger(__name__)
 _JPEG_SCALES = (8, 4, 2)
 
 
-@functools.cache
 def _vips() -> ModuleType | None:
-    """pyvips, imported on the first photo (it loads libvips); None when it cannot be loaded on this platform."""
-    try:
-        import pyvips  # type: ignore[import-untyped,unused-ignore]
-    except (ImportError, OSError) as exc:
-        log.warning("libvips is not available (%s); the local provider uses Pillow alone", exc)
-        return None
-    pyvips.cache_set_max(0)  # no operation cache: it would keep each job's photo buffer alive
-    return pyvips
+    """pyvips, or None when libvips cannot be loaded here (the local provider then uses Pillow alone)."""
+    return vips.load()
 
 
 def load_scale(size: tuple[int, int], target: tuple[int, int]) -> int:
