@@ -146,7 +146,7 @@ def test_smart_mask_request_needs_a_target_and_exactly_one_image() -> None:
         "auto_detect": False,
         "border_adjustment": 0,
         "use_blur": True,
-        "bbox": [1, 2, 30, 41],
+        "bbox": [1.4, 2, 30, 40.6],  # as given: the operation takes fractional pixels
         "points": [[5, 6]],
     }
     assert step.inputs == {"mask_media_id": InputRef(base64="bWFzaw==")}

@@ -180,12 +180,14 @@ def smart_mask_task(body: models.SmartMaskRequest, image: InputRef) -> TaskSpec:
         "border_adjustment": body.border_adjustment,
         "use_blur": body.use_blur,
     }
+    # Coordinates go as given: the operation takes fractional pixels, and rounding could move a point at x 511.9
+    # of a 512 px photo outside it, or a box to no area.
     if body.bbox is not None:
-        settings["bbox"] = [round(v) for v in body.bbox]
+        settings["bbox"] = list(body.bbox)
     if body.points:
-        settings["points"] = [[round(x), round(y)] for x, y in body.points]
+        settings["points"] = [list(point) for point in body.points]
     if body.background_points:
-        settings["background_points"] = [[round(x), round(y)] for x, y in body.background_points]
+        settings["background_points"] = [list(point) for point in body.background_points]
     inputs = {"mask_media_id": InputRef(base64=body.mask)} if body.mask is not None else {}
     step = TaskStep(provider_id=LOCAL, operation_id="smart_mask", settings=settings, inputs=inputs)
     return TaskSpec(api=API, steps=[step], source=image, client_ref={"endpoint": SMART_MASK})
