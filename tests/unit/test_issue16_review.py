@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from boothbridge.artmancer import mapping, models
+from boothbridge.artmancer import guide, mapping, models
 from boothbridge.catalog import Catalog
 from boothbridge.tasks.model import InputRef
 
@@ -48,3 +48,37 @@ def test_smart_mask_coordinates_reach_the_operation_as_given(field: str, value: 
     body = models.SmartMaskRequest(image="aGk=", auto_detect=True, **{field: value})
     spec = mapping.smart_mask_task(body, InputRef(base64="aGk="))
     assert spec.steps[0].settings[field] == setting
+
+
+# ---- the insertion guide's masks ----------------------------------------------------------------------------------
+
+
+def _sixteen_bit_mask() -> bytes:
+    """64 x 64, 16-bit grey: dark grey (20000/65535, 78/255) everywhere but a white 10 px square at (10, 10)."""
+    values = np.full((64, 64), 20000, np.uint16)
+    values[10:20, 10:20] = 65535
+    return _png(values)
+
+
+def _white_square_mask() -> bytes:
+    values = np.zeros((64, 64), np.uint8)
+    values[10:20, 10:20] = 255
+    return _png(values)
+
+
+def test_a_sixteen_bit_insertion_mask_is_read_by_its_range() -> None:
+    red = _png(np.full((8, 8, 3), (255, 0, 0), np.uint8))
+    with Image.open(io.BytesIO(guide.insertion_guide(_sixteen_bit_mask(), red))) as made:
+        made.load()
+        assert made.getbbox() == (10, 10, 20, 20)  # the object only in the white square
+
+
+def test_a_sixteen_bit_reference_mask_is_read_by_its_range() -> None:
+    # The reference: red, with the object (blue) in the square its 16-bit mask marks; only the blue is placed.
+    pixels = np.full((64, 64, 3), (255, 0, 0), np.uint8)
+    pixels[10:20, 10:20] = (0, 0, 255)
+    made_png = guide.insertion_guide(_white_square_mask(), _png(pixels), _sixteen_bit_mask())
+    with Image.open(io.BytesIO(made_png)) as made:
+        rgb = made.convert("RGB")
+        assert rgb.getbbox() == (10, 10, 20, 20)
+        assert {rgb.getpixel((x, y)) for x in range(10, 20) for y in range(10, 20)} == {(0, 0, 255)}

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import io
 
-from PIL import Image, ImageChops, ImageOps
+from PIL import Image, ImageChops
 
 from boothbridge.errors import AppError
 from boothbridge.images import codec
+from boothbridge.images.boundary import normalise
 from boothbridge.images.upload import inspect_image
 from boothbridge.tasks.fetch import decode_base64
 from boothbridge.tasks.inputs import ACCEPTED_MIME
@@ -54,8 +55,12 @@ def size_label(data: bytes) -> str | None:
 
 
 def _open(data: bytes) -> Image.Image:
+    """The image as RGBA, as the image boundary gives every photo to a provider: upright, sRGB, 8 bits (Pillow's
+    own conversion of a 16-bit grey clips it: 20000/65535, a dark grey, would become white)."""
     with Image.open(io.BytesIO(data)) as img:
-        return ImageOps.exif_transpose(img).convert("RGBA")
+        img.load()
+        normalised, _changes = normalise(img)
+        return normalised.convert("RGBA")
 
 
 def _mask(data: bytes, size: tuple[int, int] | None = None) -> Image.Image:
