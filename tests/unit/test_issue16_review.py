@@ -22,6 +22,8 @@ from PIL import Image
 
 from boothbridge.artmancer import guide, mapping, models
 from boothbridge.catalog import Catalog
+from boothbridge.errors import AppError
+from boothbridge.slots.rules import SlotUpdate, validate_update
 from boothbridge.tasks.model import InputRef
 
 CATALOG = Catalog.load(Path(__file__).resolve().parents[2] / "configs" / "providers.json")
@@ -82,3 +84,30 @@ def test_a_sixteen_bit_reference_mask_is_read_by_its_range() -> None:
         rgb = made.convert("RGB")
         assert rgb.getbbox() == (10, 10, 20, 20)
         assert {rgb.getpixel((x, y)) for x in range(10, 20) for y in range(10, 20)} == {(0, 0, 255)}
+
+
+# ---- smart_mask geometry saved on a slot or a task ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("settings", "field"),
+    [
+        ({"bbox": [300, 300, 100, 100]}, "bbox"),
+        ({"bbox": [10, 10, 10, 50]}, "bbox"),
+        ({"bbox": [-100, -100, -50, -50]}, "bbox"),
+        ({"points": [[-5, 10]]}, "points/0"),
+        ({"auto_detect": True, "background_points": [[3, -0.5]]}, "background_points/0"),
+    ],
+)
+def test_smart_mask_geometry_that_fits_no_photo_is_refused_when_saved(settings: dict[str, Any], field: str) -> None:
+    update = SlotUpdate("Slot", "local", "smart_mask", settings)
+    with pytest.raises(AppError) as info:
+        validate_update(CATALOG, update, for_slot=True)
+    assert info.value.status == 422 and info.value.code == "invalid_settings"
+    assert [f["field"] for f in info.value.details["fields"]] == [field]
+
+
+def test_smart_mask_geometry_past_the_photo_s_edge_is_still_accepted() -> None:
+    # A box drawn past the edge means "to the edge" (clipped when the photo is known).
+    settings = {"bbox": [-10, -10, 99_999, 99_999], "points": [[0, 0]], "background_points": [[4000, 3000]]}
+    validate_update(CATALOG, SlotUpdate("Slot", "local", "smart_mask", settings), for_slot=True)

@@ -113,12 +113,42 @@ def _check_call(
             {"field": step_path(update, index, alternative, "operation_id"), "produces": product},
         )
     prefix = step_path(update, index, alternative, "settings_json") if update.steps else ""
-    errors = catalog.validate_settings(operation_id, settings)
+    errors = _settings_problems(catalog, operation_id, settings)
     if errors:
-        raise _invalid_settings([{"field": _join(prefix, e.path), "message": e.message} for e in errors])
+        raise _invalid_settings([{"field": _join(prefix, path), "message": why} for path, why in errors])
     if bad := unstorable_paths(settings):
         # Checked after the schema: jsonb cannot store these, and the schema has nothing to say about them.
         raise _invalid_settings([{"field": _join(prefix, path), "message": why} for path, why in bad])
+
+
+def _settings_problems(catalog: Catalog, operation_id: str, settings: Any) -> list[tuple[str, str]]:
+    """(path, message) of every schema violation of `settings`, else of its geometry (`geometry_problems`)."""
+    errors = catalog.validate_settings(operation_id, settings)
+    if errors:
+        return [(e.path, e.message) for e in errors]
+    return geometry_problems(settings) if isinstance(settings, Mapping) else []
+
+
+def geometry_problems(settings: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(path, message) for the image coordinates (px) in schema-valid settings that fit no photo: a `bbox`
+    [x_min, y_min, x_max, y_max] without area or wholly at negative coordinates, a point of `points` /
+    `background_points` [[x, y], ...] at a negative coordinate. Such a step could only fail on every photo (the
+    `local` smart_mask's `settings_invalid`), so it is refused when saved. A box past the photo's far edge, or a
+    point beyond it, depends on the photo and is judged when it runs (a box is clipped to it; seed 002)."""
+    problems: list[tuple[str, str]] = []
+    box = settings.get("bbox")
+    if isinstance(box, list) and len(box) == 4 and all(isinstance(v, int | float) for v in box):
+        x0, y0, x1, y1 = box
+        if not (x1 > x0 and y1 > y0):
+            problems.append(("bbox", "bbox is [x_min, y_min, x_max, y_max] with x_min < x_max and y_min < y_max"))
+        elif x1 <= 0 or y1 <= 0:
+            problems.append(("bbox", "bbox lies wholly at negative coordinates, outside every photo"))
+    for name in ("points", "background_points"):
+        points = settings.get(name)
+        for index, point in enumerate(points if isinstance(points, list) else []):
+            if isinstance(point, list) and any(isinstance(v, int | float) and v < 0 for v in point):
+                problems.append((f"{name}/{index}", "a point's coordinates are photo pixels, 0 or more"))
+    return problems
 
 
 def _check_finishing(finishing: Mapping[str, Any]) -> None:
@@ -147,11 +177,11 @@ def _check_override(catalog: Catalog, where: str, step: Mapping[str, Any], overr
         assert operation is not None, "the steps were checked first"
         accepts = None if alternative is None else set(operation.settings_schema.get("properties", {}))
         merged = apply_override(call["settings_json"], override, accepts)
-        errors = catalog.validate_settings(call["operation_id"], merged)
+        errors = _settings_problems(catalog, call["operation_id"], merged)
         if errors:
             whose = "the step's own" if alternative is None else f"alternative {alternative}'s"
             fields = [
-                {"field": _join(where, e.path), "message": f"{e.message} (with {whose} settings)"} for e in errors
+                {"field": _join(where, path), "message": f"{why} (with {whose} settings)"} for path, why in errors
             ]
             raise _invalid_settings(fields, _VARIANT)
 
