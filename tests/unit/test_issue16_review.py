@@ -111,3 +111,27 @@ def test_smart_mask_geometry_past_the_photo_s_edge_is_still_accepted() -> None:
     # A box drawn past the edge means "to the edge" (clipped when the photo is known).
     settings = {"bbox": [-10, -10, 99_999, 99_999], "points": [[0, 0]], "background_points": [[4000, 3000]]}
     validate_update(CATALOG, SlotUpdate("Slot", "local", "smart_mask", settings), for_slot=True)
+
+
+# ---- smart_mask on tiny and thin photos ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("size", "bbox", "points"),
+    [
+        ((1, 1), [0, 0, 1, 1], ()),
+        ((2, 2), None, ((0.5, 0.5),)),
+        ((1000, 2), [0, 0, 1000, 2], ()),
+        ((1, 300), [0, 0, 1, 300], ()),
+    ],
+)
+def test_smart_mask_on_a_tiny_or_thin_photo_answers_a_mask(
+    size: tuple[int, int], bbox: list[float] | None, points: tuple[tuple[float, float], ...]
+) -> None:
+    from boothbridge.providers.local import smart_mask as sm
+
+    photo = Image.fromarray(np.random.default_rng(7).integers(0, 255, (size[1], size[0], 3), dtype=np.uint8))
+    prompt = sm.MaskPrompt(bbox=None if bbox is None else sm.parse_bbox(bbox, size), points=points)
+    mask = sm.smart_mask(photo, prompt)
+    assert mask.mode == "L" and mask.size == size
+    assert mask.getextrema()[1] >= 128  # the marked object is in it

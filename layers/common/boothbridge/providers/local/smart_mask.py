@@ -175,7 +175,9 @@ def initial_labels(size: tuple[int, int], prompt: MaskPrompt, scale: float) -> n
         edge = max(1, round(0.02 * max(width, height)))  # a box of the whole photo: its rim stands for background
         rim = np.ones((height, width), dtype=bool)
         rim[edge:-edge, edge:-edge] = False
-        labels[rim & (labels == cv2.GC_PR_FGD)] = cv2.GC_PR_BGD
+        inside = ~rim & np.isin(labels, (cv2.GC_FGD, cv2.GC_PR_FGD))
+        if inside.any():  # a photo too small or thin for a rim keeps its box (`grabcut` answers the seeds)
+            labels[rim & (labels == cv2.GC_PR_FGD)] = cv2.GC_PR_BGD
     return labels
 
 
@@ -202,6 +204,11 @@ def _clean(object_mask: np.ndarray, labels: np.ndarray) -> np.ndarray:
 def grabcut(rgb: np.ndarray, labels: np.ndarray, iterations: int = ITERATIONS) -> np.ndarray:
     """GrabCut of `rgb` (uint8 HxWx3) from seed `labels` (see `initial_labels`): the object as float32 HxW 0/1."""
     labels = labels.copy()
+    seeded = np.isin(labels, (cv2.GC_FGD, cv2.GC_PR_FGD))
+    if seeded.all() or not seeded.any():
+        # GrabCut models the object and the background by their colours and needs pixels of both (OpenCV asserts
+        # it): with only one, as on a photo of a pixel or two, the seeds are the answer.
+        return seeded.astype(np.float32)
     bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
     cv2.setRNGSeed(0)  # GrabCut's k-means draws from this thread's RNG: the same photo gives the same mask
     # No rectangle with GC_INIT_WITH_MASK: the labels say it all (an empty one, as OpenCV's stubs want a sequence).
