@@ -4,10 +4,12 @@
 
 Status codes: 200 with the seed's body; 400 for a body that is not valid (`validation_error`: e.g. neither bbox,
 points nor auto_detect, or both image and image_id) and the engine's input errors (as in
-`artmancer_generate`); 404 `media_not_found` for an `image_id` that is not a live image of the caller's operator;
-504 `processing_timeout` (`details.request_id`) when the task has not ended in time (it keeps running and can be
-cancelled); 502 `provider_failed` / `job_cancelled` when it ended without a result. The cancel: 404
-`task_not_found`, 409 `job_finished`.
+`artmancer_generate`); 400 `invalid_settings` (`details.request_id`) when the operation refused the values for
+this image (a point outside it, a box that misses it: known once the image is decoded); 404 `media_not_found`
+for an `image_id` that is not a live image of the caller's operator; 504 `processing_timeout`
+(`details.request_id`) when the task has not ended in time (it keeps running and can be cancelled); 502
+`provider_failed` / `job_cancelled` when it ended without a result. The cancel: 404 `task_not_found`, 409
+`job_finished`.
 """
 
 import base64
@@ -47,6 +49,10 @@ async def _run(
         return view, data
     if view.status == "cancelled":
         raise AppError(502, "job_cancelled", "the request was cancelled", {"request_id": request_id})
+    if view.status == "failed" and view.error is not None and view.error.code == "settings_invalid":
+        # The operation refused the request's values for this image (a point outside it, a box that misses it):
+        # the caller's mistake, known only once the image is decoded, not a provider failure.
+        raise AppError(400, "invalid_settings", view.error.message, {"request_id": request_id})
     if view.status == "failed":
         error = view.error.model_dump() if view.error else None
         raise AppError(502, "provider_failed", "the request failed", {"request_id": request_id, "error": error})
