@@ -10,6 +10,7 @@ the same kind.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,7 +20,7 @@ from PIL import Image
 
 from boothbridge.bootstrap import Container
 from local.fakes.gemini_server import FakeGemini, gemini_server
-from tests.integration.test_artmancer_api import PLUGIN, b64, new_key, png_of
+from tests.integration.test_artmancer_api import PLUGIN, b64, box_mask, new_key, png_of
 
 
 def scene() -> bytes:
@@ -78,3 +79,42 @@ async def test_a_smart_mask_point_outside_a_cached_image_is_400(client: httpx.As
     again = {"image_id": r.json()["image_id"], "points": [[60, 200]]}
     r = await client.post("/api/smart-mask", json=again, headers=key)
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_settings", r.text
+
+
+def _cut_jpeg() -> bytes:
+    """The first half of a 120 x 90 JPEG mask: cut short inside its compressed data."""
+    out = io.BytesIO()
+    Image.open(io.BytesIO(box_mask((120, 90), (40, 30, 80, 60)))).save(out, "JPEG", quality=95)
+    data = out.getvalue()
+    return data[: len(data) // 2]
+
+
+def _huge_png() -> bytes:
+    """1100 x 1000 (1.1 MP, over the test's 1 MP limit), one bit per pixel: a few KB."""
+    out = io.BytesIO()
+    Image.new("1", (1100, 1000), 1).save(out, "PNG")
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "code"),
+    [
+        ("conditional_images", [b64(_cut_jpeg())], "image_undecodable"),
+        ("reference_image", b64(_cut_jpeg()), "image_undecodable"),
+        ("reference_image", b64(_huge_png()), "image_too_many_pixels"),
+        ("reference_mask_R", b64(_huge_png()), "image_too_many_pixels"),
+    ],
+)
+async def test_an_insertion_image_that_cannot_be_used_is_400(
+    client: httpx.AsyncClient, key: dict[str, str], field: str, value: Any, code: str
+) -> None:
+    body: dict[str, Any] = {
+        "task_type": "insertion",
+        "input_image": b64(scene()),
+        "conditional_images": [b64(box_mask((120, 90), (40, 30, 80, 60)))],
+        "reference_image": b64(png_of(Image.new("RGB", (30, 30), (0, 0, 255)))),
+        field: value,
+    }
+    r = await client.post("/api/generate", json=body, headers=key)
+    assert r.status_code == 400, r.text
+    assert r.json()["error"]["code"] == code

@@ -141,7 +141,10 @@ async def _generate(body: models.GenerationRequest, client: "MachineClient", c: 
     if body.task_type != "white-balance":
         await _edit_provider_ready(c)
     s = c.settings
-    second, size = await asyncio.to_thread(_generation_inputs, body, s.max_upload_bytes, s.max_image_pixels)
+    try:
+        second, size = await asyncio.to_thread(_generation_inputs, body, s.max_upload_bytes, s.max_image_pixels)
+    except AppError as err:  # the guide's images are checked here, before the engine: the seed's statuses too
+        raise seed_error(err, {}) from None
     edit = mapping.EditTarget(s.artmancer_edit_provider, s.artmancer_edit_model)
     spec = mapping.generation_task(body, edit, second, size)
     image_field = "conditional_images.0" if body.task_type == "removal" else "conditional_images.0+reference_image"
