@@ -3,7 +3,7 @@ PostgreSQL, S3 on moto, the Gemini fake): each test is a defect found by using t
 the same kind.
 
 - a smart-mask whose point or box fits no part of the image is the caller's mistake: 400 `invalid_settings`
-  (naming the request), not 502 `provider_failed`;
+  (naming the field), not 502 `provider_failed`;
 - an insertion's mask or reference image that does not decode, or has too many pixels, is 400 here as every other
   input error of this API (README "ArtMancer API": answered 400 here, 422 in the task API), not 422.
 """
@@ -70,7 +70,7 @@ async def test_a_smart_mask_prompt_outside_the_image_is_400(
     error = r.json()["error"]
     assert error["code"] == "invalid_settings"
     assert "120x90" in error["message"]
-    assert error["details"]["request_id"]
+    assert error["details"]["fields"]  # refused before a task was made (test_issue16_followups: nothing stored)
 
 
 async def test_a_smart_mask_point_outside_a_cached_image_is_400(client: httpx.AsyncClient, key: dict[str, str]) -> None:

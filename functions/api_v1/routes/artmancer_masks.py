@@ -4,8 +4,9 @@
 
 Status codes: 200 with the seed's body; 400 for a body that is not valid (`validation_error`: e.g. neither bbox,
 points nor auto_detect, or both image and image_id) and the engine's input errors (as in
-`artmancer_generate`); 400 `invalid_settings` (`details.request_id`) when the operation refused the values for
-this image (a point outside it, a box that misses it: known once the image is decoded); 404 `media_not_found`
+`artmancer_generate`); 400 `invalid_settings` when a point lies outside the image or the box misses it
+(`details.fields`; judged by the image's header before anything is stored, `mapping.check_smart_mask_fits`), or
+when the operation refused the values once the image was decoded (`details.request_id`); 404 `media_not_found`
 for an `image_id` that is not a live image of the caller's operator; 504 `processing_timeout`
 (`details.request_id`) when the task has not ended in time (it keeps running and can be cancelled); 502
 `provider_failed` / `job_cancelled` when it ended without a result. The cancel: 404 `task_not_found`, 409
@@ -64,14 +65,16 @@ async def _run(
     )
 
 
-def _image_ref(body: models.SmartMaskRequest, max_bytes: int) -> tuple[Any, str | None]:
-    """The smart mask's image as an InputRef and, for a new image, its sha256 (to find its media id once stored)."""
+def _image_ref(body: models.SmartMaskRequest, max_bytes: int) -> tuple[Any, str | None, tuple[int, int] | None]:
+    """The smart mask's image as an InputRef and, for a new image, its sha256 (to find its media id once stored)
+    and its upright size (W, H px) from its header (None when unreadable: the engine answers why)."""
+    from boothbridge.images.codec import upright_size  # deferred: Pillow
     from boothbridge.tasks.fetch import decode_base64
     from boothbridge.tasks.model import InputRef
 
     if body.image_id is not None:
         try:
-            return InputRef(media_id=uuid.UUID(body.image_id)), None
+            return InputRef(media_id=uuid.UUID(body.image_id)), None, None
         except ValueError:
             raise AppError(404, "media_not_found", "no such cached image", {"field": "image_id"}) from None
     assert body.image is not None  # the model asks for exactly one
@@ -80,7 +83,21 @@ def _image_ref(body: models.SmartMaskRequest, max_bytes: int) -> tuple[Any, str 
     except AppError as err:
         err.details["field"] = "image"
         raise
-    return InputRef(base64=body.image), hashlib.sha256(data).hexdigest()
+    return InputRef(base64=body.image), hashlib.sha256(data).hexdigest(), upright_size(data)
+
+
+async def _stored_size(c: "Container", client: "MachineClient", media_id: uuid.UUID) -> tuple[int, int] | None:
+    """The upright size (W, H px) of the caller's stored image `media_id` (an `image_id`), from its header; looked
+    up as the task engine does (`tasks.inputs`: the caller's operator's live objects). None when it is not such an
+    image (another's, gone, not an image): the engine then answers why, storing nothing."""
+    from boothbridge.images.codec import upright_size  # deferred: Pillow
+    from boothbridge.media.service import MediaExpired, MediaNotFound
+
+    try:
+        ref = await c.media.describe(media_id, owner_id=client.owner_id)
+        return upright_size(await c.media.read_described(ref)) if ref.mime.startswith("image/") else None
+    except (MediaNotFound, MediaExpired):
+        return None
 
 
 @router.post(
@@ -91,9 +108,15 @@ def _image_ref(body: models.SmartMaskRequest, max_bytes: int) -> tuple[Any, str 
 async def smart_mask(body: models.SmartMaskRequest, client: ClientDep, c: ContainerDep) -> dict[str, Any]:
     """A mask (PNG, white: the object) from a box, points and/or auto-detection (local `smart_mask`). Send `image`
     the first time; the answer's `image_id` names it for the next requests on the same image."""
-    image, sha = _image_ref(body, c.settings.max_upload_bytes)
+    image, sha, size = _image_ref(body, c.settings.max_upload_bytes)
     source = "image" if body.image is not None else "image_id"
     spec = mapping.smart_mask_task(body, image)
+    if body.bbox is not None or body.points or body.background_points:
+        # A box or point that fits no part of the image is refused before anything is stored (the worker refuses
+        # it too, but only once the task and its image are).
+        if image.media_id is not None:
+            size = await _stored_size(c, client, image.media_id)
+        mapping.check_smart_mask_fits(spec, size)
     view, data = await _run(c, client, spec, {"source": source, "steps/0/inputs/mask_media_id": "mask"})
     image_id = body.image_id
     if sha is not None:  # the image as the task stored it (the caller's, de-duplicated by its bytes)

@@ -25,6 +25,7 @@ from typing import Any
 
 from boothbridge.artmancer import models
 from boothbridge.errors import AppError
+from boothbridge.providers.local.prompt_geometry import prompt_problems
 from boothbridge.tasks.model import InputRef, TaskSpec, TaskStep
 
 API = "artmancer"
@@ -191,6 +192,22 @@ def smart_mask_task(body: models.SmartMaskRequest, image: InputRef) -> TaskSpec:
     inputs = {"mask_media_id": InputRef(base64=body.mask)} if body.mask is not None else {}
     step = TaskStep(provider_id=LOCAL, operation_id="smart_mask", settings=settings, inputs=inputs)
     return TaskSpec(api=API, steps=[step], source=image, client_ref={"endpoint": SMART_MASK})
+
+
+def check_smart_mask_fits(spec: TaskSpec, size: tuple[int, int] | None) -> None:
+    """Raise 400 `invalid_settings` (`details.fields`: `[{field, message}]`, the body's fields such as `bbox` or
+    `points.0`) when the smart mask's box or points fit no part of the image of `size` (W x H px, upright; None:
+    not known, any image) — the local operation's own rules (`providers.local.prompt_geometry`), checked before
+    anything is stored."""
+    problems = prompt_problems(spec.steps[0].settings, size)
+    if problems:
+        image = f"the {size[0]}x{size[1]} image" if size is not None else "any image"
+        raise AppError(
+            400,
+            "invalid_settings",
+            f"the box or points do not fit {image}: " + "; ".join(why for _, why in problems),
+            {"fields": [{"field": path.replace("/", "."), "message": why} for path, why in problems]},
+        )
 
 
 def extract_object_task(body: models.ExtractObjectRequest) -> TaskSpec:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from boothbridge.catalog import IMAGE, MEDIA_FIELD_SUFFIX, Catalog
 from boothbridge.errors import AppError
+from boothbridge.providers.local.prompt_geometry import prompt_problems
 from boothbridge.slots.guest import apply_override
 from boothbridge.slots.pipeline import UNPAIRED_SURROGATE, SlotUpdate, invalid_pipeline, step_path, structure_problems
 
@@ -131,24 +132,13 @@ def _settings_problems(catalog: Catalog, operation_id: str, settings: Any) -> li
 
 def geometry_problems(settings: Mapping[str, Any]) -> list[tuple[str, str]]:
     """(path, message) for the image coordinates (px) in schema-valid settings that fit no photo: a `bbox`
-    [x_min, y_min, x_max, y_max] without area or wholly at negative coordinates, a point of `points` /
+    [x_min, y_min, x_max, y_max] without area, or less than 1 px wide or high once clipped at 0 (e.g. wholly at
+    negative coordinates), a point of `points` /
     `background_points` [[x, y], ...] at a negative coordinate. Such a step could only fail on every photo (the
     `local` smart_mask's `settings_invalid`), so it is refused when saved. A box past the photo's far edge, or a
-    point beyond it, depends on the photo and is judged when it runs (a box is clipped to it; seed 002)."""
-    problems: list[tuple[str, str]] = []
-    box = settings.get("bbox")
-    if isinstance(box, list) and len(box) == 4 and all(isinstance(v, int | float) for v in box):
-        x0, y0, x1, y1 = box
-        if not (x1 > x0 and y1 > y0):
-            problems.append(("bbox", "bbox is [x_min, y_min, x_max, y_max] with x_min < x_max and y_min < y_max"))
-        elif x1 <= 0 or y1 <= 0:
-            problems.append(("bbox", "bbox lies wholly at negative coordinates, outside every photo"))
-    for name in ("points", "background_points"):
-        points = settings.get(name)
-        for index, point in enumerate(points if isinstance(points, list) else []):
-            if isinstance(point, list) and any(isinstance(v, int | float) and v < 0 for v in point):
-                problems.append((f"{name}/{index}", "a point's coordinates are photo pixels, 0 or more"))
-    return problems
+    point beyond it, depends on the photo and is judged when it runs (a box is clipped to it; seed 002). The rules
+    are the smart_mask's own, with the photo unknown (`providers.local.prompt_geometry`)."""
+    return prompt_problems(settings, None)
 
 
 def _check_finishing(finishing: Mapping[str, Any]) -> None:

@@ -22,18 +22,15 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from boothbridge.providers.local.matte import MAX_BLUR_PX, adjust_border, mask_to_l
+from boothbridge.providers.local.prompt_geometry import BoxF, Point, clip_box, prompt_problems
 
 WORK_SIDE = 224  # GrabCut's working copy, long side (px)
 ITERATIONS = 3  # GrabCut's iterations
 REFINE_SIDE = 1600  # the guided filter's working copy, long side (px)
-MAX_POINTS = 100  # per list (points, background_points)
 SEED_RADIUS = 0.015  # a point marks a disc of this fraction of the working copy's long side (at least 2 px)
 POINTS_REACH = 0.15  # points alone: the probable object is their box grown by this fraction of the long side
 PRIOR_BAND = 0.04  # a prior's uncertain band, each side of its 0.5 edge: this fraction of the long side
 SMALL_PART = 0.005  # islands and holes under this fraction of the working copy are removed / filled
-
-Point = tuple[float, float]
-BoxF = tuple[float, float, float, float]
 
 
 @dataclass(frozen=True)
@@ -55,51 +52,28 @@ class MaskPrompt:
         return self.bbox is not None or bool(self.points) or self.guidance is not None or self.prior is not None
 
 
-def _number(value: Any, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
-        raise ValueError(f"{what} must be a number")
-    return float(value)
-
-
 def parse_bbox(value: Any, size: tuple[int, int]) -> BoxF:
-    """A `bbox` setting [x_min, y_min, x_max, y_max] (photo px) clipped to the photo (a box drawn past the edge
-    means "to the edge"). Raises ValueError when it is malformed, has no area, or lies wholly outside."""
-    if not isinstance(value, list | tuple) or len(value) != 4:
-        raise ValueError("bbox must be [x_min, y_min, x_max, y_max]")
-    x0, y0, x1, y1 = (_number(v, "bbox's values") for v in value)
-    if x1 <= x0 or y1 <= y0:
-        raise ValueError("bbox must have x_max > x_min and y_max > y_min")
-    width, height = size
-    clipped = (max(x0, 0.0), max(y0, 0.0), min(x1, float(width)), min(y1, float(height)))
-    if clipped[2] - clipped[0] < 1 or clipped[3] - clipped[1] < 1:
-        raise ValueError(f"bbox lies outside the {width}x{height} photo")
-    return clipped
-
-
-def parse_points(value: Any, size: tuple[int, int], what: str) -> tuple[Point, ...]:
-    """A points setting [[x, y], ...] (photo px). A point outside the photo is refused, not moved: it is a
-    mistake (another photo's coordinates), and clipping would mark an edge pixel nobody chose."""
-    if not isinstance(value, list | tuple) or len(value) > MAX_POINTS:
-        raise ValueError(f"{what} must be a list of at most {MAX_POINTS} [x, y] pairs")
-    points = []
-    for item in value:
-        if not isinstance(item, list | tuple) or len(item) != 2:
-            raise ValueError(f"{what} must be a list of [x, y] pairs")
-        x, y = _number(item[0], f"{what}' coordinates"), _number(item[1], f"{what}' coordinates")
-        if not (0 <= x < size[0] and 0 <= y < size[1]):
-            raise ValueError(f"{what}: ({x:g}, {y:g}) lies outside the {size[0]}x{size[1]} photo")
-        points.append((x, y))
-    return tuple(points)
+    """A `bbox` setting [x_min, y_min, x_max, y_max] (photo px) clipped to the photo of `size` (W, H). Raises
+    ValueError when it does not fit it (`prompt_geometry.prompt_problems`)."""
+    problems = prompt_problems({"bbox": value}, size)
+    if problems:
+        raise ValueError(problems[0][1])
+    return clip_box(value, size)
 
 
 def parse_prompt(settings: Mapping[str, Any], size: tuple[int, int], guidance: Image.Image | None) -> MaskPrompt:
-    """The box and points of `settings` (see `parse_bbox`, `parse_points`) with the guidance mask, for a photo of
-    `size` (W, H). Raises ValueError for malformed values."""
+    """The box (clipped) and points of `settings` with the guidance mask, for a photo of `size` (W, H). Raises
+    ValueError, every problem in its message, when they are malformed or do not fit the photo
+    (`prompt_geometry.prompt_problems`: the same check ArtMancer's API and the slot rules make)."""
+    problems = prompt_problems(settings, size)
+    if problems:
+        raise ValueError("; ".join(why for _, why in problems))
     bbox = settings.get("bbox")
+    points, background = settings.get("points") or (), settings.get("background_points") or ()
     return MaskPrompt(
-        bbox=None if bbox is None else parse_bbox(bbox, size),
-        points=parse_points(settings.get("points") or [], size, "points"),
-        background_points=parse_points(settings.get("background_points") or [], size, "background_points"),
+        bbox=None if bbox is None else clip_box(bbox, size),
+        points=tuple((float(x), float(y)) for x, y in points),
+        background_points=tuple((float(x), float(y)) for x, y in background),
         guidance=None if guidance is None else mask_to_l(guidance),
     )
 
