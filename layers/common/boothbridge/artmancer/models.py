@@ -1,7 +1,9 @@
 """ArtMancer's request and response bodies (seed 002, "Models & Schemas" and each endpoint's JSON), field for field:
 the seed's names, ranges and defaults. Unknown fields are ignored (a FastAPI app's default, as ArtMancer's was);
 a value out of range, of the wrong type, or a missing required field is 400 `validation_error` (the house's
-answer to a bad body, `details.fields` naming each field).
+answer to a bad body, `details.fields` naming each field). Types are JSON's, strictly: a number is a JSON number
+(an integer field takes 5 or 5.0, not 5.5), never a numeric string such as "512" or a boolean; a boolean is
+true or false, never "true" or 1.
 
 Images are base64, plain or a `data:` URI (the seed says base64); their size is judged by the task engine's
 input cap (413 `input_too_large`), not here. Text that PostgreSQL cannot store (a NUL character, an unpaired
@@ -14,9 +16,10 @@ prompt built for the provider fits its 2000; `input_quality` defaults to "origin
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictFloat, model_validator
+from pydantic_core import PydanticCustomError
 
 from boothbridge.tasks.model import storable
 
@@ -28,6 +31,20 @@ MAX_NEGATIVE = 400
 MAX_LABEL = 200  # `angle`, `background_preset`
 MAX_CONDITIONAL = 8
 MAX_COORD = 100_000  # pixels: a box or point beyond any image the engine accepts
+
+
+def _json_integer(value: Any) -> Any:
+    """A JSON number stays for the integer check (5.0 passes as 5, 5.5 does not, as JSON Schema's `integer` and a
+    slot's settings); text ("512") and booleans (Python's bool is an int) are refused."""
+    if isinstance(value, str | bool):
+        raise PydanticCustomError("int_type", "Input should be a valid integer, a JSON number (not text or true/false)")
+    return value
+
+
+# Numbers as JSON gives them (seed 002's schemas say number/integer; slot settings are as strict): an int or a
+# float, never a numeric string or a boolean, which pydantic's lax mode would convert.
+Number = StrictFloat
+Integer = Annotated[int, BeforeValidator(_json_integer)]
 # The body fields that are text, not images: checked for what PostgreSQL cannot store (they are kept with the task).
 _TEXT_FIELDS = ("prompt", "negative_prompt", "angle", "background_preset", "image_id")
 
@@ -57,18 +74,18 @@ class GenerationRequest(_Body):
     reference_mask_R: str | None = Field(
         None, min_length=1, description="a mask of the object in reference_image (white: the object)"
     )
-    width: int | None = Field(None, ge=256, le=2048, description="output width (px): a final resize")
-    height: int | None = Field(None, ge=256, le=2048, description="output height (px): a final resize")
-    num_inference_steps: int = Field(10, ge=1, le=100)
-    guidance_scale: float = Field(1.0, ge=0.5, le=20)
-    true_cfg_scale: float = Field(4.0, ge=0.5, le=15)
+    width: Integer | None = Field(None, ge=256, le=2048, description="output width (px): a final resize")
+    height: Integer | None = Field(None, ge=256, le=2048, description="output height (px): a final resize")
+    num_inference_steps: Integer = Field(10, ge=1, le=100)
+    guidance_scale: Number = Field(1.0, ge=0.5, le=20)
+    true_cfg_scale: Number = Field(4.0, ge=0.5, le=15)
     negative_prompt: str | None = Field(None, max_length=MAX_NEGATIVE)
-    seed: int | None = Field(None, ge=0, le=2**63 - 1)
+    seed: Integer | None = Field(None, ge=0, le=2**63 - 1)
     task_type: TaskType
     angle: str | None = Field(None, max_length=MAX_LABEL)
     background_preset: str | None = Field(None, max_length=MAX_LABEL)
     input_quality: Literal["resized", "original"] = "original"
-    enable_flowmatch_scheduler: bool = False
+    enable_flowmatch_scheduler: StrictBool = False
 
 
 class SmartMaskRequest(_Body):
@@ -77,12 +94,12 @@ class SmartMaskRequest(_Body):
 
     image: str | None = Field(None, min_length=1)
     image_id: str | None = Field(None, min_length=1, max_length=100)
-    bbox: tuple[float, float, float, float] | None = Field(None, description="[x_min, y_min, x_max, y_max] (px)")
-    points: list[tuple[float, float]] | None = Field(None, min_length=1, max_length=100, description="[[x, y], ...]")
-    background_points: list[tuple[float, float]] | None = Field(None, min_length=1, max_length=100)
-    border_adjustment: int = Field(0, ge=-50, le=50)
-    use_blur: bool = False
-    auto_detect: bool = False
+    bbox: tuple[Number, Number, Number, Number] | None = Field(None, description="[x_min, y_min, x_max, y_max] (px)")
+    points: list[tuple[Number, Number]] | None = Field(None, min_length=1, max_length=100, description="[[x, y], ...]")
+    background_points: list[tuple[Number, Number]] | None = Field(None, min_length=1, max_length=100)
+    border_adjustment: Integer = Field(0, ge=-50, le=50)
+    use_blur: StrictBool = False
+    auto_detect: StrictBool = False
     mask: str | None = Field(None, min_length=1)
 
     @model_validator(mode="after")
@@ -107,9 +124,9 @@ class ExtractObjectRequest(_Body):
 
     image: str = Field(min_length=1)
     mask: str = Field(min_length=1)
-    border_adjustment: int = Field(0, ge=-50, le=50)
-    use_blur: bool = False
-    blur_radius: float = Field(3.0, ge=0, le=50)
+    border_adjustment: Integer = Field(0, ge=-50, le=50)
+    use_blur: StrictBool = False
+    blur_radius: Number = Field(3.0, ge=0, le=50)
 
 
 # ---- answers ---------------------------------------------------------------------------------------------------
