@@ -56,7 +56,8 @@ def view(**changes: Any) -> TaskView:
 def test_status_step_and_message(
     status: str, step_index: int, progress: float, phase: str, expected: tuple[str, int, str]
 ) -> None:
-    v = view(status=status, step_index=step_index, progress=progress, phase=phase)
+    started = None if (status, step_index) == ("queued", 0) else CREATED  # a worker took it (first claim)
+    v = view(status=status, step_index=step_index, progress=progress, phase=phase, started_at=started)
     body = results.status_body(v)
     assert (body["status"], body["current_step"], results.loading_message(v)) == expected
     assert body["total_steps"] == 2 and body["progress"] == progress and body["task_id"] == str(TASK_ID)

@@ -4,7 +4,8 @@ in, the seed's bodies out.
 Status (seed 1.3: queued, processing, done, error, cancelled) from the job's: `queued` before the first step
 starts, `processing` from then on (also between steps and before a retry), `done` (succeeded), `error` (failed),
 `cancelled`. `total_steps` is the task's pipeline steps; `current_step` 0 while queued, the step being worked on
-(1-based) while processing, the step it stopped in once failed or cancelled, `total_steps` once done. `progress`
+(1-based) while processing, the step it stopped in once failed or cancelled (0 when it ended before any worker
+took it: cancelled while still queued), `total_steps` once done. `progress`
 is the engine's (0..1: each step an equal share, `jobs.progress`), 1.0 once done.
 
 Which task an id may name: an ArtMancer task of the caller's operator (`TaskService.get` scopes by operator) made
@@ -58,10 +59,11 @@ def status_of(view: TaskView) -> str:
 
 
 def current_step(view: TaskView) -> int:
+    """The step the task is at, 1-based; 0 while queued, or once it ended without ever running (`started_at`)."""
     status = status_of(view)
     if status == "done":
         return view.step_count
-    if status == "queued":
+    if status == "queued" or (status in ("error", "cancelled") and view.started_at is None):
         return 0
     return min(view.step_index + 1, view.step_count)
 

@@ -174,6 +174,7 @@ class TaskView(BaseModel):
     deliveries: list[TaskDelivery]
     cost: float | None
     created_at: datetime
+    started_at: datetime | None = None  # when a worker first took it; None while it has never run
     finished_at: datetime | None
 
 

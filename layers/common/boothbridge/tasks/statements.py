@@ -35,7 +35,7 @@ INSERT_TASK = _sql(f"""
 # further outputs), and its deliveries.
 _TASK_COLUMNS = """
     j.id, j.api, j.client_ref, j.status, j.phase, j.step_index, j.operation_id, j.pipeline, j.error_code,
-    j.error_message, j.cost, j.created_at, j.finished_at, j.result_data,
+    j.error_message, j.cost, j.created_at, j.started_at, j.finished_at, j.result_data,
     (SELECT coalesce(jsonb_agg(jsonb_build_object('index', o.idx - 1, 'id', m.id, 'mime', m.mime,
                                                   'key', m.storage_key) ORDER BY o.idx), '[]')
      FROM jsonb_array_elements_text(

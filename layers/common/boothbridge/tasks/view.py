@@ -63,5 +63,6 @@ def task_view(row: Mapping[str, Any], base_url: str) -> TaskView:
         deliveries=deliveries,
         cost=float(row["cost"]) if row["cost"] is not None else None,
         created_at=row["created_at"],
+        started_at=row["started_at"],
         finished_at=row["finished_at"],
     )
