@@ -5,7 +5,6 @@ person, her helmet included)."""
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +42,9 @@ def png(img: Image.Image) -> ImageInput:
     return ImageInput(data=buf.getvalue(), mime="image/png")
 
 
-async def run(settings: dict[str, Any], media: dict[str, ImageInput] | None = None) -> Image.Image:
+async def run(
+    settings: dict[str, Any], media: dict[str, ImageInput] | None = None, provider: LocalProvider | None = None
+) -> Image.Image:
     request = ProviderRequest(
         job_id="job-1",
         attempt=1,
@@ -52,7 +53,7 @@ async def run(settings: dict[str, Any], media: dict[str, ImageInput] | None = No
         source=png(astronaut()),
         media=media or {},
     )
-    result = await LocalProvider().run(request)
+    result = await (provider or LocalProvider()).run(request)
     assert result.image.mime == "image/png"
     out = Image.open(io.BytesIO(result.image.data))
     assert out.size == (512, 512)
@@ -169,24 +170,16 @@ def test_fastsam_prompts_as_ultralytics_documents_them() -> None:
     assert fastsam.prompt_kwargs(prompt) == {"bboxes": [[1, 2, 30, 41]], "points": [[5, 6], [7, 8]], "labels": [1, 0]}
 
 
-@pytest.fixture
-def fastsam_weights() -> Iterator[None]:
-    yield
-    mask_ops.configure(None)
-
-
-async def test_fastsam_weights_that_are_not_there_fail_clearly(fastsam_weights: None, tmp_path: Path) -> None:
-    mask_ops.configure(tmp_path / "FastSAM-s.pt")
+async def test_fastsam_weights_that_are_not_there_fail_clearly(tmp_path: Path) -> None:
     with pytest.raises(ProviderError) as caught:
-        await run({"bbox": PERSON_BOX})
+        await run({"bbox": PERSON_BOX}, provider=LocalProvider(fastsam_weights=tmp_path / "FastSAM-s.pt"))
     assert caught.value.code == "backend_unavailable" and not caught.value.retryable
 
 
 @pytest.mark.skipif(fastsam.ultralytics_installed(), reason="ultralytics is installed here")
-async def test_fastsam_without_ultralytics_fails_clearly(fastsam_weights: None, tmp_path: Path) -> None:
+async def test_fastsam_without_ultralytics_fails_clearly(tmp_path: Path) -> None:
     weights = tmp_path / "FastSAM-s.pt"
     weights.write_bytes(b"weights")
-    mask_ops.configure(weights)
     with pytest.raises(ProviderError) as caught:
-        await run({"bbox": PERSON_BOX})
+        await run({"bbox": PERSON_BOX}, provider=LocalProvider(fastsam_weights=weights))
     assert caught.value.code == "backend_unavailable" and "ultralytics" in caught.value.message

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
@@ -108,6 +109,7 @@ def _resize_plan(request: ProviderRequest, data: bytes) -> local_ops.Plan | None
         return None
 
 
+# The operations that need no configuration; `LocalProvider` adds the configured ones (`mask_ops.operations`).
 _OPERATIONS: dict[str, Operation] = {
     "reframe": _reframe,
     "frame": _frame,
@@ -116,7 +118,6 @@ _OPERATIONS: dict[str, Operation] = {
     "resize": _resize,
     "extract_object": _extract_object,
     **person_ops.OPERATIONS,
-    **mask_ops.OPERATIONS,
 }
 # The named images an operation cannot run without, each with the message of its `template_missing` error.
 REQUIRED_MEDIA: dict[str, tuple[str, str]] = {
@@ -181,6 +182,9 @@ class LocalProvider:
 
     Besides the errors named in the catalog contract (`operation_unsupported`, `template_missing`,
     `image_undecodable`), settings that the operations reject raise `settings_invalid`; all are final.
+
+    `fastsam_weights`: the FastSAM checkpoint smart_mask uses (None: GrabCut; `mask_ops.MaskOptions`), fixed when
+    the provider is built (`build`).
     """
 
     id = "local"
@@ -188,9 +192,14 @@ class LocalProvider:
     # first to find out (see `jobs.runner`).
     decodes_input = True
 
+    def __init__(self, *, fastsam_weights: Path | None = None) -> None:
+        self.fastsam_weights = fastsam_weights
+        options = mask_ops.MaskOptions(fastsam_weights=fastsam_weights)
+        self._operations: dict[str, Operation] = {**_OPERATIONS, **mask_ops.operations(options)}
+
     async def run(self, request: ProviderRequest) -> ProviderResult:
         """Perform `request.operation_id` on the source photo and return the encoded result."""
-        operation = _OPERATIONS.get(request.operation_id)
+        operation = self._operations.get(request.operation_id)
         if operation is None:
             raise ProviderError(
                 "operation_unsupported",
@@ -211,6 +220,5 @@ class LocalProvider:
 
 def build(settings: Settings, catalog: Catalog) -> LocalProvider:
     """The declaration's factory (called with the settings and the catalog, as every provider's): the local
-    provider needs neither, but for smart_mask's optional FastSAM checkpoint."""
-    mask_ops.configure(settings.fastsam_weights)
-    return LocalProvider()
+    provider needs neither, but for smart_mask's optional FastSAM checkpoint (`settings.fastsam_weights`)."""
+    return LocalProvider(fastsam_weights=settings.fastsam_weights)

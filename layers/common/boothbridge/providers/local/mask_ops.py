@@ -2,12 +2,15 @@
 
 `smart_mask` (seed 002 §2.1; `smart_mask.py`, optionally `fastsam.py`) answers a grey mask the photo's size (PNG,
 white = object); `face_crop` (`faces.py`) a crop around every face. The adapter (`providers.local.adapter`) merges
-`OPERATIONS`, `PNG_ONLY` and `REQUIRED_MEDIA`; its `build` calls `configure` with the settings.
+`operations(options)`, `PNG_ONLY` and `REQUIRED_MEDIA`: each `LocalProvider` builds its own table from its own
+`MaskOptions` (the composition root's settings, passed to its constructor), so two providers in one process each
+run as configured.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,14 +34,13 @@ AUTO_SIDE = 512  # auto_detect looks for people / salient regions on a copy of t
 PERSON_SHARE = 0.02  # auto_detect: a person is there when this share of the photo is more likely person than not
 CENTRAL_MARGIN = 0.1  # auto_detect with neither a person nor a salient region: the photo less this margin
 
-_fastsam_weights: Path | None = None
 
+@dataclass(frozen=True)
+class MaskOptions:
+    """How a provider's `smart_mask` runs. `fastsam_weights`: the FastSAM checkpoint (a `.pt` file; settings
+    `fastsam_weights`, FASTSAM_WEIGHTS), None for GrabCut (`fastsam.choose_backend`)."""
 
-def configure(fastsam_weights: Path | None) -> None:
-    """Set the FastSAM checkpoint `smart_mask` uses (settings `fastsam_weights`; None: GrabCut). Called by the
-    adapter's `build` once per process (one deployment has one setting)."""
-    global _fastsam_weights
-    _fastsam_weights = fastsam_weights
+    fastsam_weights: Path | None = None
 
 
 def _auto_detect(photo: Image.Image, prompt: MaskPrompt) -> MaskPrompt:
@@ -92,7 +94,7 @@ def _fastsam(photo: Image.Image, prompt: MaskPrompt, weights: Path) -> Image.Ima
     return Image.fromarray((found * 255 + 0.5).astype(np.uint8), "L")
 
 
-def _smart_mask(photo: Image.Image, request: ProviderRequest) -> Image.Image:
+def _smart_mask(photo: Image.Image, request: ProviderRequest, *, options: MaskOptions) -> Image.Image:
     from boothbridge.providers.local import fastsam
     from boothbridge.providers.local.smart_mask import finish, parse_prompt, smart_mask
 
@@ -105,7 +107,7 @@ def _smart_mask(photo: Image.Image, request: ProviderRequest) -> Image.Image:
         raise ValueError("smart_mask needs a bbox, points, a guidance mask (mask_media_id) or auto_detect")
     border = int(s.get("border_adjustment", 0))
     blur = float(s.get("blur_radius", DEFAULT_BLUR_RADIUS)) if bool(s.get("use_blur", False)) else 0.0
-    weights = _fastsam_weights
+    weights = options.fastsam_weights
     try:
         backend = fastsam.choose_backend(
             weights,
@@ -130,7 +132,11 @@ def _face_crop(photo: Image.Image, request: ProviderRequest) -> Image.Image:
     )
 
 
-OPERATIONS: dict[str, Operation] = {"smart_mask": _smart_mask, "face_crop": _face_crop}
+def operations(options: MaskOptions) -> dict[str, Operation]:
+    """The operations of this module as a provider configured with `options` runs them."""
+    return {"smart_mask": partial(_smart_mask, options=options), "face_crop": _face_crop}
+
+
 # Operations whose result is always a PNG (they make transparency or a mask), whatever the `output` setting.
 PNG_ONLY: frozenset[str] = frozenset({"smart_mask"})
 # operation -> (the named image it cannot run without, the message of its `template_missing` error)
