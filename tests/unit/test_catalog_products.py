@@ -61,3 +61,22 @@ def test_an_unknown_output_refuses_the_catalog() -> None:
 def test_an_unknown_operation_is_a_key_error() -> None:
     with pytest.raises(KeyError):
         CATALOG.produces("fal", "nope")
+
+
+def _with_schema(schema: dict[str, Any]) -> Catalog:
+    ingest = {"max_parallel_jobs": 1, "timeout_sec": 10, "allowed_mime": ["image/png"], "max_file_size_mb": 1}
+    return Catalog.parse(
+        {
+            "providers": [{"id": "a", "title": "A", "ingest": ingest, "operations": ["op"]}],
+            "operations": {"op": {"title": "Op", "settings_schema": schema, "provider_overrides": {}}},
+        }
+    )
+
+
+@pytest.mark.parametrize("schema", [{"type": 5}, {"type": "object", "properties": {"x": {"minimum": "low"}}}])
+def test_an_invalid_settings_schema_refuses_the_catalog_every_time(schema: dict[str, Any]) -> None:
+    # Valid schemas are checked once per process (Catalog.parse remembers them); an invalid one is never remembered.
+    for _ in range(2):
+        with pytest.raises(CatalogError, match="invalid settings_schema"):
+            _with_schema(schema)
+    _with_schema({"type": "object", "properties": {"x": {"minimum": 1}}})  # a valid neighbour still parses
