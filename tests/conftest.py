@@ -15,6 +15,7 @@ import httpx
 import psycopg
 import pytest
 from argon2 import PasswordHasher, profiles
+from PIL import Image
 
 from boothbridge.accounts import auth
 from boothbridge.bootstrap import Container, build_container
@@ -48,6 +49,17 @@ def cheap_password_hashing() -> Iterator[None]:
         auth._dummy_hash.cache_clear()
         yield
     auth._dummy_hash.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def pillow_pixel_limit() -> Iterator[None]:
+    """Pillow's decompression-bomb limit as it was before the test. A container sets it process-wide from its
+    settings (`images.boundary.use_pixel_limit`), so a test whose settings lower `max_image_pixels` would otherwise
+    make Pillow refuse a later test's camera-sized image in the same worker (seen: a 12 MP JPEG refused after a test
+    with a 1 MP limit)."""
+    before = Image.MAX_IMAGE_PIXELS
+    yield
+    Image.MAX_IMAGE_PIXELS = before
 
 
 @pytest.fixture(scope="session")
