@@ -395,7 +395,7 @@ def _record_waits(provider: TurbotextProvider, monkeypatch: pytest.MonkeyPatch) 
 
 
 def _tries_in(message: str) -> int:
-    found = re.search(r"\((\d+) download tr(?:y|ies) in [\d.]+ s\)", message)
+    found = re.search(r"\((\d+) download tr(?:y|ies) in [\d.]+ s[;)]", message)
     assert found, message
     return int(found.group(1))
 
@@ -494,6 +494,31 @@ async def test_a_link_that_never_serves_fails_without_extra_generations(
         assert "HTTP 404" in error["message"]
         tries = _tries_in(error["message"])
         assert tries >= 2 and tries == turbotext.download_tries(entry)
+
+
+async def test_a_last_try_cut_off_by_the_window_still_names_what_the_earlier_tries_got(
+    live: httpx.AsyncClient,
+    settings: Settings,
+    container: Container,
+    turbotext: FakeTurbotext,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Two quick 404s, then a link that hangs past the download window: the last try times out, and the job's error
+    # must still say what the link answered before (it said only "timed out" when the window ended mid-try).
+    _polling_only(container, monkeypatch)
+    _short_downloads(_turbotext_of(container), window_sec=1.5)  # room for the two 404s on a loaded machine
+    hang = LinkFault(404, b"late", delay_sec=5.0)
+    turbotext.link_faults, turbotext.link_faults_forever = [not_found(), not_found(), hang], True
+    password, _ = await _setup(live, settings, "change_image", {"prompt": "x"})
+
+    r = await post_photo(live, "slot-001", jpeg(320, 240), password)
+
+    assert r.status_code == 502, r.text
+    job = await _job(container, r.headers["x-job-id"])
+    for error in job.attempt_errors:
+        assert error["code"] == "result_download_failed"
+        assert error["message"].startswith("the result download timed out (3 download tries in "), error["message"]
+        assert error["message"].endswith("; earlier: the result image answered HTTP 404)"), error["message"]
 
 
 async def test_a_callbacks_download_is_bounded_by_the_jobs_deadline(

@@ -95,8 +95,12 @@ class ResultFetcher:
         def stop(state: RetryCallState) -> bool:  # `upcoming_sleep` is the wait just chosen
             return time.monotonic() + state.upcoming_sleep + self.min_try_sec > deadline
 
+        earlier: list[str] = []  # what each failed try said, for the final message
+
         def before_sleep(state: RetryCallState) -> None:
             fault = state.outcome.exception() if state.outcome is not None else None
+            if isinstance(fault, _NotReady):
+                earlier.append(fault.message)
             log.info(
                 "%s: result download try %d failed (%s), next in %.2f s",
                 self.provider,
@@ -118,10 +122,13 @@ class ResultFetcher:
             data: bytes = await retrying(self._once, url, deadline, identify, what)
         except _NotReady as fault:
             tries = retrying.statistics.get("attempt_number", 1)
+            # The last try may fail otherwise than the rest (cut off by the deadline while the link kept answering
+            # 404): the operator sees both.
+            before = [message for message in dict.fromkeys(earlier) if message != fault.message]
             raise ProviderError(
                 fault.code,
                 f"{fault.message} ({tries} download {'try' if tries == 1 else 'tries'}"
-                f" in {time.monotonic() - started:.1f} s)",
+                f" in {time.monotonic() - started:.1f} s" + (f"; earlier: {'; '.join(before)})" if before else ")"),
                 retryable=True,
             ) from None
         mime = identify(data)
