@@ -17,7 +17,6 @@ import stays light.
 import asyncio
 import base64
 import os
-import uuid
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +26,7 @@ from fastapi.responses import Response
 from boothbridge.artmancer import mapping, models, results
 from boothbridge.errors import AppError
 from boothbridge.http.openapi import BODY, errors, merge
-from boothbridge.tasks.model import INPUT_ERRORS
+from boothbridge.tasks.model import INPUT_ERRORS, parse_task_id, task_not_found
 from functions.api_v1.deps import KEY_AUTH, ClientDep, ContainerDep, task_service
 
 if TYPE_CHECKING:
@@ -83,15 +82,11 @@ async def caller_task(
     c: "Container", client: "MachineClient", task_id: str, endpoints: tuple[str, ...] = (mapping.GENERATE,)
 ) -> "TaskView":
     """The caller's ArtMancer task of one of `endpoints`; 404 `task_not_found` otherwise."""
-    try:
-        parsed = uuid.UUID(task_id)
-    except ValueError:
-        raise results.task_not_found(task_id) from None
-    try:
-        view = await (await _service(c)).get(client, parsed)
+    try:  # a malformed id, an unknown task and another operator's: one 404, naming the id as the caller gave it
+        view = await (await _service(c)).get(client, parse_task_id(task_id))
     except AppError as err:
         if err.status == 404:
-            raise results.task_not_found(task_id) from None
+            raise task_not_found(task_id) from None
         raise
     return results.checked(view, task_id, endpoints)
 

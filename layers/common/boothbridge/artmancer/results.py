@@ -21,7 +21,7 @@ from typing import Any
 
 from boothbridge.artmancer.mapping import API
 from boothbridge.errors import AppError
-from boothbridge.tasks.model import TaskView
+from boothbridge.tasks.model import TaskView, task_not_found
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 _STATUS = {"succeeded": "done", "failed": "error", "cancelled": "cancelled"}
@@ -33,10 +33,6 @@ _RUNNING = {
     "smart_mask": "Finding the object...",
     "extract_object": "Extracting the object...",
 }
-
-
-def task_not_found(task_id: str) -> AppError:
-    return AppError(404, "task_not_found", "no such task", {"task_id": task_id[:100]})
 
 
 def checked(view: TaskView | None, task_id: str, endpoints: tuple[str, ...]) -> TaskView:
