@@ -29,7 +29,6 @@ from boothbridge.settings import Settings
 
 DEFAULT_FORMAT = "jpeg"
 DEFAULT_QUALITY = 92
-DEFAULT_BLUR_RADIUS = 3.0  # extract_object's feathering (px) when use_blur is set without blur_radius
 # Operations whose result is always a PNG, whatever the `output` setting: they make transparency.
 PNG_ONLY = frozenset({"extract_object"}) | person_ops.PNG_ONLY | mask_ops.PNG_ONLY
 
@@ -69,7 +68,7 @@ def _overlay(photo: Image.Image, request: ProviderRequest) -> Image.Image:
 def _extract_object(photo: Image.Image, request: ProviderRequest) -> Image.Image:
     s = request.settings
     mask = decode_input(request.media["mask_media_id"], what="mask image")
-    blur = float(s.get("blur_radius", DEFAULT_BLUR_RADIUS)) if bool(s.get("use_blur", False)) else 0.0
+    blur = local_matte.feather_radius(s)
     return local_matte.extract_object(photo, mask, int(s.get("border_adjustment", 0)), blur)
 
 

@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from boothbridge.images.codec import to_rgb_or_rgba
-from boothbridge.providers.local import vision_models
+from boothbridge.providers.local import ops, vision_models
 from boothbridge.providers.local.ops import NAMED_RATIOS, parse_color, parse_ratio
 
 # Long side (px) of the reduced copy faces are detected on: the detectors themselves see 128 or 192 px.
@@ -115,11 +115,7 @@ def detect_face_boxes(photo: Image.Image, min_score: float = 0.5) -> list[Box]:
     """Every face in `photo` (any mode and size) as boxes in its pixels. Both MediaPipe models run on a copy
     reduced to DETECT_SIDE: the short-range one (faces near the camera, as at a booth) and the full-range one
     (smaller faces, e.g. a group); a face both find is kept once."""
-    scale = min(1.0, DETECT_SIDE / max(photo.size))
-    reduced = photo.convert("RGB")
-    if scale < 1:
-        size = (max(1, round(photo.width * scale)), max(1, round(photo.height * scale)))
-        reduced = reduced.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    reduced = ops.reduced(photo.convert("RGB"), DETECT_SIDE)
     rgb = np.asarray(reduced)
     sx, sy = photo.width / reduced.width, photo.height / reduced.height
     found: list[Box] = []

@@ -18,9 +18,10 @@ import numpy as np
 from PIL import Image
 
 from boothbridge.providers.base import ProviderError, ProviderRequest
-from boothbridge.providers.local import vision_models
+from boothbridge.providers.local import ops, vision_models
 from boothbridge.providers.local.faces import face_crop
 from boothbridge.providers.local.inputs import Operation, decode_input
+from boothbridge.providers.local.matte import feather_radius
 
 if TYPE_CHECKING:
     from boothbridge.providers.local.smart_mask import MaskPrompt
@@ -29,7 +30,6 @@ if TYPE_CHECKING:
 # builds the local provider (bootstrap.build_providers), and only the worker's image has OpenCV (infra/README.md,
 # "The worker image").
 
-DEFAULT_BLUR_RADIUS = 3.0  # the feathering (px) when use_blur is set without blur_radius, as extract_object's
 AUTO_SIDE = 512  # auto_detect looks for people / salient regions on a copy of this long side (px)
 PERSON_SHARE = 0.02  # auto_detect: a person is there when this share of the photo is more likely person than not
 CENTRAL_MARGIN = 0.1  # auto_detect with neither a person nor a salient region: the photo less this margin
@@ -46,11 +46,7 @@ class MaskOptions:
 def _auto_detect(photo: Image.Image, prompt: MaskPrompt) -> MaskPrompt:
     """`prompt` with the main object added: people first (the person model's probability as GrabCut's probable
     object, within any box), else, without a box, the salient region's box (else the photo's centre)."""
-    scale = min(1.0, AUTO_SIDE / max(photo.size))
-    reduced = photo.convert("RGB")
-    if scale < 1:
-        size = (max(1, round(photo.width * scale)), max(1, round(photo.height * scale)))
-        reduced = reduced.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+    reduced = ops.reduced(photo.convert("RGB"), AUTO_SIDE)
     rgb = np.asarray(reduced)
     from boothbridge.providers.local.smart_mask import salient_box
 
@@ -106,7 +102,7 @@ def _smart_mask(photo: Image.Image, request: ProviderRequest, *, options: MaskOp
     if not (prompt.says_where() or auto):
         raise ValueError("smart_mask needs a bbox, points, a guidance mask (mask_media_id) or auto_detect")
     border = int(s.get("border_adjustment", 0))
-    blur = float(s.get("blur_radius", DEFAULT_BLUR_RADIUS)) if bool(s.get("use_blur", False)) else 0.0
+    blur = feather_radius(s)
     weights = options.fastsam_weights
     try:
         backend = fastsam.choose_backend(

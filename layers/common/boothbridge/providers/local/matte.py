@@ -7,7 +7,8 @@ e.g. 5) and `use_blur` (a feathered edge).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from PIL import Image, ImageChops, ImageFilter
 
@@ -15,9 +16,17 @@ from boothbridge.images.codec import to_rgb_or_rgba
 
 MAX_BORDER_PX = 50
 MAX_BLUR_PX = 50.0
+DEFAULT_BLUR_RADIUS = 3.0  # px: the feathering when `use_blur` is set without `blur_radius`
 _SIXTEEN_BIT = ("I", "I;16", "I;16B", "I;16L", "I;16N")
 
 _Combine = Callable[[Image.Image, Image.Image], Image.Image]
+
+
+def feather_radius(settings: Mapping[str, Any]) -> float:
+    """The edge feathering (Gaussian radius, px) seed 002's mask options ask for: `blur_radius` (default
+    DEFAULT_BLUR_RADIUS) when `use_blur` is set, else 0 — as `extract_object` and `smart_mask` take them. Raises
+    ValueError/TypeError for a radius that is not a number (the range is checked where it is applied)."""
+    return float(settings.get("blur_radius", DEFAULT_BLUR_RADIUS)) if bool(settings.get("use_blur", False)) else 0.0
 
 
 def mask_to_l(mask: Image.Image) -> Image.Image:

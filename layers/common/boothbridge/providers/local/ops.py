@@ -49,6 +49,17 @@ def _centre_crop(img: Image.Image, width: int, height: int) -> Image.Image:
     return img.crop((left, top, left + width, top + height))
 
 
+def reduced(img: Image.Image, long_side: int) -> Image.Image:
+    """`img` reduced so its long side is at most `long_side` px (never enlarged; `img` itself when it already
+    fits): the working copy the vision operations analyse. A reducing resize (box-reduce by an integer factor
+    first, then bilinear) reads a 24 MP photo once."""
+    scale = long_side / max(img.size)
+    if scale >= 1:
+        return img
+    size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+    return img.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+
+
 @dataclass(frozen=True)
 class Plan:
     """A geometric operation as its two steps: LANCZOS-resample the whole image to `resample` (None: keep it),

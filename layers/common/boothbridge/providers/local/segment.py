@@ -25,6 +25,7 @@ from PIL import Image, ImageChops
 from boothbridge.images.codec import to_rgb_or_rgba
 from boothbridge.providers.local import vision_models
 from boothbridge.providers.local.matte import MAX_BORDER_PX, adjust_border
+from boothbridge.providers.local.ops import reduced
 
 # px, the working copy's long side: the guided filter's resolution, and what the model is given (MediaPipe resamples
 # it to 256x256 itself; given a smaller copy, e.g. 512 px, it found the astronaut on a 3:2 canvas less well).
@@ -67,16 +68,6 @@ class MatteOptions:
             raise ValueError(f"border_adjustment must be between -{MAX_BORDER_PX} and {MAX_BORDER_PX} pixels")
 
 
-def _reduced(img: Image.Image, long_side: int) -> Image.Image:
-    """`img` reduced so its long side is at most `long_side` (never enlarged); a reducing resize (box-reduce by
-    an integer factor first, then bilinear) reads a 24 MP photo once."""
-    scale = long_side / max(img.size)
-    if scale >= 1:
-        return img
-    size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
-    return img.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
-
-
 def refine(probability: np.ndarray, guide: np.ndarray) -> np.ndarray:
     """Fit a coarse person probability to the edges of `guide`: float32 HxW 0..1 (any size; resized to the
     guide's) and uint8 HxWx3 → alpha float32 HxW 0..1, exactly 0 on clear background and 1 on the clear person."""
@@ -106,7 +97,7 @@ def person_matte(photo: Image.Image, options: MatteOptions | None = None) -> Ima
     if any, is not applied here (see `remove_background`)."""
     options = options or MatteOptions()
     rgb = photo if photo.mode == "RGB" else to_rgb_or_rgba(photo).convert("RGB")
-    work = np.asarray(_reduced(rgb, WORK_SIDE))
+    work = np.asarray(reduced(rgb, WORK_SIDE))
     factor = max(photo.size) / max(work.shape[:2])  # output pixels per working pixel (1: a small photo)
     if options.require_face and not has_face(work):
         return Image.new("L", photo.size, 0)

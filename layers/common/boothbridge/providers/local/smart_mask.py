@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from boothbridge.providers.local.matte import MAX_BLUR_PX, adjust_border, mask_to_l
+from boothbridge.providers.local.ops import reduced
 from boothbridge.providers.local.prompt_geometry import BoxF, Point, clip_box, prompt_problems
 
 WORK_SIDE = 224  # GrabCut's working copy, long side (px)
@@ -96,14 +97,6 @@ def salient_box(rgb: np.ndarray) -> BoxF | None:
     x, y, w, h = (int(v) for v in stats[best, :4])
     gx, gy = w * 0.1, h * 0.1
     return max(0.0, x - gx), max(0.0, y - gy), min(float(width), x + w + gx), min(float(height), y + h + gy)
-
-
-def _reduced(img: Image.Image, side: int) -> Image.Image:
-    scale = side / max(img.size)
-    if scale >= 1:
-        return img
-    size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
-    return img.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
 
 
 def initial_labels(size: tuple[int, int], prompt: MaskPrompt, scale: float) -> np.ndarray:
@@ -222,8 +215,8 @@ def smart_mask(photo: Image.Image, prompt: MaskPrompt, border_px: int = 0, blur_
     if not 0 <= blur_px <= MAX_BLUR_PX:
         raise ValueError(f"blur_radius must be between 0 and {MAX_BLUR_PX:g} pixels")
     rgb = photo.convert("RGB")
-    mid = _reduced(rgb, REFINE_SIDE)
-    small = _reduced(mid, WORK_SIDE)
+    mid = reduced(rgb, REFINE_SIDE)
+    small = reduced(mid, WORK_SIDE)
     labels = initial_labels(small.size, prompt, small.width / photo.width)
     found = grabcut(np.asarray(small), labels)
     radius = max(2, round(2 * mid.width / small.width))
