@@ -84,4 +84,5 @@ async def task_service(c: "Container") -> "TaskService":
         dispatcher=c.dispatcher,
         hub=c.hub,
         result_ttl_sec=values.result_ttl_sec,
+        queue=c.queue,
     )

@@ -177,3 +177,46 @@ async def test_extract_object_errors(client: httpx.AsyncClient, container: Conta
     r = await client.post("/api/image-utils/extract-object", json={"image": b64(scene()), "mask": "x"}, headers={})
     assert r.status_code == 401
     assert await stored_counts(container) == before
+
+
+@pytest.mark.parametrize("settings_overrides", [{"artmancer_wait_sec": 1.5}], indirect=True)
+async def test_a_waiting_request_is_woken_by_the_ending_and_does_not_poll(
+    client: httpx.AsyncClient, container: Container, key: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The wait is a booth's (`jobs.waiting`): the task is read as submitted (which checks it is the caller's),
+    then once more when it ends or at the deadline, not every 0.25 s: a held request that runs out of time is read
+    twice; one released half-way through also once more to fetch its output (`TaskService.output`)."""
+    from boothbridge.tasks.service import TaskService
+
+    reads = 0
+    original_get = TaskService.get
+
+    async def counted(self: TaskService, *args: Any, **kwargs: Any) -> Any:
+        nonlocal reads
+        reads += 1
+        return await original_get(self, *args, **kwargs)
+
+    monkeypatch.setattr(TaskService, "get", counted)
+    local = container.providers["local"]
+    original_run, release = local.run, asyncio.Event()
+
+    async def held(request: Any) -> Any:
+        await release.wait()
+        return await original_run(request)
+
+    monkeypatch.setattr(local, "run", held)
+    try:
+        r = await client.post("/api/smart-mask", json={"image": b64(scene()), "auto_detect": True}, headers=key)
+        assert r.status_code == 504, r.text
+        assert reads == 2
+        reads = 0
+        asyncio.get_running_loop().call_later(0.6, release.set)
+        started = asyncio.get_running_loop().time()
+        r = await client.post("/api/smart-mask", json={"image": b64(scene()), "bbox": [40, 30, 80, 60]}, headers=key)
+        assert r.status_code == 200, r.text
+        assert r.json()["success"] is True
+        assert reads == 3
+        # It answered on the ending, well before the 1.5 s wait ran out (a generous bound: no timing precision).
+        assert asyncio.get_running_loop().time() - started < 1.45
+    finally:
+        release.set()

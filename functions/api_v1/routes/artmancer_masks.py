@@ -43,7 +43,7 @@ async def _run(
     """Submit `spec`, wait for it, and return the task and its primary output's bytes (errors: module docstring)."""
     view = await submit(c, client, spec, fields)
     service = await _service(c)
-    view = await service.wait(client, view.id, c.settings.artmancer_wait_sec)
+    view = await service.wait(client, view.id, c.settings.artmancer_wait_sec, current=view)
     request_id = str(view.id)
     if view.status == "succeeded" and view.outputs:
         data, _mime = await service.output(client, view.id, 0)

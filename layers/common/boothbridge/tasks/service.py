@@ -29,6 +29,7 @@ from boothbridge.errors import AppError
 from boothbridge.jobs.cancel import cancel_job
 from boothbridge.jobs.dispatch import JobDispatcher
 from boothbridge.jobs.notifications import NotificationHub
+from boothbridge.jobs.queue import JobQueue
 from boothbridge.jobs.statements import CANCEL_TASK
 from boothbridge.jobs.status import JobStatus
 from boothbridge.media.service import MediaExpired, MediaNotFound, MediaService
@@ -47,7 +48,8 @@ if TYPE_CHECKING:
 
 MAX_PAGE_SIZE = 100
 INPUT_GRACE = timedelta(minutes=5)  # an input outlives its task's deadline by this much at least
-# A waiter's re-read period: the hub wakes it when the task ends here or by NOTIFY; this covers a missed one.
+# The SSE stream's re-read period (`watch`): the hub announces only endings, not step or phase changes. Also how
+# often `wait` re-reads in a process without a LISTEN hub.
 WAIT_POLL_SEC = 0.25
 
 
@@ -66,6 +68,7 @@ class TaskService:
         dispatcher: JobDispatcher,
         hub: NotificationHub | None,
         result_ttl_sec: int,
+        queue: JobQueue | None = None,
     ) -> None:
         self.settings = settings
         self.pool = pool
@@ -76,6 +79,7 @@ class TaskService:
         self.dispatcher = dispatcher
         self.hub = hub
         self.result_ttl_sec = result_ttl_sec
+        self.queue = queue  # `wait` waits as a booth's ingest does (jobs.waiting) when there is a hub too
 
     # ---- submit --------------------------------------------------------------------------------------
 
@@ -237,8 +241,23 @@ class TaskService:
                     async with asyncio.timeout(poll_sec):
                         await woken.wait()
 
-    async def wait(self, client: MachineClient, task_id: uuid.UUID, timeout_sec: float) -> TaskView:
-        """The caller's task once it ended, or as it stands after `timeout_sec` (woken by the hub; see `watch`)."""
+    async def wait(
+        self, client: MachineClient, task_id: uuid.UUID, timeout_sec: float, *, current: TaskView | None = None
+    ) -> TaskView:
+        """The caller's task once it ended, or as it stands after `timeout_sec`. 404 `task_not_found` from the first
+        read, which checks that the task is the caller's; `current`, the task as the caller has just read it
+        (submitted it), stands for that read. The wait itself is a booth's (`jobs.waiting`): woken by the hub when
+        the task ends, here or by NOTIFY, with the hub's slow fallback poll and database blips ridden out; then one
+        read gives the view. Without a hub or a queue, the task is re-read every WAIT_POLL_SEC."""
+        if self.hub is not None and self.queue is not None:
+            from boothbridge.jobs.waiting import wait_for_job_end
+
+            deadline = time.monotonic() + timeout_sec
+            view = current if current is not None and current.id == task_id else await self.get(client, task_id)
+            if view.status not in JobStatus.TERMINAL:
+                await wait_for_job_end(self.queue, self.hub, task_id, deadline, self.settings.fallback_poll_sec)
+                view = await self.get(client, task_id)
+            return view
         last: TaskView | None = None
         async for view in self.watch(client, task_id, poll_sec=WAIT_POLL_SEC, max_sec=timeout_sec):
             last = view
