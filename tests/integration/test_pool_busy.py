@@ -180,3 +180,39 @@ async def test_a_booth_meeting_a_busy_pool_gets_503_busy_and_its_log_row_is_writ
     async with await psycopg.AsyncConnection.connect(settings.database_url, autocommit=True) as conn:
         rows = await (await conn.execute("SELECT http_status, error_code FROM processing_log")).fetchall()
     assert rows == [(503, "busy")]
+
+
+async def test_a_burst_on_a_saturated_event_loop_is_busy_never_the_database_down(
+    database_url: str, short_bounds: None
+) -> None:
+    """The field fault (bench.big_waiters: 200 booths posting 8.6 MB photos at once were told 503
+    `database_unavailable` although the database answered): under a burst each connection given back goes to
+    the next caller in the pool's queue, and is counted held again only once that caller runs; on an event loop
+    kept busy, a look can find every connection in transit (held by nobody, none idle). The pool handing
+    connections out is busy, not down: every statement of the burst succeeds, nothing is counted as an outage."""
+    db = RawDb(database_url, 1, retry_window_sec=0.02, timeout_sec=0.05)
+    await db.open()
+    original_putconn = db.pool.putconn
+
+    async def slow_return(conn: Any) -> None:
+        # A connection given back takes a moment to reach the next caller (a busy loop, a reset round trip).
+        await asyncio.sleep(0.005)
+        await original_putconn(conn)
+
+    db.pool.putconn = slow_return  # type: ignore[method-assign]
+
+    async def statement(n: int) -> Any:
+        with db_deadline(time.monotonic() + _FAR):
+            async with db.connection() as conn:
+                time.sleep(0.002)  # the event loop kept busy while the connection is held
+                return await (await db.run(conn, "SELECT %(n)s::int AS n", {"n": n})).fetchone()
+
+    try:
+        rows = await asyncio.gather(*(statement(n) for n in range(40)), return_exceptions=True)
+        failures = [row for row in rows if isinstance(row, BaseException)]
+        assert failures == []
+        assert sorted(row["n"] for row in rows) == list(range(40))  # type: ignore[index]
+        assert db.unreachable_for is None
+        assert db.waiter.busy_looks > 0  # waits went past their outage bound and were seen to be busy
+    finally:
+        await db.close()

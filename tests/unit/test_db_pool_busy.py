@@ -32,8 +32,22 @@ def _timeout() -> PoolTimeout:
         (PoolState(held=0, connect_errors=0), "unreachable"),  # nothing open to hand out: the ones it had were lost
         (PoolState(held=0, connect_errors=3), "unreachable"),  # the database refuses connections
         (PoolState(held=5, connect_errors=1), "unreachable"),  # held ones, but new ones fail to open
+        # A burst: every connection in transit from the caller that gave it back to the next in the queue (held
+        # by nobody at the instant of the look), the pool handing them out all along.
+        (PoolState(held=0, connect_errors=0, handed_out=7), "busy"),
+        (PoolState(held=0, connect_errors=0, handed_out=1), "busy"),
+        (PoolState(held=0, connect_errors=2, handed_out=7), "unreachable"),  # handing out, but new ones fail
     ],
-    ids=["one-held", "all-held", "none-held", "connect-errors", "held-but-connect-errors"],
+    ids=[
+        "one-held",
+        "all-held",
+        "none-held",
+        "connect-errors",
+        "held-but-connect-errors",
+        "in-transit",
+        "one-handed-out",
+        "handed-out-but-connect-errors",
+    ],
 )
 def test_pool_kind(state: PoolState, kind: str) -> None:
     assert pool_kind(state) == kind

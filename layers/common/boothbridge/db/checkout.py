@@ -35,6 +35,7 @@ class PoolWaiter:
     def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
         self.pool = pool
         self.held = 0
+        self.handed = 0  # connections handed out so far (the pool's progress, see `db.trouble.pool_kind`)
         self.busy_looks = 0
         self.busy_timeouts = 0
 
@@ -46,19 +47,25 @@ class PoolWaiter:
         then raises `DatabaseBusy`; from `outage_until` on the pool is looked at every RECHECK_SEC, and one that
         cannot connect ends the wait with `PoolTimeout` (so does a timeout with nothing held)."""
         stats = self.pool.get_stats()
+        began = self.handed
         if stats.get("pool_available", 0) > 0 or busy_until <= outage_until:
             # Idle connections: handed out at once (the fast path: no watch); or nothing to tell apart.
-            conn = await self._getconn_until(busy_until, stats)
-            self.held += 1
+            conn = await self._getconn_until(busy_until, stats, began)
+            self._took()
             return conn
         loop = asyncio.get_running_loop()
         handle: asyncio.TimerHandle | None = None
+        last_look = began
         try:
             async with asyncio.timeout(None) as scope:
 
                 def look() -> None:
-                    nonlocal handle
-                    if pool_kind(self.state(stats)) == "unreachable":
+                    # The pool's progress counts since the previous look only: one that was handing out
+                    # connections and then stopped (the database went away meanwhile) is found out at the next.
+                    nonlocal handle, last_look
+                    state = self.state(stats, last_look)
+                    last_look = self.handed
+                    if pool_kind(state) == "unreachable":
                         scope.reschedule(loop.time())  # ends the wait now (cancels getconn, which is safe)
                     else:
                         self.busy_looks += 1
@@ -66,26 +73,31 @@ class PoolWaiter:
 
                 handle = loop.call_later(max(0.0, outage_until - time.monotonic()), look)
                 try:
-                    conn = await self._getconn_until(busy_until, stats)
+                    conn = await self._getconn_until(busy_until, stats, began)
                 finally:
                     handle.cancel()
         except TimeoutError as exc:  # the scope's: the pool cannot connect
             raise PoolTimeout("no connection in time: the pool cannot open one") from exc
-        self.held += 1
+        self._took()
         return conn
 
-    async def _getconn_until(self, until: float, stats: Mapping[str, int]) -> Any:
+    def _took(self) -> None:
+        self.held += 1
+        self.handed += 1
+
+    async def _getconn_until(self, until: float, stats: Mapping[str, int], began: int) -> Any:
         try:
             conn = await self.pool.getconn(max(0.001, until - time.monotonic()))
         except PoolTimeout as exc:
-            if checkout_failure(exc, self.state(stats)) == "busy":
+            if checkout_failure(exc, self.state(stats, began)) == "busy":
                 self.busy_timeouts += 1
                 log.warning("no pooled database connection came free in time: the pool is busy")
                 raise DatabaseBusy() from exc
             raise
         return conn
 
-    def state(self, before: Mapping[str, int]) -> PoolState:
-        """The pool now, for a caller that began to wait when its statistics were `before`."""
+    def state(self, before: Mapping[str, int], handed_before: int) -> PoolState:
+        """The pool now, for a caller that began to wait when its statistics were `before` and that last looked
+        when `handed_before` connections had been handed out."""
         errors = self.pool.get_stats().get("connections_errors", 0) - before.get("connections_errors", 0)
-        return PoolState(held=self.held, connect_errors=errors)
+        return PoolState(held=self.held, connect_errors=errors, handed_out=self.handed - handed_before)

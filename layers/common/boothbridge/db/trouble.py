@@ -61,17 +61,22 @@ class DatabaseBusy(AppError):
 @dataclass(frozen=True)
 class PoolState:
     """The pool as seen by a caller that got no connection: `held`, connections checked out by their users now;
-    `connect_errors`, failed attempts to open a connection since the caller began to wait."""
+    `connect_errors`, failed attempts to open a connection since the caller began to wait; `handed_out`,
+    connections the pool gave other callers lately (since the caller began to wait, or since its last look)."""
 
     held: int
     connect_errors: int
+    handed_out: int = 0
 
 
 def pool_kind(state: PoolState) -> PoolKind:
-    """Why a pool has no connection for a waiting caller: "busy" when its connections are held by their users
-    and none failed to open while the caller waited; "unreachable" when it holds none out (nothing is open to
-    hand out: the ones it had were lost) or a connection failed to open."""
-    if state.connect_errors > 0 or state.held <= 0:
+    """Why a pool has no connection for a waiting caller: "busy" when none failed to open while the caller waited
+    and the pool is in use: connections held by their users, or handed out lately (under a burst a connection
+    given back goes straight to the next caller in the queue, and is counted held only once that caller runs
+    again: on a saturated event loop every connection can be in transit at the instant of a look);
+    "unreachable" when a connection failed to open, or it holds none out and handed none out (nothing is open
+    to hand out: the ones it had were lost, or new ones do not come)."""
+    if state.connect_errors > 0 or (state.held <= 0 and state.handed_out <= 0):
         return "unreachable"
     return "busy"
 
