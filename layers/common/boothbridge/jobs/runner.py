@@ -122,8 +122,9 @@ class JobRunner:
         self.settings_store = settings_store
         # The provider calls under their leases, and a stopping worker's hand-back of them.
         self.calls = LeasedCalls(queue, heartbeat_sec)
-        # Deliveries of tasks that succeeded here, started at once (`_kick_delivery`); held until they end.
-        self._kicks: set[asyncio.Future[int]] = set()
+        # Deliveries of tasks that succeeded here, started at once (`_kick_delivery`), and deletions of results a
+        # cancelled attempt did not record (`_drop_unless_recorded`); held until they end.
+        self._kicks: set[asyncio.Future[Any]] = set()
 
     def hand_back(self, tasks: Iterable[asyncio.Task[Any]]) -> None:
         """See `LeasedCalls.hand_back`."""
@@ -330,7 +331,17 @@ class JobRunner:
                 if not await record_further(self.queue.sql, self.media, step_sql.OUTPUTS, fence, result, expires):
                     await self.media.store.delete(ref.storage_key)
                     return AttemptOutcome("stale")
-            done = await self._complete(job, ref, expires, result.cost)
+        except BaseException:
+            await self.media.store.delete(ref.storage_key)
+            raise
+        # The completion runs to its end even when this attempt is cancelled meanwhile (a stopping worker): once its
+        # statement is sent it may commit (a grouped one always runs on), and then the job's result is this object.
+        completion = asyncio.ensure_future(self._complete(job, ref, expires, result.cost))
+        try:
+            done = await asyncio.shield(completion)
+        except asyncio.CancelledError:
+            completion.add_done_callback(lambda ended: self._drop_unless_recorded(ended, ref))
+            raise
         except BaseException:
             await self.media.store.delete(ref.storage_key)
             raise
@@ -342,6 +353,16 @@ class JobRunner:
         if is_task(job.pipeline):
             self._kick_delivery(job.id)
         return AttemptOutcome(JobStatus.SUCCEEDED)
+
+    def _drop_unless_recorded(self, completion: asyncio.Future[JobWithResult | None], ref: MediaRef) -> None:
+        """After a cancelled attempt's completion ended: its result object is deleted when the completion is known
+        not to have recorded it (refused by the fence); kept when it did, or when that cannot be told (an error: a
+        stray object only costs storage, a deleted one could cost the job its result)."""
+        if completion.cancelled() or completion.exception() is not None or completion.result() is not None:
+            return
+        drop = asyncio.ensure_future(self.media.store.delete(ref.storage_key))
+        self._kicks.add(drop)
+        drop.add_done_callback(self._kicks.discard)
 
     def _kick_delivery(self, job_id: uuid.UUID) -> None:
         """A task's output goes to its writeUrl now, not at the next delivery pass (`tasks.delivery`; a task with
