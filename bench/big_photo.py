@@ -4,8 +4,8 @@
 
 Starts `python -m local` (embedded PostgreSQL, local media, a temporary data folder, its own port), configures
 slot-001 as `local resize` to 1800 px wide, then posts DSLR-shaped 9504 x 6336 (61 MP) JPEGs — stored upright,
-and stored sideways with EXIF Orientation 6 (the image boundary must rotate it, so it is decoded and re-encoded
-before the operation) — one at a time. Before each post the server's peak-RSS counter is reset
+and stored sideways with EXIF Orientation 6 (the `local` provider turns it upright as it decodes it) — one at a
+time. Before each post the server's peak-RSS counter is reset
 (`/proc/PID/clear_refs` = 5), so each row's peak belongs to that photo alone. Prints a table; exits 1 if a post
 did not return the expected image.
 """

@@ -409,12 +409,24 @@ def _png_is_plain_8bit(data: bytes) -> bool:
 
 def _clean(img: Image.Image, mime: str, data: bytes) -> bool:
     """Can the bytes cross as they are, metadata aside: upright, sRGB or untagged, 8-bit RGB(A) JPEG or PNG."""
+    return _orientation(img) == 1 and _plain_pixels(img, mime, data)
+
+
+def _plain_pixels(img: Image.Image, mime: str, data: bytes) -> bool:
+    """sRGB or untagged, 8-bit RGB(A) JPEG or PNG: the pixels need no conversion (their orientation aside)."""
     if mime not in ("image/jpeg", "image/png") or img.mode not in ("RGB", "RGBA"):
         return False
     if mime == "image/png" and (not _png_is_plain_8bit(data) or "transparency" in img.info):
         return False
     icc = img.info.get("icc_profile")
-    return _orientation(img) == 1 and (not icc or _is_srgb(icc))
+    return not icc or _is_srgb(icc)
+
+
+def turned_only(img: Image.Image, mime: str, data: bytes) -> int | None:
+    """The EXIF orientation (1-8) of an image whose pixels `normalise` would only turn upright, if at all (sRGB or
+    untagged, 8-bit RGB(A) JPEG or PNG), None for one it would convert: what lets the `local` provider decode a
+    sideways camera JPEG with libvips and turn it there. `img` is `data` opened, not necessarily loaded."""
+    return _orientation(img) if _plain_pixels(img, mime, data) else None
 
 
 def left_alone(img: Image.Image, mime: str, data: bytes) -> bool:
@@ -437,17 +449,27 @@ def _strip(data: bytes, mime: str) -> tuple[bytes, bool] | None:
 # ---- the two crossings ------------------------------------------------------------------------------------
 
 
-def prepare_input(data: bytes, max_pixels: int, *, verify: bool = False) -> Normalised:
+def prepare_input(data: bytes, max_pixels: int, *, verify: bool = False, as_stored: bool = False) -> Normalised:
     """A booth photo or template as a provider may receive it (see the module docstring).
 
     The bytes were checked when they entered (ingest: type, header and ending; media registration: a full
     decode; a JPEG that lacks only its end-of-image marker was accepted there, and gets it back here); they are
     decoded only when something has to change, or when `verify` asks (a booth photo for a provider that does not
-    decode it itself: corruption inside the data shows only in a decode; a JPEG at 1/8 scale). Raises
-    `UndecodableImageError` or `TooManyPixelsError`."""
+    decode it itself: corruption inside the data shows only in a decode; a JPEG at 1/8 scale).
+
+    `as_stored`: the receiver decodes the image itself as `codec.decode` does (upright, sRGB, 8-bit: the `local`
+    provider) and sends no byte of it anywhere; the bytes then cross as they are, EXIF orientation and ICC
+    profile included for that decoder, after the type and the pixel limit are checked from the header. A camera
+    held sideways (a portrait booth's every photo) is then decoded once, at the size the operation needs, instead
+    of decoded, turned and re-encoded here first.
+
+    Raises `UndecodableImageError` or `TooManyPixelsError`."""
     mime = sniff_mime(data)
     if mime is None:
         raise UndecodableImageError("not an image")
+    if as_stored:
+        open_image(data, max_pixels).close()
+        return Normalised(data, mime)
     stripped = _strip(data, mime)
     # Decoded from the file as it came (its EXIF says which way is up), the end-of-image marker restored if need be.
     with open_image(_with_eoi(data, stripped), max_pixels) as img:

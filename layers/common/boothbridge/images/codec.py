@@ -18,7 +18,6 @@ from PIL import Image
 
 from boothbridge.images import boundary as image_boundary
 from boothbridge.images.boundary import UndecodableImageError
-from boothbridge.images.upload import sniff_mime
 from boothbridge.providers.base import ImageInput
 
 _MIME = {"jpeg": "image/jpeg", "png": "image/png"}
@@ -62,19 +61,6 @@ def accepted_as_is(image: ImageInput, output_format: str | None, max_pixels: int
         and (output_format is None or _MIME.get(output_format) == image.mime)
         and image.width * image.height <= max_pixels
     )
-
-
-def plain_jpeg_size(data: bytes) -> tuple[int, int] | None:
-    """(width, height) of a JPEG that `decode` would only decode (upright, sRGB or untagged, 8-bit RGB), read from
-    its header; None for anything else, including what Pillow's pixel guard refuses to open."""
-    if sniff_mime(data) != "image/jpeg":
-        return None
-    try:
-        img = Image.open(io.BytesIO(data))
-    except Exception:  # not an image Pillow opens (or a decompression bomb): `decode` reports it
-        return None
-    with img:
-        return img.size if image_boundary.left_alone(img, "image/jpeg", data) else None
 
 
 def to_rgb_or_rgba(img: Image.Image) -> Image.Image:

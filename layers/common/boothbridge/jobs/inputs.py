@@ -115,18 +115,26 @@ class InputPreparer:
         return Spool(self.spool_folder)
 
     async def prepare(
-        self, ref: MediaRef, what: str, spool: Spool, *, verify: bool = False, gone: tuple[str, str]
+        self,
+        ref: MediaRef,
+        what: str,
+        spool: Spool,
+        *,
+        verify: bool = False,
+        as_stored: bool = False,
+        gone: tuple[str, str],
     ) -> ImageSource:
         """The stored object `ref` as its provider receives it: a `StoredImage` or an `ImageFile` in `spool`.
 
         `what` names it in messages ("photo", "slot image template_media_id"); `verify` decodes it even when it
-        crosses as it is (see `image_boundary.prepare_input`); `gone` is the (code, message) of the final
+        crosses as it is, `as_stored` hands it over as stored to a provider that decodes and normalises it itself
+        (see `image_boundary.prepare_input`, both); `gone` is the (code, message) of the final
         `ProviderError` raised when the object is no longer stored (now, or when a provider reads it later).
         Raises `ProviderError` `image_too_many_pixels` / `image_undecodable` (final) for the image itself; a spool
         file that cannot be written raises OSError (our fault: the caller fails the attempt retryably)."""
         async with self._budget.take(ref.size_bytes):
             data = await self._read(ref, gone)
-            ready = await self._through_boundary(data, what, verify)
+            ready = await self._through_boundary(data, what, verify, as_stored)
             if not ready.changes:
                 # The prepared bytes are the stored ones: hand the object over as it is.
                 return StoredImage(ref.storage_key, ready.mime, ref.size_bytes, lambda: self._read(ref, gone))
@@ -141,9 +149,13 @@ class InputPreparer:
         except (MediaNotFound, MediaExpired) as exc:
             raise ProviderError(gone[0], gone[1], retryable=False) from exc
 
-    async def _through_boundary(self, data: bytes, what: str, verify: bool) -> image_boundary.Normalised:
+    async def _through_boundary(
+        self, data: bytes, what: str, verify: bool, as_stored: bool
+    ) -> image_boundary.Normalised:
         try:
-            return await asyncio.to_thread(image_boundary.prepare_input, data, self.max_image_pixels, verify=verify)
+            return await asyncio.to_thread(
+                image_boundary.prepare_input, data, self.max_image_pixels, verify=verify, as_stored=as_stored
+            )
         except image_boundary.TooManyPixelsError as exc:
             raise ProviderError("image_too_many_pixels", f"the {what} has too many pixels", retryable=False) from exc
         except image_boundary.UndecodableImageError as exc:

@@ -83,6 +83,12 @@ async def _no_links(image: ImageSource) -> str:
     raise ProviderError("public_links_unavailable", "this deployment cannot publish images", retryable=False)
 
 
+def _decodes_input(provider: object) -> bool:
+    """The provider decodes its input images itself, as `codec.decode` does (upright, sRGB, 8-bit), and never sends
+    them on (the `local` one): it is handed them as stored, and a corrupt photo shows in its own decode."""
+    return bool(getattr(provider, "decodes_input", False))
+
+
 class JobRunner:
     """Runs claimed jobs. Shared by the local worker loop and the Lambda worker handler."""
 
@@ -238,7 +244,9 @@ class JobRunner:
                 ref = await self.media.describe(uuid.UUID(str(media_id)))
             except (ValueError, MediaNotFound, MediaExpired) as exc:
                 raise ProviderError(*missing, retryable=False) from exc
-            media[field] = await self.inputs.prepare(ref, f"slot image {field}", spool, gone=missing)
+            media[field] = await self.inputs.prepare(
+                ref, f"slot image {field}", spool, as_stored=_decodes_input(provider), gone=missing
+            )
         webhook_url = None
         if self.links is not None and self.links.webhooks and hasattr(provider, "result_from_callback"):
             token, hash_ = new_callback_token(job.id)
@@ -281,10 +289,10 @@ class JobRunner:
             except (MediaNotFound, MediaExpired) as exc:
                 raise ProviderError(*gone, retryable=False) from exc
         # Ingest checked only the photo's type, header and ending: its data is decoded here, or by a provider that
-        # decodes what it gets (`decodes_input`, the local one), and a corrupt photo fails the job for good as
-        # `image_undecodable` (the booth is answered 422).
-        verify = not getattr(provider, "decodes_input", False)
-        return await self.inputs.prepare(row, "photo", spool, verify=verify, gone=gone)
+        # decodes what it gets (`decodes_input`, the local one, which is handed the photo as stored and normalises
+        # it as it decodes), and a corrupt photo fails the job for good as `image_undecodable` (the booth: 422).
+        decodes = _decodes_input(provider)
+        return await self.inputs.prepare(row, "photo", spool, verify=not decodes, as_stored=decodes, gone=gone)
 
     async def _hand_back(self, job: JobRecord) -> AttemptOutcome:
         """Give the job back without spending the attempt (this worker is stopping, or the database blinked before

@@ -8,13 +8,18 @@ on a camera-sized photo"). The output is the same as the Pillow path's: the geom
 full-size LANCZOS by well under one level on average, and the JPEG is written with the same quality tables and
 4:2:0 chroma, without metadata.
 
-Anything this path does not cover (PNG, EXIF-rotated, non-sRGB, CMYK or grey JPEGs, pads, enlargements, PNG output)
-returns None, and so does any libvips failure (libvips is told to stop at the first libjpeg warning): the caller
-then takes the Pillow path, which reports errors as it always has.
+A JPEG stored sideways (EXIF orientation 2-8: a camera held for a portrait) is decoded in its stored orientation
+at the reduced size, turned upright there (the orientation as Pillow reads it, so both paths agree), then resampled
+and cropped as an upright one: one decode, of the pixels needed.
+
+Anything this path does not cover (PNG, non-sRGB, CMYK or grey JPEGs, pads, enlargements, PNG output) returns None,
+and so does any libvips failure (libvips is told to stop at the first libjpeg warning): the caller then takes the
+Pillow path, which reports errors as it always has.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 from pathlib import Path
 from types import ModuleType
@@ -32,6 +37,18 @@ log = logging.getLogger(__name__)
 
 # libjpeg decodes at 1/2, 1/4 or 1/8 scale directly from the DCT coefficients ("shrink-on-load").
 _JPEG_SCALES = (8, 4, 2)
+# How libvips turns a stored image upright for each EXIF orientation (the transposes of `boundary.normalise`).
+_UPRIGHT_OPS: dict[int, tuple[str, ...]] = {
+    1: (),
+    2: ("fliphor",),
+    3: ("rot180",),
+    4: ("flipver",),
+    5: ("rot90", "fliphor"),
+    6: ("rot90",),
+    7: ("rot270", "fliphor"),
+    8: ("rot270",),
+}
+_SWAPS_SIDES = frozenset({5, 6, 7, 8})
 
 
 def _vips() -> ModuleType | None:
@@ -77,14 +94,15 @@ def run(
         return None
     if isinstance(image, ImageInput):
         source: bytes | Path = image.data
-        size = codec.plain_jpeg_size(image.data)
+        geometry = _jpeg_geometry(image.data)
     elif image.path is not None:
         source = image.path
-        size = _plain_jpeg_size_at(image.path)
+        geometry = _jpeg_geometry_at(image.path)
     else:
         return None
-    if size is None:
+    if geometry is None:
         return None
+    size, orientation = geometry
     try:
         plan = _plan(operation_id, settings, size)
     except (ValueError, TypeError):
@@ -93,14 +111,31 @@ def run(
     if plan is None or vips is None:
         return None
     try:
-        return _execute(vips, source, size, plan, quality)
+        return _execute(vips, source, size, orientation, plan, quality)
     except vips.Error as exc:
         log.info("libvips could not process the photo (%s); falling back to Pillow", str(exc).splitlines()[0])
         return None
 
 
-def _plain_jpeg_size_at(path: Path) -> tuple[int, int] | None:
-    """`codec.plain_jpeg_size` of the JPEG in the file at `path`, from its header (Pillow reads no further)."""
+def _jpeg_geometry(data: bytes) -> tuple[tuple[int, int], int] | None:
+    """(upright width and height, EXIF orientation) of a JPEG this path can decode (`boundary.turned_only`), read
+    from its header; None for anything else (other types and modes, a profile to convert, what Pillow's pixel
+    guard refuses to open)."""
+    if sniff_mime(data) != "image/jpeg":
+        return None
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            orientation = image_boundary.turned_only(img, "image/jpeg", data)
+            if orientation is None:
+                return None
+            w, h = img.size
+    except Exception:  # not an image Pillow opens (or a decompression bomb): the Pillow path reports it
+        return None
+    return ((h, w) if orientation in _SWAPS_SIDES else (w, h)), orientation
+
+
+def _jpeg_geometry_at(path: Path) -> tuple[tuple[int, int], int] | None:
+    """`_jpeg_geometry` of the JPEG in the file at `path`, from its header (Pillow reads no further)."""
     try:
         with path.open("rb") as file:
             head = file.read(16)
@@ -108,30 +143,46 @@ def _plain_jpeg_size_at(path: Path) -> tuple[int, int] | None:
                 return None
             file.seek(0)
             with Image.open(file) as img:
-                return img.size if image_boundary.left_alone(img, "image/jpeg", head) else None
+                orientation = image_boundary.turned_only(img, "image/jpeg", head)
+                if orientation is None:
+                    return None
+                w, h = img.size
     except Exception:  # not an image Pillow opens (or a decompression bomb): the Pillow path reports it
         return None
+    return ((h, w) if orientation in _SWAPS_SIDES else (w, h)), orientation
 
 
 def _execute(
-    vips: Any, source: bytes | Path, size: tuple[int, int], plan: local_ops.Plan, quality: int
+    vips: Any, source: bytes | Path, size: tuple[int, int], orientation: int, plan: local_ops.Plan, quality: int
 ) -> codec.EncodedHere | None:
-    """Decode (at `load_scale`), resample, crop and encode in one libvips pipeline; `source` is the JPEG's bytes
-    or its file."""
+    """Decode (at `load_scale`), resample, turn upright (`orientation`, EXIF 1-8), crop and encode in one libvips
+    pipeline; `source` is the JPEG's bytes or its file, `size` its upright size.
+
+    A sideways photo is resampled in its stored orientation (to the upright target's sides swapped) and only the
+    resampled image, held in memory, is turned: turning reads out of order, which a streamed decode cannot. A crop
+    alone turns the whole decode in memory (as Pillow's path holds it too)."""
     scale = 1 if plan.resample is None else load_scale(size, plan.resample)
+    turns = _UPRIGHT_OPS[orientation]
     # fail_on="warning": a truncated or damaged JPEG raises here instead of coming out grey; Pillow then decides.
-    options: dict[str, Any] = {"access": "sequential", "fail_on": "warning"}
+    sequential = not turns or plan.resample is not None
+    options: dict[str, Any] = {"access": "sequential" if sequential else "random", "fail_on": "warning"}
     if scale > 1:
         options["shrink"] = scale
     if isinstance(source, Path):
         img = vips.Image.jpegload(str(source), **options)
     else:
         img = vips.Image.jpegload_buffer(source, **options)
-    if plan.resample is not None and plan.resample != (img.width, img.height):
+    if plan.resample is not None:
         tw, th = plan.resample
-        img = img.resize(tw / img.width, vscale=th / img.height, kernel="lanczos3")
-        if (img.width, img.height) != plan.resample:  # a rounding libvips does differently: let Pillow do it
-            return None
+        stored = (th, tw) if orientation in _SWAPS_SIDES else (tw, th)
+        if stored != (img.width, img.height):
+            img = img.resize(stored[0] / img.width, vscale=stored[1] / img.height, kernel="lanczos3")
+            if (img.width, img.height) != stored:  # a rounding libvips does differently: let Pillow do it
+                return None
+        if turns:
+            img = img.copy_memory()
+    for turn in turns:
+        img = getattr(img, turn)()
     if plan.crop is not None:
         cw, ch = plan.crop
         img = img.crop((img.width - cw) // 2, (img.height - ch) // 2, cw, ch)
