@@ -33,6 +33,7 @@ from boothbridge.providers.base import (
 from boothbridge.providers.local.adapter import LocalProvider
 from boothbridge.settings import Settings
 from tests.support.booth import configure_slot, credentials, jpeg, operator_token, post_photo
+from tests.support.images import camera_jpeg
 
 LIMIT = 50_000_000
 
@@ -120,6 +121,38 @@ async def test_a_photo_without_metadata_is_handed_over_as_the_stored_object(
     assert isinstance(image, StoredImage) and image.path is None
     assert data == photo and image.size == len(photo) and r.content == photo
     assert list(spool.iterdir()) == []  # nothing was spooled
+
+
+class DecodingRecorder(Recorder):
+    """A `Recorder` that decodes its input itself, as the local provider does (`decodes_input`)."""
+
+    decodes_input = True
+
+
+async def test_a_provider_that_decodes_its_input_gets_the_photo_as_stored_read_from_storage_once(
+    client: httpx.AsyncClient, settings: Settings, container: Container, spool: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sideways camera photo with its metadata reaches a decoding provider byte for byte (it turns the photo
+    upright as it decodes it, and sends nothing on), in a spool file: the object is read from storage once, not
+    once to check it and again by the provider. Found in review: a StoredImage made the provider read it again."""
+    recorder = DecodingRecorder("ok")
+    monkeypatch.setitem(container.runner.providers, "sleepy", recorder)
+    reads: list[str] = []
+    read_described = container.media.read_described
+
+    async def counted(ref: Any) -> bytes:
+        reads.append(ref.kind)
+        return await read_described(ref)
+
+    monkeypatch.setattr(container.media, "read_described", counted)
+    photo = camera_jpeg(300, 200, orientation=6)
+    r = await _post(client, settings, photo)
+    assert r.status_code == 200, r.text
+    [(image, existed, data)] = recorder.seen
+    assert isinstance(image, ImageFile) and existed and image.path.parent == spool
+    assert data == photo  # as stored: its EXIF orientation is the provider's to apply
+    assert reads.count("source") == 1
+    assert list(spool.iterdir()) == []
 
 
 async def test_a_photo_gone_from_storage_when_the_provider_reads_it_fails_the_job_for_good(

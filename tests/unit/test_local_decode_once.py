@@ -99,6 +99,16 @@ def test_a_sideways_photo_is_drafted_in_its_upright_size_and_comes_out_upright()
     assert img.getpixel((100, 50))[0] > 150 and img.getpixel((100, 350))[1] > 150  # type: ignore[index]
 
 
+def test_a_camera_jpeg_with_further_images_is_drafted_too() -> None:
+    """A JPEG with an MPF index of further images (a camera's preview, a phone's gain map) opens in Pillow as MPO:
+    still a JPEG, decoded at the reduced size (found in review: it was decoded whole)."""
+    out = io.BytesIO()
+    textured(1600, 1200).save(out, "MPO", save_all=True, append_images=[textured(320, 240)], quality=90)
+    data = out.getvalue()
+    assert Image.open(io.BytesIO(data)).format == "MPO"
+    assert codec.decode(data, (400, 300)).size == (400, 300)
+
+
 def test_a_cmyk_jpeg_is_drafted_and_converted() -> None:
     data = encoded(Image.new("CMYK", (800, 400), (0, 255, 255, 0)), "JPEG", quality=95)
     img = codec.decode(data, (200, 100))

@@ -35,7 +35,8 @@ class PoolWaiter:
     def __init__(self, pool: AsyncConnectionPool[Any]) -> None:
         self.pool = pool
         self.held = 0
-        self.handed = 0  # connections handed out so far (the pool's progress, see `db.trouble.pool_kind`)
+        # When the pool last handed a connection out (time.monotonic()): its progress, see `db.trouble.pool_kind`.
+        self.last_handed_at = float("-inf")
         self.busy_looks = 0
         self.busy_timeouts = 0
 
@@ -47,25 +48,19 @@ class PoolWaiter:
         then raises `DatabaseBusy`; from `outage_until` on the pool is looked at every RECHECK_SEC, and one that
         cannot connect ends the wait with `PoolTimeout` (so does a timeout with nothing held)."""
         stats = self.pool.get_stats()
-        began = self.handed
         if stats.get("pool_available", 0) > 0 or busy_until <= outage_until:
             # Idle connections: handed out at once (the fast path: no watch); or nothing to tell apart.
-            conn = await self._getconn_until(busy_until, stats, began)
+            conn = await self._getconn_until(busy_until, stats)
             self._took()
             return conn
         loop = asyncio.get_running_loop()
         handle: asyncio.TimerHandle | None = None
-        last_look = began
         try:
             async with asyncio.timeout(None) as scope:
 
                 def look() -> None:
-                    # The pool's progress counts since the previous look only: one that was handing out
-                    # connections and then stopped (the database went away meanwhile) is found out at the next.
-                    nonlocal handle, last_look
-                    state = self.state(stats, last_look)
-                    last_look = self.handed
-                    if pool_kind(state) == "unreachable":
+                    nonlocal handle
+                    if pool_kind(self.state(stats)) == "unreachable":
                         scope.reschedule(loop.time())  # ends the wait now (cancels getconn, which is safe)
                     else:
                         self.busy_looks += 1
@@ -73,7 +68,7 @@ class PoolWaiter:
 
                 handle = loop.call_later(max(0.0, outage_until - time.monotonic()), look)
                 try:
-                    conn = await self._getconn_until(busy_until, stats, began)
+                    conn = await self._getconn_until(busy_until, stats)
                 finally:
                     handle.cancel()
         except TimeoutError as exc:  # the scope's: the pool cannot connect
@@ -83,21 +78,23 @@ class PoolWaiter:
 
     def _took(self) -> None:
         self.held += 1
-        self.handed += 1
+        self.last_handed_at = time.monotonic()
 
-    async def _getconn_until(self, until: float, stats: Mapping[str, int], began: int) -> Any:
+    async def _getconn_until(self, until: float, stats: Mapping[str, int]) -> Any:
         try:
             conn = await self.pool.getconn(max(0.001, until - time.monotonic()))
         except PoolTimeout as exc:
-            if checkout_failure(exc, self.state(stats, began)) == "busy":
+            if checkout_failure(exc, self.state(stats)) == "busy":
                 self.busy_timeouts += 1
                 log.warning("no pooled database connection came free in time: the pool is busy")
                 raise DatabaseBusy() from exc
             raise
         return conn
 
-    def state(self, before: Mapping[str, int], handed_before: int) -> PoolState:
-        """The pool now, for a caller that began to wait when its statistics were `before` and that last looked
-        when `handed_before` connections had been handed out."""
+    def state(self, before: Mapping[str, int]) -> PoolState:
+        """The pool now, for a caller that began to wait when its statistics were `before`. It is handing
+        connections out when it gave one to any caller within the last RECHECK_SEC: one that did, then stopped
+        (the database went away) is found out by the next look, or at the deadline."""
         errors = self.pool.get_stats().get("connections_errors", 0) - before.get("connections_errors", 0)
-        return PoolState(held=self.held, connect_errors=errors, handed_out=self.handed - handed_before)
+        handing_out = time.monotonic() - self.last_handed_at <= RECHECK_SEC
+        return PoolState(held=self.held, connect_errors=errors, handing_out=handing_out)

@@ -61,22 +61,22 @@ class DatabaseBusy(AppError):
 @dataclass(frozen=True)
 class PoolState:
     """The pool as seen by a caller that got no connection: `held`, connections checked out by their users now;
-    `connect_errors`, failed attempts to open a connection since the caller began to wait; `handed_out`,
-    connections the pool gave other callers lately (since the caller began to wait, or since its last look)."""
+    `connect_errors`, failed attempts to open a connection since the caller began to wait; `handing_out`, the
+    pool gave another caller a connection a moment ago (`db.checkout.RECHECK_SEC`)."""
 
     held: int
     connect_errors: int
-    handed_out: int = 0
+    handing_out: bool = False
 
 
 def pool_kind(state: PoolState) -> PoolKind:
     """Why a pool has no connection for a waiting caller: "busy" when none failed to open while the caller waited
-    and the pool is in use: connections held by their users, or handed out lately (under a burst a connection
-    given back goes straight to the next caller in the queue, and is counted held only once that caller runs
-    again: on a saturated event loop every connection can be in transit at the instant of a look);
-    "unreachable" when a connection failed to open, or it holds none out and handed none out (nothing is open
-    to hand out: the ones it had were lost, or new ones do not come)."""
-    if state.connect_errors > 0 or (state.held <= 0 and state.handed_out <= 0):
+    and the pool is in use: connections held by their users, or handed out a moment ago (under a burst a
+    connection given back goes straight to the next caller in the queue, and is counted held only once that
+    caller runs again: on a saturated event loop every connection can be in transit at the instant of a look);
+    "unreachable" when a connection failed to open, or it holds none out and is handing none out (nothing is
+    open to hand out: the ones it had were lost, or new ones do not come)."""
+    if state.connect_errors > 0 or (state.held <= 0 and not state.handing_out):
         return "unreachable"
     return "busy"
 

@@ -15,6 +15,7 @@ import io
 from dataclasses import dataclass, field
 
 from PIL import Image
+from PIL.JpegImagePlugin import JpegImageFile
 
 from boothbridge.images import boundary as image_boundary
 from boothbridge.images.boundary import UndecodableImageError
@@ -121,7 +122,8 @@ def decode(data: bytes, min_size: tuple[int, int] | None = None) -> Image.Image:
         # Not closed on purpose: `normalise` may hand back the opened image itself (no copy of a 60 MP photo);
         # its only resource is the in-memory buffer, released with it.
         opened = Image.open(io.BytesIO(candidate))
-        if min_size is not None and opened.format == "JPEG":
+        # A camera JPEG with an MPF index of further images (previews, gain maps) opens as MPO: a JPEG still.
+        if min_size is not None and isinstance(opened, JpegImageFile):
             opened.draft(opened.mode, _upright(opened, min_size))
         opened.load()
         pixels, _ = image_boundary.normalise(opened)

@@ -135,9 +135,11 @@ class InputPreparer:
         async with self._budget.take(ref.size_bytes):
             data = await self._read(ref, gone)
             ready = await self._through_boundary(data, what, verify, as_stored)
-            if not ready.changes:
-                # The prepared bytes are the stored ones: hand the object over as it is.
+            if not ready.changes and not as_stored:
+                # The prepared bytes are the stored ones: hand the object over as it is (read again by a provider
+                # that needs them; one that fetches it by a link never does).
                 return StoredImage(ref.storage_key, ready.mime, ref.size_bytes, lambda: self._read(ref, gone))
+            # A provider that decodes the image itself reads it all: from the spool file, not from storage again.
             del data  # the stored bytes; the prepared ones go to the spool file and are dropped with `ready`
             path = spool.new_file(ready.mime)
             await asyncio.to_thread(path.write_bytes, ready.data)
