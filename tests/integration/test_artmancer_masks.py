@@ -105,11 +105,8 @@ async def test_an_unknown_image_id_is_404(client: httpx.AsyncClient, key: dict[s
         assert r.status_code == 404 and r.json()["error"]["code"] == "media_not_found"
 
 
-@pytest.mark.parametrize("settings_overrides", [{"artmancer_wait_sec": 0.5}], indirect=True)
-async def test_a_request_that_does_not_end_in_time_is_504_and_can_be_cancelled(
-    client: httpx.AsyncClient, container: Container, key: dict[str, str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # The local step is held until the test ends: the request cannot end within its wait.
+def hold_local_steps(container: Container, monkeypatch: pytest.MonkeyPatch) -> asyncio.Event:
+    """Every `local` step waits until the returned event is set (set it when the test ends)."""
     local = container.providers["local"]
     original, release = local.run, asyncio.Event()
 
@@ -118,6 +115,15 @@ async def test_a_request_that_does_not_end_in_time_is_504_and_can_be_cancelled(
         return await original(request)
 
     monkeypatch.setattr(local, "run", held)
+    return release
+
+
+@pytest.mark.parametrize("settings_overrides", [{"artmancer_wait_sec": 0.5}], indirect=True)
+async def test_a_request_that_does_not_end_in_time_is_504_and_can_be_cancelled(
+    client: httpx.AsyncClient, container: Container, key: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The local step is held until the test ends: the request cannot end within its wait.
+    release = hold_local_steps(container, monkeypatch)
     try:
         await timed_out_then_cancelled(client, container, key)
     finally:
@@ -197,14 +203,7 @@ async def test_a_waiting_request_is_woken_by_the_ending_and_does_not_poll(
         return await original_get(self, *args, **kwargs)
 
     monkeypatch.setattr(TaskService, "get", counted)
-    local = container.providers["local"]
-    original_run, release = local.run, asyncio.Event()
-
-    async def held(request: Any) -> Any:
-        await release.wait()
-        return await original_run(request)
-
-    monkeypatch.setattr(local, "run", held)
+    release = hold_local_steps(container, monkeypatch)
     try:
         r = await client.post("/api/smart-mask", json={"image": b64(scene()), "auto_detect": True}, headers=key)
         assert r.status_code == 504, r.text

@@ -8,18 +8,16 @@ through a local resize slot, against 0.4 s and +51 MiB stored upright."""
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 import pytest
-from PIL import Image, ImageChops, ImageStat
+from PIL import Image
 
 from boothbridge.images import boundary, codec
-from boothbridge.providers.base import ImageInput, ProviderRequest
 from boothbridge.providers.local import fast as local_fast
 from boothbridge.providers.local.adapter import LocalProvider
 from tests.support.images import PERSONAL_MARKERS, camera_exif, encoded
-from tests.unit.test_local_decode_once import textured
+from tests.unit.test_local_decode_once import decoded, mean_difference, request, textured
 
 LIMIT = 100_000_000
 
@@ -39,21 +37,6 @@ def sideways(upright: Image.Image, orientation: int) -> bytes:
     }[orientation]
     stored = upright if inverse is None else upright.transpose(inverse)
     return encoded(stored, "JPEG", quality=95, exif=camera_exif(orientation).tobytes())
-
-
-def request(operation: str, settings: dict[str, Any], data: bytes) -> ProviderRequest:
-    return ProviderRequest("job-1", 1, operation, settings, ImageInput(data, "image/jpeg"))
-
-
-def decoded(data: bytes) -> Image.Image:
-    img = Image.open(io.BytesIO(data))
-    img.load()
-    return img.convert("RGB")
-
-
-def mean_difference(a: Image.Image, b: Image.Image) -> float:
-    assert a.size == b.size
-    return sum(ImageStat.Stat(ImageChops.difference(a.convert("RGB"), b.convert("RGB"))).mean) / 3
 
 
 # An upright portrait with a red mark at the left edge, below the middle: a wrong turn or flip moves it.

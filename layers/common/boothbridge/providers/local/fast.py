@@ -125,13 +125,9 @@ def _jpeg_geometry(data: bytes) -> tuple[tuple[int, int], int] | None:
         return None
     try:
         with Image.open(io.BytesIO(data)) as img:
-            orientation = image_boundary.turned_only(img, "image/jpeg", data)
-            if orientation is None:
-                return None
-            w, h = img.size
+            return _geometry(img, data)
     except Exception:  # not an image Pillow opens (or a decompression bomb): the Pillow path reports it
         return None
-    return ((h, w) if orientation in _SWAPS_SIDES else (w, h)), orientation
 
 
 def _jpeg_geometry_at(path: Path) -> tuple[tuple[int, int], int] | None:
@@ -143,12 +139,17 @@ def _jpeg_geometry_at(path: Path) -> tuple[tuple[int, int], int] | None:
                 return None
             file.seek(0)
             with Image.open(file) as img:
-                orientation = image_boundary.turned_only(img, "image/jpeg", head)
-                if orientation is None:
-                    return None
-                w, h = img.size
+                return _geometry(img, head)
     except Exception:  # not an image Pillow opens (or a decompression bomb): the Pillow path reports it
         return None
+
+
+def _geometry(img: Image.Image, head: bytes) -> tuple[tuple[int, int], int] | None:
+    """`_jpeg_geometry` of an opened JPEG (`head`: its first bytes at least)."""
+    orientation = image_boundary.turned_only(img, "image/jpeg", head)
+    if orientation is None:
+        return None
+    w, h = img.size
     return ((h, w) if orientation in _SWAPS_SIDES else (w, h)), orientation
 
 
