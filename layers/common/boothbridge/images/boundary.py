@@ -128,7 +128,13 @@ _UPRIGHT = {
 }
 
 
-def _orientation(img: Image.Image) -> int:
+# EXIF orientations whose upright image is the stored one turned sideways (its width and height swap).
+SWAPS_SIDES = frozenset({5, 6, 7, 8})
+
+
+def orientation(img: Image.Image) -> int:
+    """The EXIF orientation of an opened image, 1-8; 1 when it has none, or a broken or unknown one (which
+    `normalise` does not apply either)."""
     try:
         value = int(img.getexif().get(_ORIENTATION_TAG, 1) or 1)
     except Exception:  # a broken EXIF block: nothing to apply
@@ -220,11 +226,11 @@ def normalise(img: Image.Image) -> tuple[Image.Image, tuple[str, ...]]:
     (comment, EXIF, profile) is emptied."""
     changes: list[str] = []
     icc = img.info.get("icc_profile")
-    orientation = _orientation(img)
-    if orientation != 1:
+    turn = orientation(img)
+    if turn != 1:
         # Transposed here rather than with ImageOps.exif_transpose, which also rewrites the EXIF block and fails on
         # a mistyped tag elsewhere in it (seen in the field); the metadata is dropped below anyway.
-        img = img.transpose(_UPRIGHT[orientation])
+        img = img.transpose(_UPRIGHT[turn])
         changes.append("orientation")
     if img.mode == "F" or str(img.mode).startswith("I"):
         img = _to_eight_bit_grey(img)
@@ -409,7 +415,7 @@ def _png_is_plain_8bit(data: bytes) -> bool:
 
 def _clean(img: Image.Image, mime: str, data: bytes) -> bool:
     """Can the bytes cross as they are, metadata aside: upright, sRGB or untagged, 8-bit RGB(A) JPEG or PNG."""
-    return _orientation(img) == 1 and _plain_pixels(img, mime, data)
+    return orientation(img) == 1 and _plain_pixels(img, mime, data)
 
 
 def _plain_pixels(img: Image.Image, mime: str, data: bytes) -> bool:
@@ -426,7 +432,7 @@ def turned_only(img: Image.Image, mime: str, data: bytes) -> int | None:
     """The EXIF orientation (1-8) of an image whose pixels `normalise` would only turn upright, if at all (sRGB or
     untagged, 8-bit RGB(A) JPEG or PNG), None for one it would convert: what lets the `local` provider decode a
     sideways camera JPEG with libvips and turn it there. `img` is `data` opened, not necessarily loaded."""
-    return _orientation(img) if _plain_pixels(img, mime, data) else None
+    return orientation(img) if _plain_pixels(img, mime, data) else None
 
 
 def left_alone(img: Image.Image, mime: str, data: bytes) -> bool:

@@ -84,9 +84,6 @@ def encode(img: Image.Image, fmt: str, quality: int) -> tuple[bytes, str]:
     return out.data, out.mime
 
 
-_SWAPS_SIDES = frozenset({5, 6, 7, 8})  # EXIF orientations whose upright image is the stored one turned sideways
-
-
 def upright_size(data: bytes) -> tuple[int, int] | None:
     """(width, height) of the image as `decode` returns it (EXIF orientation applied), from its header; None when
     Pillow cannot open it (`decode` then reports why)."""
@@ -99,11 +96,7 @@ def upright_size(data: bytes) -> tuple[int, int] | None:
 
 def _upright(img: Image.Image, size: tuple[int, int]) -> tuple[int, int]:
     """`size` as seen after `img`'s EXIF orientation is applied (or before: the swap is its own inverse)."""
-    try:
-        orientation = img.getexif().get(0x0112)
-    except Exception:  # a broken EXIF block: `normalise` applies nothing either
-        orientation = None
-    return (size[1], size[0]) if orientation in _SWAPS_SIDES else size
+    return (size[1], size[0]) if image_boundary.orientation(img) in image_boundary.SWAPS_SIDES else size
 
 
 def decode(data: bytes, min_size: tuple[int, int] | None = None) -> Image.Image:

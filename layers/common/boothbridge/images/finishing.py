@@ -54,7 +54,6 @@ DEFAULT_PAD_COLOR = "#ffffff"
 _REDUCING_GAP = 3.0  # Pillow reduces by an integer factor first while the scale is below 1/3: fast, no visible loss
 _MIME = {"jpeg": "image/jpeg", "png": "image/png"}
 _FORMAT_OF = {mime: fmt for fmt, mime in _MIME.items()}
-_SWAPS_SIDES = frozenset({5, 6, 7, 8})  # EXIF orientations that turn the stored image sideways
 
 FINISHING_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -162,7 +161,7 @@ def _decode(
     try:
         img = Image.open(io.BytesIO(data))
         icc = img.info.get("icc_profile") or None
-        swapped = _orientation(img) in _SWAPS_SIDES
+        swapped = image_boundary.orientation(img) in image_boundary.SWAPS_SIDES
         upright = (img.height, img.width) if swapped else img.size
         request = draft(upright) if img.format == "JPEG" else None
         if request is not None:
@@ -176,13 +175,6 @@ def _decode(
         raise FinishingError(code, f"the {what} cannot be decoded: {exc}") from exc
     # A profile the boundary converted from is not the pixels' profile any more: they are sRGB, written untagged.
     return pixels, (icc if "colour" not in changes else None), upright
-
-
-def _orientation(img: Image.Image) -> int:
-    try:
-        return int(img.getexif().get(0x0112, 1) or 1)
-    except Exception:  # a broken EXIF block: `normalise` applies nothing either
-        return 1
 
 
 Box = tuple[float, float, float, float]

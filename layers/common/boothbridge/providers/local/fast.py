@@ -8,9 +8,9 @@ on a camera-sized photo"). The output is the same as the Pillow path's: the geom
 full-size LANCZOS by well under one level on average, and the JPEG is written with the same quality tables and
 4:2:0 chroma, without metadata.
 
-A JPEG stored sideways (EXIF orientation 2-8: a camera held for a portrait) is decoded in its stored orientation
-at the reduced size, turned upright there (the orientation as Pillow reads it, so both paths agree), then resampled
-and cropped as an upright one: one decode, of the pixels needed.
+A JPEG stored sideways (EXIF orientation 2-8: a camera held for a portrait) is decoded and resampled in its stored
+orientation (to the upright target's sides swapped), then turned upright (the orientation as Pillow reads it, so
+both paths agree) and cropped as an upright one: one decode, of the pixels needed.
 
 Anything this path does not cover (PNG, non-sRGB, CMYK or grey JPEGs, pads, enlargements, PNG output) returns None,
 and so does any libvips failure (libvips is told to stop at the first libjpeg warning): the caller then takes the
@@ -48,7 +48,6 @@ _UPRIGHT_OPS: dict[int, tuple[str, ...]] = {
     7: ("rot270", "fliphor"),
     8: ("rot270",),
 }
-_SWAPS_SIDES = frozenset({5, 6, 7, 8})
 
 
 def _vips() -> ModuleType | None:
@@ -150,7 +149,7 @@ def _geometry(img: Image.Image, head: bytes) -> tuple[tuple[int, int], int] | No
     if orientation is None:
         return None
     w, h = img.size
-    return ((h, w) if orientation in _SWAPS_SIDES else (w, h)), orientation
+    return ((h, w) if orientation in image_boundary.SWAPS_SIDES else (w, h)), orientation
 
 
 def _execute(
@@ -175,7 +174,7 @@ def _execute(
         img = vips.Image.jpegload_buffer(source, **options)
     if plan.resample is not None:
         tw, th = plan.resample
-        stored = (th, tw) if orientation in _SWAPS_SIDES else (tw, th)
+        stored = (th, tw) if orientation in image_boundary.SWAPS_SIDES else (tw, th)
         if stored != (img.width, img.height):
             img = img.resize(stored[0] / img.width, vscale=stored[1] / img.height, kernel="lanczos3")
             if (img.width, img.height) != stored:  # a rounding libvips does differently: let Pillow do it
