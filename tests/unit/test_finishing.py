@@ -17,6 +17,7 @@ from boothbridge.images.finishing import (
     FINISHING_SCHEMA,
     Finishing,
     FinishingError,
+    _decode,
     finish_image,
     parse_finishing,
 )
@@ -160,6 +161,17 @@ def test_a_sideways_camera_jpeg_is_sized_upright() -> None:
     assert result.size == (200, 300)
     assert close_to(px(result, (100, 20)), (220, 20, 20), 12)
     assert close_to(px(result, (100, 280)), (20, 200, 20), 12)
+
+
+def test_a_camera_jpeg_with_further_images_is_draft_decoded_too() -> None:
+    """A JPEG with an MPF index of further images (a camera's preview) opens in Pillow as MPO: still a JPEG, decoded
+    at the reduced scale asked for (it was decoded whole: the twin of the local provider's decode, found in review)."""
+    out = io.BytesIO()
+    main = photo("chelsea").resize((1600, 1200))
+    main.save(out, "MPO", save_all=True, append_images=[photo("chelsea").resize((320, 240))], quality=90)
+    assert Image.open(io.BytesIO(out.getvalue())).format == "MPO"
+    pixels, _, upright = _decode(out.getvalue(), "image_unusable", lambda size: (size[0] // 4, size[1] // 4))
+    assert upright == (1600, 1200) and pixels.size == (400, 300)
 
 
 # ---- sharpen, overlay --------------------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from PIL import Image, ImageFilter
+from PIL.JpegImagePlugin import JpegImageFile
 
 from boothbridge.images import boundary as image_boundary
 from boothbridge.images.upload import sniff_mime
@@ -163,7 +164,8 @@ def _decode(
         icc = img.info.get("icc_profile") or None
         swapped = image_boundary.orientation(img) in image_boundary.SWAPS_SIDES
         upright = (img.height, img.width) if swapped else img.size
-        request = draft(upright) if img.format == "JPEG" else None
+        # A camera JPEG with an MPF index of further images opens as MPO: a JPEG still (as in `codec.decode`).
+        request = draft(upright) if isinstance(img, JpegImageFile) else None
         if request is not None:
             img.draft(img.mode, (request[1], request[0]) if swapped else request)
         img.load()
