@@ -78,3 +78,25 @@ def test_a_whole_file_without_a_readable_header_is_undecodable() -> None:
         header_info(b"\xff\xd8\xff\xe0garbage\xff\xd9", "image/jpeg", 4_000_000, whole=True)
     assert (refused.value.status, refused.value.code) == (422, "image_undecodable")
     assert header_info(b"\xff\xd8\xff\xe0garbage", "image/jpeg", 4_000_000, whole=False) is None
+
+
+def test_a_camera_jpeg_with_further_images_is_checked_at_one_eighth_scale(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A JPEG with an MPF index of further images (Pillow's MPO) is a JPEG: its check decodes it at 1/8 scale, as
+    every JPEG's (it was decoded whole; the twin of the local provider's decode, found in review)."""
+    from PIL.JpegImagePlugin import JpegImageFile
+
+    out = io.BytesIO()
+    Image.new("RGB", (1600, 1200), (90, 120, 150)).save(
+        out, "MPO", save_all=True, append_images=[Image.new("RGB", (320, 240))], quality=90
+    )
+    asked: list[tuple[int, int]] = []
+    draft = JpegImageFile.draft
+
+    def recorded(self: JpegImageFile, mode: str | None, size: tuple[int, int] | None) -> object:
+        asked.append(size or (0, 0))
+        return draft(self, mode, size)
+
+    monkeypatch.setattr(JpegImageFile, "draft", recorded)
+    info = inspect_image(out.getvalue(), ("image/jpeg",), 4_000_000)
+    assert (info.mime, info.width, info.height) == ("image/jpeg", 1600, 1200)
+    assert asked == [(200, 150)]

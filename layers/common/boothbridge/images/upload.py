@@ -17,6 +17,7 @@ import warnings
 from dataclasses import dataclass
 
 from PIL import Image
+from PIL.JpegImagePlugin import JpegImageFile
 
 from boothbridge.errors import AppError
 
@@ -145,7 +146,7 @@ def _decode_within_limit(data: bytes, max_pixels: int) -> tuple[int, int]:
                 width, height = img.size
                 if width * height > max_pixels:
                     raise _too_many_pixels(width, height, max_pixels)
-                if img.format == "JPEG":
+                if isinstance(img, JpegImageFile):  # an MPO (a JPEG with an MPF index of further images) too
                     # Decoding at 1/8 scale still walks every entropy-coded block, so truncation and
                     # corruption are caught at a fraction of the cost of a full-size decode.
                     img.draft("RGB", (max(width // 8, 1), max(height // 8, 1)))
